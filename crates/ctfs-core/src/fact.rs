@@ -1,0 +1,182 @@
+//! Fact ids and the borrowed view of a fact.
+
+use std::fmt;
+
+/// A 32-byte fact identifier. Usually BLAKE3 output; any 32 bytes are valid.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(transparent)]
+pub struct FactId(pub [u8; 32]);
+
+impl FactId {
+    pub const LEN: usize = 32;
+
+    /// Copies an id out of a slice; `None` unless it is exactly 32 bytes.
+    #[inline]
+    pub fn from_slice(bytes: &[u8]) -> Option<FactId> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(FactId(arr))
+    }
+
+    #[inline(always)]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Reinterprets packed ids (`n * 32` bytes) as a slice of ids, without
+    /// copying. `None` when the length is not a multiple of 32.
+    #[inline]
+    pub fn slice_from_bytes(bytes: &[u8]) -> Option<&[FactId]> {
+        if bytes.len() % Self::LEN != 0 {
+            return None;
+        }
+        // SAFETY: FactId is repr(transparent) over [u8; 32], whose alignment is
+        // 1, so any byte pointer is suitably aligned, and the length is an
+        // exact multiple of the element size. The lifetime is the input's.
+        Some(unsafe {
+            std::slice::from_raw_parts(bytes.as_ptr() as *const FactId, bytes.len() / Self::LEN)
+        })
+    }
+
+    /// Views a slice of ids as packed bytes.
+    #[inline]
+    pub fn slice_as_bytes(ids: &[FactId]) -> &[u8] {
+        // SAFETY: see `slice_from_bytes`; the reverse cast of the same layout.
+        unsafe { std::slice::from_raw_parts(ids.as_ptr() as *const u8, std::mem::size_of_val(ids)) }
+    }
+
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+impl fmt::Debug for FactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FactId({})", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for FactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl From<[u8; 32]> for FactId {
+    fn from(v: [u8; 32]) -> Self {
+        FactId(v)
+    }
+}
+
+/// A fact as the kernel sees it during admission: everything borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Fact<'a> {
+    pub id: &'a FactId,
+    pub deps: &'a [FactId],
+    pub payload: &'a [u8],
+}
+
+/// Derives fresh, unique fact ids with keyed BLAKE3.
+///
+/// `id = BLAKE3_keyed(key, counter ‖ dep count ‖ deps ‖ payload)`. The key is
+/// 32 random bytes drawn when the deriver is made, so two kernels (or two runs
+/// of one) never derive the same id, and the counter makes two admissions of
+/// an identical payload two distinct facts. The id still commits to the
+/// fact's content: changing a dependency or a payload byte changes the id.
+#[derive(Clone)]
+pub struct IdDeriver {
+    key: [u8; 32],
+    counter: u64,
+}
+
+impl IdDeriver {
+    pub fn new() -> Self {
+        let mut key = [0u8; 32];
+        if getrandom::fill(&mut key).is_err() {
+            // No OS entropy: fall back to per-process randomness. Ids remain
+            // unique within this deriver thanks to the counter.
+            for chunk in key.chunks_mut(8) {
+                chunk.copy_from_slice(&crate::hash::random_seed().to_le_bytes());
+            }
+        }
+        IdDeriver { key, counter: 0 }
+    }
+
+    /// A deriver with a fixed key, for reproducible tests.
+    pub fn with_key(key: [u8; 32]) -> Self {
+        IdDeriver { key, counter: 0 }
+    }
+
+    /// The id the next call to [`IdDeriver::advance`] would commit to.
+    #[inline]
+    pub fn peek(&self, deps: &[FactId], payload: &[u8]) -> FactId {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(&self.counter.to_le_bytes());
+        h.update(&(deps.len() as u32).to_le_bytes());
+        h.update(FactId::slice_as_bytes(deps));
+        h.update(payload);
+        FactId(*h.finalize().as_bytes())
+    }
+
+    /// Moves past the id returned by the last `peek` (call after a commit).
+    #[inline]
+    pub fn advance(&mut self) {
+        self.counter += 1;
+    }
+}
+
+impl Default for IdDeriver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_round_trip() {
+        let bytes: Vec<u8> = (0..96).map(|i| i as u8).collect();
+        let ids = FactId::slice_from_bytes(&bytes).unwrap();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[1].0[0], 32);
+        assert_eq!(FactId::slice_as_bytes(ids), &bytes[..]);
+        assert!(FactId::slice_from_bytes(&bytes[..95]).is_none());
+        assert_eq!(FactId::slice_from_bytes(&[]).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn identical_payloads_get_distinct_ids() {
+        let mut d = IdDeriver::with_key([9; 32]);
+        let a = d.peek(&[], b"same");
+        d.advance();
+        let b = d.peek(&[], b"same");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn derived_ids_commit_to_content() {
+        let d = IdDeriver::with_key([9; 32]);
+        let dep = FactId([1; 32]);
+        assert_ne!(d.peek(&[], b"x"), d.peek(&[], b"y"));
+        assert_ne!(d.peek(&[], b"x"), d.peek(&[dep], b"x"));
+    }
+
+    #[test]
+    fn two_derivers_differ() {
+        let a = IdDeriver::new().peek(&[], b"p");
+        let b = IdDeriver::new().peek(&[], b"p");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn from_slice_checks_length() {
+        assert!(FactId::from_slice(&[0; 31]).is_none());
+        assert!(FactId::from_slice(&[0; 33]).is_none());
+        assert_eq!(FactId::from_slice(&[7; 32]), Some(FactId([7; 32])));
+    }
+}

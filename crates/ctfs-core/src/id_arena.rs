@@ -1,0 +1,93 @@
+//! Append-only storage of fact ids in admission order.
+//!
+//! Ids live in chunks of 32,768 (1 MiB). The first chunk grows by doubling so
+//! a small kernel (one tenant among thousands) stays small; later chunks are
+//! allocated at full size once, so growth never copies and the slack is at
+//! most one chunk. An id's *ordinal* (u32) is its position in this arena.
+
+use crate::fact::FactId;
+
+const CHUNK_BITS: u32 = 15;
+const CHUNK: usize = 1 << CHUNK_BITS;
+const CHUNK_MASK: u32 = (CHUNK as u32) - 1;
+
+#[derive(Clone, Default)]
+pub struct IdArena {
+    chunks: Vec<Vec<FactId>>,
+    len: usize,
+}
+
+impl IdArena {
+    pub fn new() -> Self {
+        IdArena { chunks: Vec::new(), len: 0 }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends an id and returns its ordinal.
+    #[inline]
+    pub fn push(&mut self, id: FactId) -> u32 {
+        let ord = self.len as u32;
+        let chunk = (ord >> CHUNK_BITS) as usize;
+        if chunk == self.chunks.len() {
+            let cap = if chunk == 0 { 16 } else { CHUNK };
+            self.chunks.push(Vec::with_capacity(cap));
+        }
+        // Only the first chunk may reallocate (doubling up to CHUNK).
+        self.chunks[chunk].push(id);
+        self.len += 1;
+        ord
+    }
+
+    /// The id at `ord`. Panics when out of range: ordinals come from `push`.
+    #[inline(always)]
+    pub fn get(&self, ord: u32) -> &FactId {
+        &self.chunks[(ord >> CHUNK_BITS) as usize][(ord & CHUNK_MASK) as usize]
+    }
+
+    /// Linear search, newest first (used while an index is not yet built).
+    pub fn contains_linear(&self, id: &FactId) -> bool {
+        self.chunks.iter().rev().any(|c| c.iter().rev().any(|x| x == id))
+    }
+
+    /// Ids in admission order.
+    pub fn iter(&self) -> impl Iterator<Item = &FactId> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// Heap bytes held (capacity, not length).
+    pub fn memory_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity() * FactId::LEN).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<FactId>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_get_across_chunks() {
+        let mut a = IdArena::new();
+        for i in 0..(CHUNK as u32 * 2 + 5) {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(a.push(FactId(b)), i);
+        }
+        for i in [0u32, 1, CHUNK as u32 - 1, CHUNK as u32, CHUNK as u32 * 2 + 4] {
+            assert_eq!(&a.get(i).0[..4], &i.to_le_bytes());
+        }
+        assert_eq!(a.iter().count(), a.len());
+        assert!(a.contains_linear(a.get(7)));
+        // Only the first chunk over-allocates; full chunks carry no slack.
+        assert!(a.memory_bytes() <= (a.len() + CHUNK) * 32 + 1024);
+    }
+}

@@ -1,0 +1,5 @@
+//! Built-in invariants.
+
+pub mod total_supply;
+
+pub use total_supply::TotalSupply;
