@@ -1,1 +1,21 @@
+//! N-API binding of ctfs: thin glue between JavaScript and `ctfs-core`.
+//!
+//! Conventions:
+//! * hot-path calls take borrowed byte slices (`&[u8]`, no copies, no owned
+//!   Buffers) and return a numeric status (`ErrorCode`, 0 = admitted); the
+//!   TypeScript layer turns a non-zero status into a `CtfsError`, fetching
+//!   the details with `lastError()` only on that error path;
+//! * every method is `catch_unwind`: a Rust panic becomes a JS exception,
+//!   never an abort of the host process.
 
+mod config;
+mod floor;
+mod kernel;
+
+use napi_derive::napi;
+
+/// The stable error code strings, indexed by status number.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    ctfs_core::ErrorCode::ALL.iter().map(|c| c.as_str()).collect()
+}

@@ -20,6 +20,7 @@
 //! most recent facts, and the [`ExactIndex`] is the ground truth (growable, no
 //! horizon). Only [`CausalityMode::Bloom`] lets the Bloom clock judge alone.
 
+pub mod batch;
 pub mod bloom;
 pub mod conflict;
 pub mod error;

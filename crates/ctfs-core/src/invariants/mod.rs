@@ -1,5 +1,7 @@
 //! Built-in invariants.
 
+pub mod builtin;
 pub mod total_supply;
 
+pub use builtin::Builtin;
 pub use total_supply::TotalSupply;

@@ -1,0 +1,194 @@
+//! The packed batch format: many facts in one byte buffer, so that one call
+//! (one N-API crossing) admits a thousand facts.
+//!
+//! ```text
+//! record := flags:u8  reserved:u8  dep_count:u16le  payload_len:u32le
+//!           id:[u8;32]  deps:[u8;32 * dep_count]  payload:[u8; payload_len]
+//! flags bit 0: the id field holds the caller's id; otherwise the kernel
+//!              derives one, writes it into the id field and sets bit 0, so
+//!              a retry of the same batch is refused as duplicates instead of
+//!              admitting every fact a second time.
+//! ```
+//!
+//! Records are admitted in order, each on its own (a refused record does not
+//! stop the batch), so record *n* may depend on record *m < n*. A record whose
+//! header runs past the buffer is `MALFORMED_FACT` and ends the batch.
+
+use crate::error::{AdmitError, ErrorCode};
+use crate::fact::FactId;
+use crate::invariant::Invariant;
+use crate::kernel::Kernel;
+
+pub const HEADER_LEN: usize = 8;
+pub const FLAG_HAS_ID: u8 = 1;
+
+/// Offsets of one record inside the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordLayout {
+    pub start: usize,
+    pub has_id: bool,
+    pub id: usize,
+    pub deps: usize,
+    pub dep_count: usize,
+    pub payload: usize,
+    pub payload_len: usize,
+    pub end: usize,
+}
+
+/// Parses the record at `start`. `Err` carries the reason it is malformed.
+pub fn parse_record(buf: &[u8], start: usize) -> Result<RecordLayout, &'static str> {
+    let header = buf.get(start..start + HEADER_LEN).ok_or("batch record header runs past the end of the buffer")?;
+    let flags = header[0];
+    if flags & !FLAG_HAS_ID != 0 || header[1] != 0 {
+        return Err("batch record has unknown flag bits set");
+    }
+    let dep_count = u16::from_le_bytes([header[2], header[3]]) as usize;
+    let payload_len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let id = start + HEADER_LEN;
+    let deps = id + FactId::LEN;
+    let payload = deps + dep_count * FactId::LEN;
+    let end = payload.checked_add(payload_len).ok_or("batch record length overflows")?;
+    if end > buf.len() {
+        return Err("batch record runs past the end of the buffer");
+    }
+    Ok(RecordLayout { start, has_id: flags & FLAG_HAS_ID != 0, id, deps, dep_count, payload, payload_len, end })
+}
+
+/// Appends one record to `out` (used by Rust callers and tests; the JS side
+/// has its own writer producing the same bytes).
+pub fn encode_record(out: &mut Vec<u8>, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) {
+    out.push(if id.is_some() { FLAG_HAS_ID } else { 0 });
+    out.push(0);
+    out.extend_from_slice(&(deps.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&id.copied().unwrap_or_default().0);
+    out.extend_from_slice(FactId::slice_as_bytes(deps));
+    out.extend_from_slice(payload);
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Records read (admitted or refused), at most `results.len()`.
+    pub records: usize,
+    pub admitted: usize,
+}
+
+/// Admits every record of `buf` in order; `results[i]` receives the
+/// [`ErrorCode`] of record `i` (0 = admitted) and derived ids are written
+/// into their record's id field. `on_error` sees each refusal in detail.
+pub fn admit_packed<I: Invariant>(
+    kernel: &mut Kernel<I>,
+    buf: &mut [u8],
+    results: &mut [u8],
+    mut on_error: impl FnMut(usize, AdmitError),
+) -> BatchSummary {
+    let mut summary = BatchSummary::default();
+    let mut pos = 0;
+    while pos < buf.len() && summary.records < results.len() {
+        let i = summary.records;
+        summary.records += 1;
+        let rec = match parse_record(buf, pos) {
+            Ok(r) => r,
+            Err(reason) => {
+                results[i] = ErrorCode::MalformedFact as u8;
+                on_error(i, AdmitError::malformed(reason));
+                break;
+            }
+        };
+        pos = rec.end;
+        let (head, payload) = buf[rec.start..rec.end].split_at_mut(rec.payload - rec.start);
+        let (idf, deps) = head[HEADER_LEN..].split_at_mut(FactId::LEN);
+        let deps = FactId::slice_from_bytes(deps).unwrap_or(&[]);
+        let outcome = if rec.has_id {
+            let id = FactId::from_slice(idf).unwrap_or_default();
+            kernel.admit(&id, deps, payload)
+        } else {
+            kernel.admit_derived(deps, payload).map(|id| idf.copy_from_slice(&id.0))
+        };
+        if outcome.is_ok() {
+            head[0] |= FLAG_HAS_ID;
+        }
+        match outcome {
+            Ok(()) => {
+                results[i] = 0;
+                summary.admitted += 1;
+            }
+            Err(e) => {
+                results[i] = e.code() as u8;
+                on_error(i, e);
+            }
+        }
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::TotalSupply;
+    use crate::kernel::CausalityMode;
+
+    fn id(n: u8) -> FactId {
+        FactId([n; 32])
+    }
+
+    #[test]
+    fn admits_in_order_with_per_record_results() {
+        let mut k = Kernel::new(TotalSupply::new(0, 0, 100).unwrap(), CausalityMode::Exact);
+        let mut buf = Vec::new();
+        encode_record(&mut buf, Some(&id(1)), &[], &TotalSupply::payload(10));
+        encode_record(&mut buf, Some(&id(2)), &[id(1)], &TotalSupply::payload(5));
+        encode_record(&mut buf, Some(&id(3)), &[id(9)], &TotalSupply::payload(5));
+        encode_record(&mut buf, None, &[id(2)], &TotalSupply::payload(-500));
+        encode_record(&mut buf, None, &[id(2)], &TotalSupply::payload(-15));
+        encode_record(&mut buf, Some(&id(1)), &[], &TotalSupply::payload(1));
+        let mut results = [0xffu8; 6];
+        let mut errors = Vec::new();
+        let s = admit_packed(&mut k, &mut buf, &mut results, |i, e| errors.push((i, e.code())));
+        assert_eq!(s, BatchSummary { records: 6, admitted: 3 });
+        assert_eq!(results, [0, 0, 2, 3, 0, 1]);
+        assert_eq!(errors.len(), 3);
+        assert_eq!(TotalSupply::read(k.state()).balance, 0);
+        // The derived id of record 4 was written back and is admitted.
+        let r4 = {
+            let mut p = 0;
+            for _ in 0..4 {
+                p = parse_record(&buf, p).unwrap().end;
+            }
+            parse_record(&buf, p).unwrap()
+        };
+        let derived = FactId::from_slice(&buf[r4.id..r4.id + 32]).unwrap();
+        assert_ne!(derived, FactId::default());
+        assert_eq!(k.contains(&derived), crate::kernel::Containment::Yes);
+        // Retrying the whole batch admits nothing twice.
+        let mut again = [0xffu8; 6];
+        let s = admit_packed(&mut k, &mut buf, &mut again, |_, _| {});
+        assert_eq!(s.admitted, 0);
+        assert_eq!(again, [1, 1, 2, 3, 1, 1]);
+    }
+
+    #[test]
+    fn truncated_record_is_malformed_and_stops() {
+        let mut k = Kernel::new(TotalSupply::unbounded(0), CausalityMode::Exact);
+        let mut buf = Vec::new();
+        encode_record(&mut buf, Some(&id(1)), &[], &TotalSupply::payload(1));
+        encode_record(&mut buf, Some(&id(2)), &[], &TotalSupply::payload(1));
+        buf.truncate(buf.len() - 3);
+        let mut results = [0xffu8; 4];
+        let s = admit_packed(&mut k, &mut buf, &mut results, |_, _| {});
+        assert_eq!(s, BatchSummary { records: 2, admitted: 1 });
+        assert_eq!(results[1], ErrorCode::MalformedFact as u8);
+        assert_eq!(k.len(), 1);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut k = Kernel::new(TotalSupply::unbounded(0), CausalityMode::Exact);
+        let mut x = 99u64;
+        for len in 0..600 {
+            let mut buf: Vec<u8> = (0..len).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+            let mut results = [0u8; 16];
+            admit_packed(&mut k, &mut buf, &mut results, |_, _| {});
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import type { FactId } from './fact-id.ts'
+
+/**
+ * Stable error codes. The position in this list is the numeric status the
+ * native layer returns; never reorder, only append.
+ */
+export const ERROR_CODES = [
+  'OK',
+  'DUPLICATE_FACT',
+  'CAUSALITY_VIOLATION',
+  'INVARIANT_VIOLATION',
+  'MALFORMED_FACT',
+  'PAYLOAD_TOO_LARGE',
+  'CAUSAL_HORIZON_EXCEEDED',
+  'REQUIRES_COORDINATION',
+  'DUPLICATE_ELEMENT',
+  'BUFFER_FULL',
+] as const
+
+/** The `code` of a {@link CtfsError}. */
+export type CtfsErrorCode = Exclude<(typeof ERROR_CODES)[number], 'OK'>
+
+/** Extra facts about a refusal, where the kernel knows them. */
+export interface CtfsErrorDetails {
+  /** The id of the refused fact (derived ids included). */
+  factId?: FactId
+  /** For `CAUSALITY_VIOLATION`: the dependency that was not admitted. */
+  missing?: FactId
+  /** For `CAUSALITY_VIOLATION`: its position in `deps`. */
+  depIndex?: number
+}
+
+/**
+ * Every refusal by the kernel. `code` is stable and documented; `message`
+ * says what happened and what to do. A refused fact changes nothing.
+ *
+ * @example
+ * try { k.admit(supply.delta(-5000n)) }
+ * catch (e) { if (e instanceof CtfsError && e.code === 'INVARIANT_VIOLATION') ... }
+ */
+export class CtfsError extends Error {
+  readonly code: CtfsErrorCode
+  readonly factId?: FactId
+  readonly missing?: FactId
+  readonly depIndex?: number
+
+  constructor(code: CtfsErrorCode, message: string, details: CtfsErrorDetails = {}) {
+    super(message)
+    this.name = 'CtfsError'
+    this.code = code
+    if (details.factId !== undefined) this.factId = details.factId
+    if (details.missing !== undefined) this.missing = details.missing
+    if (details.depIndex !== undefined) this.depIndex = details.depIndex
+  }
+}
+
+/** True for a {@link CtfsError}, optionally of one code. */
+export function isCtfsError(e: unknown, code?: CtfsErrorCode): e is CtfsError {
+  return e instanceof CtfsError && (code === undefined || e.code === code)
+}
+
+/** A TypeError with Node's `ERR_INVALID_ARG_TYPE` code. */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  const err = new TypeError(`${name} must be ${expected}; got ${describe(actual)}`)
+  return Object.assign(err, { code: 'ERR_INVALID_ARG_TYPE' as const })
+}
+
+/** A RangeError with Node's `ERR_OUT_OF_RANGE` code. */
+export function outOfRange(name: string, expected: string, actual: unknown): RangeError {
+  const err = new RangeError(`${name} must be ${expected}; got ${describe(actual)}`)
+  return Object.assign(err, { code: 'ERR_OUT_OF_RANGE' as const })
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`
+  if (Array.isArray(v)) return `an array of ${v.length}`
+  switch (typeof v) {
+    case 'string':
+      return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return `${typeof v} ${String(v)}${typeof v === 'bigint' ? 'n' : ''}`
+    case 'undefined':
+      return 'undefined'
+    case 'function':
+      return 'a function'
+    default:
+      return `an object (${Object.prototype.toString.call(v)})`
+  }
+}

@@ -1,0 +1,57 @@
+import { invalidArgType, outOfRange } from './errors.ts'
+
+/** A fact id: exactly 32 bytes. */
+export type FactId = Uint8Array
+
+/** Length of a {@link FactId} in bytes. */
+export const FACT_ID_BYTES = 32
+
+/** Throws TypeError / RangeError unless `id` is a 32-byte Uint8Array. */
+export function checkFactId(id: unknown, name = 'id'): asserts id is FactId {
+  if (!(id instanceof Uint8Array)) throw invalidArgType(name, 'a 32-byte Uint8Array', id)
+  if (id.length !== FACT_ID_BYTES) throw outOfRange(name, 'exactly 32 bytes long', id)
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+/** Lower-case hex of an id (64 characters). */
+export function factIdToHex(id: FactId): string {
+  checkFactId(id)
+  let s = ''
+  for (let i = 0; i < 32; i++) s += HEX[id[i]!]
+  return s
+}
+
+/** Parses 64 hex characters into an id. */
+export function factIdFromHex(hex: string): FactId {
+  if (typeof hex !== 'string') throw invalidArgType('hex', 'a string of 64 hex digits', hex)
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw outOfRange('hex', '64 hex digits', hex)
+  const out = new Uint8Array(32)
+  for (let i = 0; i < 32; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16)
+  return out
+}
+
+/** Byte-wise unsigned order of ids; the deterministic conflict order. */
+export function compareFactIds(a: FactId, b: FactId): number {
+  checkFactId(a, 'a')
+  checkFactId(b, 'b')
+  for (let i = 0; i < 32; i++) {
+    if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1
+  }
+  return 0
+}
+
+/**
+ * The winner of a conflict: the lowest id. Every replica picks the same one,
+ * whatever the arrival order. `undefined` for an empty list.
+ */
+export function lowestFactId(ids: Iterable<FactId>): FactId | undefined {
+  let best: FactId | undefined
+  for (const id of ids) if (best === undefined || compareFactIds(id, best) < 0) best = id
+  return best
+}
+
+/** True when both ids hold the same 32 bytes. */
+export function factIdEquals(a: FactId, b: FactId): boolean {
+  return compareFactIds(a, b) === 0
+}

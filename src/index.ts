@@ -1,0 +1,31 @@
+/**
+ * ctfs — coordination-free distributed state for Node.js, with a Rust core.
+ *
+ * @packageDocumentation
+ */
+export { Kernel, Tenant, Domain, BatchResult } from './kernel.ts'
+export type {
+  KernelOptions,
+  CausalityMode,
+  AdmitOptions,
+  FactInput,
+  Frontier,
+  KernelView,
+  KernelStats,
+  Requirement,
+} from './kernel.ts'
+export { FactBatch } from './batch.ts'
+export { CtfsError, isCtfsError, ERROR_CODES } from './errors.ts'
+export type { CtfsErrorCode, CtfsErrorDetails } from './errors.ts'
+export {
+  FACT_ID_BYTES,
+  checkFactId,
+  compareFactIds,
+  factIdEquals,
+  factIdFromHex,
+  factIdToHex,
+  lowestFactId,
+} from './fact-id.ts'
+export type { FactId } from './fact-id.ts'
+export * as invariants from './invariants/index.ts'
+export type { AlgebraicClass, Coordination, InvariantSpec, StateOf, SupplyState, TotalSupply } from './invariants/index.ts'

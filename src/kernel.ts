@@ -1,0 +1,427 @@
+import { FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
+import { CtfsError, ERROR_CODES, invalidArgType, outOfRange, type CtfsErrorCode } from './errors.ts'
+import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
+import type { AlgebraicClass, Coordination, InvariantSpec, StateOf } from './invariants/types.ts'
+import { native, type NativeError, type NativeFrontier, type NativeKernel } from './native.ts'
+
+export type { AdmitOptions, FactInput } from './batch.ts'
+
+/**
+ * How the kernel decides that a dependency was admitted:
+ * - `'exact'` (default): Bloom clock as a fast negative filter, exact index
+ *   as the judge. No false admissions, no horizon; ~44 bytes per fact.
+ * - `'bloom'`: Bloom clock only. Constant memory but **probabilistic**: once
+ *   the 512-bit clock fills up (a few hundred facts) a missing dependency can
+ *   pass, and a new id can be refused as a duplicate.
+ * - `'escalating'`: exact from the first fact; keeps a cheap id list while
+ *   the Bloom clock is sparse, and builds the exact index once its
+ *   saturation passes `escalationThreshold` (default 0.4).
+ */
+export type CausalityMode = 'bloom' | 'exact' | 'escalating'
+
+/** Options of `new Kernel(...)`. */
+export interface KernelOptions<I extends InvariantSpec> {
+  /** The invariant guarding the state, e.g. `invariants.totalSupply(...)`. */
+  invariant: I
+  /** Default `'exact'`. */
+  causality?: CausalityMode
+  /** Escalating mode: Bloom saturation (0..1, exclusive) that triggers the exact index. Default 0.4. */
+  escalationThreshold?: number
+  /** Largest payload in bytes (default 65,536; at most 16 MiB). */
+  maxPayloadBytes?: number
+  /** Most dependencies per fact (default 256; at most 65,535). */
+  maxDeps?: number
+  /**
+   * Most facts tracked. Past it the kernel refuses with
+   * `CAUSAL_HORIZON_EXCEEDED` rather than forget (default 2^32 - 2).
+   */
+  maxFacts?: number
+}
+
+/** What a kernel has admitted, summarised. */
+export interface Frontier {
+  /** The 512-bit Bloom clock (64 bytes). */
+  clock: Uint8Array
+  /** Facts admitted. */
+  count: number
+  /** Order-independent 256-bit digest of the admitted ids. */
+  digest: Uint8Array
+  /** Up to 16 newest ids, newest first. */
+  recent: FactId[]
+}
+
+/** A consistent view returned by {@link Domain.query}. */
+export interface KernelView<S> {
+  /** State bytes (64). */
+  state: Uint8Array
+  /** The state decoded by the invariant. */
+  value: S
+  frontier: Frontier
+}
+
+/** What {@link Domain.query} waits for. */
+export type Requirement =
+  | { clock: Uint8Array; facts?: undefined }
+  | { facts: readonly FactId[]; clock?: undefined }
+
+export interface KernelStats {
+  admitted: number
+  /** Refusals by code. */
+  rejected: Record<CtfsErrorCode, number>
+  bloom: {
+    popcount: number
+    saturation: number
+    /** Chance that an id never admitted passes the Bloom filter now. */
+    falsePositiveRate: number
+  }
+  /** Ids tracked exactly (0 in bloom mode). */
+  tracked: number
+  /** Heap bytes of the exact index (table + ids). */
+  indexBytes: number
+  /** indexBytes / tracked (0 when nothing is tracked). */
+  bytesPerFact: number
+  /** Escalating mode: whether the exact index has been built... */
+  escalated: boolean
+  /** ...and at which fact count. */
+  escalatedAt: number | null
+}
+
+/** The outcome of {@link Domain.admitBatch}. */
+export class BatchResult {
+  /** Facts admitted. */
+  readonly admitted: number
+  /** Facts refused. */
+  readonly refused: number
+  readonly #status: Uint8Array
+  readonly #batch: FactBatch
+  readonly #details: () => Array<{ index: number; error: NativeError }>
+  #errors?: Array<{ index: number; error: CtfsError }>
+
+  /** @internal */
+  constructor(status: Uint8Array, batch: FactBatch, details: () => Array<{ index: number; error: NativeError }>) {
+    this.#status = status
+    this.#batch = batch
+    this.#details = details
+    let admitted = 0
+    for (let i = 0; i < status.length; i++) if (status[i] === 0) admitted++
+    this.admitted = admitted
+    this.refused = status.length - admitted
+  }
+
+  /** Facts read from the batch. */
+  get length(): number {
+    return this.#status.length
+  }
+
+  /** Whether fact `index` was admitted. */
+  ok(index: number): boolean {
+    return this.#status[index] === 0
+  }
+
+  /** The refusal code of fact `index`, or `undefined` if it was admitted. */
+  code(index: number): CtfsErrorCode | undefined {
+    const s = this.#status[index]
+    return s === 0 || s === undefined ? undefined : (ERROR_CODES[s] as CtfsErrorCode)
+  }
+
+  /** The id of fact `index` (derived ids included), if it has one. */
+  id(index: number): FactId | undefined {
+    return this.#batch.id(index)
+  }
+
+  /** Every refusal, with its full error. */
+  get errors(): ReadonlyArray<{ index: number; error: CtfsError }> {
+    this.#errors ??= this.refused === 0 ? [] : this.#details().map((e) => ({ index: e.index, error: toCtfsError(e.error) }))
+    return this.#errors
+  }
+}
+
+const EMPTY: Uint8Array = new Uint8Array(0)
+const CAUSALITY_MODES: readonly CausalityMode[] = ['bloom', 'exact', 'escalating']
+
+function toCtfsError(e: NativeError): CtfsError {
+  return new CtfsError(e.code as CtfsErrorCode, e.message, {
+    ...(e.factId ? { factId: new Uint8Array(e.factId) } : {}),
+    ...(e.missing ? { missing: new Uint8Array(e.missing) } : {}),
+    ...(e.depIndex !== undefined ? { depIndex: e.depIndex } : {}),
+  })
+}
+
+function toFrontier(f: NativeFrontier): Frontier {
+  const recent: FactId[] = []
+  for (let i = 0; i < f.recent.length; i += FACT_ID_BYTES) recent.push(new Uint8Array(f.recent.subarray(i, i + FACT_ID_BYTES)))
+  return { clock: new Uint8Array(f.clock), count: f.count, digest: new Uint8Array(f.digest), recent }
+}
+
+function checkLimit(v: unknown, name: string, max: number): void {
+  if (v === undefined) return
+  if (typeof v !== 'number') throw invalidArgType(name, 'a number', v)
+  if (!Number.isInteger(v) || v < 1 || v > max) throw outOfRange(name, `an integer in [1, ${max}]`, v)
+}
+
+/**
+ * One causal domain: a state, a clock and an index. A {@link Kernel} is a
+ * domain; `kernel.tenant(name)` returns more, isolated from each other.
+ */
+export class Domain<I extends InvariantSpec> {
+  /** The invariant guarding this domain. */
+  readonly invariant: I
+  readonly #native: NativeKernel
+  readonly #domain: number
+  readonly #maxDeps: number
+  readonly #out = new Uint8Array(FACT_ID_BYTES)
+  #depScratch: Uint8Array = EMPTY
+
+  /** @internal */
+  protected constructor(nativeKernel: NativeKernel, domain: number, invariant: I, maxDeps: number) {
+    this.#native = nativeKernel
+    this.#domain = domain
+    this.invariant = invariant
+    this.#maxDeps = maxDeps
+  }
+
+  /**
+   * Admits one fact and returns its id (the given one, or a derived one).
+   * Throws {@link CtfsError} when refused; a refused fact changes nothing.
+   *
+   * @param payload the bytes the invariant interprets (e.g. `supply.delta(5n)`)
+   * @throws CtfsError `DUPLICATE_FACT`, `CAUSALITY_VIOLATION`, `INVARIANT_VIOLATION`,
+   *   `MALFORMED_FACT`, `PAYLOAD_TOO_LARGE`, `CAUSAL_HORIZON_EXCEEDED`
+   * @throws TypeError / RangeError for arguments of the wrong type or length
+   */
+  admit(payload: Uint8Array, options?: AdmitOptions): FactId {
+    if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)
+    let deps = EMPTY
+    let id: FactId | undefined
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+      id = options.id
+      if (id !== undefined) checkFactId(id, 'options.id')
+      if (options.deps !== undefined) deps = this.#packDeps(options.deps)
+    }
+    if (id !== undefined) {
+      const status = this.#native.admitWithId(this.#domain, id, payload, deps)
+      if (status !== 0) throw this.#lastError()
+      return id
+    }
+    const status = this.#native.admitDerived(this.#domain, this.#out, payload, deps)
+    if (status !== 0) throw this.#lastError()
+    return this.#out.slice()
+  }
+
+  /**
+   * Admits many facts in one native call. Each fact is admitted or refused on
+   * its own, in order; nothing throws for a refused fact — inspect the result.
+   */
+  admitBatch(batch: FactBatch | readonly FactInput[]): BatchResult {
+    let b: FactBatch
+    if (batch instanceof FactBatch) b = batch
+    else if (Array.isArray(batch)) {
+      b = new FactBatch()
+      for (let i = 0; i < batch.length; i++) {
+        const f = batch[i] as FactInput
+        if (typeof f !== 'object' || f === null) throw invalidArgType(`batch[${i}]`, 'a fact object', f)
+        b.add(f.payload, f)
+      }
+    } else throw invalidArgType('batch', 'a FactBatch or an array of facts', batch)
+    const status = new Uint8Array(b.length)
+    const read = this.#native.admitBatch(this.#domain, b.packed, status)
+    const nk = this.#native
+    return new BatchResult(read === status.length ? status : status.subarray(0, read), b, () => nk.batchErrors())
+  }
+
+  /** A copy of the state bytes (64). Decode with `invariant.read(state)` or {@link read}. */
+  get state(): Uint8Array {
+    return new Uint8Array(this.#native.state(this.#domain))
+  }
+
+  /** The state, decoded by the invariant. */
+  read(): StateOf<I> {
+    return this.invariant.read(this.state) as StateOf<I>
+  }
+
+  /** The 64-byte Bloom clock. */
+  get clock(): Uint8Array {
+    return this.frontier.clock
+  }
+
+  get frontier(): Frontier {
+    return toFrontier(this.#native.frontier(this.#domain))
+  }
+
+  /**
+   * `'yes'` / `'no'` whether `id` was admitted; `'maybe'` in bloom mode when
+   * the clock cannot tell.
+   */
+  contains(id: FactId): 'yes' | 'no' | 'maybe' {
+    checkFactId(id)
+    const r = this.#native.contains(this.#domain, id)
+    return r === 1 ? 'yes' : r === 2 ? 'maybe' : 'no'
+  }
+
+  /**
+   * A consistent view (state + frontier) once `required` is met, else `null`.
+   * `{ facts }` is exact in exact modes; `{ clock }` (a 64-byte Bloom clock,
+   * e.g. another replica's) is a probabilistic superset test.
+   */
+  query(required: Requirement): KernelView<StateOf<I>> | null {
+    if (typeof required !== 'object' || required === null) {
+      throw invalidArgType('required', 'an object { facts } or { clock }', required)
+    }
+    let v
+    if (required.facts !== undefined) {
+      v = this.#native.queryFacts(this.#domain, this.#packIds(required.facts, 'required.facts'))
+    } else if (required.clock !== undefined) {
+      if (!(required.clock instanceof Uint8Array)) throw invalidArgType('required.clock', 'a 64-byte Uint8Array', required.clock)
+      if (required.clock.length !== 64) throw outOfRange('required.clock', '64 bytes', required.clock)
+      v = this.#native.queryClock(this.#domain, required.clock)
+    } else throw invalidArgType('required', 'an object { facts } or { clock }', required)
+    if (v === null || v === undefined) return null
+    const state = new Uint8Array(v.state)
+    return { state, value: this.invariant.read(state) as StateOf<I>, frontier: toFrontier(v.frontier) }
+  }
+
+  get stats(): KernelStats {
+    const s = this.#native.stats(this.#domain)
+    const rejected = {} as Record<CtfsErrorCode, number>
+    for (let i = 1; i < ERROR_CODES.length; i++) rejected[ERROR_CODES[i] as CtfsErrorCode] = s.rejected[i] ?? 0
+    return {
+      admitted: s.admitted,
+      rejected,
+      bloom: { popcount: s.bloomPopcount, saturation: s.bloomSaturation, falsePositiveRate: s.bloomFalsePositiveRate },
+      tracked: s.tracked,
+      indexBytes: s.indexBytes,
+      bytesPerFact: s.tracked > 0 ? s.indexBytes / s.tracked : 0,
+      escalated: s.escalated,
+      escalatedAt: s.escalatedAt ?? null,
+    }
+  }
+
+  #lastError(): CtfsError {
+    const e = this.#native.lastError()
+    return e ? toCtfsError(e) : new CtfsError('MALFORMED_FACT', 'refused without details')
+  }
+
+  #packDeps(deps: readonly FactId[]): Uint8Array {
+    if (!Array.isArray(deps)) throw invalidArgType('options.deps', 'an array of fact ids', deps)
+    const n = deps.length
+    if (n === 0) return EMPTY
+    if (n > this.#maxDeps) {
+      throw new CtfsError('MALFORMED_FACT', `malformed fact: ${n} dependencies; the limit is ${this.#maxDeps} (maxDeps)`)
+    }
+    if (n === 1) {
+      checkFactId(deps[0], 'options.deps[0]')
+      return deps[0]
+    }
+    return this.#packIds(deps, 'options.deps')
+  }
+
+  #packIds(ids: readonly FactId[], name: string): Uint8Array {
+    if (!Array.isArray(ids)) throw invalidArgType(name, 'an array of fact ids', ids)
+    const bytes = ids.length * FACT_ID_BYTES
+    if (this.#depScratch.length < bytes) this.#depScratch = new Uint8Array(Math.max(bytes, 8 * FACT_ID_BYTES))
+    for (let i = 0; i < ids.length; i++) {
+      checkFactId(ids[i], `${name}[${i}]`)
+      this.#depScratch.set(ids[i] as FactId, i * FACT_ID_BYTES)
+    }
+    return this.#depScratch.subarray(0, bytes)
+  }
+}
+
+/** A tenant's isolated domain, from {@link Kernel.tenant}. */
+export class Tenant<I extends InvariantSpec> extends Domain<I> {
+  /** The tenant's name. */
+  readonly name: string
+
+  /** @internal */
+  constructor(nativeKernel: NativeKernel, domain: number, invariant: I, maxDeps: number, name: string) {
+    super(nativeKernel, domain, invariant, maxDeps)
+    this.name = name
+  }
+}
+
+/**
+ * A single-node, in-memory ctfs kernel: admits facts into a state guarded
+ * by an invariant.
+ *
+ * @example
+ * const supply = invariants.totalSupply({ initial: 1000n, min: 0n, max: 1_000_000n })
+ * const k = new Kernel({ invariant: supply, causality: 'exact' })
+ * const a = k.admit(supply.delta(500n))
+ * k.admit(supply.delta(-200n), { deps: [a] })
+ * supply.read(k.state) // { balance: 1300n, min: 0n, max: 1000000n }
+ */
+export class Kernel<I extends InvariantSpec> extends Domain<I> {
+  /** The causality mode. */
+  readonly mode: CausalityMode
+  /** The invariant's algebraic class. */
+  readonly invariantClass: AlgebraicClass
+  /** What replicated admission of this invariant needs. */
+  readonly coordination: Coordination
+  /** Effective limits. */
+  readonly limits: { maxPayloadBytes: number; maxDeps: number; maxFacts: number }
+  readonly #nativeKernel: NativeKernel
+  readonly #tenants = new Map<string, Tenant<I>>()
+
+  constructor(options: KernelOptions<I>) {
+    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    const inv = options.invariant
+    if (typeof inv !== 'object' || inv === null || typeof inv.native !== 'object') {
+      throw invalidArgType('options.invariant', 'an invariant (e.g. invariants.totalSupply(...))', inv)
+    }
+    const mode = options.causality ?? 'exact'
+    if (!CAUSALITY_MODES.includes(mode)) throw outOfRange('options.causality', "'bloom', 'exact' or 'escalating'", mode)
+    const t = options.escalationThreshold
+    if (t !== undefined) {
+      if (typeof t !== 'number') throw invalidArgType('options.escalationThreshold', 'a number', t)
+      if (!(t > 0 && t < 1)) throw outOfRange('options.escalationThreshold', 'in (0, 1)', t)
+    }
+    checkLimit(options.maxPayloadBytes, 'options.maxPayloadBytes', 16 * 1024 * 1024)
+    checkLimit(options.maxDeps, 'options.maxDeps', 65_535)
+    checkLimit(options.maxFacts, 'options.maxFacts', 2 ** 32 - 2)
+    const nk = new native.NativeKernel({
+      invariant: inv.native,
+      causality: mode,
+      ...(t !== undefined ? { escalationThreshold: t } : {}),
+      ...(options.maxPayloadBytes !== undefined ? { maxPayloadBytes: options.maxPayloadBytes } : {}),
+      ...(options.maxDeps !== undefined ? { maxDeps: options.maxDeps } : {}),
+      ...(options.maxFacts !== undefined ? { maxFacts: options.maxFacts } : {}),
+    })
+    const info = nk.info()
+    super(nk, 0, inv, info.maxDeps)
+    this.#nativeKernel = nk
+    this.mode = info.mode as CausalityMode
+    this.invariantClass = info.class as AlgebraicClass
+    this.coordination = info.coordination as Coordination
+    this.limits = { maxPayloadBytes: info.maxPayloadBytes, maxDeps: info.maxDeps, maxFacts: info.maxFacts }
+  }
+
+  /**
+   * The isolated domain of tenant `name` (created on first use): its own
+   * clock, index and state, starting from the invariant's initial state.
+   * One tenant's facts never satisfy another tenant's dependencies.
+   */
+  tenant(name: string): Tenant<I> {
+    if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)
+    if (name.length === 0 || name.length > 256) throw outOfRange('name', '1 to 256 characters long', name)
+    let t = this.#tenants.get(name)
+    if (t === undefined) {
+      t = new Tenant(this.#nativeKernel, this.#nativeKernel.tenant(name), this.invariant, this.limits.maxDeps, name)
+      this.#tenants.set(name, t)
+    }
+    return t
+  }
+
+  /** Names of the tenants created so far. */
+  get tenants(): string[] {
+    return [...this.#tenants.keys()]
+  }
+}
+
+// The TS list of codes must match the native numbering.
+{
+  const nativeCodes = native.errorCodes()
+  if (nativeCodes.length !== ERROR_CODES.length || nativeCodes.some((c, i) => c !== ERROR_CODES[i])) {
+    throw new Error(`ctfs: native error codes [${nativeCodes.join(', ')}] do not match this build of the JS API`)
+  }
+}
