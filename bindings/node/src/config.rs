@@ -30,13 +30,51 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, msg.into())
 }
 
+/// Exact BigInt -> i128 (napi's `get_i128` misreports -2^127).
+pub fn bigint_to_i128(b: &BigInt) -> Option<i128> {
+    let words: &[u64] = &b.words;
+    let significant = words.iter().rposition(|&w| w != 0).map_or(0, |i| i + 1);
+    if significant > 2 {
+        return None;
+    }
+    let magnitude = words.first().copied().unwrap_or(0) as u128 | (words.get(1).copied().unwrap_or(0) as u128) << 64;
+    if b.sign_bit {
+        if magnitude == i128::MIN.unsigned_abs() {
+            Some(i128::MIN)
+        } else {
+            i128::try_from(magnitude).ok().map(|m| -m)
+        }
+    } else {
+        i128::try_from(magnitude).ok()
+    }
+}
+
 fn i128_of(v: &Option<BigInt>, name: &str, default: i128) -> Result<i128> {
     match v {
         None => Ok(default),
-        Some(b) => {
-            let (value, lossless) = b.get_i128();
-            if lossless { Ok(value) } else { Err(invalid(format!("{name} does not fit in a signed 128-bit integer"))) }
-        }
+        Some(b) => bigint_to_i128(b)
+            .ok_or_else(|| invalid(format!("{name} does not fit in a signed 128-bit integer"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn big(sign_bit: bool, words: &[u64]) -> BigInt {
+        BigInt { sign_bit, words: words.to_vec() }
+    }
+
+    #[test]
+    fn converts_the_whole_i128_range_exactly() {
+        assert_eq!(bigint_to_i128(&big(true, &[0, 1 << 63])), Some(i128::MIN));
+        assert_eq!(bigint_to_i128(&big(false, &[u64::MAX, u64::MAX >> 1])), Some(i128::MAX));
+        assert_eq!(bigint_to_i128(&big(false, &[0, 1 << 63])), None);
+        assert_eq!(bigint_to_i128(&big(true, &[1, 1 << 63])), None);
+        assert_eq!(bigint_to_i128(&big(false, &[1, 0, 1])), None);
+        assert_eq!(bigint_to_i128(&big(true, &[5, 0, 0])), Some(-5));
+        assert_eq!(bigint_to_i128(&big(false, &[])), Some(0));
+        assert_eq!(bigint_to_i128(&big(true, &[7])), Some(-7));
     }
 }
 

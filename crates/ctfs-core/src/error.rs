@@ -58,7 +58,9 @@ impl ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdmitError {
     /// This id was admitted before (retries are idempotent: nothing changes).
-    DuplicateFact { id: FactId },
+    /// `certain` is false only in Bloom mode, where a saturated clock cannot
+    /// tell a retry from a new id and refuses rather than risk applying twice.
+    DuplicateFact { id: FactId, certain: bool },
     /// Dependency `deps[index]` has not been admitted here.
     CausalityViolation { id: FactId, missing: FactId, index: usize },
     /// The invariant refused the fact.
@@ -93,7 +95,7 @@ impl AdmitError {
     /// The id of the refused fact, where one is known.
     pub fn fact_id(&self) -> Option<&FactId> {
         match self {
-            AdmitError::DuplicateFact { id }
+            AdmitError::DuplicateFact { id, .. }
             | AdmitError::CausalityViolation { id, .. }
             | AdmitError::Invariant { id, .. } => Some(id),
             _ => None,
@@ -108,9 +110,13 @@ impl AdmitError {
 impl fmt::Display for AdmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AdmitError::DuplicateFact { id } => {
+            AdmitError::DuplicateFact { id, certain: true } => {
                 write!(f, "fact {id} was already admitted; nothing changed")
             }
+            AdmitError::DuplicateFact { id, certain: false } => write!(
+                f,
+                "fact {id} may have been admitted before: bloom mode cannot tell once its clock fills, and refuses rather than apply a fact twice; use causality 'exact', or let the kernel derive ids"
+            ),
             AdmitError::CausalityViolation { id, missing, index } => write!(
                 f,
                 "fact {id} depends on {missing} (deps[{index}]), which has not been admitted; admit the dependency first"

@@ -1,9 +1,10 @@
 //! Append-only storage of fact ids in admission order.
 //!
-//! Ids live in chunks of 32,768 (1 MiB). The first chunk grows by doubling so
-//! a small kernel (one tenant among thousands) stays small; later chunks are
-//! allocated at full size once, so growth never copies and the slack is at
-//! most one chunk. An id's *ordinal* (u32) is its position in this arena.
+//! Ids live in chunks of 32,768 (1 MiB). A chunk starts small and doubles up
+//! to that size (the first from 16 ids, so that one tenant among thousands
+//! stays small; later ones from 4,096), so a reallocation copies at most one
+//! chunk and unused capacity stays under 1 MiB and under half the newest
+//! chunk. An id's *ordinal* (u32) is its position in this arena.
 
 use crate::fact::FactId;
 
@@ -38,10 +39,10 @@ impl IdArena {
         let ord = self.len as u32;
         let chunk = (ord >> CHUNK_BITS) as usize;
         if chunk == self.chunks.len() {
-            let cap = if chunk == 0 { 16 } else { CHUNK };
+            let cap = if chunk == 0 { 16 } else { CHUNK / 8 };
             self.chunks.push(Vec::with_capacity(cap));
         }
-        // Only the first chunk may reallocate (doubling up to CHUNK).
+        // Doubles up to exactly CHUNK (a power of two), never past it.
         self.chunks[chunk].push(id);
         self.len += 1;
         ord

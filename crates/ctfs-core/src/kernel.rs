@@ -270,7 +270,8 @@ impl<I: Invariant> Kernel<I> {
             _ => 0,
         };
         if given.is_some() && self.seen(&id, hash) {
-            return Err(AdmitError::DuplicateFact { id });
+            let certain = !matches!(self.track, Track::None);
+            return Err(AdmitError::DuplicateFact { id, certain });
         }
 
         // Causality.
