@@ -51,9 +51,9 @@ export function totalSupply(options: TotalSupplyOptions = {}): TotalSupply {
   if (typeof options !== 'object' || options === null) {
     throw invalidArgType('options', 'an object', options)
   }
-  const initial = options.initial ?? 0n
-  const min = options.min ?? I128_MIN
-  const max = options.max ?? I128_MAX
+  const initial = options.initial === undefined ? 0n : options.initial
+  const min = options.min === undefined ? I128_MIN : options.min
+  const max = options.max === undefined ? I128_MAX : options.max
   checkI128(initial, 'initial')
   checkI128(min, 'min')
   checkI128(max, 'max')
