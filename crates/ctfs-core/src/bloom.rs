@@ -4,9 +4,10 @@
 //! It is a fast negative filter and a compact digest for gossip; outside
 //! [`crate::CausalityMode::Bloom`] it is never the judge of a dependency.
 //!
-//! Layout: eight `u64` words, 64-byte aligned, so `merge`/`dominates`/
-//! `popcount` compile to a handful of vector instructions (see the
-//! `clocks` benchmark).
+//! Layout: eight `u64` words, 64-byte aligned, written as plain loops that
+//! the compiler vectorises: on the x86-64 baseline (SSE2) `dominates` is four
+//! `pandn` + `por` + one `pcmpeqd`, `merge` four `orps`, no branches (checked
+//! with `--emit asm`); with `-C target-cpu=native` they use AVX2 lanes.
 
 use crate::fact::FactId;
 use crate::hash::hash_id;
