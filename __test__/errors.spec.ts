@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { CtfsError, ERROR_CODES, Kernel, invariants } from '../src/index.ts'
+import { CtfsError, ERROR_CODES, Kernel, invariants, type CtfsErrorCode } from '../src/index.ts'
 import { native } from '../src/native.ts'
 import { rid } from './helpers.ts'
 
@@ -12,7 +12,7 @@ test('every code a kernel produces today, with its message', (t) => {
   const supply = invariants.totalSupply({ initial: 10n, min: 0n, max: 100n })
   const k = new Kernel({ invariant: supply, maxFacts: 3, maxPayloadBytes: 32, maxDeps: 2 })
   const a = k.admit(supply.delta(1n))
-  const cases: Array<[string, () => unknown, RegExp]> = [
+  const cases: Array<[CtfsErrorCode, () => unknown, RegExp]> = [
     ['DUPLICATE_FACT', () => k.admit(supply.delta(1n), { id: a }), /already admitted/],
     ['CAUSALITY_VIOLATION', () => k.admit(supply.delta(1n), { deps: [rid()] }), /has not been admitted/],
     ['INVARIANT_VIOLATION', () => k.admit(supply.delta(1000n)), /exceed max 100/],
