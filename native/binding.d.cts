@@ -38,8 +38,46 @@ export declare class NativeKernel {
   info(): NativeInfo
 }
 
+/**
+ * Per-fact figures of one core admission run (ns), from timings of
+ * consecutive chunks of `chunk` facts.
+ */
+export interface CoreAdmitStats {
+  /** Facts admitted in the timed region. */
+  count: number
+  /** Facts per timed chunk. */
+  chunk: number
+  chunks: number
+  /** Whole timed region / count. */
+  meanNs: number
+  /** Percentiles of chunk time / chunk size. */
+  p50Ns: number
+  p99Ns: number
+  maxNs: number
+}
+
 /** The stable error code strings, indexed by status number. */
 export declare function errorCodes(): Array<string>
+
+/**
+ * Core admission per fact, in ns: an Exact TotalSupply kernel is filled
+ * with `history` facts, then `count` fresh facts with random ids and `deps`
+ * random dependencies each (from the whole history) are admitted one by
+ * one with `Kernel::admit`; only that loop is timed. Fails (rather than
+ * report a figure) if any fact is refused.
+ */
+export declare function floorCoreAdmit(history: number, count: number, deps: number): number
+
+/**
+ * Like [`floor_core_admit`], with a distribution: the `count` facts are
+ * timed in consecutive chunks of `chunk` facts, and each chunk gives one
+ * per-fact sample (comparable to one `admitBatch` call of `chunk` facts).
+ * With `packed`, each chunk is one call of the packed batch codec
+ * (`ctfs_core::batch::admit_packed`, the path `admitBatch` takes), its
+ * records encoded outside the timed region; otherwise each fact is one
+ * `Kernel::admit`. Fails if any fact is refused.
+ */
+export declare function floorCoreAdmitStats(history: number, count: number, deps: number, chunk: number, packed: boolean): CoreAdmitStats
 
 export declare function floorNoop(): void
 

@@ -1,0 +1,65 @@
+// napi_floor: the controls every JS suite is a ratio to — an empty JS
+// function call, the empty N-API call, and N-API calls taking 1 and 3 byte
+// slices (the shape of `admitWithId(domain, id, payload, deps)`).
+import { native } from '../src/native.ts'
+import { fmtNs, runTask, type Row, type Samples, type TimedTask } from './common.ts'
+
+export const SUITE = 'napi_floor'
+
+/** Calls per sample: these are ~ns operations, far below the timer's grain. */
+const CALLS = 1000
+
+let sink = 0
+
+// A plain empty function. V8 is free to inline it (and usually does): this
+// is the cost of a JS call as JS code actually pays it.
+function emptyFn(): void {}
+
+export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
+  const a = new Uint8Array(32).fill(1)
+  const b = new Uint8Array(16).fill(2)
+  const c = new Uint8Array(0)
+  const { floorNoop, floorOneSlice, floorThreeSlices } = native
+  const tasks: TimedTask[] = [
+    {
+      name: 'empty JS fn',
+      opsPerSample: CALLS,
+      note: 'inlinable by V8',
+      loop: () => {
+        for (let i = 0; i < CALLS; i++) emptyFn()
+      },
+    },
+    {
+      name: 'N-API floorNoop()',
+      opsPerSample: CALLS,
+      loop: () => {
+        for (let i = 0; i < CALLS; i++) floorNoop()
+      },
+    },
+    {
+      name: 'N-API floorOneSlice(32B)',
+      opsPerSample: CALLS,
+      loop: () => {
+        let s = 0
+        for (let i = 0; i < CALLS; i++) s += floorOneSlice(a)
+        sink += s
+      },
+    },
+    {
+      name: 'N-API floorThreeSlices(32B,16B,0B)',
+      opsPerSample: CALLS,
+      loop: () => {
+        let s = 0
+        for (let i = 0; i < CALLS; i++) s += floorThreeSlices(a, b, c)
+        sink += s
+      },
+    },
+  ]
+  const rows: Row[] = []
+  for (const t of tasks) {
+    rows.push(runTask(SUITE, t, s))
+    log(`napi_floor: ${t.name}: p50 ${fmtNs(rows[rows.length - 1]!.p50Ns)}/call`)
+  }
+  if (sink < 0) console.log(sink)
+  return rows
+}
