@@ -1,6 +1,8 @@
 // napi_floor: the controls every JS suite is a ratio to — an empty JS
-// function call, the empty N-API call, and N-API calls taking 1 and 3 byte
-// slices (the shape of `admitWithId(domain, id, payload, deps)`).
+// function call, the empty N-API call, N-API calls taking 1 and 3 byte slices
+// through napi-rs's generated glue, and the same two through raw N-API
+// callbacks (`floorRaw()`: exactly the calling convention of the admission
+// fast path, `admitWithId(domain, id, payload, deps)`).
 import { native } from '../src/native.ts'
 import { fmtNs, runTask, type Row, type Samples, type TimedTask } from './common.ts'
 
@@ -20,6 +22,7 @@ export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
   const b = new Uint8Array(16).fill(2)
   const c = new Uint8Array(0)
   const { floorNoop, floorOneSlice, floorThreeSlices } = native
+  const raw = native.floorRaw()
   const tasks: TimedTask[] = [
     {
       name: 'empty JS fn',
@@ -51,6 +54,26 @@ export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
       loop: () => {
         let s = 0
         for (let i = 0; i < CALLS; i++) s += floorThreeSlices(a, b, c)
+        sink += s
+      },
+    },
+    {
+      name: 'raw N-API noop()',
+      opsPerSample: CALLS,
+      note: 'fast-path calling convention',
+      loop: () => {
+        let s = 0
+        for (let i = 0; i < CALLS; i++) s += raw.noop()
+        sink += s
+      },
+    },
+    {
+      name: 'raw N-API slices(n,32B,16B,0B)',
+      opsPerSample: CALLS,
+      note: 'shape of admitWithId',
+      loop: () => {
+        let s = 0
+        for (let i = 0; i < CALLS; i++) s += raw.slices(0, a, b, c)
         sink += s
       },
     },

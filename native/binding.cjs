@@ -841,4 +841,5 @@ module.exports.floorCoreAdmit = nativeBinding.floorCoreAdmit
 module.exports.floorCoreAdmitStats = nativeBinding.floorCoreAdmitStats
 module.exports.floorNoop = nativeBinding.floorNoop
 module.exports.floorOneSlice = nativeBinding.floorOneSlice
+module.exports.floorRaw = nativeBinding.floorRaw
 module.exports.floorThreeSlices = nativeBinding.floorThreeSlices

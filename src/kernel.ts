@@ -2,7 +2,7 @@ import { FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
 import { CtfsError, ERROR_CODES, invalidArgType, outOfRange, type CtfsErrorCode } from './errors.ts'
 import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
 import type { AlgebraicClass, Coordination, InvariantSpec, StateOf } from './invariants/types.ts'
-import { native, type NativeError, type NativeFrontier, type NativeKernel } from './native.ts'
+import { native, type FastPath, type NativeError, type NativeFrontier, type NativeKernel } from './native.ts'
 
 export type { AdmitOptions, FactInput } from './batch.ts'
 
@@ -167,14 +167,16 @@ export class Domain<I extends InvariantSpec> {
   /** The invariant guarding this domain. */
   readonly invariant: I
   readonly #native: NativeKernel
+  readonly #fast: FastPath
   readonly #domain: number
   readonly #maxDeps: number
   readonly #out = new Uint8Array(FACT_ID_BYTES)
   #depScratch: Uint8Array = EMPTY
 
   /** @internal */
-  protected constructor(nativeKernel: NativeKernel, domain: number, invariant: I, maxDeps: number) {
+  protected constructor(nativeKernel: NativeKernel, fast: FastPath, domain: number, invariant: I, maxDeps: number) {
     this.#native = nativeKernel
+    this.#fast = fast
     this.#domain = domain
     this.invariant = invariant
     this.#maxDeps = maxDeps
@@ -200,11 +202,11 @@ export class Domain<I extends InvariantSpec> {
       if (options.deps !== undefined) deps = this.#packDeps(options.deps)
     }
     if (id !== undefined) {
-      const status = this.#native.admitWithId(this.#domain, id, payload, deps)
+      const status = this.#fast.admitWithId(this.#domain, id, payload, deps)
       if (status !== 0) throw this.#lastError()
       return id
     }
-    const status = this.#native.admitDerived(this.#domain, this.#out, payload, deps)
+    const status = this.#fast.admitDerived(this.#domain, this.#out, payload, deps)
     if (status !== 0) throw this.#lastError()
     return this.#out.slice()
   }
@@ -225,7 +227,7 @@ export class Domain<I extends InvariantSpec> {
       }
     } else throw invalidArgType('batch', 'a FactBatch or an array of facts', batch)
     const status = new Uint8Array(b.length)
-    const read = this.#native.admitBatch(this.#domain, b.packed, status)
+    const read = this.#fast.admitBatch(this.#domain, b.packed, status)
     const nk = this.#native
     return new BatchResult(read === status.length ? status : status.subarray(0, read), b, () => nk.batchErrors())
   }
@@ -334,8 +336,8 @@ export class Tenant<I extends InvariantSpec> extends Domain<I> {
   readonly name: string
 
   /** @internal */
-  constructor(nativeKernel: NativeKernel, domain: number, invariant: I, maxDeps: number, name: string) {
-    super(nativeKernel, domain, invariant, maxDeps)
+  constructor(nativeKernel: NativeKernel, fast: FastPath, domain: number, invariant: I, maxDeps: number, name: string) {
+    super(nativeKernel, fast, domain, invariant, maxDeps)
     this.name = name
   }
 }
@@ -361,6 +363,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
   /** Effective limits. */
   readonly limits: { maxPayloadBytes: number; maxDeps: number; maxFacts: number }
   readonly #nativeKernel: NativeKernel
+  readonly #fast: FastPath
   readonly #tenants = new Map<string, Tenant<I>>()
 
   constructor(options: KernelOptions<I>) {
@@ -388,8 +391,10 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
       ...(options.maxFacts !== undefined ? { maxFacts: options.maxFacts } : {}),
     })
     const info = nk.info()
-    super(nk, 0, inv, info.maxDeps)
+    const fast = nk.fastPath()
+    super(nk, fast, 0, inv, info.maxDeps)
     this.#nativeKernel = nk
+    this.#fast = fast
     this.mode = info.mode as CausalityMode
     this.invariantClass = info.class as AlgebraicClass
     this.coordination = info.coordination as Coordination
@@ -406,7 +411,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     if (name.length === 0 || name.length > 256) throw outOfRange('name', '1 to 256 characters long', name)
     let t = this.#tenants.get(name)
     if (t === undefined) {
-      t = new Tenant(this.#nativeKernel, this.#nativeKernel.tenant(name), this.invariant, this.limits.maxDeps, name)
+      t = new Tenant(this.#nativeKernel, this.#fast, this.#nativeKernel.tenant(name), this.invariant, this.limits.maxDeps, name)
       this.#tenants.set(name, t)
     }
     return t

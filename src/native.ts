@@ -9,6 +9,7 @@ const require = createRequire(import.meta.url)
 
 export const native: typeof Binding = require('../native/binding.cjs')
 export type {
+  FastPath,
   NativeKernel,
   NativeKernelConfig,
   NativeInvariantConfig,

@@ -6,7 +6,10 @@ use ctfs_core::invariants::Builtin;
 use ctfs_core::{
     AdmitError, BloomClock, Containment, ErrorCode, FactId, Frontier, Invariant, Kernel, Requirement, Tenants,
 };
-use napi::bindgen_prelude::{Buffer, Uint8ArraySlice};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::Buffer;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
@@ -98,38 +101,35 @@ fn frontier_of(f: &Frontier) -> NativeFrontier {
     }
 }
 
-fn deps_of(deps: &[u8]) -> Result<&[FactId]> {
+pub(crate) fn deps_of(deps: &[u8]) -> Result<&[FactId]> {
     FactId::slice_from_bytes(deps)
         .ok_or_else(|| invalid(format!("deps must be packed 32-byte ids; got {} bytes", deps.len())))
 }
 
-/// The bytes of a Uint8Array argument, writable.
-fn writable<'a>(a: &'a mut Uint8ArraySlice<'_>) -> &'a mut [u8] {
-    // SAFETY: we run synchronously on the JS thread for the whole call, so no
-    // JS code can touch the array meanwhile. The TS layer never passes the
-    // same array twice to one call, so the slices do not alias.
-    unsafe { a.as_mut() }
+pub(crate) fn id_of(id: &[u8]) -> Result<FactId> {
+    FactId::from_slice(id).ok_or_else(|| invalid(format!("id must be 32 bytes, got {}", id.len())))
 }
 
-#[napi]
-pub struct NativeKernel {
+/// The kernel proper: a default domain, tenant domains and the details of the
+/// last refusals. Shared (`Rc<RefCell<_>>`) between the napi-rs class and the
+/// raw N-API fast path (see `fast.rs`); the `RefCell` turns a re-entrant call
+/// into a clean error instead of aliasing.
+pub(crate) struct KernelState {
     main: Kernel<Builtin>,
     tenants: Tenants<Builtin>,
     last_error: Option<AdmitError>,
     batch_errors: Vec<(u32, AdmitError)>,
 }
 
-impl NativeKernel {
+pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
+
+impl KernelState {
     #[inline]
     fn domain(&mut self, d: u32) -> Result<&mut Kernel<Builtin>> {
         if d == 0 {
             return Ok(&mut self.main);
         }
         self.tenants.by_slot(d as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {d}")))
-    }
-
-    fn domain_ref(&mut self, d: u32) -> Result<&Kernel<Builtin>> {
-        self.domain(d).map(|k| &*k)
     }
 
     #[inline]
@@ -143,6 +143,60 @@ impl NativeKernel {
             }
         }
     }
+
+    /// Admits a fact with the caller's id. Returns 0 or an error status.
+    #[inline]
+    pub(crate) fn admit_with_id(&mut self, domain: u32, id: &[u8], payload: &[u8], deps: &[u8]) -> Result<u32> {
+        let id = id_of(id)?;
+        let deps = deps_of(deps)?;
+        let r = self.domain(domain)?.admit(&id, deps, payload);
+        Ok(self.status(r))
+    }
+
+    /// Admits a fact with a derived id, written into `out` (32 bytes).
+    #[inline]
+    pub(crate) fn admit_derived(&mut self, domain: u32, out: &mut [u8], payload: &[u8], deps: &[u8]) -> Result<u32> {
+        if out.len() != FactId::LEN {
+            return Err(invalid("output id buffer must be 32 bytes"));
+        }
+        let deps = deps_of(deps)?;
+        let r = self.domain(domain)?.admit_derived(deps, payload).map(|id| out.copy_from_slice(&id.0));
+        Ok(self.status(r))
+    }
+
+    /// Admits a packed batch (see `ctfs_core::batch`); `results[i]` receives
+    /// record i's status. Returns the number of records read.
+    pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
+        let mut errors = std::mem::take(&mut self.batch_errors);
+        errors.clear();
+        let kernel = self.domain(domain)?;
+        let summary = admit_packed(kernel, packed, results, |i, e| errors.push((i as u32, e)));
+        self.batch_errors = errors;
+        Ok(summary.records as u32)
+    }
+}
+
+fn busy() -> Error {
+    Error::new(
+        Status::GenericFailure,
+        "the kernel is busy: it was called again from inside one of its own admissions",
+    )
+}
+
+#[napi]
+pub struct NativeKernel {
+    shared: SharedKernel,
+}
+
+impl NativeKernel {
+    fn with<T>(&self, f: impl FnOnce(&mut KernelState) -> Result<T>) -> Result<T> {
+        let mut st = self.shared.try_borrow_mut().map_err(|_| busy())?;
+        f(&mut st)
+    }
+
+    pub(crate) fn shared(&self) -> &SharedKernel {
+        &self.shared
+    }
 }
 
 #[napi]
@@ -153,142 +207,112 @@ impl NativeKernel {
         let kcfg = config::kernel(&cfg)?;
         let main = Kernel::try_new(inv.clone(), kcfg.clone()).map_err(invalid)?;
         let tenants = Tenants::new(inv, kcfg).map_err(invalid)?;
-        Ok(NativeKernel { main, tenants, last_error: None, batch_errors: Vec::new() })
-    }
-
-    /// Admits a fact with the caller's id. Returns 0 or an error status.
-    #[napi(catch_unwind)]
-    pub fn admit_with_id(&mut self, domain: u32, id: &[u8], payload: &[u8], deps: &[u8]) -> Result<u32> {
-        let id = FactId::from_slice(id).ok_or_else(|| invalid(format!("id must be 32 bytes, got {}", id.len())))?;
-        let deps = deps_of(deps)?;
-        let r = self.domain(domain)?.admit(&id, deps, payload);
-        Ok(self.status(r))
-    }
-
-    /// Admits a fact with a derived id, written into `out` (32 bytes).
-    #[napi(catch_unwind)]
-    pub fn admit_derived(
-        &mut self,
-        domain: u32,
-        mut out: Uint8ArraySlice<'_>,
-        payload: &[u8],
-        deps: &[u8],
-    ) -> Result<u32> {
-        let out = writable(&mut out);
-        if out.len() != FactId::LEN {
-            return Err(invalid("output id buffer must be 32 bytes"));
-        }
-        let deps = deps_of(deps)?;
-        let r = self.domain(domain)?.admit_derived(deps, payload).map(|id| out.copy_from_slice(&id.0));
-        Ok(self.status(r))
-    }
-
-    /// Admits a packed batch (see `ctfs_core::batch`). `results[i]` receives
-    /// record i's status. Returns the number of records read.
-    #[napi(catch_unwind)]
-    pub fn admit_batch(
-        &mut self,
-        domain: u32,
-        mut packed: Uint8ArraySlice<'_>,
-        mut results: Uint8ArraySlice<'_>,
-    ) -> Result<u32> {
-        let (packed, results) = (writable(&mut packed), writable(&mut results));
-        let mut errors = std::mem::take(&mut self.batch_errors);
-        errors.clear();
-        let kernel = self.domain(domain)?;
-        let summary = admit_packed(kernel, packed, results, |i, e| errors.push((i as u32, e)));
-        self.batch_errors = errors;
-        Ok(summary.records as u32)
+        let state = KernelState { main, tenants, last_error: None, batch_errors: Vec::new() };
+        Ok(NativeKernel { shared: Rc::new(RefCell::new(state)) })
     }
 
     /// Details of the last refused single admission.
     #[napi(catch_unwind)]
-    pub fn last_error(&self) -> Option<NativeError> {
-        self.last_error.as_ref().map(to_native_error)
+    pub fn last_error(&self) -> Result<Option<NativeError>> {
+        self.with(|st| Ok(st.last_error.as_ref().map(to_native_error)))
     }
 
     /// Details of every refusal in the last batch.
     #[napi(catch_unwind)]
-    pub fn batch_errors(&self) -> Vec<NativeBatchError> {
-        self.batch_errors.iter().map(|(i, e)| NativeBatchError { index: *i, error: to_native_error(e) }).collect()
+    pub fn batch_errors(&self) -> Result<Vec<NativeBatchError>> {
+        self.with(|st| {
+            Ok(st.batch_errors.iter().map(|(i, e)| NativeBatchError { index: *i, error: to_native_error(e) }).collect())
+        })
     }
 
     #[napi(catch_unwind)]
-    pub fn state(&mut self, domain: u32) -> Result<Buffer> {
-        Ok(Buffer::from(self.domain_ref(domain)?.state().0.to_vec()))
+    pub fn state(&self, domain: u32) -> Result<Buffer> {
+        self.with(|st| Ok(Buffer::from(st.domain(domain)?.state().0.to_vec())))
     }
 
     #[napi(catch_unwind)]
-    pub fn frontier(&mut self, domain: u32) -> Result<NativeFrontier> {
-        Ok(frontier_of(self.domain_ref(domain)?.frontier()))
+    pub fn frontier(&self, domain: u32) -> Result<NativeFrontier> {
+        self.with(|st| Ok(frontier_of(st.domain(domain)?.frontier())))
     }
 
     /// 0 = not admitted, 1 = admitted, 2 = maybe (Bloom mode).
     #[napi(catch_unwind)]
-    pub fn contains(&mut self, domain: u32, id: &[u8]) -> Result<u32> {
-        let id = FactId::from_slice(id).ok_or_else(|| invalid(format!("id must be 32 bytes, got {}", id.len())))?;
-        Ok(match self.domain_ref(domain)?.contains(&id) {
-            Containment::No => 0,
-            Containment::Yes => 1,
-            Containment::Maybe => 2,
+    pub fn contains(&self, domain: u32, id: &[u8]) -> Result<u32> {
+        let id = id_of(id)?;
+        self.with(|st| {
+            Ok(match st.domain(domain)?.contains(&id) {
+                Containment::No => 0,
+                Containment::Yes => 1,
+                Containment::Maybe => 2,
+            })
         })
     }
 
     /// State and frontier if every fact in `ids` (packed) was admitted.
     #[napi(catch_unwind)]
-    pub fn query_facts(&mut self, domain: u32, ids: &[u8]) -> Result<Option<NativeView>> {
+    pub fn query_facts(&self, domain: u32, ids: &[u8]) -> Result<Option<NativeView>> {
         let ids = deps_of(ids)?;
-        let k = self.domain_ref(domain)?;
-        Ok(k.query(Requirement::Facts(ids))
-            .map(|v| NativeView { state: Buffer::from(v.state.0.to_vec()), frontier: frontier_of(v.frontier) }))
+        self.with(|st| {
+            let k = st.domain(domain)?;
+            Ok(k.query(Requirement::Facts(ids))
+                .map(|v| NativeView { state: Buffer::from(v.state.0.to_vec()), frontier: frontier_of(v.frontier) }))
+        })
     }
 
     /// State and frontier if this kernel's clock dominates `clock` (64 bytes).
     #[napi(catch_unwind)]
-    pub fn query_clock(&mut self, domain: u32, clock: &[u8]) -> Result<Option<NativeView>> {
+    pub fn query_clock(&self, domain: u32, clock: &[u8]) -> Result<Option<NativeView>> {
         let clock = BloomClock::from_bytes(clock)
             .ok_or_else(|| invalid(format!("a clock is 64 bytes, got {}", clock.len())))?;
-        let k = self.domain_ref(domain)?;
-        Ok(k.query(Requirement::Clock(&clock))
-            .map(|v| NativeView { state: Buffer::from(v.state.0.to_vec()), frontier: frontier_of(v.frontier) }))
+        self.with(|st| {
+            let k = st.domain(domain)?;
+            Ok(k.query(Requirement::Clock(&clock))
+                .map(|v| NativeView { state: Buffer::from(v.state.0.to_vec()), frontier: frontier_of(v.frontier) }))
+        })
     }
 
     #[napi(catch_unwind)]
-    pub fn stats(&mut self, domain: u32) -> Result<NativeStats> {
-        let s = self.domain_ref(domain)?.stats();
-        Ok(NativeStats {
-            admitted: s.admitted as f64,
-            rejected: s.rejected.iter().map(|&n| n as f64).collect(),
-            bloom_popcount: s.bloom_popcount,
-            bloom_saturation: s.bloom_saturation,
-            bloom_false_positive_rate: s.bloom_false_positive_rate,
-            tracked: s.tracked as f64,
-            index_bytes: s.index_bytes as f64,
-            escalated: s.escalated,
-            escalated_at: s.escalated_at.map(|n| n as f64),
+    pub fn stats(&self, domain: u32) -> Result<NativeStats> {
+        self.with(|st| {
+            let s = st.domain(domain)?.stats();
+            Ok(NativeStats {
+                admitted: s.admitted as f64,
+                rejected: s.rejected.iter().map(|&n| n as f64).collect(),
+                bloom_popcount: s.bloom_popcount,
+                bloom_saturation: s.bloom_saturation,
+                bloom_false_positive_rate: s.bloom_false_positive_rate,
+                tracked: s.tracked as f64,
+                index_bytes: s.index_bytes as f64,
+                escalated: s.escalated,
+                escalated_at: s.escalated_at.map(|n| n as f64),
+            })
         })
     }
 
     /// The domain number of tenant `name`, created on first use.
     #[napi(catch_unwind)]
-    pub fn tenant(&mut self, name: String) -> Result<u32> {
-        let slot = self.tenants.slot(&name);
-        u32::try_from(slot + 1).map_err(|_| invalid("too many tenants"))
+    pub fn tenant(&self, name: String) -> Result<u32> {
+        self.with(|st| {
+            let slot = st.tenants.slot(&name);
+            u32::try_from(slot + 1).map_err(|_| invalid("too many tenants"))
+        })
     }
 
     #[napi(catch_unwind)]
-    pub fn info(&self) -> NativeInfo {
-        let c = self.main.config();
-        let inv = self.main.invariant();
-        NativeInfo {
-            mode: c.mode.as_str().to_owned(),
-            invariant: Invariant::name(inv).to_owned(),
-            class: Invariant::class(inv).as_str().to_owned(),
-            coordination: inv.coordination().as_str().to_owned(),
-            max_payload_bytes: c.max_payload as u32,
-            max_deps: c.max_deps as u32,
-            max_facts: c.max_facts as f64,
-        }
+    pub fn info(&self) -> Result<NativeInfo> {
+        self.with(|st| {
+            let c = st.main.config();
+            let inv = st.main.invariant();
+            Ok(NativeInfo {
+                mode: c.mode.as_str().to_owned(),
+                invariant: Invariant::name(inv).to_owned(),
+                class: Invariant::class(inv).as_str().to_owned(),
+                coordination: inv.coordination().as_str().to_owned(),
+                max_payload_bytes: c.max_payload as u32,
+                max_deps: c.max_deps as u32,
+                max_facts: c.max_facts as f64,
+            })
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 //!   never an abort of the host process.
 
 mod config;
+mod fast;
 mod floor;
 mod kernel;
 

@@ -1,0 +1,276 @@
+//! The admission hot path in raw N-API.
+//!
+//! napi-rs (3.14+) wraps every generated call that takes arguments in a
+//! "native borrow scope" (an `Arc<Mutex<..>>` allocation plus a global
+//! registry entry per borrowed slice): ~80 ns per byte-slice argument on this
+//! machine, more than the kernel's own work. The three admission entry points
+//! are therefore plain `extern "C"` N-API callbacks: one `napi_get_cb_info`,
+//! one `napi_get_typedarray_info` per byte argument (a borrowed view, no
+//! copy), one `napi_create_uint32` for the status. Each function is created
+//! per kernel with an `Rc` of the kernel state as its data pointer (released
+//! by a finalizer when the function is collected), and every callback runs
+//! under `catch_unwind`, so a panic becomes a JS exception, never an abort.
+
+use std::cell::RefCell;
+use std::ffi::{CString, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::{Env, FromNapiValue, Object};
+use napi::sys::{self, napi_callback_info, napi_env, napi_value};
+use napi::{Error, Result, Status};
+use napi_derive::napi;
+
+use crate::kernel::{KernelState, NativeKernel, SharedKernel};
+
+const MAX_ARGS: usize = 4;
+
+/// What a callback throws instead of returning.
+enum Throw {
+    Type(String),
+    Busy,
+    Panic,
+}
+
+impl From<Error> for Throw {
+    fn from(e: Error) -> Self {
+        Throw::Type(e.reason.clone())
+    }
+}
+
+fn throw(env: napi_env, t: Throw) {
+    let (code, msg, ty) = match t {
+        Throw::Type(m) => ("ERR_INVALID_ARG_TYPE", m, true),
+        Throw::Busy => (
+            "ERR_CTFS_BUSY",
+            "the kernel is busy: it was called again from inside one of its own admissions".to_owned(),
+            false,
+        ),
+        Throw::Panic => ("ERR_CTFS_PANIC", "internal error in the ctfs native addon (a Rust panic was caught)".to_owned(), false),
+    };
+    let code = CString::new(code).unwrap_or_default();
+    let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: valid env on the JS thread; both strings are NUL-terminated.
+    unsafe {
+        if ty {
+            sys::napi_throw_type_error(env, code.as_ptr(), msg.as_ptr());
+        } else {
+            sys::napi_throw_error(env, code.as_ptr(), msg.as_ptr());
+        }
+    }
+}
+
+/// Runs a callback body: catches panics and turns `Err` into a thrown error.
+fn guard(env: napi_env, body: impl FnOnce() -> std::result::Result<napi_value, Throw>) -> napi_value {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(t)) => {
+            throw(env, t);
+            ptr::null_mut()
+        }
+        Err(_) => {
+            throw(env, Throw::Panic);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// The arguments and the kernel bound to this function.
+///
+/// SAFETY: `info` is the callback info of a function created by `bind`, whose
+/// data pointer is a live `Rc<RefCell<KernelState>>` (kept alive by the
+/// function's finalizer until the function is collected).
+unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; MAX_ARGS], &'a RefCell<KernelState>), Throw> {
+    let mut argc = MAX_ARGS;
+    let mut argv = [ptr::null_mut(); MAX_ARGS];
+    let mut data: *mut c_void = ptr::null_mut();
+    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
+    if status != sys::Status::napi_ok || data.is_null() {
+        return Err(Throw::Type("could not read the call's arguments".into()));
+    }
+    // Missing arguments arrive as `undefined` and fail the type checks below.
+    Ok((argv, unsafe { &*(data as *const RefCell<KernelState>) }))
+}
+
+fn uint32(env: napi_env, v: napi_value, name: &str) -> std::result::Result<u32, Throw> {
+    let mut out = 0u32;
+    // SAFETY: valid env and value handle for the duration of the callback.
+    let status = unsafe { sys::napi_get_value_uint32(env, v, &mut out) };
+    if status != sys::Status::napi_ok {
+        return Err(Throw::Type(format!("{name} must be a number")));
+    }
+    Ok(out)
+}
+
+/// A borrowed view of a Uint8Array argument's bytes (no copy).
+///
+/// SAFETY (for callers): the slice is valid for the duration of the callback:
+/// JavaScript cannot run until we return, so the array can neither be
+/// detached nor resized meanwhile. The caller must not hold two `&mut`
+/// views of the same array (the TS layer never passes one array twice).
+unsafe fn bytes<'a>(env: napi_env, v: napi_value, name: &str) -> std::result::Result<&'a mut [u8], Throw> {
+    let mut ty: sys::napi_typedarray_type = 0;
+    let mut len = 0usize;
+    let mut data: *mut c_void = ptr::null_mut();
+    let status = unsafe {
+        sys::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, ptr::null_mut(), ptr::null_mut())
+    };
+    if status != sys::Status::napi_ok || ty != sys::TypedarrayType::uint8_array {
+        return Err(Throw::Type(format!("{name} must be a Uint8Array")));
+    }
+    if len == 0 || data.is_null() {
+        return Ok(&mut []);
+    }
+    Ok(unsafe { std::slice::from_raw_parts_mut(data as *mut u8, len) })
+}
+
+fn status_value(env: napi_env, status: u32) -> std::result::Result<napi_value, Throw> {
+    let mut out = ptr::null_mut();
+    // SAFETY: valid env; `out` receives a new handle.
+    if unsafe { sys::napi_create_uint32(env, status, &mut out) } != sys::Status::napi_ok {
+        return Err(Throw::Type("could not create the result".into()));
+    }
+    Ok(out)
+}
+
+/// `admitWithId(domain, id, payload, deps) -> status`
+unsafe extern "C" fn admit_with_id(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, kernel) = unsafe { args(env, info)? };
+        let domain = uint32(env, a[0], "domain")?;
+        let (id, payload, deps) =
+            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
+        let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
+        let status = st.admit_with_id(domain, id, payload, deps)?;
+        status_value(env, status)
+    })
+}
+
+/// `admitDerived(domain, out, payload, deps) -> status`; the id lands in `out`.
+unsafe extern "C" fn admit_derived(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, kernel) = unsafe { args(env, info)? };
+        let domain = uint32(env, a[0], "domain")?;
+        let (out, payload, deps) =
+            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
+        let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
+        let status = st.admit_derived(domain, out, payload, deps)?;
+        status_value(env, status)
+    })
+}
+
+/// `admitBatch(domain, packed, results) -> records read`
+unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, kernel) = unsafe { args(env, info)? };
+        let domain = uint32(env, a[0], "domain")?;
+        let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
+        let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
+        let read = st.admit_batch(domain, packed, results)?;
+        status_value(env, read)
+    })
+}
+
+unsafe extern "C" fn release(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Rc::into_raw` made in `bind`, released exactly once.
+    drop(unsafe { Rc::from_raw(data as *const RefCell<KernelState>) });
+}
+
+type Callback = unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value;
+
+/// Creates a JS function running `cb` against `kernel`.
+fn bind(env: &Env, kernel: &SharedKernel, name: &str, cb: Callback) -> Result<napi_value> {
+    let env = env.raw();
+    let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
+    let data = Rc::into_raw(kernel.clone()) as *mut c_void;
+    let mut func = ptr::null_mut();
+    // SAFETY: valid env; `data` stays alive until `release` runs for `func`.
+    unsafe {
+        let s = sys::napi_create_function(env, cname.as_ptr(), name.len() as isize, Some(cb), data, &mut func);
+        if s != sys::Status::napi_ok {
+            release(env, data, ptr::null_mut());
+            return Err(Error::new(Status::GenericFailure, "napi_create_function failed"));
+        }
+        let s = sys::napi_add_finalizer(env, func, data, Some(release), ptr::null_mut(), ptr::null_mut());
+        if s != sys::Status::napi_ok {
+            release(env, data, ptr::null_mut());
+            return Err(Error::new(Status::GenericFailure, "napi_add_finalizer failed"));
+        }
+    }
+    Ok(func)
+}
+
+#[napi]
+impl NativeKernel {
+    /// The raw N-API admission functions bound to this kernel:
+    /// `{ admitWithId(domain, id, payload, deps), admitDerived(domain, out,
+    /// payload, deps), admitBatch(domain, packed, results) }`, each returning
+    /// a number (0 / error status, or records read).
+    #[napi(catch_unwind, ts_return_type = "FastPath")]
+    pub fn fast_path(&self, env: Env) -> Result<Object<'_>> {
+        let raw_env = env.raw();
+        let mut obj = ptr::null_mut();
+        // SAFETY: valid env on the JS thread; handles live in the current scope.
+        unsafe {
+            if sys::napi_create_object(raw_env, &mut obj) != sys::Status::napi_ok {
+                return Err(Error::new(Status::GenericFailure, "napi_create_object failed"));
+            }
+            for (name, cb) in [
+                ("admitWithId", admit_with_id as Callback),
+                ("admitDerived", admit_derived as Callback),
+                ("admitBatch", admit_batch as Callback),
+            ] {
+                let f = bind(&env, self.shared(), name, cb)?;
+                let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
+                if sys::napi_set_named_property(raw_env, obj, cname.as_ptr(), f) != sys::Status::napi_ok {
+                    return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
+                }
+            }
+            Object::from_napi_value(raw_env, obj)
+        }
+    }
+}
+
+/// Raw N-API controls for the benchmarks: the same calling convention as
+/// the admission functions, doing nothing.
+unsafe extern "C" fn floor_raw_noop(env: napi_env, _info: napi_callback_info) -> napi_value {
+    status_value(env, 0).unwrap_or(ptr::null_mut())
+}
+
+unsafe extern "C" fn floor_raw_slices(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let mut argc = MAX_ARGS;
+        let mut argv = [ptr::null_mut(); MAX_ARGS];
+        // SAFETY: valid env and callback info.
+        unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
+        let d = uint32(env, argv[0], "domain")?;
+        let (a, b, c) = unsafe { (bytes(env, argv[1], "a")?, bytes(env, argv[2], "b")?, bytes(env, argv[3], "c")?) };
+        status_value(env, d + (a.len() + b.len() + c.len()) as u32)
+    })
+}
+
+/// `{ noop(), slices(n, a, b, c) }` as raw N-API functions (benchmark floor:
+/// `slices` has exactly the argument shape of `admitWithId`).
+#[napi(catch_unwind, ts_return_type = "{ noop(): number; slices(n: number, a: Uint8Array, b: Uint8Array, c: Uint8Array): number }")]
+pub fn floor_raw(env: Env) -> Result<Object<'static>> {
+    let raw_env = env.raw();
+    let mut obj = ptr::null_mut();
+    // SAFETY: valid env; the functions carry no data and need no finalizer.
+    unsafe {
+        if sys::napi_create_object(raw_env, &mut obj) != sys::Status::napi_ok {
+            return Err(Error::new(Status::GenericFailure, "napi_create_object failed"));
+        }
+        for (name, cb) in [("noop", floor_raw_noop as Callback), ("slices", floor_raw_slices as Callback)] {
+            let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
+            let mut f = ptr::null_mut();
+            if sys::napi_create_function(raw_env, cname.as_ptr(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f)
+                != sys::Status::napi_ok
+                || sys::napi_set_named_property(raw_env, obj, cname.as_ptr(), f) != sys::Status::napi_ok
+            {
+                return Err(Error::new(Status::GenericFailure, "could not create the floor functions"));
+            }
+        }
+        Object::from_napi_value(raw_env, obj)
+    }
+}
