@@ -17,7 +17,39 @@
 use crate::error::{AdmitError, ErrorCode};
 use crate::fact::FactId;
 use crate::invariant::Invariant;
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Prefetch};
+
+/// Records ahead of the current one whose index lines are requested.
+const SLOTS_AHEAD: usize = 8;
+/// Records ahead whose dependencies' stored ids are requested (the slots
+/// requested `SLOTS_AHEAD - KEYS_AHEAD` records earlier have landed by then).
+const KEYS_AHEAD: usize = 4;
+
+/// A cursor that walks records ahead of admission, issuing memory hints.
+struct Lookahead {
+    pos: usize,
+    count: usize,
+    stage: Prefetch,
+}
+
+impl Lookahead {
+    /// Advances until it is `distance` records past record `current`.
+    #[inline]
+    fn advance<I: Invariant>(&mut self, kernel: &Kernel<I>, buf: &[u8], current: usize, distance: usize) {
+        while self.count <= current + distance && self.pos < buf.len() {
+            match parse_record(buf, self.pos) {
+                Ok(r) => {
+                    let id = if r.has_id { FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first()) } else { None };
+                    let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
+                    kernel.prefetch(id, deps, self.stage);
+                    self.pos = r.end;
+                    self.count += 1;
+                }
+                Err(_) => self.pos = buf.len(),
+            }
+        }
+    }
+}
 
 pub const HEADER_LEN: usize = 8;
 pub const FLAG_HAS_ID: u8 = 1;
@@ -84,8 +116,12 @@ pub fn admit_packed<I: Invariant>(
 ) -> BatchSummary {
     let mut summary = BatchSummary::default();
     let mut pos = 0;
+    let mut slots = Lookahead { pos: 0, count: 0, stage: Prefetch::Slots };
+    let mut keys = Lookahead { pos: 0, count: 0, stage: Prefetch::Keys };
     while pos < buf.len() && summary.records < results.len() {
         let i = summary.records;
+        slots.advance(kernel, buf, i, SLOTS_AHEAD);
+        keys.advance(kernel, buf, i, KEYS_AHEAD);
         summary.records += 1;
         let rec = match parse_record(buf, pos) {
             Ok(r) => r,

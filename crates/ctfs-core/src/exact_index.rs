@@ -114,6 +114,33 @@ impl ExactIndex {
         hash_id(&id.0, self.seed)
     }
 
+    /// Asks the CPU to start loading the table line where `h` probes, so the
+    /// miss overlaps other work (admission prefetches an id and its
+    /// dependencies together; batches prefetch a few records ahead).
+    #[inline(always)]
+    pub fn prefetch(&self, h: u64) {
+        let pos = fast_range(h, self.home_cap);
+        prefetch_read(self.slots.as_ptr().wrapping_add(pos));
+    }
+
+    /// Prefetches the arena entry of the id that most probably answers a
+    /// lookup of `h`: the first slot at its home whose fingerprint matches.
+    /// Call after `prefetch(h)` has had time to land.
+    #[inline(always)]
+    pub fn prefetch_key(&self, h: u64) {
+        let fp = h & FP_MASK;
+        let pos = fast_range(h, self.home_cap);
+        for s in self.slots[pos..].iter().take(8) {
+            if *s == EMPTY {
+                return;
+            }
+            if (*s >> FP_SHIFT) == fp {
+                self.ids.prefetch(*s as u32);
+                return;
+            }
+        }
+    }
+
     #[inline]
     pub fn contains(&self, id: &FactId) -> bool {
         self.lookup_hashed(id, self.hash(id)).is_some()
@@ -185,11 +212,28 @@ impl ExactIndex {
             }
             let mut slots = vec![EMPTY; cap + PAD];
             let seed = self.seed;
-            let ok = self
-                .ids
-                .iter()
-                .enumerate()
-                .all(|(ord, id)| place(&mut slots, cap, ord as u32, hash_id(&id.0, seed)));
+            // Ids are read in order, but each lands at a random slot: hash a
+            // window ahead and prefetch its slots so the writes' misses overlap.
+            const AHEAD: usize = 16;
+            let n = self.ids.len();
+            let mut ring = [0u64; AHEAD];
+            for (ord, h) in ring.iter_mut().enumerate().take(n) {
+                *h = hash_id(&self.ids.get(ord as u32).0, seed);
+                prefetch_read(slots.as_ptr().wrapping_add(fast_range(*h, cap)));
+            }
+            let mut ok = true;
+            for ord in 0..n {
+                let h = ring[ord % AHEAD];
+                if ord + AHEAD < n {
+                    let next = hash_id(&self.ids.get((ord + AHEAD) as u32).0, seed);
+                    prefetch_read(slots.as_ptr().wrapping_add(fast_range(next, cap)));
+                    ring[ord % AHEAD] = next;
+                }
+                if !place(&mut slots, cap, ord as u32, h) {
+                    ok = false;
+                    break;
+                }
+            }
             if ok {
                 self.slots = slots;
                 self.home_cap = cap;
@@ -233,6 +277,17 @@ impl Default for ExactIndex {
     fn default() -> Self {
         Self::new()
     }
+}
+
+#[inline(always)]
+pub(crate) fn prefetch_read<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Robin Hood placement of `ord` (hash `h`). `false` if some entry would end

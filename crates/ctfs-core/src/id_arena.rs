@@ -54,6 +54,15 @@ impl IdArena {
         &self.chunks[(ord >> CHUNK_BITS) as usize][(ord & CHUNK_MASK) as usize]
     }
 
+    /// Hints the CPU to load the id at `ord` (no effect if out of range).
+    #[inline(always)]
+    pub fn prefetch(&self, ord: u32) {
+        if let Some(c) = self.chunks.get((ord >> CHUNK_BITS) as usize) {
+            let p = c.as_ptr().wrapping_add((ord & CHUNK_MASK) as usize);
+            crate::exact_index::prefetch_read(p);
+        }
+    }
+
     /// Linear search, newest first (used while an index is not yet built).
     pub fn contains_linear(&self, id: &FactId) -> bool {
         self.chunks.iter().rev().any(|c| c.iter().rev().any(|x| x == id))

@@ -103,6 +103,13 @@ enum Track {
     Indexed(ExactIndex),
 }
 
+/// Stages of [`Kernel::prefetch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefetch {
+    Slots,
+    Keys,
+}
+
 /// Is an id known to the kernel?
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Containment {
@@ -156,7 +163,15 @@ pub struct Kernel<I: Invariant> {
     deriver: IdDeriver,
     rejected: [u64; ErrorCode::COUNT],
     escalated_at: Option<u64>,
+    /// Set once the clock is too full to rule anything out (exact modes).
+    bloom_saturated: bool,
 }
+
+/// Dependencies whose table lines are prefetched together with the id's.
+const PREFETCH_DEPS: usize = 8;
+/// Popcount past which the Bloom filter rejects under 1 in 3 unseen ids
+/// (false-positive rate (480/512)^3 > 0.82): not worth a hash per id.
+const BLOOM_SATURATED_BITS: u32 = 480;
 
 impl<I: Invariant> Kernel<I> {
     /// A kernel with default limits. Panics if `config` is invalid; use
@@ -182,6 +197,7 @@ impl<I: Invariant> Kernel<I> {
             deriver: IdDeriver::new(),
             rejected: [0; ErrorCode::COUNT],
             escalated_at: None,
+            bloom_saturated: false,
         })
     }
 
@@ -264,11 +280,27 @@ impl<I: Invariant> Kernel<I> {
             None => self.deriver.peek(deps, payload),
         };
 
-        // Dedup. A derived id is fresh by construction (random key + counter).
+        // In exact mode, request the table lines of the id and of the first
+        // dependencies together (and then the dependencies' ids), so that
+        // their cache misses overlap instead of queueing.
+        let mut dep_hash = [0u64; PREFETCH_DEPS];
         let hash = match &self.track {
-            Track::Indexed(ix) => ix.hash(&id),
+            Track::Indexed(ix) => {
+                let h = ix.hash(&id);
+                ix.prefetch(h);
+                for (dh, dep) in dep_hash.iter_mut().zip(deps) {
+                    *dh = ix.hash(dep);
+                    ix.prefetch(*dh);
+                }
+                for dh in dep_hash.iter().take(deps.len()) {
+                    ix.prefetch_key(*dh);
+                }
+                h
+            }
             _ => 0,
         };
+
+        // Dedup. A derived id is fresh by construction (random key + counter).
         if given.is_some() && self.seen(&id, hash) {
             let certain = !matches!(self.track, Track::None);
             return Err(AdmitError::DuplicateFact { id, certain });
@@ -276,7 +308,7 @@ impl<I: Invariant> Kernel<I> {
 
         // Causality.
         for (index, dep) in deps.iter().enumerate() {
-            if !self.dependency_admitted(dep) {
+            if !self.dependency_admitted(dep, dep_hash.get(index).copied()) {
                 return Err(AdmitError::CausalityViolation { id, missing: *dep, index });
             }
         }
@@ -303,11 +335,17 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
+    /// Whether the Bloom clock can still rule ids out cheaply. Once it is
+    /// nearly full it almost never can, and the exact modes stop asking it.
+    #[inline(always)]
+    fn bloom_filters(&self) -> bool {
+        !self.bloom_saturated || matches!(self.track, Track::None)
+    }
+
     /// Was `id` admitted? Bloom mode answers probabilistically.
     #[inline]
     fn seen(&self, id: &FactId, hash: u64) -> bool {
-        let clock = &self.frontier.clock;
-        if !clock.might_contain(id) {
+        if self.bloom_filters() && !self.frontier.clock.might_contain(id) {
             return false;
         }
         match &self.track {
@@ -317,15 +355,16 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
+    /// `hash` is the dependency's index hash when already computed.
     #[inline]
-    fn dependency_admitted(&self, dep: &FactId) -> bool {
-        if !self.frontier.clock.might_contain(dep) {
+    fn dependency_admitted(&self, dep: &FactId, hash: Option<u64>) -> bool {
+        if self.bloom_filters() && !self.frontier.clock.might_contain(dep) {
             return false;
         }
         match &self.track {
             Track::None => true,
             Track::Pending(arena) => self.frontier.recent.contains(dep) || arena.contains_linear(dep),
-            Track::Indexed(ix) => ix.contains(dep),
+            Track::Indexed(ix) => ix.lookup_hashed(dep, hash.unwrap_or_else(|| ix.hash(dep))).is_some(),
         }
     }
 
@@ -336,12 +375,41 @@ impl<I: Invariant> Kernel<I> {
             Track::Indexed(ix) => {
                 // Fullness was checked before the commit began.
                 let _ = ix.insert_hashed(id, hash);
+                if !self.bloom_saturated && self.frontier.clock.popcount() >= BLOOM_SATURATED_BITS {
+                    self.bloom_saturated = true;
+                }
             }
             Track::Pending(arena) => {
                 arena.push(*id);
                 if let CausalityMode::Escalating { threshold } = self.config.mode {
                     if self.frontier.clock.saturation() > threshold {
                         self.escalate();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Memory hints for a fact that will be admitted soon (exact modes; no-op
+    /// otherwise). `Slots` requests the index lines of the id and the
+    /// dependencies; `Keys`, issued later, requests the dependencies' stored
+    /// ids. Batches issue both a few records ahead, so that a record's cache
+    /// misses are served while earlier records are being admitted.
+    #[inline]
+    pub fn prefetch(&self, id: Option<&FactId>, deps: &[FactId], stage: Prefetch) {
+        if let Track::Indexed(ix) = &self.track {
+            match stage {
+                Prefetch::Slots => {
+                    if let Some(id) = id {
+                        ix.prefetch(ix.hash(id));
+                    }
+                    for dep in deps.iter().take(PREFETCH_DEPS) {
+                        ix.prefetch(ix.hash(dep));
+                    }
+                }
+                Prefetch::Keys => {
+                    for dep in deps.iter().take(PREFETCH_DEPS) {
+                        ix.prefetch_key(ix.hash(dep));
                     }
                 }
             }
@@ -423,6 +491,7 @@ impl<I: Invariant + Clone> Clone for Kernel<I> {
             deriver: IdDeriver::new(),
             rejected: self.rejected,
             escalated_at: self.escalated_at,
+            bloom_saturated: self.bloom_saturated,
         }
     }
 }

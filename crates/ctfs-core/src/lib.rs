@@ -43,7 +43,7 @@ pub use exact_index::ExactIndex;
 pub use fact::{Fact, FactId, IdDeriver};
 pub use frontier::Frontier;
 pub use invariant::{AlgebraicClass, CellInvariant, Coordination, Invariant, InvariantError};
-pub use kernel::{CausalityMode, Containment, Kernel, KernelConfig, KernelStats, Requirement, View};
+pub use kernel::{CausalityMode, Containment, Kernel, KernelConfig, KernelStats, Prefetch, Requirement, View};
 pub use precise::PreciseClock;
 pub use state::StateCell;
 pub use tenant::Tenants;
