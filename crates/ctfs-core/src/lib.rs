@@ -23,6 +23,7 @@
 pub mod batch;
 pub mod bloom;
 pub mod conflict;
+pub mod custom;
 pub mod error;
 pub mod exact_index;
 pub mod fact;
