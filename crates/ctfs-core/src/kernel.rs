@@ -8,6 +8,9 @@ use crate::frontier::Frontier;
 use crate::id_arena::IdArena;
 use crate::invariant::{Coordination, Invariant};
 
+mod snapshot;
+pub use snapshot::{KernelSnapshot, SnapshotState};
+
 /// How a kernel decides whether a dependency (or a duplicate) was admitted.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum CausalityMode {

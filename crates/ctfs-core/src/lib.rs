@@ -46,7 +46,7 @@ pub use fact::{Fact, FactId, IdDeriver};
 pub use frontier::Frontier;
 pub use invariant::{AlgebraicClass, CellInvariant, Coordination, Invariant, InvariantError};
 pub use multi::{Multi, MultiEffect};
-pub use kernel::{CausalityMode, Containment, Kernel, KernelConfig, KernelStats, Prefetch, Requirement, View};
+pub use kernel::{CausalityMode, Containment, Kernel, KernelConfig, KernelSnapshot, KernelStats, Prefetch, Requirement, SnapshotState, View};
 pub use precise::PreciseClock;
 pub use state::StateCell;
 pub use tenant::Tenants;
