@@ -25,6 +25,7 @@ pub mod bloom;
 pub mod conflict;
 pub mod custom;
 pub mod error;
+pub mod escrow;
 pub mod exact_index;
 pub mod fact;
 pub mod frontier;
@@ -41,6 +42,10 @@ pub mod tenant;
 pub use bloom::BloomClock;
 pub use conflict::{compare_fact_ids, lowest_fact_id};
 pub use error::{AdmitError, ErrorCode};
+pub use escrow::{
+    EscrowConfig, EscrowError, EscrowManager, EscrowStats, GrantOutcome, NodeId, PendingRequest, Poll, QuotaGrant,
+    QuotaRequest,
+};
 pub use exact_index::ExactIndex;
 pub use fact::{Fact, FactId, IdDeriver};
 pub use frontier::Frontier;
