@@ -21,10 +21,11 @@ pub enum ErrorCode {
     RequiresCoordination = 7,
     DuplicateElement = 8,
     BufferFull = 9,
+    InsufficientQuota = 10,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Ok,
         ErrorCode::DuplicateFact,
         ErrorCode::CausalityViolation,
@@ -35,6 +36,7 @@ impl ErrorCode {
         ErrorCode::RequiresCoordination,
         ErrorCode::DuplicateElement,
         ErrorCode::BufferFull,
+        ErrorCode::InsufficientQuota,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -50,6 +52,7 @@ impl ErrorCode {
             ErrorCode::RequiresCoordination => "REQUIRES_COORDINATION",
             ErrorCode::DuplicateElement => "DUPLICATE_ELEMENT",
             ErrorCode::BufferFull => "BUFFER_FULL",
+            ErrorCode::InsufficientQuota => "INSUFFICIENT_QUOTA",
         }
     }
 }
@@ -73,6 +76,9 @@ pub enum AdmitError {
     CausalHorizonExceeded { limit: usize },
     /// The invariant's class needs coordination for this replicated admission.
     RequiresCoordination { invariant: String, class: AlgebraicClass },
+    /// Replicated admission of a bounded invariant: this replica's escrow
+    /// quota does not cover the fact; request quota from a peer.
+    InsufficientQuota { invariant: String, reason: String },
 }
 
 impl AdmitError {
@@ -89,6 +95,7 @@ impl AdmitError {
             AdmitError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             AdmitError::CausalHorizonExceeded { .. } => ErrorCode::CausalHorizonExceeded,
             AdmitError::RequiresCoordination { .. } => ErrorCode::RequiresCoordination,
+            AdmitError::InsufficientQuota { .. } => ErrorCode::InsufficientQuota,
         }
     }
 
@@ -135,6 +142,10 @@ impl fmt::Display for AdmitError {
                 "invariant '{invariant}' is {} and needs {} for replicated admission",
                 class.as_str(),
                 class.coordination().as_str()
+            ),
+            AdmitError::InsufficientQuota { invariant, reason } => write!(
+                f,
+                "invariant '{invariant}' is bounded and this replica's escrow quota does not cover the fact ({reason}); request quota from a peer"
             ),
         }
     }

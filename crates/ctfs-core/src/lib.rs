@@ -36,6 +36,7 @@ pub mod invariants;
 pub mod kernel;
 pub mod multi;
 pub mod precise;
+pub mod replica;
 pub mod state;
 pub mod tenant;
 

@@ -120,7 +120,8 @@ impl<'a> Parts<'a> {
         Ok(Parts { rest, remaining: count as usize, last: None, members })
     }
 
-    fn next_part(&mut self) -> Result<Option<(u8, &'a [u8])>, InvariantError> {
+    /// The next `(member index, part)`, `None` after the last.
+    pub fn next_part(&mut self) -> Result<Option<(u8, &'a [u8])>, InvariantError> {
         if self.remaining == 0 {
             if !self.rest.is_empty() {
                 return Err(InvariantError::MalformedPayload(Cow::Owned(format!(
