@@ -227,7 +227,7 @@ impl NativeKernel {
 
     #[napi(catch_unwind)]
     pub fn state(&self, domain: u32) -> Result<Buffer> {
-        self.with(|st| Ok(Buffer::from(st.domain(domain)?.state().0.to_vec())))
+        self.with(|st| Ok(Buffer::from(st.domain(domain)?.state().cell.0.to_vec())))
     }
 
     #[napi(catch_unwind)]
@@ -255,7 +255,7 @@ impl NativeKernel {
         self.with(|st| {
             let k = st.domain(domain)?;
             Ok(k.query(Requirement::Facts(ids))
-                .map(|v| NativeView { state: Buffer::from(v.state.0.to_vec()), frontier: frontier_of(v.frontier) }))
+                .map(|v| NativeView { state: Buffer::from(v.state.cell.0.to_vec()), frontier: frontier_of(v.frontier) }))
         })
     }
 
@@ -267,7 +267,7 @@ impl NativeKernel {
         self.with(|st| {
             let k = st.domain(domain)?;
             Ok(k.query(Requirement::Clock(&clock))
-                .map(|v| NativeView { state: Buffer::from(v.state.0.to_vec()), frontier: frontier_of(v.frontier) }))
+                .map(|v| NativeView { state: Buffer::from(v.state.cell.0.to_vec()), frontier: frontier_of(v.frontier) }))
         })
     }
 
