@@ -15,6 +15,9 @@ export const ERROR_CODES = [
   'REQUIRES_COORDINATION',
   'DUPLICATE_ELEMENT',
   'BUFFER_FULL',
+  'INSUFFICIENT_QUOTA',
+  'WAL_FAILED',
+  'WAL_CLOSED',
 ] as const
 
 /** The `code` of a {@link CtfsError}. */

@@ -112,7 +112,23 @@ pub fn admit_packed<I: Invariant>(
     kernel: &mut Kernel<I>,
     buf: &mut [u8],
     results: &mut [u8],
+    on_error: impl FnMut(usize, AdmitError),
+) -> BatchSummary {
+    admit_packed_with(kernel, buf, results, on_error, |k, id, deps, payload| match id {
+        Some(id) => k.admit(id, deps, payload).map(|()| *id),
+        None => k.admit_derived(deps, payload),
+    })
+}
+
+/// [`admit_packed`] with the admission of each record done by `admit`
+/// (`id: None` = derive one): the durable and replicated kernels put their
+/// checks around [`Kernel::admit`] here and keep the batch's prefetching.
+pub fn admit_packed_with<I: Invariant>(
+    kernel: &mut Kernel<I>,
+    buf: &mut [u8],
+    results: &mut [u8],
     mut on_error: impl FnMut(usize, AdmitError),
+    mut admit: impl FnMut(&mut Kernel<I>, Option<&FactId>, &[FactId], &[u8]) -> Result<FactId, AdmitError>,
 ) -> BatchSummary {
     let mut summary = BatchSummary::default();
     let mut pos = 0;
@@ -137,9 +153,9 @@ pub fn admit_packed<I: Invariant>(
         let deps = FactId::slice_from_bytes(deps).unwrap_or(&[]);
         let outcome = if rec.has_id {
             let id = FactId::from_slice(idf).unwrap_or_default();
-            kernel.admit(&id, deps, payload)
+            admit(kernel, Some(&id), deps, payload).map(|_| ())
         } else {
-            kernel.admit_derived(deps, payload).map(|id| idf.copy_from_slice(&id.0))
+            admit(kernel, None, deps, payload).map(|id| idf.copy_from_slice(&id.0))
         };
         if outcome.is_ok() {
             head[0] |= FLAG_HAS_ID;

@@ -22,10 +22,12 @@ pub enum ErrorCode {
     DuplicateElement = 8,
     BufferFull = 9,
     InsufficientQuota = 10,
+    WalFailed = 11,
+    WalClosed = 12,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::Ok,
         ErrorCode::DuplicateFact,
         ErrorCode::CausalityViolation,
@@ -37,6 +39,8 @@ impl ErrorCode {
         ErrorCode::DuplicateElement,
         ErrorCode::BufferFull,
         ErrorCode::InsufficientQuota,
+        ErrorCode::WalFailed,
+        ErrorCode::WalClosed,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -53,6 +57,8 @@ impl ErrorCode {
             ErrorCode::DuplicateElement => "DUPLICATE_ELEMENT",
             ErrorCode::BufferFull => "BUFFER_FULL",
             ErrorCode::InsufficientQuota => "INSUFFICIENT_QUOTA",
+            ErrorCode::WalFailed => "WAL_FAILED",
+            ErrorCode::WalClosed => "WAL_CLOSED",
         }
     }
 }
@@ -79,6 +85,11 @@ pub enum AdmitError {
     /// Replicated admission of a bounded invariant: this replica's escrow
     /// quota does not cover the fact; request quota from a peer.
     InsufficientQuota { invariant: String, reason: String },
+    /// Refused by the durability layer before anything changed:
+    /// `BufferFull` (the log's queue is full; retry after it drains),
+    /// `WalFailed` (a write or fdatasync failed; the log accepts nothing
+    /// more) or `WalClosed`.
+    Log { code: ErrorCode, reason: Cow<'static, str> },
 }
 
 impl AdmitError {
@@ -96,6 +107,7 @@ impl AdmitError {
             AdmitError::CausalHorizonExceeded { .. } => ErrorCode::CausalHorizonExceeded,
             AdmitError::RequiresCoordination { .. } => ErrorCode::RequiresCoordination,
             AdmitError::InsufficientQuota { .. } => ErrorCode::InsufficientQuota,
+            AdmitError::Log { code, .. } => *code,
         }
     }
 
@@ -147,6 +159,7 @@ impl fmt::Display for AdmitError {
                 f,
                 "invariant '{invariant}' is bounded and this replica's escrow quota does not cover the fact ({reason}); request quota from a peer"
             ),
+            AdmitError::Log { reason, .. } => write!(f, "{reason}"),
         }
     }
 }
