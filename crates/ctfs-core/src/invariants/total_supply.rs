@@ -176,6 +176,33 @@ mod tests {
         assert_ne!(run(&[10, -10]), run(&[-10, 10]));
     }
 
+    /// Why a bounded supply needs escrow: from balance 10 with min 0, replicas
+    /// A and B each admit a locally valid withdrawal of 6; after exchanging
+    /// facts each refuses the other's, and the union of their facts (−12) is
+    /// admissible in no order.
+    #[test]
+    fn bounded_two_replica_counterexample() {
+        use crate::invariants::testkit::{OwnedFact, Replica};
+        let inv = TotalSupply::new(10, 0, 100).unwrap();
+        let (a, b) = (OwnedFact::new(1, TotalSupply::payload(-6)), OwnedFact::new(2, TotalSupply::payload(-6)));
+        let mut ra = Replica::new(&inv);
+        let mut rb = Replica::new(&inv);
+        ra.admit(&a).unwrap();
+        rb.admit(&b).unwrap();
+        assert!(matches!(ra.admit(&b), Err(InvariantError::Violation(_))));
+        assert!(matches!(rb.admit(&a), Err(InvariantError::Violation(_))));
+        // Same balance, different facts: the replicas disagree on history.
+        assert_eq!(ra.state, rb.state);
+        assert_ne!(ra.admitted, rb.admitted);
+        // With different amounts the states differ too.
+        let c = OwnedFact::new(3, TotalSupply::payload(-7));
+        let mut rc = Replica::new(&inv);
+        rc.admit(&c).unwrap();
+        assert!(rc.admit(&a).is_err() && ra.admit(&c).is_err());
+        assert_ne!(ra.state, rc.state);
+        assert_eq!(inv.coordination(), crate::invariant::Coordination::Escrow);
+    }
+
     proptest! {
         /// Unbounded supply: any order of the same deltas gives identical bytes.
         #[test]
