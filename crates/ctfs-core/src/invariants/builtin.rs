@@ -215,7 +215,7 @@ impl Invariant for Builtin {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn check(&self, fact: &Fact<'_>, state: &BuiltinState) -> Result<BuiltinEffect, InvariantError> {
         let cell = &state.cell;
         match self {
@@ -226,33 +226,49 @@ impl Invariant for Builtin {
             Builtin::Lww(i) => cell_check(i, fact, cell),
             Builtin::UniquenessCell(i) => cell_check(i, fact, cell),
             Builtin::GGraphCell(i) => cell_check(i, fact, cell),
-            Builtin::UniqueSet(i) => {
-                let Extension::Set(keys) = &state.ext else { return Err(mismatch()) };
-                let SetEffect { cell, key } = i.check_parts(fact.payload, cell, keys)?;
-                Ok(BuiltinEffect { cell, ext: ExtEffect::InsertKey(key) })
-            }
-            Builtin::Graph(i) => {
-                let Extension::Graph(g) = &state.ext else { return Err(mismatch()) };
-                let GraphEffect { cell, edge } = i.check_parts(fact.payload, cell, g)?;
-                let ext = match edge {
-                    Some((from, to)) => ExtEffect::InsertEdge(from, to),
-                    None => ExtEffect::None,
-                };
-                Ok(BuiltinEffect { cell, ext })
-            }
+            Builtin::UniqueSet(i) => set_check(i, fact, state),
+            Builtin::Graph(i) => graph_check(i, fact, state),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn commit(&self, effect: BuiltinEffect, state: &mut BuiltinState) {
         state.cell = effect.cell;
-        match (effect.ext, &mut state.ext) {
-            (ExtEffect::None, _) => {}
-            (ExtEffect::InsertKey(k), Extension::Set(keys)) => keys.insert(k),
-            (ExtEffect::InsertEdge(from, to), Extension::Graph(g)) => g.insert(from, to),
-            // `check` refuses a mismatched state, so no effect reaches here.
-            _ => debug_assert!(false, "effect does not match the state's extension"),
+        if !matches!(effect.ext, ExtEffect::None) {
+            ext_commit(effect.ext, &mut state.ext);
         }
+    }
+}
+
+// The heap variants are kept out of line so that the dispatch above stays
+// small enough to inline into the kernel for the cell variants.
+
+#[inline(never)]
+fn set_check(inv: &UniqueSet, fact: &Fact<'_>, state: &BuiltinState) -> Result<BuiltinEffect, InvariantError> {
+    let Extension::Set(keys) = &state.ext else { return Err(mismatch()) };
+    let SetEffect { cell, key } = inv.check_parts(fact.payload, &state.cell, keys)?;
+    Ok(BuiltinEffect { cell, ext: ExtEffect::InsertKey(key) })
+}
+
+#[inline(never)]
+fn graph_check(inv: &Graph, fact: &Fact<'_>, state: &BuiltinState) -> Result<BuiltinEffect, InvariantError> {
+    let Extension::Graph(g) = &state.ext else { return Err(mismatch()) };
+    let GraphEffect { cell, edge } = inv.check_parts(fact.payload, &state.cell, g)?;
+    let ext = match edge {
+        Some((from, to)) => ExtEffect::InsertEdge(from, to),
+        None => ExtEffect::None,
+    };
+    Ok(BuiltinEffect { cell, ext })
+}
+
+#[inline(never)]
+fn ext_commit(effect: ExtEffect, ext: &mut Extension) {
+    match (effect, ext) {
+        (ExtEffect::None, _) => {}
+        (ExtEffect::InsertKey(k), Extension::Set(keys)) => keys.insert(k),
+        (ExtEffect::InsertEdge(from, to), Extension::Graph(g)) => g.insert(from, to),
+        // `check` refuses a mismatched state, so no effect reaches here.
+        _ => debug_assert!(false, "effect does not match the state's extension"),
     }
 }
 

@@ -82,7 +82,7 @@ impl CellInvariant for GCounter {
         c
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let inc = increment(fact.payload, "gCounter")?;
         let sum = u128_at(cell, SUM);
@@ -147,7 +147,7 @@ impl CellInvariant for BoundedGCounter {
         c
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let inc = increment(fact.payload, "boundedGCounter")?;
         let (sum, bound) = (u128_at(cell, SUM), u128_at(cell, BOUND));

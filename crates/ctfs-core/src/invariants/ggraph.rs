@@ -187,7 +187,7 @@ impl CellInvariant for GGraphCell {
         c
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let [from, to] = exact_payload::<CELL_PAYLOAD_LEN>(fact.payload, "gGraph", "u8 from, u8 to")?;
         if from >= VERTICES || to >= VERTICES {

@@ -102,7 +102,7 @@ impl CellInvariant for Lww {
         StateCell::zeroed()
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let p = fact.payload;
         if p.len() < MIN_PAYLOAD || p.len() > MAX_PAYLOAD {

@@ -69,7 +69,7 @@ impl CellInvariant for Max {
         c
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let v = i128::from_le_bytes(exact_payload::<PAYLOAD_LEN>(fact.payload, "max", "i128 value")?);
         if v > cell.i128_at(MAX) {

@@ -85,7 +85,7 @@ impl CellInvariant for TotalSupply {
         c
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let raw: [u8; 16] = fact.payload.try_into().map_err(|_| {
             InvariantError::MalformedPayload(Cow::Owned(format!(

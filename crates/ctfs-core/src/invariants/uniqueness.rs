@@ -101,7 +101,7 @@ impl CellInvariant for UniquenessCell {
         StateCell::zeroed()
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let e = u16::from_le_bytes(exact_payload::<CELL_PAYLOAD_LEN>(fact.payload, "uniqueness", "u16 element")?);
         if e >= UNIVERSE {
