@@ -1,0 +1,842 @@
+//! The log: single-producer append API, SPSC byte ring, writer thread with
+//! group commit, durable frontier.
+//!
+//! ## Queue
+//! A byte ring of `buffer_capacity` bytes shared by the producer (the owner
+//! of `&mut Wal`, i.e. the JS thread) and the writer thread. Positions are
+//! monotonically increasing `u64`s (`head` written by the producer, `tail` by
+//! the writer); the byte index is `pos % capacity`. A record is encoded in
+//! place, never split: when it does not fit before the end of the ring the
+//! producer skips to the start (writing a zero `len` as a skip marker when at
+//! least four bytes remain; fewer than four remaining bytes are skipped
+//! implicitly). A record is limited to `capacity / 2` so an empty ring always
+//! has room. The producer path allocates nothing and makes no syscall except
+//! a Condvar notify when the writer is parked (Dekker handshake: producer
+//! stores `head`, SeqCst fence, loads `parked`; writer stores `parked`,
+//! re-loads `head` under the mutex before waiting).
+//!
+//! ## Writer
+//! Takes everything between its position and `head`, seals each record
+//! (CRC32C computed here, off the producer's thread), writes the batch with
+//! one vectored write at the segment offset and one fdatasync (or one
+//! io_uring submission), then publishes `durable_seq`, calls the notifier
+//! once, and releases the ring space. Everything that arrives meanwhile
+//! forms the next batch: group commit without any timer. A segment roll in
+//! the middle of a batch syncs the old segment, creates the new one (header
+//! written + fsync, directory fsync) and goes on.
+//!
+//! A failed write or sync puts the log in the failed state for good:
+//! `durable_seq` never moves again, the failure callback runs once, and every
+//! later `append` / `flush` returns `WalError::Failed`.
+
+use crate::backend::{Backend, FaultHook, Faulty, Io, Portable, UringMode, probe_uring};
+use crate::error::WalError;
+use crate::format::{
+    HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, SEGMENT_HEADER_LEN, encode_record_unsealed,
+    encode_segment_header, fsync_dir, list_segments, record_size, seal_record, segment_file_name,
+};
+use crate::recovery::{NO_REPLAY, Recovery, scan};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Called by the writer thread once per durable batch with the new durable
+/// seq (every record with a seq <= it is on disk and fdatasync'ed).
+pub type Notifier = Box<dyn Fn(u64) + Send>;
+/// Called by the writer thread once when the log enters the failed state.
+pub type FailureNotifier = Box<dyn Fn(&str) + Send>;
+
+/// Options of [`Wal::open`].
+pub struct WalOptions {
+    /// I/O backend (default: `Auto`, io_uring when the probe passes).
+    pub backend: Backend,
+    /// How io_uring makes a batch durable (default: the faster one measured
+    /// by `benches/wal_durable.rs`).
+    pub uring_mode: UringMode,
+    /// Roll to a new segment when the next record would take the segment
+    /// past this size (default 64 MiB). A larger record gets a segment alone.
+    pub segment_size: u64,
+    /// Bytes of the in-memory queue (default 16 MiB).
+    pub buffer_capacity: usize,
+    /// Largest record accepted (default 1 MiB; at most `buffer_capacity / 2`
+    /// and 64 MiB).
+    pub max_record_bytes: usize,
+    /// On corruption before the tail: truncate there (dropping everything
+    /// after it) instead of failing with `WAL_CORRUPT`.
+    pub truncate_corrupt: bool,
+    /// Durable-frontier callback, once per batch, on the writer thread.
+    pub notifier: Option<Notifier>,
+    /// Failure callback, once, on the writer thread.
+    pub on_failure: Option<FailureNotifier>,
+    /// Test-only: fault injection into the writer's durable writes.
+    #[doc(hidden)]
+    pub fault_hook: Option<FaultHook>,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            backend: Backend::Auto,
+            uring_mode: UringMode::default(),
+            segment_size: 64 << 20,
+            buffer_capacity: 16 << 20,
+            max_record_bytes: 1 << 20,
+            truncate_corrupt: false,
+            notifier: None,
+            on_failure: None,
+            fault_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for WalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalOptions")
+            .field("backend", &self.backend)
+            .field("uring_mode", &self.uring_mode)
+            .field("segment_size", &self.segment_size)
+            .field("buffer_capacity", &self.buffer_capacity)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("truncate_corrupt", &self.truncate_corrupt)
+            .field("notifier", &self.notifier.is_some())
+            .field("on_failure", &self.on_failure.is_some())
+            .finish()
+    }
+}
+
+/// Counters (monotonic since open), for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// fdatasync/fsync calls (or io_uring equivalents) made by the writer,
+    /// including segment-header and directory syncs.
+    pub fsyncs: u64,
+    /// Durable batches (= notifier calls).
+    pub batches: u64,
+    pub records_written: u64,
+    pub bytes_written: u64,
+    pub segments_created: u64,
+    pub durable_seq: u64,
+    pub appended_seq: u64,
+}
+
+/// Result of [`Wal::compact_before`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    pub removed: Vec<PathBuf>,
+    pub bytes: u64,
+}
+
+#[repr(align(128))]
+struct Padded<T>(T);
+
+struct Shared {
+    buf: *mut u8,
+    cap: usize,
+    head: Padded<AtomicU64>,
+    tail: Padded<AtomicU64>,
+    durable: Padded<AtomicU64>,
+    appended: AtomicU64,
+    parked: AtomicBool,
+    closing: AtomicBool,
+    failed: AtomicBool,
+    writer_exited: AtomicBool,
+    failure: Mutex<Option<String>>,
+    park_lock: Mutex<()>,
+    park_cv: Condvar,
+    durable_lock: Mutex<()>,
+    durable_cv: Condvar,
+    fsyncs: AtomicU64,
+    batches: AtomicU64,
+    records_written: AtomicU64,
+    bytes_written: AtomicU64,
+    segments_created: AtomicU64,
+}
+
+// SAFETY: `buf` is a heap allocation owned by `Shared`; the ring protocol
+// gives the producer exclusive access to `[head, tail + cap)` and the writer
+// exclusive access to `[tail, head)`, with Release/Acquire on head and tail.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `Shared::new` as a boxed slice of `cap` bytes.
+        unsafe { drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.buf, self.cap))) };
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn new(cap: usize, last_seq: u64) -> Shared {
+        let buf = Box::into_raw(vec![0u8; cap].into_boxed_slice()) as *mut u8;
+        Shared {
+            buf,
+            cap,
+            head: Padded(AtomicU64::new(0)),
+            tail: Padded(AtomicU64::new(0)),
+            durable: Padded(AtomicU64::new(last_seq)),
+            appended: AtomicU64::new(last_seq),
+            parked: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            writer_exited: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            park_lock: Mutex::new(()),
+            park_cv: Condvar::new(),
+            durable_lock: Mutex::new(()),
+            durable_cv: Condvar::new(),
+            fsyncs: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            records_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            segments_created: AtomicU64::new(0),
+        }
+    }
+
+    fn wake_writer(&self) {
+        let _g = lock(&self.park_lock);
+        self.park_cv.notify_one();
+    }
+
+    fn wake_durable_waiters(&self) {
+        let _g = lock(&self.durable_lock);
+        self.durable_cv.notify_all();
+    }
+
+    fn failed_error(&self) -> WalError {
+        let reason = lock(&self.failure).clone().unwrap_or_else(|| "write or fdatasync failed".into());
+        WalError::Failed { reason }
+    }
+}
+
+/// The write-ahead log. One producer (`&mut self`), one writer thread.
+pub struct Wal {
+    shared: Arc<Shared>,
+    head: u64,
+    cached_tail: u64,
+    next_seq: u64,
+    max_record: usize,
+    thread: Option<JoinHandle<()>>,
+    dir: PathBuf,
+    backend: &'static str,
+    backend_note: Option<String>,
+    closed: bool,
+    /// flock'ed `LOCK` file; released by `close`.
+    lock_file: Option<File>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("backend", &self.backend)
+            .field("appended_seq", &self.appended_seq())
+            .field("durable_seq", &self.durable_seq())
+            .finish()
+    }
+}
+
+fn check_options(o: &WalOptions) -> Result<(), WalError> {
+    let bad = |m: String| Err(WalError::InvalidArgument(m));
+    if o.buffer_capacity < 4096 || o.buffer_capacity > (1usize << 40) {
+        return bad(format!("buffer_capacity {} outside 4 KiB..1 TiB", o.buffer_capacity));
+    }
+    if o.max_record_bytes < MIN_RECORD_LEN
+        || o.max_record_bytes > o.buffer_capacity / 2
+        || o.max_record_bytes > HARD_MAX_RECORD_LEN
+    {
+        return bad(format!(
+            "max_record_bytes {} must be within {MIN_RECORD_LEN}..=min(buffer_capacity/2, 64 MiB)",
+            o.max_record_bytes
+        ));
+    }
+    if o.segment_size < (SEGMENT_HEADER_LEN + MIN_RECORD_LEN) as u64 {
+        return bad(format!("segment_size {} too small", o.segment_size));
+    }
+    Ok(())
+}
+
+fn select_backend(o: &WalOptions) -> Result<(Box<dyn Io>, Option<String>), WalError> {
+    match o.backend {
+        Backend::Portable => Ok((Box::new(Portable), None)),
+        Backend::IoUring => probe_uring(o.uring_mode).map(|io| (io, None)).map_err(WalError::BackendUnavailable),
+        Backend::Auto => match probe_uring(o.uring_mode) {
+            Ok(io) => Ok((io, None)),
+            Err(reason) => Ok((Box::new(Portable), Some(format!("io_uring unavailable, using portable: {reason}")))),
+        },
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lock_dir(dir: &Path) -> Result<File, WalError> {
+    use std::os::fd::AsRawFd;
+    let p = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| WalError::io(format!("open {}", p.display()), e))?;
+    // SAFETY: flock on an fd we own.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        return Err(WalError::io(
+            format!("WAL directory {} is locked by another open Wal", dir.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(f)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_dir(dir: &Path) -> Result<File, WalError> {
+    let p = dir.join("LOCK");
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| WalError::io(format!("open {}", p.display()), e))
+}
+
+/// Creates segment `first_seq` in `dir`: header written and fsynced, then
+/// the directory fsynced. Returns the open file.
+fn create_segment(dir: &Path, first_seq: u64) -> std::io::Result<(PathBuf, File)> {
+    let path = dir.join(segment_file_name(first_seq));
+    let f = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+    let h = encode_segment_header(first_seq);
+    // Header + file size durable (fdatasync), then the directory entry.
+    crate::backend::Portable.write_durable(&f, 0, &[&h])?;
+    fsync_dir(dir)?;
+    Ok((path, f))
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`: recovers it (torn tail
+    /// cut, corruption reported) and starts the writer thread. Replays
+    /// nothing; see [`Wal::open_with_replay`].
+    pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<(Wal, Recovery), WalError> {
+        Wal::open_with_replay(dir, opts, NO_REPLAY, |_| Ok::<(), WalError>(()))
+    }
+
+    /// Like [`Wal::open`], and hands every valid record with `seq >= from_seq`
+    /// to `f` during the recovery scan (one pass over the files). Typical
+    /// use: load the newest valid checkpoint (seq `S`), then
+    /// `open_with_replay(dir, opts, S + 1, apply)`. Records are passed before
+    /// the whole log is validated: if recovery then fails (`WAL_CORRUPT`),
+    /// the caller must discard what it applied. `from_seq` below the first
+    /// seq still in the log (compacted away) or beyond `last_seq + 1` is
+    /// `INVALID_ARGUMENT`.
+    pub fn open_with_replay<E, F>(
+        dir: impl AsRef<Path>,
+        mut opts: WalOptions,
+        from_seq: u64,
+        f: F,
+    ) -> Result<(Wal, Recovery), E>
+    where
+        E: From<WalError>,
+        F: FnMut(RecordRef<'_>) -> Result<(), E>,
+    {
+        let dir = dir.as_ref().to_path_buf();
+        check_options(&opts)?;
+        let (io, backend_note) = select_backend(&opts)?;
+        std::fs::create_dir_all(&dir).map_err(|e| WalError::io(format!("create {}", dir.display()), e))?;
+        let lock_file = lock_dir(&dir)?;
+        let scanned = scan(&dir, true, opts.truncate_corrupt, from_seq, f)?;
+        let mut recovery = scanned.recovery;
+        let next_seq = recovery.last_seq + 1;
+
+        let (seg_path, seg_file, seg_len) = match scanned.active {
+            Some((path, _first, len)) => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| WalError::io(format!("open {}", path.display()), e))?;
+                (path, f, len)
+            }
+            None => {
+                let (p, f) = create_segment(&dir, next_seq)
+                    .map_err(|e| WalError::io(format!("create segment in {}", dir.display()), e))?;
+                recovery.segments += 1;
+                (p, f, SEGMENT_HEADER_LEN as u64)
+            }
+        };
+
+        let backend = io.name();
+        let io: Box<dyn Io> = match opts.fault_hook.take() {
+            Some(hook) => Box::new(Faulty { inner: io, hook }),
+            None => io,
+        };
+        let shared = Arc::new(Shared::new(opts.buffer_capacity, recovery.last_seq));
+        let writer = Writer {
+            shared: shared.clone(),
+            io,
+            dir: dir.clone(),
+            seg_file,
+            seg_path,
+            seg_len,
+            seg_written: seg_len,
+            seg_limit: opts.segment_size,
+            pos: 0,
+            next_seq,
+            runs: Vec::with_capacity(4),
+            notifier: opts.notifier.take(),
+            on_failure: opts.on_failure.take(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("ctfs-wal-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| WalError::io("spawn WAL writer thread", e))?;
+        Ok((
+            Wal {
+                shared,
+                head: 0,
+                cached_tail: 0,
+                next_seq,
+                max_record: opts.max_record_bytes,
+                thread: Some(thread),
+                dir,
+                backend,
+                backend_note,
+                closed: false,
+                lock_file: Some(lock_file),
+            },
+            recovery,
+        ))
+    }
+
+    /// Streams the records of a (closed or live) log with `seq >= from_seq`
+    /// to `f`, read-only: a torn tail ends the replay (reported in
+    /// `bytes_cut`/`torn_tail_at`, nothing is modified); corruption is
+    /// `WAL_CORRUPT`. Records borrow an internal read buffer (zero-copy).
+    pub fn replay<E, F>(dir: impl AsRef<Path>, from_seq: u64, f: F) -> Result<Recovery, E>
+    where
+        E: From<WalError>,
+        F: FnMut(RecordRef<'_>) -> Result<(), E>,
+    {
+        Ok(scan(dir.as_ref(), false, false, from_seq, f)?.recovery)
+    }
+
+    /// `"io_uring"` or `"portable"`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Why `Backend::Auto` fell back to portable, if it did.
+    pub fn backend_note(&self) -> Option<&str> {
+        self.backend_note.as_deref()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every record with a seq <= this is durable (fdatasync returned OK).
+    #[inline]
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable.0.load(Ordering::Acquire)
+    }
+
+    /// Seq of the last appended record (0 if none ever).
+    #[inline]
+    pub fn appended_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// A handle that reads the durable frontier from any thread.
+    pub fn durable_handle(&self) -> DurableHandle {
+        DurableHandle(self.shared.clone())
+    }
+
+    /// `true` once a write or fdatasync failed.
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> WalStats {
+        let s = &self.shared;
+        WalStats {
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            batches: s.batches.load(Ordering::Relaxed),
+            records_written: s.records_written.load(Ordering::Relaxed),
+            bytes_written: s.bytes_written.load(Ordering::Relaxed),
+            segments_created: s.segments_created.load(Ordering::Relaxed),
+            durable_seq: self.durable_seq(),
+            appended_seq: self.appended_seq(),
+        }
+    }
+
+    /// Total on-disk size of a record; the unit of the space checks.
+    #[inline]
+    pub fn record_size(dep_count: usize, payload_len: usize) -> usize {
+        record_size(dep_count, payload_len)
+    }
+
+    #[inline]
+    fn check_state(&self) -> Result<(), WalError> {
+        if self.closed {
+            return Err(WalError::Closed);
+        }
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(self.shared.failed_error());
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn check_size(&self, dep_count: usize, payload_len: usize) -> Result<usize, WalError> {
+        if dep_count > u16::MAX as usize {
+            return Err(WalError::InvalidArgument(format!("{dep_count} deps (at most 65535)")));
+        }
+        let n = record_size(dep_count, payload_len);
+        if n > self.max_record {
+            return Err(WalError::InvalidArgument(format!(
+                "record of {n} bytes exceeds max_record_bytes {}",
+                self.max_record
+            )));
+        }
+        Ok(n)
+    }
+
+    /// Where a record of `n` bytes would go: (start position, skip bytes).
+    #[inline]
+    fn place(&mut self, n: usize) -> Result<(u64, usize), WalError> {
+        let cap = self.shared.cap;
+        let off = (self.head % cap as u64) as usize;
+        let pad = if cap - off < n { cap - off } else { 0 };
+        let need = (pad + n) as u64;
+        if self.head - self.cached_tail + need > cap as u64 {
+            self.cached_tail = self.shared.tail.0.load(Ordering::Acquire);
+            if self.head - self.cached_tail + need > cap as u64 {
+                return Err(WalError::BufferFull {
+                    needed: n,
+                    available: cap - (self.head - self.cached_tail) as usize,
+                });
+            }
+        }
+        Ok((self.head + pad as u64, pad))
+    }
+
+    /// Would a record with `dep_count` deps and `payload_len` payload bytes
+    /// be accepted now? With a single producer, free space only grows, so
+    /// after `Ok` the next [`Wal::append`] of that size cannot fail with
+    /// `BUFFER_FULL` or `INVALID_ARGUMENT` (only with `WAL_FAILED` if the
+    /// writer failed in between).
+    pub fn can_append(&mut self, dep_count: usize, payload_len: usize) -> Result<(), WalError> {
+        self.check_state()?;
+        let n = self.check_size(dep_count, payload_len)?;
+        self.place(n).map(|_| ())
+    }
+
+    /// Would all these records (total sizes from [`Wal::record_size`]), appended
+    /// in this order, fit now? Exact (simulates the ring's wrap-around). For
+    /// batch admission: check first, then change state, then append them all.
+    pub fn can_append_all<I: IntoIterator<Item = usize>>(&mut self, record_sizes: I) -> Result<(), WalError> {
+        self.check_state()?;
+        let cap = self.shared.cap as u64;
+        self.cached_tail = self.shared.tail.0.load(Ordering::Acquire);
+        let mut h = self.head;
+        for n in record_sizes {
+            if n < MIN_RECORD_LEN || n > self.max_record {
+                return Err(WalError::InvalidArgument(format!("record size {n} outside {MIN_RECORD_LEN}..={}", self.max_record)));
+            }
+            let off = h % cap;
+            let pad = if cap - off < n as u64 { cap - off } else { 0 };
+            h += pad + n as u64;
+            if h - self.cached_tail > cap {
+                return Err(WalError::BufferFull {
+                    needed: (h - self.head) as usize,
+                    available: (cap - (self.head - self.cached_tail)) as usize,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one record and returns its seq (assigned here, contiguous from
+    /// 1). Fails before changing anything: `WAL_CLOSED`, `WAL_FAILED`,
+    /// `INVALID_ARGUMENT` (too large), `BUFFER_FULL`. Durable once
+    /// `durable_seq() >= seq` / the notifier reported it.
+    #[inline]
+    pub fn append(&mut self, id: &Id, deps: &[Id], payload: &[u8], flags: u16) -> Result<u64, WalError> {
+        self.check_state()?;
+        let n = self.check_size(deps.len(), payload.len())?;
+        let (start, pad) = self.place(n)?;
+        let cap = self.shared.cap;
+        let seq = self.next_seq;
+        // SAFETY: [head, start + n) lies within the producer's exclusive part
+        // of the ring (checked by `place`), and `start % cap + n <= cap`.
+        unsafe {
+            if pad >= 4 {
+                let off = (self.head % cap as u64) as usize;
+                std::ptr::write_bytes(self.shared.buf.add(off), 0, 4);
+            }
+            let off = (start % cap as u64) as usize;
+            let dst = std::slice::from_raw_parts_mut(self.shared.buf.add(off), n);
+            encode_record_unsealed(dst, seq, id, deps, payload, flags);
+        }
+        self.head = start + n as u64;
+        self.next_seq = seq + 1;
+        self.shared.appended.store(seq, Ordering::Relaxed);
+        self.shared.head.0.store(self.head, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::Relaxed) {
+            self.shared.wake_writer();
+        }
+        Ok(seq)
+    }
+
+    /// Blocks until everything appended so far is durable; returns that seq.
+    /// `WAL_FAILED` if the log failed first.
+    pub fn flush(&self) -> Result<u64, WalError> {
+        if self.closed {
+            return if self.is_failed() { Err(self.shared.failed_error()) } else { Ok(self.durable_seq()) };
+        }
+        let target = self.appended_seq();
+        let s = &self.shared;
+        let mut g = lock(&s.durable_lock);
+        loop {
+            if s.durable.0.load(Ordering::Acquire) >= target {
+                return Ok(target);
+            }
+            if s.failed.load(Ordering::Acquire) {
+                return Err(s.failed_error());
+            }
+            if s.writer_exited.load(Ordering::Acquire) {
+                return Err(WalError::Closed);
+            }
+            g = s.durable_cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// Alias of [`Wal::flush`].
+    pub fn sync(&self) -> Result<u64, WalError> {
+        self.flush()
+    }
+
+    /// Drains the queue, syncs, stops the writer thread. Idempotent; `Drop`
+    /// calls it. `WAL_FAILED` if the log is (or became) failed.
+    pub fn close(&mut self) -> Result<(), WalError> {
+        if let Some(t) = self.thread.take() {
+            self.shared.closing.store(true, Ordering::SeqCst);
+            self.shared.wake_writer();
+            if t.join().is_err() {
+                let mut f = lock(&self.shared.failure);
+                if f.is_none() {
+                    *f = Some("WAL writer thread panicked".into());
+                }
+                self.shared.failed.store(true, Ordering::Release);
+            }
+        }
+        self.closed = true;
+        self.lock_file = None;
+        if self.is_failed() { Err(self.shared.failed_error()) } else { Ok(()) }
+    }
+
+    /// Deletes whole segments whose every record has a seq < `seq` (i.e. the
+    /// next segment starts at or before `seq`). Call with `checkpoint.seq + 1`
+    /// after the checkpoint is durably written. The active (last) segment is
+    /// never deleted. The directory is fsynced afterwards.
+    pub fn compact_before(&self, seq: u64) -> Result<CompactReport, WalError> {
+        compact_dir(&self.dir, seq.min(self.durable_seq() + 1))
+    }
+}
+
+/// [`Wal::compact_before`] on a directory (no open `Wal` needed).
+pub fn compact_dir(dir: &Path, seq: u64) -> Result<CompactReport, WalError> {
+    let segs = list_segments(dir).map_err(|e| WalError::io(format!("list {}", dir.display()), e))?;
+    let mut rep = CompactReport::default();
+    for w in segs.windows(2) {
+        if w[1].0 > seq {
+            break;
+        }
+        let p = &w[0].1;
+        rep.bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(p).map_err(|e| WalError::io(format!("remove {}", p.display()), e))?;
+        rep.removed.push(p.clone());
+    }
+    if !rep.removed.is_empty() {
+        fsync_dir(dir).map_err(|e| WalError::io(format!("fsync dir {}", dir.display()), e))?;
+    }
+    Ok(rep)
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Reads the durable frontier from any thread.
+#[derive(Clone)]
+pub struct DurableHandle(Arc<Shared>);
+
+impl DurableHandle {
+    pub fn durable_seq(&self) -> u64 {
+        self.0.durable.0.load(Ordering::Acquire)
+    }
+    pub fn appended_seq(&self) -> u64 {
+        self.0.appended.load(Ordering::Relaxed)
+    }
+    pub fn is_failed(&self) -> bool {
+        self.0.failed.load(Ordering::Acquire)
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    io: Box<dyn Io>,
+    dir: PathBuf,
+    seg_file: File,
+    seg_path: PathBuf,
+    /// Bytes of the segment including queued-but-unwritten records.
+    seg_len: u64,
+    /// Bytes of the segment already written.
+    seg_written: u64,
+    seg_limit: u64,
+    pos: u64,
+    next_seq: u64,
+    /// Contiguous ring ranges (offset, len) to write to the current segment.
+    runs: Vec<(usize, usize)>,
+    notifier: Option<Notifier>,
+    on_failure: Option<FailureNotifier>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let closing = self.shared.closing.load(Ordering::SeqCst);
+            let head = self.shared.head.0.load(Ordering::Acquire);
+            if head == self.pos {
+                if closing {
+                    break;
+                }
+                self.park();
+                continue;
+            }
+            if let Err(e) = self.batch(head) {
+                self.fail(e);
+                break;
+            }
+        }
+        self.shared.writer_exited.store(true, Ordering::Release);
+        self.shared.wake_durable_waiters();
+    }
+
+    fn park(&self) {
+        let s = &self.shared;
+        let g = lock(&s.park_lock);
+        s.parked.store(true, Ordering::SeqCst);
+        if s.head.0.load(Ordering::SeqCst) == self.pos && !s.closing.load(Ordering::SeqCst) {
+            let _ = s.park_cv.wait_timeout(g, Duration::from_millis(100));
+        }
+        s.parked.store(false, Ordering::Relaxed);
+    }
+
+    fn fail(&mut self, e: std::io::Error) {
+        let msg = format!("{} (segment {}): {e}", self.io.name(), self.seg_path.display());
+        *lock(&self.shared.failure) = Some(msg.clone());
+        self.shared.failed.store(true, Ordering::Release);
+        if let Some(cb) = &self.on_failure {
+            cb(&msg);
+        }
+        self.shared.wake_durable_waiters();
+    }
+
+    fn write_runs(&mut self) -> std::io::Result<()> {
+        if self.runs.is_empty() {
+            return Ok(());
+        }
+        let buf = self.shared.buf;
+        let mut slices: [&[u8]; 8] = [&[]; 8];
+        let mut bytes = 0usize;
+        let mut off = self.seg_written;
+        // At most 2 runs per batch in practice (ring wrap); chunk defensively.
+        for chunk in self.runs.chunks(8) {
+            let mut k = 0;
+            let mut len = 0;
+            for &(o, l) in chunk {
+                // SAFETY: [o, o + l) is inside the writer's exclusive part of
+                // the ring until `tail` is released after this batch.
+                slices[k] = unsafe { std::slice::from_raw_parts(buf.add(o), l) };
+                k += 1;
+                len += l;
+            }
+            self.io.write_durable(&self.seg_file, off, &slices[..k])?;
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+            off += len as u64;
+            bytes += len;
+        }
+        self.seg_written = off;
+        self.shared.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.runs.clear();
+        Ok(())
+    }
+
+    fn roll(&mut self) -> std::io::Result<()> {
+        self.write_runs()?;
+        let (path, file) = create_segment(&self.dir, self.next_seq)?;
+        self.shared.fsyncs.fetch_add(2, Ordering::Relaxed);
+        self.shared.segments_created.fetch_add(1, Ordering::Relaxed);
+        self.seg_file = file;
+        self.seg_path = path;
+        self.seg_len = SEGMENT_HEADER_LEN as u64;
+        self.seg_written = self.seg_len;
+        Ok(())
+    }
+
+    fn batch(&mut self, head: u64) -> std::io::Result<()> {
+        let cap = self.shared.cap;
+        let buf = self.shared.buf;
+        let mut pos = self.pos;
+        let first_seq = self.next_seq;
+        while pos < head {
+            let off = (pos % cap as u64) as usize;
+            if cap - off < 4 {
+                pos += (cap - off) as u64;
+                continue;
+            }
+            // SAFETY: inside [tail, head), owned by the writer.
+            let len = unsafe { std::ptr::read_unaligned(buf.add(off) as *const [u8; 4]) };
+            let len = u32::from_le_bytes(len) as usize;
+            if len == 0 {
+                pos += (cap - off) as u64;
+                continue;
+            }
+            let total = len + 4;
+            if self.seg_len + total as u64 > self.seg_limit && self.seg_len > SEGMENT_HEADER_LEN as u64 {
+                self.roll()?;
+            }
+            // SAFETY: as above; the producer wrote the whole record before
+            // publishing `head`.
+            let rec = unsafe { std::slice::from_raw_parts_mut(buf.add(off), total) };
+            seal_record(rec);
+            match self.runs.last_mut() {
+                Some((o, l)) if *o + *l == off => *l += total,
+                _ => self.runs.push((off, total)),
+            }
+            self.seg_len += total as u64;
+            self.next_seq += 1;
+            pos += total as u64;
+        }
+        self.write_runs()?;
+        // Written and synced: the ring space can be reused.
+        self.pos = pos;
+        self.shared.tail.0.store(pos, Ordering::Release);
+        let durable = self.next_seq - 1;
+        self.shared.records_written.fetch_add(self.next_seq - first_seq, Ordering::Relaxed);
+        self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        self.shared.durable.0.store(durable, Ordering::Release);
+        if let Some(cb) = &self.notifier {
+            cb(durable);
+        }
+        self.shared.wake_durable_waiters();
+        Ok(())
+    }
+}

@@ -1,0 +1,360 @@
+//! Writer, group commit, back-pressure, failure, recovery, compaction — each
+//! against every available backend.
+
+mod common;
+
+use common::*;
+use ctfs_wal::*;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[test]
+fn round_trip_reopen_continues_seq() {
+    for b in backends() {
+        let d = TempDir::new("roundtrip");
+        {
+            let (mut wal, rec) = Wal::open(d.path(), opts(b)).unwrap();
+            assert_eq!(rec.last_seq, 0);
+            assert_eq!(rec.records_replayed, 0);
+            assert_eq!(wal.backend(), if b.0 == Backend::IoUring { "io_uring" } else { "portable" });
+            append_n(&mut wal, 1, 500);
+            assert_eq!(wal.appended_seq(), 500);
+            assert_eq!(wal.flush().unwrap(), 500);
+            assert_eq!(wal.durable_seq(), 500);
+            wal.close().unwrap();
+            wal.close().unwrap(); // idempotent
+            assert_eq!(wal.append(&id(1), &[], b"", 0).unwrap_err().code(), "WAL_CLOSED");
+        }
+        let (recs, r) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(r.last_seq, 500);
+        assert_eq!(recs.len(), 500);
+        for (i, x) in recs.iter().enumerate() {
+            assert_eq!(*x, expected(i as u64 + 1));
+        }
+        // Reopen with replay from 301, continue at 501.
+        let mut seen = Vec::new();
+        let (mut wal, rec) = Wal::open_with_replay(d.path(), opts(b), 301, |r| {
+            seen.push(r.seq);
+            Ok::<(), WalError>(())
+        })
+        .unwrap();
+        assert_eq!(rec.last_seq, 500);
+        assert_eq!(rec.records_replayed, 200);
+        assert_eq!(rec.bytes_cut, 0);
+        assert_eq!(seen, (301..=500).collect::<Vec<_>>());
+        append_n(&mut wal, 501, 600);
+        drop(wal); // Drop closes and syncs
+        let (recs, _) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(recs.len(), 600);
+        assert_eq!(recs[599], expected(600));
+    }
+}
+
+#[test]
+fn segment_roll_and_wraparound() {
+    for b in backends() {
+        let d = TempDir::new("roll");
+        let o = WalOptions { segment_size: 4096, buffer_capacity: 4096, max_record_bytes: 2048, ..opts(b) };
+        let (mut wal, _) = Wal::open(d.path(), o).unwrap();
+        append_n(&mut wal, 1, 3000);
+        wal.flush().unwrap();
+        let st = wal.stats();
+        assert!(st.segments_created > 20, "{st:?}");
+        // One record larger than a segment goes alone.
+        let big = vec![7u8; 1500];
+        let (mut wal, seq) = {
+            let s = wal.append(&id(9), &[], &big, 1).unwrap();
+            (wal, s)
+        };
+        assert_eq!(seq, 3001);
+        wal.close().unwrap();
+        let (recs, r) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(r.last_seq, 3001);
+        for (i, x) in recs.iter().take(3000).enumerate() {
+            assert_eq!(*x, expected(i as u64 + 1));
+        }
+        assert_eq!(recs[3000].payload, big);
+        let segs = segments(d.path());
+        assert!(segs.len() > 20);
+        for s in &segs {
+            assert!(std::fs::metadata(s).unwrap().len() <= 4096);
+        }
+        let rep = inspect(d.path()).unwrap();
+        assert!(rep.is_healthy(), "{rep}");
+        assert_eq!(rep.records, 3001);
+        let mut next = 1;
+        for s in &rep.segments {
+            assert_eq!(s.first_seq, Some(next));
+            next = s.last_seq.unwrap() + 1;
+        }
+        // Reopen continues in the last segment / rolls as needed.
+        let o = WalOptions { segment_size: 4096, buffer_capacity: 4096, max_record_bytes: 2048, ..opts(b) };
+        let (mut wal, rec) = Wal::open(d.path(), o).unwrap();
+        assert_eq!(rec.last_seq, 3001);
+        assert_eq!(rec.segments, segs.len());
+        append_n(&mut wal, 3002, 3100);
+        wal.close().unwrap();
+        assert_eq!(replay_all(d.path(), 3000).unwrap().0.len(), 101);
+    }
+}
+
+#[test]
+fn group_commit_shares_fsyncs() {
+    for b in backends() {
+        let d = TempDir::new("group");
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let c2 = calls.clone();
+        let o = WalOptions { notifier: Some(Box::new(move |s| c2.lock().unwrap().push(s))), ..opts(b) };
+        let (mut wal, _) = Wal::open(d.path(), o).unwrap();
+        let h = wal.durable_handle();
+        append_n(&mut wal, 1, 10_000);
+        assert!(h.durable_seq() <= 10_000);
+        wal.flush().unwrap();
+        let st = wal.stats();
+        println!("{:?} {:?}: {st:?}", b.0, b.1);
+        assert_eq!(st.records_written, 10_000);
+        assert!(st.fsyncs * 10 < 10_000, "group commit: {} fsyncs for 10k appends", st.fsyncs);
+        assert_eq!(st.batches, calls.lock().unwrap().len() as u64);
+        let v = calls.lock().unwrap().clone();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "notifier strictly increasing");
+        assert_eq!(*v.last().unwrap(), 10_000);
+        wal.close().unwrap();
+    }
+}
+
+/// Opens the gate when dropped (also when a test assertion panics, so the
+/// writer thread never stays blocked and `Drop for Wal` can join it).
+struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+impl Gate {
+    fn open(&self) {
+        *self.0.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.1.notify_all();
+    }
+}
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
+}
+
+/// A fault hook that blocks the writer until released.
+fn gate() -> (FaultHook, Gate) {
+    let g = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let g2 = g.clone();
+    let hook: FaultHook = Arc::new(move |_, _| {
+        let (m, cv) = &*g2;
+        let mut open = m.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        FaultAction::Proceed
+    });
+    (hook, Gate(g))
+}
+
+#[test]
+fn buffer_full_before_any_state_change() {
+    for b in backends() {
+        let d = TempDir::new("full");
+        let (hook, g0) = gate();
+        let o = WalOptions { buffer_capacity: 4096, max_record_bytes: 1024, fault_hook: Some(hook), ..opts(b) };
+        let (mut wal, _) = Wal::open(d.path(), o).unwrap();
+        let g = g0; // declared after `wal`: dropped (opened) first on a panic
+        // The first record is taken by the (blocked) writer; fill the rest.
+        let mut n = 0u64;
+        let full = loop {
+            let (i, dd, p, f) = rec(n + 1);
+            if let Err(e) = wal.can_append(dd.len(), p.len()) {
+                // can_append and append agree, and neither changes anything.
+                let before = wal.appended_seq();
+                let e2 = wal.append(&i, &dd, &p, f).unwrap_err();
+                assert_eq!(e.code(), "BUFFER_FULL");
+                assert_eq!(e2.code(), "BUFFER_FULL");
+                assert_eq!(wal.appended_seq(), before);
+                break e2;
+            }
+            assert_eq!(wal.append(&i, &dd, &p, f).unwrap(), n + 1);
+            n += 1;
+            assert!(n < 1000, "ring never filled");
+            if n == 1 {
+                std::thread::sleep(Duration::from_millis(50)); // let the writer take record 1
+            }
+        };
+        assert!(matches!(full, WalError::BufferFull { .. }));
+        assert_eq!(wal.durable_seq(), 0);
+        let (_, dd, p, _) = rec(n + 1);
+        assert!(wal.can_append_all([Wal::record_size(dd.len(), p.len())]).is_err());
+        // Release the writer: everything appended becomes durable, in order.
+        g.open();
+        assert_eq!(wal.flush().unwrap(), n);
+        assert!(wal.can_append_all((0..20).map(|k| Wal::record_size(k % 3, k * 5))).is_ok());
+        append_n(&mut wal, n + 1, n + 50);
+        wal.close().unwrap();
+        let (recs, _) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(recs.len() as u64, n + 50);
+        for (i, x) in recs.iter().enumerate() {
+            assert_eq!(*x, expected(i as u64 + 1));
+        }
+    }
+}
+
+#[test]
+fn invalid_arguments() {
+    let d = TempDir::new("inval");
+    let o = WalOptions { buffer_capacity: 8192, max_record_bytes: 1024, backend: Backend::Portable, ..Default::default() };
+    let (mut wal, _) = Wal::open(d.path(), o).unwrap();
+    let e = wal.append(&id(1), &[], &[0u8; 2000], 0).unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert_eq!(wal.appended_seq(), 0);
+    let bad = WalOptions { buffer_capacity: 8192, max_record_bytes: 8192, ..Default::default() };
+    assert_eq!(Wal::open(TempDir::new("inval2").path(), bad).unwrap_err().code(), "INVALID_ARGUMENT");
+    // A second open of the same directory is refused while the first lives.
+    let e = Wal::open(d.path(), WalOptions { backend: Backend::Portable, ..Default::default() }).unwrap_err();
+    assert_eq!(e.code(), "IO_ERROR");
+}
+
+#[test]
+fn failed_state_is_final() {
+    for b in backends() {
+        for after in [false, true] {
+            let d = TempDir::new("failed");
+            let writes = Arc::new(AtomicUsize::new(0));
+            let w2 = writes.clone();
+            let hook: FaultHook = Arc::new(move |_, _| {
+                if w2.fetch_add(1, Ordering::SeqCst) >= 1 {
+                    let e = std::io::Error::from_raw_os_error(5); // EIO
+                    if after { FaultAction::FailAfter(e) } else { FaultAction::FailBefore(e) }
+                } else {
+                    FaultAction::Proceed
+                }
+            });
+            let failures = Arc::new(AtomicU64::new(0));
+            let f2 = failures.clone();
+            let durable_calls = Arc::new(Mutex::new(Vec::new()));
+            let dc = durable_calls.clone();
+            let o = WalOptions {
+                fault_hook: Some(hook),
+                on_failure: Some(Box::new(move |_| {
+                    f2.fetch_add(1, Ordering::SeqCst);
+                })),
+                notifier: Some(Box::new(move |s| dc.lock().unwrap().push(s))),
+                ..opts(b)
+            };
+            let (mut wal, _) = Wal::open(d.path(), o).unwrap();
+            append_n(&mut wal, 1, 10);
+            assert_eq!(wal.flush().unwrap(), 10);
+            append_n(&mut wal, 11, 20);
+            let e = wal.flush().unwrap_err();
+            assert_eq!(e.code(), "WAL_FAILED", "{e}");
+            assert!(wal.is_failed());
+            assert_eq!(wal.durable_seq(), 10, "never report durable after a failed sync");
+            assert_eq!(wal.append(&id(1), &[], b"x", 0).unwrap_err().code(), "WAL_FAILED");
+            assert_eq!(wal.can_append(0, 1).unwrap_err().code(), "WAL_FAILED");
+            assert_eq!(wal.close().unwrap_err().code(), "WAL_FAILED");
+            assert_eq!(failures.load(Ordering::SeqCst), 1);
+            assert_eq!(*durable_calls.lock().unwrap().last().unwrap(), 10);
+            // What is on disk is still a valid log (prefix 10, maybe more).
+            let (recs, _) = replay_all(d.path(), 1).unwrap();
+            assert!(recs.len() >= 10);
+        }
+    }
+}
+
+#[test]
+fn forced_backend_reports_itself() {
+    let d = TempDir::new("backend");
+    let (wal, _) = Wal::open(d.path(), WalOptions { backend: Backend::Portable, ..Default::default() }).unwrap();
+    assert_eq!(wal.backend(), "portable");
+    drop(wal);
+    match io_uring_available() {
+        Ok(()) => {
+            let (wal, _) = Wal::open(d.path(), WalOptions { backend: Backend::IoUring, ..Default::default() }).unwrap();
+            assert_eq!(wal.backend(), "io_uring");
+            drop(wal);
+            let (wal, _) = Wal::open(d.path(), WalOptions::default()).unwrap();
+            assert_eq!(wal.backend(), "io_uring");
+            assert!(wal.backend_note().is_none());
+        }
+        Err(reason) => {
+            eprintln!("NOTE: io_uring unavailable: {reason}");
+            let e = Wal::open(d.path(), WalOptions { backend: Backend::IoUring, ..Default::default() }).unwrap_err();
+            assert_eq!(e.code(), "BACKEND_UNAVAILABLE");
+            let (wal, _) = Wal::open(d.path(), WalOptions::default()).unwrap();
+            assert_eq!(wal.backend(), "portable");
+            assert!(wal.backend_note().is_some());
+        }
+    }
+}
+
+#[test]
+fn compaction_with_checkpoint() {
+    let d = TempDir::new("compact");
+    let o = || WalOptions { segment_size: 4096, backend: Backend::Portable, ..Default::default() };
+    let (mut wal, _) = Wal::open(d.path(), o()).unwrap();
+    append_n(&mut wal, 1, 1000);
+    wal.flush().unwrap();
+    let before = segments(d.path()).len();
+    write_checkpoint(d.path(), 600, &[(1, b"state at 600")]).unwrap();
+    let rep = wal.compact_before(601).unwrap();
+    assert!(!rep.removed.is_empty());
+    let after = segments(d.path());
+    assert_eq!(after.len(), before - rep.removed.len());
+    append_n(&mut wal, 1001, 1010);
+    wal.close().unwrap();
+    // Every record > 600 is still there; the first remaining segment starts <= 601.
+    let ck = latest_valid_checkpoint(d.path()).unwrap().checkpoint.unwrap();
+    assert_eq!(ck.seq, 600);
+    let (recs, r) = replay_all(d.path(), ck.seq + 1).unwrap();
+    assert_eq!(recs.len(), 410);
+    assert!(r.first_seq <= 601 && r.first_seq > 1);
+    assert_eq!(recs[0], expected(601));
+    // Replaying from before the compacted point is refused.
+    assert_eq!(replay_all(d.path(), 1).unwrap_err().code(), "INVALID_ARGUMENT");
+    let mut n = 0;
+    let (_wal, rec) = Wal::open_with_replay(d.path(), o(), 601, |_| {
+        n += 1;
+        Ok::<(), WalError>(())
+    })
+    .unwrap();
+    assert_eq!(n, 410);
+    assert_eq!(rec.last_seq, 1010);
+}
+
+#[test]
+fn torn_segment_creation_is_removed() {
+    let d = TempDir::new("tornseg");
+    let (mut wal, _) = Wal::open(d.path(), WalOptions { backend: Backend::Portable, ..Default::default() }).unwrap();
+    append_n(&mut wal, 1, 5);
+    wal.close().unwrap();
+    // A crash right after creating the next segment file.
+    std::fs::write(d.path().join(segment_file_name(6)), b"CTFSW").unwrap();
+    let (mut wal, rec) = Wal::open(d.path(), WalOptions { backend: Backend::Portable, ..Default::default() }).unwrap();
+    assert_eq!(rec.last_seq, 5);
+    assert_eq!(rec.bytes_cut, 5);
+    append_n(&mut wal, 6, 8);
+    wal.close().unwrap();
+    assert_eq!(replay_all(d.path(), 1).unwrap().0.len(), 8);
+}
+
+#[test]
+fn durable_frontier_visible_from_other_threads() {
+    for b in backends() {
+        let d = TempDir::new("frontier");
+        let (mut wal, _) = Wal::open(d.path(), opts(b)).unwrap();
+        let h = wal.durable_handle();
+        let t = std::thread::spawn(move || {
+            let mut last = 0;
+            while last < 2000 {
+                let s = h.durable_seq();
+                assert!(s >= last);
+                assert!(s <= h.appended_seq());
+                last = s;
+                std::thread::yield_now();
+            }
+        });
+        append_n(&mut wal, 1, 2000);
+        wal.flush().unwrap();
+        t.join().unwrap();
+    }
+}
