@@ -94,7 +94,7 @@ fn run_case(dir: &std::path::Path, backend: Backend, mode: UringMode, window: u6
         }
         let id = &ids[i % ids.len()];
         let dep = [ids[(i + ids.len() - 1) % ids.len()]];
-        let deps: &[[u8; 32]] = if i % 2 == 0 { &[] } else { &dep };
+        let deps: &[[u8; 32]] = if i.is_multiple_of(2) { &[] } else { &dep };
         let t = t0.elapsed().as_nanos() as u64;
         match wal.append(id, deps, &payload, 0) {
             Ok(_) => {
