@@ -358,6 +358,11 @@ impl Wal {
                     .write(true)
                     .open(&path)
                     .map_err(|e| WalError::io(format!("open {}", path.display()), e))?;
+                // After a process crash the tail may sit in the page cache
+                // without ever having been synced: make it durable before
+                // `durable_seq` starts at `last_seq` (earlier segments were
+                // synced before the next one was created).
+                f.sync_all().map_err(|e| WalError::io(format!("fsync {}", path.display()), e))?;
                 (path, f, len)
             }
             None => {
