@@ -244,7 +244,19 @@ fn failed_state_is_final() {
             let (mut wal, _) = Wal::open(d.path(), o).unwrap();
             append_n(&mut wal, 1, 10);
             assert_eq!(wal.flush().unwrap(), 10);
-            append_n(&mut wal, 11, 20);
+            // The writer may fail on record 11 before we append the rest:
+            // from then on appends fail with WAL_FAILED (and change nothing).
+            for n in 11..=20u64 {
+                let (i, dd, p, f) = rec(n);
+                match wal.append(&i, &dd, &p, f) {
+                    Ok(seq) => assert_eq!(seq, n),
+                    Err(e) => {
+                        assert_eq!(e.code(), "WAL_FAILED");
+                        assert_eq!(wal.appended_seq(), n - 1);
+                        break;
+                    }
+                }
+            }
             let e = wal.flush().unwrap_err();
             assert_eq!(e.code(), "WAL_FAILED", "{e}");
             assert!(wal.is_failed());
