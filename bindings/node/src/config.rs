@@ -1,23 +1,47 @@
 //! Kernel and invariant options from JavaScript, validated into core types.
 
-use ctfs_core::invariants::{Builtin, TotalSupply};
-use ctfs_core::{CausalityMode, KernelConfig};
-use napi::bindgen_prelude::BigInt;
+use std::rc::Rc;
+
+use ctfs_core::custom::{Custom, CustomRule};
+use ctfs_core::invariants::Builtin;
+use ctfs_core::invariants::ggraph::DegreeLimits;
+use ctfs_core::{AlgebraicClass, CausalityMode, KernelConfig, Multi};
+use napi::bindgen_prelude::{BigInt, Buffer};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 #[napi(object)]
 pub struct NativeInvariantConfig {
-    /// 'totalSupply'
+    /// 'totalSupply' | 'max' | 'gCounter' | 'boundedGCounter' | 'lww' |
+    /// 'uniqueness' | 'uniqueSet' | 'gGraph' | 'graph' | 'custom'
     pub kind: String,
     pub initial: Option<BigInt>,
     pub min: Option<BigInt>,
     pub max: Option<BigInt>,
+    /// boundedGCounter
+    pub bound: Option<BigInt>,
+    /// uniqueSet
+    pub max_elements: Option<BigInt>,
+    /// graph
+    pub max_edges: Option<BigInt>,
+    /// gGraph / graph
+    pub max_out_degree: Option<u32>,
+    pub max_in_degree: Option<u32>,
+    pub allow_self_loops: Option<bool>,
+    /// custom: name, declared class, initial state bytes (1..=64), and the
+    /// index of its apply function in the constructor's `rules`.
+    pub name: Option<String>,
+    pub class: Option<String>,
+    pub initial_state: Option<Buffer>,
+    pub rule: Option<u32>,
 }
 
 #[napi(object)]
 pub struct NativeKernelConfig {
+    /// One invariant, or (with `members`) the first of several.
     pub invariant: NativeInvariantConfig,
+    /// Several invariants on one fact stream (multi-invariant kernel).
+    pub members: Option<Vec<NativeInvariantConfig>>,
     /// 'bloom' | 'exact' | 'escalating'
     pub causality: String,
     pub escalation_threshold: Option<f64>,
@@ -78,15 +102,88 @@ mod tests {
     }
 }
 
-pub fn invariant(cfg: &NativeInvariantConfig) -> Result<Builtin> {
+fn u128_of(v: &Option<BigInt>, name: &str, default: u128) -> Result<u128> {
+    match v {
+        None => Ok(default),
+        Some(b) => {
+            let (neg, value, lossless) = b.get_u128();
+            if neg || !lossless {
+                return Err(invalid(format!("{name} must be a BigInt in [0, 2^128)")));
+            }
+            Ok(value)
+        }
+    }
+}
+
+fn u64_opt(v: &Option<BigInt>, name: &str) -> Result<Option<u64>> {
+    match v {
+        None => Ok(None),
+        Some(_) => {
+            let x = u128_of(v, name, 0)?;
+            u64::try_from(x).map(Some).map_err(|_| invalid(format!("{name} must fit in 64 bits")))
+        }
+    }
+}
+
+fn class_of(name: &str) -> Result<AlgebraicClass> {
+    Ok(match name {
+        "group" => AlgebraicClass::Group,
+        "semilattice" => AlgebraicClass::Semilattice,
+        "commutativeMonoid" => AlgebraicClass::CommutativeMonoid,
+        "bounded" => AlgebraicClass::Bounded,
+        "lastWriterWins" => AlgebraicClass::LastWriterWins,
+        "idempotentSet" => AlgebraicClass::IdempotentSet,
+        "growOnlyGraph" => AlgebraicClass::GrowOnlyGraph,
+        "nonCommutative" => AlgebraicClass::NonCommutative,
+        other => return Err(invalid(format!("unknown algebraic class '{other}'"))),
+    })
+}
+
+/// Builds one invariant. `rule` resolves a custom invariant's apply function.
+pub fn invariant(cfg: &NativeInvariantConfig, rule: &mut dyn FnMut(u32) -> Result<Rc<dyn CustomRule>>) -> Result<Builtin> {
+    let limits = || DegreeLimits {
+        allow_self_loops: cfg.allow_self_loops.unwrap_or(false),
+        max_out: cfg.max_out_degree,
+        max_in: cfg.max_in_degree,
+    };
     match cfg.kind.as_str() {
         "totalSupply" => {
             let initial = i128_of(&cfg.initial, "initial", 0)?;
             let min = i128_of(&cfg.min, "min", i128::MIN)?;
             let max = i128_of(&cfg.max, "max", i128::MAX)?;
-            Ok(Builtin::TotalSupply(TotalSupply::new(initial, min, max).map_err(invalid)?))
+            Builtin::total_supply(initial, min, max).map_err(invalid)
+        }
+        "max" => Ok(Builtin::max(i128_of(&cfg.initial, "initial", i128::MIN)?)),
+        "gCounter" => Ok(Builtin::g_counter(u128_of(&cfg.initial, "initial", 0)?)),
+        "boundedGCounter" => {
+            let bound = cfg.bound.as_ref().ok_or_else(|| invalid("boundedGCounter needs a bound"))?;
+            let bound = u128_of(&Some(bound.clone()), "bound", 0)?;
+            Builtin::bounded_g_counter_from(u128_of(&cfg.initial, "initial", 0)?, bound).map_err(invalid)
+        }
+        "lww" => Ok(Builtin::lww()),
+        "uniqueness" => Ok(Builtin::uniqueness_cell()),
+        "uniqueSet" => Builtin::unique_set(u64_opt(&cfg.max_elements, "maxElements")?).map_err(invalid),
+        "gGraph" => Builtin::g_graph_cell(limits()).map_err(invalid),
+        "graph" => Builtin::graph(limits(), u64_opt(&cfg.max_edges, "maxEdges")?).map_err(invalid),
+        "custom" => {
+            let name = cfg.name.as_deref().ok_or_else(|| invalid("a custom invariant needs a name"))?;
+            let class = class_of(cfg.class.as_deref().ok_or_else(|| invalid("a custom invariant needs a class"))?)?;
+            let initial = cfg.initial_state.as_ref().ok_or_else(|| invalid("a custom invariant needs an initial state"))?;
+            let rule = rule(cfg.rule.ok_or_else(|| invalid("a custom invariant needs an apply function"))?)?;
+            Ok(Builtin::Custom(Custom::new(name, class, initial, rule).map_err(invalid)?))
         }
         other => Err(invalid(format!("unknown invariant kind '{other}'"))),
+    }
+}
+
+/// The kernel's invariant: one member, or several.
+pub fn invariants(cfg: &NativeKernelConfig, rule: &mut dyn FnMut(u32) -> Result<Rc<dyn CustomRule>>) -> Result<Multi<Builtin>> {
+    match &cfg.members {
+        None => Ok(Multi::single(invariant(&cfg.invariant, rule)?)),
+        Some(members) => {
+            let built = members.iter().map(|m| invariant(m, rule)).collect::<Result<Vec<_>>>()?;
+            Multi::new(built).map_err(invalid)
+        }
     }
 }
 

@@ -1,19 +1,25 @@
 //! `NativeKernel`: one default causal domain plus named tenant domains.
 //! Domain 0 is the kernel itself; domain `n > 0` is tenant slot `n - 1`.
 
-use ctfs_core::batch::admit_packed;
+use ctfs_core::batch::admit_packed_with;
+use ctfs_core::custom::CustomRule;
 use ctfs_core::invariants::Builtin;
 use ctfs_core::{
-    AdmitError, BloomClock, Containment, ErrorCode, FactId, Frontier, Invariant, Kernel, Requirement, Tenants,
+    AdmitError, BloomClock, Containment, ErrorCode, FactId, Frontier, Invariant, Kernel, Multi, Requirement, Tenants,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use napi::bindgen_prelude::Buffer;
-use napi::{Error, Result, Status};
+use napi::bindgen_prelude::{Buffer, Env, Unknown};
+use napi::{Error, JsValue, Result, Status};
 use napi_derive::napi;
 
 use crate::config::{self, NativeKernelConfig};
+use crate::durable::{self, DurableLog, LogOptions, ReplayError};
+use crate::js_rule::JsRule;
+
+/// The binding's kernel: one or several built-in (or custom) invariants.
+pub(crate) type Inv = Multi<Builtin>;
 
 #[napi(object)]
 pub struct NativeError {
@@ -115,17 +121,20 @@ pub(crate) fn id_of(id: &[u8]) -> Result<FactId> {
 /// raw N-API fast path (see `fast.rs`); the `RefCell` turns a re-entrant call
 /// into a clean error instead of aliasing.
 pub(crate) struct KernelState {
-    main: Kernel<Builtin>,
-    tenants: Tenants<Builtin>,
+    pub(crate) main: Kernel<Inv>,
+    tenants: Tenants<Inv>,
     last_error: Option<AdmitError>,
     batch_errors: Vec<(u32, AdmitError)>,
+    /// The write-ahead log of a durable kernel (domain 0 only).
+    pub(crate) log: Option<DurableLog>,
+    closed: bool,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
 
 impl KernelState {
     #[inline]
-    fn domain(&mut self, d: u32) -> Result<&mut Kernel<Builtin>> {
+    fn domain(&mut self, d: u32) -> Result<&mut Kernel<Inv>> {
         if d == 0 {
             return Ok(&mut self.main);
         }
@@ -144,12 +153,28 @@ impl KernelState {
         }
     }
 
+    /// Admits one fact (`id: None` derives one) in `domain`: through the log
+    /// when the kernel is durable (refused before any change when the log
+    /// cannot take it).
+    #[inline]
+    fn admit_one(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
+        if self.closed {
+            return Ok(Err(durable::log_refusal(&ctfs_wal::WalError::Closed)));
+        }
+        let kernel = if domain == 0 {
+            &mut self.main
+        } else {
+            self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?
+        };
+        Ok(admit_logged(kernel, self.log.as_mut(), id, deps, payload))
+    }
+
     /// Admits a fact with the caller's id. Returns 0 or an error status.
     #[inline]
     pub(crate) fn admit_with_id(&mut self, domain: u32, id: &[u8], payload: &[u8], deps: &[u8]) -> Result<u32> {
         let id = id_of(id)?;
         let deps = deps_of(deps)?;
-        let r = self.domain(domain)?.admit(&id, deps, payload);
+        let r = self.admit_one(domain, Some(&id), deps, payload)?.map(|_| ());
         Ok(self.status(r))
     }
 
@@ -160,7 +185,7 @@ impl KernelState {
             return Err(invalid("output id buffer must be 32 bytes"));
         }
         let deps = deps_of(deps)?;
-        let r = self.domain(domain)?.admit_derived(deps, payload).map(|id| out.copy_from_slice(&id.0));
+        let r = self.admit_one(domain, None, deps, payload)?.map(|id| out.copy_from_slice(&id.0));
         Ok(self.status(r))
     }
 
@@ -169,11 +194,116 @@ impl KernelState {
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
-        let kernel = self.domain(domain)?;
-        let summary = admit_packed(kernel, packed, results, |i, e| errors.push((i as u32, e)));
+        let closed = self.closed;
+        let kernel = if domain == 0 {
+            &mut self.main
+        } else {
+            self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?
+        };
+        let mut log = self.log.as_mut();
+        let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
+            if closed {
+                return Err(durable::log_refusal(&ctfs_wal::WalError::Closed));
+            }
+            admit_logged(k, log.as_deref_mut(), id, deps, payload)
+        });
         self.batch_errors = errors;
         Ok(summary.records as u32)
     }
+}
+
+/// Kernel admission with the log's checks around it (see `durable.rs`).
+#[inline]
+fn admit_logged(
+    kernel: &mut Kernel<Inv>,
+    log: Option<&mut DurableLog>,
+    id: Option<&FactId>,
+    deps: &[FactId],
+    payload: &[u8],
+) -> std::result::Result<FactId, AdmitError> {
+    match log {
+        None => match id {
+            Some(id) => kernel.admit(id, deps, payload).map(|()| *id),
+            None => kernel.admit_derived(deps, payload),
+        },
+        Some(log) => {
+            log.reserve(deps.len(), payload.len())?;
+            let r = match id {
+                Some(id) => kernel.admit(id, deps, payload).map(|()| *id),
+                None => kernel.admit_derived(deps, payload),
+            };
+            if let Ok(admitted) = &r {
+                log.append(admitted, deps, payload, id.is_none());
+            }
+            r
+        }
+    }
+}
+
+/// Every member's 64-byte cell, in member order.
+fn cells_of(states: &[ctfs_core::invariants::builtin::BuiltinState]) -> Buffer {
+    Buffer::from(states.iter().flat_map(|s| s.cell.0).collect::<Vec<u8>>())
+}
+
+/// Builds the invariant(s) and the kernel state from a JS config.
+pub(crate) fn build_invariants(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Result<Inv> {
+    let mut rule = |i: u32| -> Result<Rc<dyn CustomRule>> {
+        let f = rules.get(i as usize).ok_or_else(|| invalid(format!("no apply function at rules[{i}]")))?;
+        if f.get_type()? != napi::ValueType::Function {
+            return Err(invalid(format!("rules[{i}] must be a function")));
+        }
+        // SAFETY: env and the function value are valid for this call.
+        Ok(Rc::new(unsafe { JsRule::new(env.raw(), f.raw())? }))
+    };
+    config::invariants(cfg, &mut rule)
+}
+
+fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Result<KernelState> {
+    let inv = build_invariants(env, cfg, rules)?;
+    let kcfg = config::kernel(cfg)?;
+    let main = Kernel::try_new(inv.clone(), kcfg.clone()).map_err(invalid)?;
+    let tenants = Tenants::new(inv, kcfg).map_err(invalid)?;
+    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, closed: false })
+}
+
+#[napi(object)]
+pub struct NativeDurableConfig {
+    pub dir: String,
+    /// 'auto' (default) | 'io_uring' | 'portable'
+    pub backend: Option<String>,
+    /// Truncate the log at a corrupt record instead of refusing to open.
+    pub truncate_corrupt: Option<bool>,
+    pub buffer_bytes: Option<u32>,
+    pub segment_bytes: Option<u32>,
+}
+
+#[napi(object)]
+pub struct NativeRecovery {
+    pub checkpoint_seq: f64,
+    pub skipped_checkpoints: Vec<String>,
+    pub facts_replayed: f64,
+    pub first_seq: f64,
+    pub last_seq: f64,
+    pub bytes_cut: f64,
+    pub torn_tail_at: Option<String>,
+    pub truncated_at: Option<String>,
+    pub segments: u32,
+}
+
+#[napi(object)]
+pub struct NativeDurability {
+    pub backend: String,
+    pub backend_note: Option<String>,
+    pub durable_seq: f64,
+    pub appended_seq: f64,
+    pub failed: bool,
+    pub fsyncs: f64,
+    pub batches: f64,
+    pub records_written: f64,
+    pub bytes_written: f64,
+    pub segments_created: f64,
+    pub checkpoint_seq: f64,
+    pub recovery: NativeRecovery,
 }
 
 fn busy() -> Error {
@@ -201,14 +331,54 @@ impl NativeKernel {
 
 #[napi]
 impl NativeKernel {
+    /// `rules`: the apply functions of custom invariants, referenced by
+    /// index from their config.
     #[napi(constructor, catch_unwind)]
-    pub fn new(cfg: NativeKernelConfig) -> Result<Self> {
-        let inv = config::invariant(&cfg.invariant)?;
-        let kcfg = config::kernel(&cfg)?;
-        let main = Kernel::try_new(inv.clone(), kcfg.clone()).map_err(invalid)?;
-        let tenants = Tenants::new(inv, kcfg).map_err(invalid)?;
-        let state = KernelState { main, tenants, last_error: None, batch_errors: Vec::new() };
-        Ok(NativeKernel { shared: Rc::new(RefCell::new(state)) })
+    pub fn new(env: Env, cfg: NativeKernelConfig, rules: Option<Vec<Unknown<'_>>>) -> Result<Self> {
+        let st = build_state(&env, &cfg, rules.as_deref().unwrap_or(&[]))?;
+        Ok(NativeKernel { shared: Rc::new(RefCell::new(st)) })
+    }
+
+    /// Opens a durable kernel in `durable.dir`: the newest valid checkpoint,
+    /// then the log after it. `onDurable(seq, failure?)` is called once per
+    /// fdatasync'ed batch with the new durable sequence (or `-1` and a
+    /// message when the log fails).
+    #[napi(factory, catch_unwind)]
+    pub fn open(
+        env: Env,
+        cfg: NativeKernelConfig,
+        rules: Option<Vec<Unknown<'_>>>,
+        durable: NativeDurableConfig,
+        on_durable: Unknown<'_>,
+    ) -> Result<Self> {
+        if on_durable.get_type()? != napi::ValueType::Function {
+            return Err(invalid("onDurable must be a function"));
+        }
+        let rules = rules.as_deref().unwrap_or(&[]);
+        let mut st = build_state(&env, &cfg, rules)?;
+        let dir = std::path::PathBuf::from(&durable.dir);
+        let opts = LogOptions {
+            dir: dir.clone(),
+            backend: durable::backend_of(durable.backend.as_deref())?,
+            truncate_corrupt: durable.truncate_corrupt.unwrap_or(false),
+            buffer_bytes: durable.buffer_bytes.map(|b| b as usize),
+            segment_bytes: durable.segment_bytes.map(|b| b as u64),
+        };
+        // Newest checkpoint that verifies and restores; corrupt ones are skipped.
+        let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &cfg, &mut st, &env, rules)?;
+        let main = &mut st.main;
+        let replay = |rec: ctfs_wal::RecordRef<'_>| -> std::result::Result<(), ReplayError> {
+            let id = FactId(*rec.id);
+            let deps = FactId::slice_from_bytes(rec.deps.as_flattened()).unwrap_or(&[]);
+            main.admit(&id, deps, rec.payload).map_err(|error| ReplayError::Refused { seq: rec.seq, error })
+        };
+        // SAFETY: env and on_durable are valid for this call.
+        let log = unsafe { DurableLog::open(env.raw(), on_durable.raw(), opts, from_seq, ckpt_seq, replay) }
+            .map_err(|e| e.to_napi())?;
+        let mut log = log;
+        log.skipped_checkpoints = skipped;
+        st.log = Some(log);
+        Ok(NativeKernel { shared: Rc::new(RefCell::new(st)) })
     }
 
     /// Details of the last refused single admission.
@@ -227,7 +397,8 @@ impl NativeKernel {
 
     #[napi(catch_unwind)]
     pub fn state(&self, domain: u32) -> Result<Buffer> {
-        self.with(|st| Ok(Buffer::from(st.domain(domain)?.state().cell.0.to_vec())))
+        // every member's 64-byte cell, in member order
+        self.with(|st| Ok(cells_of(st.domain(domain)?.state())))
     }
 
     #[napi(catch_unwind)]
@@ -255,7 +426,7 @@ impl NativeKernel {
         self.with(|st| {
             let k = st.domain(domain)?;
             Ok(k.query(Requirement::Facts(ids))
-                .map(|v| NativeView { state: Buffer::from(v.state.cell.0.to_vec()), frontier: frontier_of(v.frontier) }))
+                .map(|v| NativeView { state: cells_of(v.state), frontier: frontier_of(v.frontier) }))
         })
     }
 
@@ -267,7 +438,7 @@ impl NativeKernel {
         self.with(|st| {
             let k = st.domain(domain)?;
             Ok(k.query(Requirement::Clock(&clock))
-                .map(|v| NativeView { state: Buffer::from(v.state.cell.0.to_vec()), frontier: frontier_of(v.frontier) }))
+                .map(|v| NativeView { state: cells_of(v.state), frontier: frontier_of(v.frontier) }))
         })
     }
 
@@ -295,6 +466,102 @@ impl NativeKernel {
         self.with(|st| {
             let slot = st.tenants.slot(&name);
             u32::try_from(slot + 1).map_err(|_| invalid("too many tenants"))
+        })
+    }
+
+    /// Whether member `member`'s set holds `key` (uniqueSet) — 0/1.
+    #[napi(catch_unwind)]
+    pub fn set_contains(&self, domain: u32, member: u32, key: &[u8]) -> Result<bool> {
+        self.with(|st| {
+            let k = st.domain(domain)?;
+            let s = k.state().get(member as usize).ok_or_else(|| invalid(format!("no invariant {member}")))?;
+            let keys = s.keys().ok_or_else(|| invalid("this invariant is not a uniqueSet"))?;
+            let key: [u8; 32] = key.try_into().map_err(|_| invalid(format!("key must be 32 bytes, got {}", key.len())))?;
+            Ok(keys.contains(&key))
+        })
+    }
+
+    /// Whether member `member`'s graph has the edge `from -> to` (graph).
+    #[napi(catch_unwind)]
+    pub fn graph_has_edge(&self, domain: u32, member: u32, from: napi::bindgen_prelude::BigInt, to: napi::bindgen_prelude::BigInt) -> Result<bool> {
+        self.with(|st| {
+            let k = st.domain(domain)?;
+            let s = k.state().get(member as usize).ok_or_else(|| invalid(format!("no invariant {member}")))?;
+            let g = s.graph().ok_or_else(|| invalid("this invariant is not a graph"))?;
+            let (fs, f, fl) = from.get_u64();
+            let (ts, t, tl) = to.get_u64();
+            if fs || ts || !fl || !tl {
+                return Err(invalid("vertices must be BigInts in [0, 2^64)"));
+            }
+            Ok(g.contains_edge(f, t))
+        })
+    }
+
+    /// The durable log's state (durable kernels only).
+    #[napi(catch_unwind)]
+    pub fn durability(&self) -> Result<Option<NativeDurability>> {
+        self.with(|st| {
+            let Some(log) = st.log.as_ref() else { return Ok(None) };
+            let w = log.wal();
+            let stats = w.stats();
+            let r = &log.recovery;
+            let at = |p: &Option<(std::path::PathBuf, u64)>| p.as_ref().map(|(p, o)| format!("{}@{o}", p.display()));
+            Ok(Some(NativeDurability {
+                backend: w.backend().to_owned(),
+                backend_note: w.backend_note().map(str::to_owned),
+                durable_seq: w.durable_seq() as f64,
+                appended_seq: w.appended_seq() as f64,
+                failed: w.is_failed(),
+                fsyncs: stats.fsyncs as f64,
+                batches: stats.batches as f64,
+                records_written: stats.records_written as f64,
+                bytes_written: stats.bytes_written as f64,
+                segments_created: stats.segments_created as f64,
+                checkpoint_seq: log.checkpoint_seq as f64,
+                recovery: NativeRecovery {
+                    checkpoint_seq: log.checkpoint_seq as f64,
+                    skipped_checkpoints: log.skipped_checkpoints.clone(),
+                    facts_replayed: r.records_replayed as f64,
+                    first_seq: r.first_seq as f64,
+                    last_seq: r.last_seq as f64,
+                    bytes_cut: r.bytes_cut as f64,
+                    torn_tail_at: at(&r.torn_tail_at),
+                    truncated_at: at(&r.truncated_at),
+                    segments: r.segments as u32,
+                },
+            }))
+        })
+    }
+
+    /// Blocks until everything appended is durable; returns the durable seq.
+    #[napi(catch_unwind)]
+    pub fn sync(&self) -> Result<f64> {
+        self.with(|st| match st.log.as_ref() {
+            None => Ok(0.0),
+            Some(log) => log.wal().sync().map(|s| s as f64).map_err(|e| durable::wal_error(&e)),
+        })
+    }
+
+    /// Writes a checkpoint of the durable kernel covering everything
+    /// appended (synced first), then removes log segments and older
+    /// checkpoints it makes unnecessary. Returns the checkpoint's seq.
+    #[napi(catch_unwind)]
+    pub fn checkpoint(&self) -> Result<f64> {
+        self.with(|st| crate::checkpoint::write(st).map(|s| s as f64))
+    }
+
+    /// Drains and syncs the log, stops its writer and refuses further
+    /// admissions (`WAL_CLOSED`). Idempotent.
+    #[napi(catch_unwind)]
+    pub fn close(&self) -> Result<()> {
+        self.with(|st| {
+            st.closed = true;
+            if let Some(mut log) = st.log.take() {
+                let r = log.wal_mut().close().map_err(|e| durable::wal_error(&e));
+                drop(log); // releases the durability callback
+                r?;
+            }
+            Ok(())
         })
     }
 

@@ -8,9 +8,13 @@
 //! * every method is `catch_unwind`: a Rust panic becomes a JS exception,
 //!   never an abort of the host process.
 
+mod checkpoint;
 mod config;
+mod durable;
 mod fast;
 mod floor;
+mod inspect;
+mod js_rule;
 mod kernel;
 
 use napi_derive::napi;

@@ -36,6 +36,8 @@ pub enum Builtin {
     UniqueSet(UniqueSet),
     GGraphCell(GGraphCell),
     Graph(Graph),
+    /// A rule written outside the core (a TypeScript `apply`).
+    Custom(crate::custom::Custom),
 }
 
 /// The heap part of a built-in's state (only [`UniqueSet`] and [`Graph`]).
@@ -161,6 +163,7 @@ impl Builtin {
             Builtin::UniqueSet(_) => "uniqueSet",
             Builtin::GGraphCell(_) => "gGraph",
             Builtin::Graph(_) => "graph",
+            Builtin::Custom(_) => "custom",
         }
     }
 
@@ -176,6 +179,7 @@ impl Builtin {
             Builtin::UniqueSet(i) => i.class(),
             Builtin::GGraphCell(i) => CellInvariant::class(i),
             Builtin::Graph(i) => i.class(),
+            Builtin::Custom(i) => CellInvariant::class(i),
         }
     }
 
@@ -194,7 +198,10 @@ impl Invariant for Builtin {
     type Effect = BuiltinEffect;
 
     fn name(&self) -> &str {
-        self.kind()
+        match self {
+            Builtin::Custom(c) => CellInvariant::name(c),
+            other => other.kind(),
+        }
     }
 
     fn class(&self) -> AlgebraicClass {
@@ -212,6 +219,7 @@ impl Invariant for Builtin {
             Builtin::GGraphCell(i) => BuiltinState { cell: i.initial_cell(), ext: Extension::None },
             Builtin::UniqueSet(i) => BuiltinState { cell: i.summary_cell(), ext: Extension::Set(KeySet::default()) },
             Builtin::Graph(i) => BuiltinState { cell: i.summary_cell(), ext: Extension::Graph(VertexGraph::default()) },
+            Builtin::Custom(i) => BuiltinState { cell: i.initial_cell(), ext: Extension::None },
         }
     }
 
@@ -228,6 +236,7 @@ impl Invariant for Builtin {
             Builtin::GGraphCell(i) => cell_check(i, fact, cell),
             Builtin::UniqueSet(i) => set_check(i, fact, state),
             Builtin::Graph(i) => graph_check(i, fact, state),
+            Builtin::Custom(i) => custom_check(i, fact, cell),
         }
     }
 
@@ -262,6 +271,11 @@ fn graph_check(inv: &Graph, fact: &Fact<'_>, state: &BuiltinState) -> Result<Bui
 }
 
 #[inline(never)]
+fn custom_check(inv: &crate::custom::Custom, fact: &Fact<'_>, cell: &StateCell) -> Result<BuiltinEffect, InvariantError> {
+    cell_check(inv, fact, cell)
+}
+
+#[inline(never)]
 fn ext_commit(effect: ExtEffect, ext: &mut Extension) {
     match (effect, ext) {
         (ExtEffect::None, _) => {}
@@ -269,6 +283,132 @@ fn ext_commit(effect: ExtEffect, ext: &mut Extension) {
         (ExtEffect::InsertEdge(from, to), Extension::Graph(g)) => g.insert(from, to),
         // `check` refuses a mismatched state, so no effect reaches here.
         _ => debug_assert!(false, "effect does not match the state's extension"),
+    }
+}
+
+/// Checkpoint form: the 64-byte cell, then for a set `count u64 | keys
+/// (32 B each, sorted)` and for a graph `count u64 | edges (from u64, to
+/// u64, sorted)`. Sorted so that equal states encode to equal bytes.
+impl crate::kernel::SnapshotState for Builtin {
+    fn encode_state(&self, state: &BuiltinState, out: &mut Vec<u8>) {
+        out.extend_from_slice(&state.cell.0);
+        match &state.ext {
+            Extension::None => {}
+            Extension::Set(keys) => {
+                let mut v: Vec<&[u8; KEY_LEN]> = keys.iter().collect();
+                v.sort_unstable();
+                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                for k in v {
+                    out.extend_from_slice(k);
+                }
+            }
+            Extension::Graph(g) => {
+                let mut v: Vec<(u64, u64)> = g.edges().collect();
+                v.sort_unstable();
+                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                for (a, b) in v {
+                    out.extend_from_slice(&a.to_le_bytes());
+                    out.extend_from_slice(&b.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    fn decode_state(&self, bytes: &[u8]) -> Result<BuiltinState, String> {
+        let (cell, rest) = bytes.split_at_checked(StateCell::SIZE).ok_or("state shorter than a cell")?;
+        let cell = StateCell::from_prefix(cell).ok_or("bad cell")?;
+        let count = |rest: &[u8], width: usize| -> Result<usize, String> {
+            let (n, body) = rest.split_at_checked(8).ok_or("missing element count")?;
+            let n = u64::from_le_bytes(n.try_into().map_err(|_| "short")?);
+            if body.len() as u64 != n.saturating_mul(width as u64) {
+                return Err(format!("{n} elements do not fill {} bytes", body.len()));
+            }
+            Ok(n as usize)
+        };
+        let ext = match self {
+            Builtin::UniqueSet(_) => {
+                count(rest, KEY_LEN)?;
+                let mut keys = KeySet::default();
+                for k in rest[8..].chunks_exact(KEY_LEN) {
+                    keys.insert(k.try_into().map_err(|_| "short key")?);
+                }
+                if keys.len() as u64 != crate::invariants::uniqueness::UniqueSet::count(&cell) {
+                    return Err("set size does not match its summary".into());
+                }
+                Extension::Set(keys)
+            }
+            Builtin::Graph(_) => {
+                count(rest, 16)?;
+                let mut g = VertexGraph::default();
+                for e in rest[8..].chunks_exact(16) {
+                    let a = u64::from_le_bytes(e[..8].try_into().map_err(|_| "short")?);
+                    let b = u64::from_le_bytes(e[8..].try_into().map_err(|_| "short")?);
+                    g.insert(a, b);
+                }
+                if g.edge_count() as u64 != Graph::edge_count(&cell) {
+                    return Err("graph size does not match its summary".into());
+                }
+                Extension::Graph(g)
+            }
+            _ => {
+                if !rest.is_empty() {
+                    return Err("trailing bytes after a cell state".into());
+                }
+                Extension::None
+            }
+        };
+        Ok(BuiltinState { cell, ext })
+    }
+}
+
+/// Escrow: what each bounded built-in's facts use of its bound.
+impl crate::replica::Escrowed for Builtin {
+    fn member_class(&self, _member: usize) -> (&str, AlgebraicClass) {
+        (Invariant::name(self), Builtin::class(self))
+    }
+
+    fn headroom(&self, _member: usize, state: &BuiltinState) -> crate::replica::Headroom {
+        use crate::replica::Headroom;
+        let cell = &state.cell;
+        match self {
+            Builtin::TotalSupply(_) => {
+                let s = TotalSupply::read(cell);
+                crate::replica::bounded_i128_headroom(s.balance, s.min, s.max)
+            }
+            Builtin::BoundedGCounter(_) => {
+                let s = BoundedGCounter::read(cell);
+                Headroom { down: None, up: Some(s.bound.saturating_sub(s.sum)) }
+            }
+            Builtin::UniqueSet(u) => match u.max_elements {
+                Some(m) => Headroom { down: None, up: Some(m.saturating_sub(crate::invariants::uniqueness::UniqueSet::count(cell)) as u128) },
+                None => Headroom::default(),
+            },
+            Builtin::Graph(g) => match g.max_edges() {
+                Some(m) => Headroom { down: None, up: Some(m.saturating_sub(Graph::edge_count(cell)) as u128) },
+                None => Headroom::default(),
+            },
+            _ => Headroom::default(),
+        }
+    }
+
+    fn demands(&self, payload: &[u8], out: &mut Vec<crate::replica::Demand>) {
+        use crate::replica::Demand;
+        match self {
+            Builtin::TotalSupply(_) => {
+                if let Ok(raw) = <[u8; 16]>::try_from(payload) {
+                    out.push(crate::replica::i128_delta_demand(0, i128::from_le_bytes(raw)));
+                }
+            }
+            Builtin::BoundedGCounter(_) => {
+                if let Ok(raw) = <[u8; 8]>::try_from(payload) {
+                    out.push(Demand { member: 0, down: 0, up: u64::from_le_bytes(raw) as u128 });
+                }
+            }
+            // one element / edge each (a duplicate is refused later and its
+            // quota released; a re-added edge is admitted and uses one unit)
+            Builtin::UniqueSet(_) | Builtin::Graph(_) => out.push(Demand { member: 0, down: 0, up: 1 }),
+            _ => out.push(Demand { member: 0, down: 0, up: 0 }),
+        }
     }
 }
 

@@ -1,0 +1,74 @@
+//! Checkpoints of a durable kernel: the kernel snapshot (ctfs-core) in a
+//! BLAKE3-verified checkpoint file (ctfs-wal), and re-anchoring on open.
+
+use std::path::Path;
+
+use ctfs_core::{Kernel, KernelConfig};
+use napi::bindgen_prelude::{Env, Unknown};
+use napi::{Error, Result, Status};
+
+use crate::config::{self, NativeKernelConfig};
+use crate::durable::wal_error;
+use crate::kernel::{Inv, KernelState, build_invariants};
+
+const TAG_META: u32 = 1;
+const TAG_IDS: u32 = 2;
+const TAG_STATE: u32 = 3;
+
+fn corrupt(path: &Path, why: &str) -> Error {
+    Error::new(Status::GenericFailure, format!("[CHECKPOINT_CORRUPT] {}: {why}", path.display()))
+}
+
+/// Restores the newest checkpoint that verifies *and* restores into a kernel
+/// with this configuration. Returns (first seq to replay, checkpoint seq,
+/// descriptions of skipped checkpoints).
+pub(crate) fn restore_latest(
+    dir: &Path,
+    cfg: &NativeKernelConfig,
+    st: &mut KernelState,
+    env: &Env,
+    rules: &[Unknown<'_>],
+) -> Result<(u64, u64, Vec<String>)> {
+    let mut skipped = Vec::new();
+    let latest = ctfs_wal::latest_valid_checkpoint(dir).map_err(|e| wal_error(&e))?;
+    for (p, e) in &latest.skipped {
+        skipped.push(format!("{}: {e}", p.display()));
+    }
+    let Some(ckpt) = latest.checkpoint else { return Ok((1, 0, skipped)) };
+    let section = |tag| ckpt.section(tag).ok_or_else(|| corrupt(&ckpt.path, &format!("section {tag} missing")));
+    let (meta, ids, state) = (section(TAG_META)?, section(TAG_IDS)?, section(TAG_STATE)?);
+    let inv: Inv = build_invariants(env, cfg, rules)?;
+    let kcfg: KernelConfig = config::kernel(cfg)?;
+    let kernel = Kernel::restore(inv, kcfg, meta, ids, state).map_err(|why| {
+        Error::new(
+            Status::GenericFailure,
+            format!(
+                "[CHECKPOINT_MISMATCH] checkpoint {} verifies but does not restore into this kernel ({why}); open it with the configuration that wrote it",
+                ckpt.path.display()
+            ),
+        )
+    })?;
+    st.main = kernel;
+    Ok((ckpt.seq + 1, ckpt.seq, skipped))
+}
+
+/// Writes a checkpoint covering everything appended, then compacts.
+pub(crate) fn write(st: &mut KernelState) -> Result<u64> {
+    let log = st
+        .log
+        .as_mut()
+        .ok_or_else(|| Error::new(Status::InvalidArg, "checkpoint() needs a durable kernel (Kernel.open)"))?;
+    let seq = log.wal().sync().map_err(|e| wal_error(&e))?;
+    let snap = st.main.snapshot();
+    let dir = log.wal().dir().to_path_buf();
+    ctfs_wal::write_checkpoint(&dir, seq, &[(TAG_META, &snap.meta), (TAG_IDS, &snap.ids), (TAG_STATE, &snap.state)])
+        .map_err(|e| wal_error(&e))?;
+    // Keep the previous checkpoint as a fallback; drop what precedes it.
+    let previous = log.checkpoint_seq;
+    log.checkpoint_seq = seq;
+    if previous > 0 {
+        ctfs_wal::remove_checkpoints_before(&dir, previous).map_err(|e| wal_error(&e))?;
+        log.wal().compact_before(previous + 1).map_err(|e| wal_error(&e))?;
+    }
+    Ok(seq)
+}

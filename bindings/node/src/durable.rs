@@ -1,0 +1,256 @@
+//! Durability glue: a kernel's write-ahead log (crates/ctfs-wal) and the
+//! durable-frontier notifications to JavaScript.
+//!
+//! Admission order for a durable kernel (see `KernelState`):
+//! 1. `can_append` — a full queue or a failed log refuses the fact
+//!    (`BUFFER_FULL`, `WAL_FAILED`) *before* the kernel changes;
+//! 2. the kernel admits (or refuses: nothing is logged);
+//! 3. the record is appended to the queue (cannot fail after 1 with one
+//!    producer; if the log failed in between, the fact stays volatile and is
+//!    never reported durable).
+//!
+//! The writer thread calls the notifier once per fdatasync'ed batch; it
+//! posts the new durable sequence to JS through one thread-safe function
+//! (`onDurable(seq)`), unref'd so that it never keeps Node alive (the TS
+//! layer holds the event loop open only while promises are pending), and
+//! released when the log closes.
+
+use std::ffi::c_void;
+use std::path::PathBuf;
+use std::ptr;
+
+use ctfs_core::{AdmitError, ErrorCode, FactId};
+use ctfs_wal::{Backend, Recovery, Wal, WalError, WalOptions};
+use napi::sys::{self, napi_env, napi_value};
+use napi::{Error, Result, Status};
+
+/// Reinterprets packed fact ids as the WAL's id arrays.
+pub(crate) fn as_arrays(ids: &[FactId]) -> &[[u8; 32]] {
+    // SAFETY: FactId is #[repr(transparent)] over [u8; 32].
+    unsafe { std::slice::from_raw_parts(ids.as_ptr() as *const [u8; 32], ids.len()) }
+}
+
+/// What JS receives per notification.
+enum Event {
+    Durable(u64),
+    Failed(String),
+}
+
+/// A thread-safe function handle, released when dropped.
+struct Tsfn(sys::napi_threadsafe_function);
+
+// SAFETY: N-API thread-safe functions are made to be called and released
+// from any thread.
+unsafe impl Send for Tsfn {}
+unsafe impl Sync for Tsfn {}
+
+impl Tsfn {
+    fn post(&self, e: Event) {
+        let data = Box::into_raw(Box::new(e)) as *mut c_void;
+        // SAFETY: a live tsfn (released only in Drop); ownership of `data`
+        // passes to `call_js` unless the call is refused.
+        let status = unsafe { sys::napi_call_threadsafe_function(self.0, data, sys::ThreadsafeFunctionCallMode::nonblocking) };
+        if status != sys::Status::napi_ok {
+            // SAFETY: not queued, so still ours.
+            drop(unsafe { Box::from_raw(data as *mut Event) });
+        }
+    }
+}
+
+impl Drop for Tsfn {
+    fn drop(&mut self) {
+        // SAFETY: releases our single reference; the tsfn is finalized on
+        // the JS thread after its queue drains.
+        unsafe {
+            sys::napi_release_threadsafe_function(self.0, sys::ThreadsafeFunctionReleaseMode::release);
+        }
+    }
+}
+
+unsafe extern "C" fn call_js(env: napi_env, js_cb: napi_value, _ctx: *mut c_void, data: *mut c_void) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: `data` is the Box posted by `Tsfn::post`.
+    let event = unsafe { Box::from_raw(data as *mut Event) };
+    if env.is_null() || js_cb.is_null() {
+        return; // the environment is shutting down
+    }
+    // SAFETY: called by Node on the JS thread with a valid env.
+    unsafe {
+        let mut undefined = ptr::null_mut();
+        sys::napi_get_undefined(env, &mut undefined);
+        let mut args = [ptr::null_mut(); 2];
+        match *event {
+            Event::Durable(seq) => {
+                sys::napi_create_double(env, seq as f64, &mut args[0]);
+                args[1] = undefined;
+            }
+            Event::Failed(msg) => {
+                sys::napi_create_double(env, -1.0, &mut args[0]);
+                sys::napi_create_string_utf8(env, msg.as_ptr() as *const _, msg.len() as isize, &mut args[1]);
+            }
+        }
+        let mut result = ptr::null_mut();
+        sys::napi_call_function(env, undefined, js_cb, 2, args.as_ptr(), &mut result);
+        // An exception thrown by the callback surfaces as an uncaught
+        // exception in Node (the TS layer's callback does not throw).
+    }
+}
+
+/// Options for opening a durable kernel.
+pub(crate) struct LogOptions {
+    pub dir: PathBuf,
+    pub backend: Backend,
+    pub truncate_corrupt: bool,
+    pub buffer_bytes: Option<usize>,
+    pub segment_bytes: Option<u64>,
+}
+
+pub(crate) fn backend_of(name: Option<&str>) -> Result<Backend> {
+    match name.unwrap_or("auto") {
+        "auto" => Ok(Backend::Auto),
+        "io_uring" => Ok(Backend::IoUring),
+        "portable" => Ok(Backend::Portable),
+        other => Err(Error::new(Status::InvalidArg, format!("backend must be 'auto', 'io_uring' or 'portable', got '{other}'"))),
+    }
+}
+
+/// A thrown `Error` whose `code` is the WAL error's stable code.
+pub(crate) fn wal_error(e: &WalError) -> Error {
+    Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
+}
+
+/// The open log of a durable kernel.
+pub(crate) struct DurableLog {
+    wal: Wal,
+    pub recovery: Recovery,
+    pub checkpoint_seq: u64,
+    pub skipped_checkpoints: Vec<String>,
+}
+
+impl DurableLog {
+    /// Opens the log, handing every record with `seq >= from_seq` to
+    /// `replay`. `on_durable` is a JS function `(seq, failure?) => void`.
+    ///
+    /// # Safety
+    /// `env` and `on_durable` must be valid for the current call.
+    pub(crate) unsafe fn open(
+        env: napi_env,
+        on_durable: napi_value,
+        opts: LogOptions,
+        from_seq: u64,
+        checkpoint_seq: u64,
+        replay: impl FnMut(ctfs_wal::RecordRef<'_>) -> std::result::Result<(), ReplayError>,
+    ) -> std::result::Result<DurableLog, ReplayError> {
+        let mut tsfn = ptr::null_mut();
+        let mut name = ptr::null_mut();
+        // SAFETY: per the caller's contract.
+        unsafe {
+            sys::napi_create_string_utf8(env, c"ctfs-durable".as_ptr(), 12, &mut name);
+            let status = sys::napi_create_threadsafe_function(
+                env,
+                on_durable,
+                ptr::null_mut(),
+                name,
+                0,
+                1,
+                ptr::null_mut(),
+                None,
+                ptr::null_mut(),
+                Some(call_js),
+                &mut tsfn,
+            );
+            if status != sys::Status::napi_ok {
+                return Err(ReplayError::Wal(WalError::InvalidArgument("cannot create the durability callback".into())));
+            }
+            // never keeps the event loop alive by itself
+            sys::napi_unref_threadsafe_function(env, tsfn);
+        }
+        let tsfn = std::sync::Arc::new(Tsfn(tsfn));
+        let on_ok = tsfn.clone();
+        let on_fail = tsfn;
+        let mut w = WalOptions {
+            backend: opts.backend,
+            truncate_corrupt: opts.truncate_corrupt,
+            notifier: Some(Box::new(move |seq| on_ok.post(Event::Durable(seq)))),
+            on_failure: Some(Box::new(move |msg: &str| on_fail.post(Event::Failed(msg.to_owned())))),
+            ..WalOptions::default()
+        };
+        if let Some(b) = opts.buffer_bytes {
+            w.buffer_capacity = b;
+        }
+        if let Some(s) = opts.segment_bytes {
+            w.segment_size = s;
+        }
+        let (wal, recovery) = Wal::open_with_replay(&opts.dir, w, from_seq, replay)?;
+        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new() })
+    }
+
+    /// Step 1 of a durable admission.
+    #[inline]
+    pub(crate) fn reserve(&mut self, deps: usize, payload: usize) -> std::result::Result<(), AdmitError> {
+        self.wal.can_append(deps, payload).map_err(|e| log_refusal(&e))
+    }
+
+    /// Step 3 of a durable admission.
+    #[inline]
+    pub(crate) fn append(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], derived: bool) {
+        // Cannot fail after `reserve` except by a concurrent log failure, in
+        // which case the fact stays volatile (never reported durable) and the
+        // next `reserve` refuses with WAL_FAILED.
+        let _ = self.wal.append(&id.0, as_arrays(deps), payload, derived as u16);
+    }
+
+    pub(crate) fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    pub(crate) fn wal_mut(&mut self) -> &mut Wal {
+        &mut self.wal
+    }
+}
+
+/// How a WAL refusal reads as an admission error.
+pub(crate) fn log_refusal(e: &WalError) -> AdmitError {
+    let code = match e.code() {
+        "BUFFER_FULL" => ErrorCode::BufferFull,
+        "WAL_CLOSED" => ErrorCode::WalClosed,
+        _ => ErrorCode::WalFailed,
+    };
+    let reason = match code {
+        ErrorCode::BufferFull => format!("the write-ahead log's queue is full ({e}); nothing was admitted: await durability (admitDurable / flush) and retry"),
+        ErrorCode::WalClosed => "the kernel is closed; nothing was admitted".to_owned(),
+        _ => format!("the write-ahead log failed ({e}); the kernel accepts no more durable facts: reopen it to recover"),
+    };
+    AdmitError::Log { code, reason: reason.into() }
+}
+
+/// Why recovery stopped.
+#[derive(Debug)]
+pub(crate) enum ReplayError {
+    Wal(WalError),
+    /// A logged fact was refused on replay: the log does not match the
+    /// kernel's configuration (another invariant, other limits).
+    Refused { seq: u64, error: AdmitError },
+}
+
+impl From<WalError> for ReplayError {
+    fn from(e: WalError) -> Self {
+        ReplayError::Wal(e)
+    }
+}
+
+impl ReplayError {
+    pub(crate) fn to_napi(&self) -> Error {
+        match self {
+            ReplayError::Wal(e) => wal_error(e),
+            ReplayError::Refused { seq, error } => Error::new(
+                Status::GenericFailure,
+                format!(
+                    "[WAL_REPLAY_REFUSED] the kernel refused logged fact seq {seq} on recovery ({error}); the log was written by a kernel with another invariant or configuration"
+                ),
+            ),
+        }
+    }
+}
