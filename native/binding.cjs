@@ -843,3 +843,4 @@ module.exports.floorNoop = nativeBinding.floorNoop
 module.exports.floorOneSlice = nativeBinding.floorOneSlice
 module.exports.floorRaw = nativeBinding.floorRaw
 module.exports.floorThreeSlices = nativeBinding.floorThreeSlices
+module.exports.inspectDir = nativeBinding.inspectDir

@@ -27,7 +27,18 @@ export declare class NativeKernel {
    * a number (0 / error status, or records read).
    */
   fastPath(): FastPath
-  constructor(cfg: NativeKernelConfig)
+  /**
+   * `rules`: the apply functions of custom invariants, referenced by
+   * index from their config.
+   */
+  constructor(cfg: NativeKernelConfig, rules?: Array<unknown> | undefined | null)
+  /**
+   * Opens a durable kernel in `durable.dir`: the newest valid checkpoint,
+   * then the log after it. `onDurable(seq, failure?)` is called once per
+   * fdatasync'ed batch with the new durable sequence (or `-1` and a
+   * message when the log fails).
+   */
+  static open(cfg: NativeKernelConfig, rules: Array<unknown> | undefined | null, durable: NativeDurableConfig, onDurable: unknown): NativeKernel
   /** Details of the last refused single admission. */
   lastError(): NativeError | null
   /** Details of every refusal in the last batch. */
@@ -43,6 +54,25 @@ export declare class NativeKernel {
   stats(domain: number): NativeStats
   /** The domain number of tenant `name`, created on first use. */
   tenant(name: string): number
+  /** Whether member `member`'s set holds `key` (uniqueSet) — 0/1. */
+  setContains(domain: number, member: number, key: Uint8Array): boolean
+  /** Whether member `member`'s graph has the edge `from -> to` (graph). */
+  graphHasEdge(domain: number, member: number, from: bigint, to: bigint): boolean
+  /** The durable log's state (durable kernels only). */
+  durability(): NativeDurability | null
+  /** Blocks until everything appended is durable; returns the durable seq. */
+  sync(): number
+  /**
+   * Writes a checkpoint of the durable kernel covering everything
+   * appended (synced first), then removes log segments and older
+   * checkpoints it makes unnecessary. Returns the checkpoint's seq.
+   */
+  checkpoint(): number
+  /**
+   * Drains and syncs the log, stops its writer and refuses further
+   * admissions (`WAL_CLOSED`). Idempotent.
+   */
+  close(): void
   info(): NativeInfo
 }
 
@@ -99,9 +129,37 @@ export declare function floorRaw(): { noop(): number; slices(n: number, a: Uint8
 
 export declare function floorThreeSlices(a: Uint8Array, b: Uint8Array, c: Uint8Array): number
 
+/** Scans segments and checkpoints of `dir` read-only. */
+export declare function inspectDir(dir: string): NativeInspect
+
 export interface NativeBatchError {
   index: number
   error: NativeError
+}
+
+export interface NativeDurability {
+  backend: string
+  backendNote?: string
+  durableSeq: number
+  appendedSeq: number
+  failed: boolean
+  fsyncs: number
+  batches: number
+  recordsWritten: number
+  bytesWritten: number
+  segmentsCreated: number
+  checkpointSeq: number
+  recovery: NativeRecovery
+}
+
+export interface NativeDurableConfig {
+  dir: string
+  /** 'auto' (default) | 'io_uring' | 'portable' */
+  backend?: string
+  /** Truncate the log at a corrupt record instead of refusing to open. */
+  truncateCorrupt?: boolean
+  bufferBytes?: number
+  segmentBytes?: number
 }
 
 export interface NativeError {
@@ -130,22 +188,72 @@ export interface NativeInfo {
   maxFacts: number
 }
 
+export interface NativeInspect {
+  /** Human-readable report. */
+  text: string
+  healthy: boolean
+  segments: number
+  records: number
+  firstSeq: number
+  lastSeq: number
+  checkpoints: number
+  validCheckpoints: number
+  /** One line per damaged place: segment or checkpoint, offset, reason. */
+  damage: Array<string>
+}
+
 export interface NativeInvariantConfig {
-  /** 'totalSupply' */
+  /**
+   * 'totalSupply' | 'max' | 'gCounter' | 'boundedGCounter' | 'lww' |
+   * 'uniqueness' | 'uniqueSet' | 'gGraph' | 'graph' | 'custom'
+   */
   kind: string
   initial?: bigint
   min?: bigint
   max?: bigint
+  /** boundedGCounter */
+  bound?: bigint
+  /** uniqueSet */
+  maxElements?: bigint
+  /** graph */
+  maxEdges?: bigint
+  /** gGraph / graph */
+  maxOutDegree?: number
+  maxInDegree?: number
+  allowSelfLoops?: boolean
+  /**
+   * custom: name, declared class, initial state bytes (1..=64), and the
+   * index of its apply function in the constructor's `rules`.
+   */
+  name?: string
+  class?: string
+  initialState?: Buffer
+  rule?: number
 }
 
 export interface NativeKernelConfig {
+  /** One invariant, or (with `members`) the first of several. */
   invariant: NativeInvariantConfig
+  /** Several invariants on one fact stream (multi-invariant kernel). */
+  members?: Array<NativeInvariantConfig>
   /** 'bloom' | 'exact' | 'escalating' */
   causality: string
   escalationThreshold?: number
   maxPayloadBytes?: number
   maxDeps?: number
   maxFacts?: number
+}
+
+export interface NativeRecovery {
+  checkpointSeq: number
+  skippedCheckpoints: Array<string>
+  factsReplayed: number
+  firstSeq: number
+  lastSeq: number
+  bytesCut: number
+  tornTailAt?: string
+  truncatedAt?: string
+  segments: number
 }
 
 export interface NativeStats {

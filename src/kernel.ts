@@ -1,8 +1,15 @@
 import { FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
 import { CtfsError, ERROR_CODES, invalidArgType, outOfRange, type CtfsErrorCode } from './errors.ts'
 import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
-import type { AlgebraicClass, Coordination, InvariantSpec, StateOf } from './invariants/types.ts'
-import { native, type FastPath, type NativeError, type NativeFrontier, type NativeKernel } from './native.ts'
+import type { AlgebraicClass, Coordination, CustomApply, InvariantSpec, StateOf } from './invariants/types.ts'
+import {
+  native,
+  type FastPath,
+  type NativeError,
+  type NativeFrontier,
+  type NativeKernel,
+  type NativeKernelConfig,
+} from './native.ts'
 
 export type { AdmitOptions, FactInput } from './batch.ts'
 
@@ -366,7 +373,11 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
   readonly #fast: FastPath
   readonly #tenants = new Map<string, Tenant<I>>()
 
-  constructor(options: KernelOptions<I>) {
+  /**
+   * @param options the invariant, causality mode and limits
+   * @param open @internal builds the native kernel another way (durable kernels)
+   */
+  constructor(options: KernelOptions<I>, open?: (config: NativeKernelConfig, rules: CustomApply[] | undefined) => NativeKernel) {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
     const inv = options.invariant
     if (typeof inv !== 'object' || inv === null || typeof inv.native !== 'object') {
@@ -382,14 +393,17 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     checkLimit(options.maxPayloadBytes, 'options.maxPayloadBytes', 16 * 1024 * 1024)
     checkLimit(options.maxDeps, 'options.maxDeps', 65_535)
     checkLimit(options.maxFacts, 'options.maxFacts', 2 ** 32 - 2)
-    const nk = new native.NativeKernel({
+    const config: NativeKernelConfig = {
       invariant: inv.native,
+      ...(inv.members !== undefined ? { members: [...inv.members] } : {}),
       causality: mode,
       ...(t !== undefined ? { escalationThreshold: t } : {}),
       ...(options.maxPayloadBytes !== undefined ? { maxPayloadBytes: options.maxPayloadBytes } : {}),
       ...(options.maxDeps !== undefined ? { maxDeps: options.maxDeps } : {}),
       ...(options.maxFacts !== undefined ? { maxFacts: options.maxFacts } : {}),
-    })
+    }
+    const rules = inv.rules !== undefined ? [...inv.rules] : undefined
+    const nk = open !== undefined ? open(config, rules) : new native.NativeKernel(config, rules)
     const info = nk.info()
     const fast = nk.fastPath()
     super(nk, fast, 0, inv, info.maxDeps)

@@ -17,4 +17,8 @@ export type {
   NativeFrontier,
   NativeStats,
   NativeView,
+  NativeDurability,
+  NativeDurableConfig,
+  NativeInspect,
+  NativeRecovery,
 } from '../native/binding.cjs'

@@ -43,7 +43,17 @@ export interface InvariantSpec<TState = unknown> {
   read(state: Uint8Array): TState
   /** @internal How the native kernel builds this invariant. */
   readonly native: NativeInvariantConfig
+  /** @internal Several invariants on one fact stream (multi-invariant kernels). */
+  readonly members?: readonly NativeInvariantConfig[]
+  /** @internal Apply functions of custom invariants, referenced by `native.rule`. */
+  readonly rules?: readonly CustomApply[]
 }
+
+/**
+ * The rule of a custom invariant: mutate `state` (a DataView over the
+ * declared number of bytes) or throw to refuse the fact. Must be pure.
+ */
+export type CustomApply = (payload: Uint8Array, state: DataView, id: Uint8Array) => void
 
 /** The decoded state type of an invariant spec. */
 export type StateOf<I> = I extends InvariantSpec<infer S> ? S : never
