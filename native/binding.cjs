@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeEscrow = nativeBinding.NativeEscrow
 module.exports.NativeKernel = nativeBinding.NativeKernel
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.floorCoreAdmit = nativeBinding.floorCoreAdmit

@@ -19,6 +19,37 @@ export interface FastPath {
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeEscrow {
+  /**
+   * A ledger over `total` (call `initialize`), or with `local` set, one
+   * replica's view.
+   */
+  constructor(total: bigint, options?: NativeEscrowOptions | undefined | null)
+  initialize(nodes: Array<bigint>): void
+  setLocal(node: bigint): void
+  total(): bigint
+  quotas(): Array<NativeQuota>
+  tryConsume(node: bigint, amount: bigint): void
+  release(node: bigint, amount: bigint): void
+  credit(node: bigint, amount: bigint): void
+  transfer(from: bigint, to: bigint, amount: bigint): void
+  /**
+   * A quota request to send to `peer`, or null when one is already pending
+   * or the peer is in backoff.
+   */
+  requestQuota(peer: bigint, amount: bigint, nowMs: number): Buffer | null
+  /** The grant answering an encoded request (amount 0 = denial). */
+  onRequest(request: Uint8Array): Buffer
+  /** Applies an encoded grant: 'applied' | 'appliedLate' | 'denied' | 'ignored'. */
+  onGrant(grant: Uint8Array, nowMs: number): string
+  /**
+   * Requests due for a resend (exponential backoff 500 ms → 4 s) and
+   * requests given up.
+   */
+  poll(nowMs: number): NativePoll
+  pending(): number
+}
+
 export declare class NativeKernel {
   /**
    * The raw N-API admission functions bound to this kernel:
@@ -58,6 +89,24 @@ export declare class NativeKernel {
   setContains(domain: number, member: number, key: Uint8Array): boolean
   /** Whether member `member`'s graph has the edge `from -> to` (graph). */
   graphHasEdge(domain: number, member: number, from: bigint, to: bigint): boolean
+  /**
+   * Admits a fact received from a peer: replicated kernels skip the escrow
+   * (its creator consumed its own quota) but keep every other check.
+   */
+  admitRemote(id: Uint8Array, payload: Uint8Array, deps: Uint8Array): number
+  /**
+   * The escrow quotas of member `member`'s `side` ('down' | 'up') bound,
+   * or null when that side is not escrowed.
+   */
+  escrowQuotas(member: number, side: string): Array<NativeQuota> | null
+  /** Starts a quota request to `peer` (encoded message to send, or null). */
+  escrowRequest(member: number, side: string, peer: bigint, amount: bigint, nowMs: number): Buffer | null
+  /** Answers a peer's encoded quota request with an encoded grant. */
+  escrowOnRequest(member: number, side: string, request: Uint8Array): Buffer
+  /** Applies a peer's encoded grant. */
+  escrowOnGrant(member: number, side: string, grant: Uint8Array, nowMs: number): string
+  /** Requests due for a resend (backoff 500 ms → 4 s) and given up. */
+  escrowPoll(member: number, side: string, nowMs: number): NativePoll
   /** The durable log's state (durable kernels only). */
   durability(): NativeDurability | null
   /** Blocks until everything appended is durable; returns the durable seq. */
@@ -170,6 +219,13 @@ export interface NativeError {
   depIndex?: number
 }
 
+export interface NativeEscrowOptions {
+  backoffBaseMs?: number
+  backoffMaxMs?: number
+  maxAttempts?: number
+  reservePercent?: number
+}
+
 export interface NativeFrontier {
   clock: Buffer
   count: number
@@ -242,6 +298,20 @@ export interface NativeKernelConfig {
   maxPayloadBytes?: number
   maxDeps?: number
   maxFacts?: number
+  /** Replicated admission on this replica (see `ctfs_core::replica`). */
+  replica?: NativeReplicaConfig
+}
+
+export interface NativePoll {
+  resend: Array<Buffer>
+  gaveUp: Array<Buffer>
+}
+
+export interface NativeQuota {
+  node: bigint
+  quota: bigint
+  consumed: bigint
+  available: bigint
 }
 
 export interface NativeRecovery {
@@ -254,6 +324,14 @@ export interface NativeRecovery {
   tornTailAt?: string
   truncatedAt?: string
   segments: number
+}
+
+export interface NativeReplicaConfig {
+  /** Every replica's node id (the same list on every replica). */
+  nodes: Array<bigint>
+  /** This replica's id. */
+  local: bigint
+  escrow?: NativeEscrowOptions
 }
 
 export interface NativeStats {

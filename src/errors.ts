@@ -20,8 +20,50 @@ export const ERROR_CODES = [
   'WAL_CLOSED',
 ] as const
 
+/**
+ * Codes of errors thrown outside admission (opening a data directory,
+ * checkpoints, escrow messages). Stable like {@link ERROR_CODES}.
+ */
+export const OTHER_ERROR_CODES = [
+  'WAL_CORRUPT',
+  'CHECKPOINT_CORRUPT',
+  'CHECKPOINT_MISMATCH',
+  'WAL_REPLAY_REFUSED',
+  'IO_ERROR',
+  'INVALID_ARGUMENT',
+  'BACKEND_UNAVAILABLE',
+  'UNKNOWN_NODE',
+  'NOT_LOCAL_NODE',
+  'EXCEEDS_CONSUMED',
+  'ESCROW_OVERFLOW',
+  'MALFORMED_MESSAGE',
+] as const
+
 /** The `code` of a {@link CtfsError}. */
-export type CtfsErrorCode = Exclude<(typeof ERROR_CODES)[number], 'OK'>
+export type CtfsErrorCode = Exclude<(typeof ERROR_CODES)[number], 'OK'> | (typeof OTHER_ERROR_CODES)[number]
+
+const KNOWN_CODES: ReadonlySet<string> = new Set<string>([...ERROR_CODES.slice(1), ...OTHER_ERROR_CODES])
+
+/**
+ * Turns an error thrown by the native layer as `"[CODE] message"` into a
+ * {@link CtfsError}; anything else is returned unchanged.
+ * @internal
+ */
+export function fromNativeThrow(e: unknown): unknown {
+  if (!(e instanceof Error)) return e
+  const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(e.message)
+  if (m === null || !KNOWN_CODES.has(m[1] as string)) return e
+  return new CtfsError(m[1] as CtfsErrorCode, m[2] as string)
+}
+
+/** Runs `f`, rethrowing native `"[CODE] ..."` errors as {@link CtfsError}. @internal */
+export function rethrowNative<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    throw fromNativeThrow(e)
+  }
+}
 
 /** Extra facts about a refusal, where the kernel knows them. */
 export interface CtfsErrorDetails {

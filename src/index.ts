@@ -15,7 +15,18 @@ export type {
   Requirement,
 } from './kernel.ts'
 export { FactBatch } from './batch.ts'
-export { CtfsError, isCtfsError, ERROR_CODES } from './errors.ts'
+export { DurableKernel, inspect } from './durable.ts'
+export type {
+  DurableKernelOptions,
+  DurableAdmission,
+  DurabilityBackend,
+  DurabilityInfo,
+  RecoveryReport,
+  InspectReport,
+} from './durable.ts'
+export { Escrow } from './escrow.ts'
+export type { EscrowOptions, Quota, QuotaPoll, GrantOutcome } from './escrow.ts'
+export { CtfsError, isCtfsError, ERROR_CODES, OTHER_ERROR_CODES } from './errors.ts'
 export type { CtfsErrorCode, CtfsErrorDetails } from './errors.ts'
 export {
   FACT_ID_BYTES,

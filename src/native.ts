@@ -21,4 +21,5 @@ export type {
   NativeDurableConfig,
   NativeInspect,
   NativeRecovery,
+  NativeEscrow,
 } from '../native/binding.cjs'

@@ -48,6 +48,17 @@ pub struct NativeKernelConfig {
     pub max_payload_bytes: Option<u32>,
     pub max_deps: Option<u32>,
     pub max_facts: Option<f64>,
+    /// Replicated admission on this replica (see `ctfs_core::replica`).
+    pub replica: Option<NativeReplicaConfig>,
+}
+
+#[napi(object)]
+pub struct NativeReplicaConfig {
+    /// Every replica's node id (the same list on every replica).
+    pub nodes: Vec<BigInt>,
+    /// This replica's id.
+    pub local: BigInt,
+    pub escrow: Option<crate::escrow::NativeEscrowOptions>,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {

@@ -17,6 +17,7 @@ use napi_derive::napi;
 use crate::config::{self, NativeKernelConfig};
 use crate::durable::{self, DurableLog, LogOptions, ReplayError};
 use crate::js_rule::JsRule;
+use ctfs_core::replica::{Replication, Side};
 
 /// The binding's kernel: one or several built-in (or custom) invariants.
 pub(crate) type Inv = Multi<Builtin>;
@@ -127,6 +128,8 @@ pub(crate) struct KernelState {
     batch_errors: Vec<(u32, AdmitError)>,
     /// The write-ahead log of a durable kernel (domain 0 only).
     pub(crate) log: Option<DurableLog>,
+    /// Replicated admission gate (domain 0 only).
+    replication: Option<Replication>,
     closed: bool,
 }
 
@@ -161,12 +164,12 @@ impl KernelState {
         if self.closed {
             return Ok(Err(durable::log_refusal(&ctfs_wal::WalError::Closed)));
         }
-        let kernel = if domain == 0 {
-            &mut self.main
+        let (kernel, gate) = if domain == 0 {
+            (&mut self.main, self.replication.as_mut())
         } else {
-            self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?
+            (self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?, None)
         };
-        Ok(admit_logged(kernel, self.log.as_mut(), id, deps, payload))
+        Ok(admit_logged(kernel, self.log.as_mut(), gate, id, deps, payload))
     }
 
     /// Admits a fact with the caller's id. Returns 0 or an error status.
@@ -195,17 +198,17 @@ impl KernelState {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
         let closed = self.closed;
-        let kernel = if domain == 0 {
-            &mut self.main
+        let (kernel, mut gate) = if domain == 0 {
+            (&mut self.main, self.replication.as_mut())
         } else {
-            self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?
+            (self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?, None)
         };
         let mut log = self.log.as_mut();
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
             if closed {
                 return Err(durable::log_refusal(&ctfs_wal::WalError::Closed));
             }
-            admit_logged(k, log.as_deref_mut(), id, deps, payload)
+            admit_logged(k, log.as_deref_mut(), gate.as_deref_mut(), id, deps, payload)
         });
         self.batch_errors = errors;
         Ok(summary.records as u32)
@@ -217,21 +220,21 @@ impl KernelState {
 fn admit_logged(
     kernel: &mut Kernel<Inv>,
     log: Option<&mut DurableLog>,
+    gate: Option<&mut Replication>,
     id: Option<&FactId>,
     deps: &[FactId],
     payload: &[u8],
 ) -> std::result::Result<FactId, AdmitError> {
+    let admit = |kernel: &mut Kernel<Inv>| match (gate, id) {
+        (Some(g), _) => g.admit_local(kernel, id, deps, payload),
+        (None, Some(id)) => kernel.admit(id, deps, payload).map(|()| *id),
+        (None, None) => kernel.admit_derived(deps, payload),
+    };
     match log {
-        None => match id {
-            Some(id) => kernel.admit(id, deps, payload).map(|()| *id),
-            None => kernel.admit_derived(deps, payload),
-        },
+        None => admit(kernel),
         Some(log) => {
             log.reserve(deps.len(), payload.len())?;
-            let r = match id {
-                Some(id) => kernel.admit(id, deps, payload).map(|()| *id),
-                None => kernel.admit_derived(deps, payload),
-            };
+            let r = admit(kernel);
             if let Ok(admitted) = &r {
                 log.append(admitted, deps, payload, id.is_none());
             }
@@ -263,7 +266,16 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
     let kcfg = config::kernel(cfg)?;
     let main = Kernel::try_new(inv.clone(), kcfg.clone()).map_err(invalid)?;
     let tenants = Tenants::new(inv, kcfg).map_err(invalid)?;
-    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, closed: false })
+    let replication = match &cfg.replica {
+        None => None,
+        Some(r) => {
+            let nodes = r.nodes.iter().map(|n| crate::escrow::node_of(n, "replica.nodes[]")).collect::<Result<Vec<_>>>()?;
+            let local = crate::escrow::node_of(&r.local, "replica.local")?;
+            let ecfg = crate::escrow::config_of(r.escrow.as_ref())?;
+            Some(Replication::new(&main, &nodes, local, ecfg).map_err(|e| crate::escrow::escrow_error(&e))?)
+        }
+    };
+    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false })
 }
 
 #[napi(object)]
@@ -304,6 +316,26 @@ pub struct NativeDurability {
     pub segments_created: f64,
     pub checkpoint_seq: f64,
     pub recovery: NativeRecovery,
+}
+
+fn side_of(side: &str) -> Result<Side> {
+    match side {
+        "down" => Ok(Side::Down),
+        "up" => Ok(Side::Up),
+        other => Err(invalid(format!("side must be 'down' or 'up', got '{other}'"))),
+    }
+}
+
+fn pool<'a>(st: &'a KernelState, member: u32, side: &str) -> Result<Option<&'a ctfs_core::escrow::EscrowManager>> {
+    let side = side_of(side)?;
+    let r = st.replication.as_ref().ok_or_else(|| invalid("the kernel is not replicated (option replica)"))?;
+    Ok(r.pool(member as usize, side))
+}
+
+fn pool_mut<'a>(st: &'a mut KernelState, member: u32, side: &str) -> Result<&'a mut ctfs_core::escrow::EscrowManager> {
+    let s = side_of(side)?;
+    let r = st.replication.as_mut().ok_or_else(|| invalid("the kernel is not replicated (option replica)"))?;
+    r.pool_mut(member as usize, s).ok_or_else(|| invalid(format!("invariant {member} has no escrowed '{side}' bound")))
 }
 
 fn busy() -> Error {
@@ -495,6 +527,69 @@ impl NativeKernel {
             }
             Ok(g.contains_edge(f, t))
         })
+    }
+
+    /// Admits a fact received from a peer: replicated kernels skip the escrow
+    /// (its creator consumed its own quota) but keep every other check.
+    #[napi(catch_unwind)]
+    pub fn admit_remote(&self, id: &[u8], payload: &[u8], deps: &[u8]) -> Result<u32> {
+        self.with(|st| {
+            let id = id_of(id)?;
+            let deps = deps_of(deps)?;
+            let r = if st.closed {
+                Err(durable::log_refusal(&ctfs_wal::WalError::Closed))
+            } else {
+                admit_logged(&mut st.main, st.log.as_mut(), None, Some(&id), deps, payload).map(|_| ())
+            };
+            Ok(st.status(r))
+        })
+    }
+
+    /// The escrow quotas of member `member`'s `side` ('down' | 'up') bound,
+    /// or null when that side is not escrowed.
+    #[napi(catch_unwind)]
+    pub fn escrow_quotas(&self, member: u32, side: String) -> Result<Option<Vec<crate::escrow::NativeQuota>>> {
+        self.with(|st| Ok(pool(st, member, &side)?.map(|m| crate::escrow::quotas_of(m))))
+    }
+
+    /// Starts a quota request to `peer` (encoded message to send, or null).
+    #[napi(catch_unwind)]
+    pub fn escrow_request(&self, member: u32, side: String, peer: napi::bindgen_prelude::BigInt, amount: napi::bindgen_prelude::BigInt, now_ms: f64) -> Result<Option<Buffer>> {
+        self.with(|st| {
+            let m = pool_mut(st, member, &side)?;
+            let r = m
+                .request_quota(crate::escrow::node_of(&peer, "peer")?, crate::escrow::u128_of(&amount, "amount")?, now_ms.max(0.0) as u64)
+                .map_err(|e| crate::escrow::escrow_error(&e))?;
+            Ok(r.map(|r| Buffer::from(r.encode().to_vec())))
+        })
+    }
+
+    /// Answers a peer's encoded quota request with an encoded grant.
+    #[napi(catch_unwind)]
+    pub fn escrow_on_request(&self, member: u32, side: String, request: &[u8]) -> Result<Buffer> {
+        self.with(|st| {
+            let req = ctfs_core::escrow::QuotaRequest::decode(request).map_err(|e| crate::escrow::escrow_error(&e))?;
+            let g = pool_mut(st, member, &side)?.on_request(&req).map_err(|e| crate::escrow::escrow_error(&e))?;
+            Ok(Buffer::from(g.encode().to_vec()))
+        })
+    }
+
+    /// Applies a peer's encoded grant.
+    #[napi(catch_unwind)]
+    pub fn escrow_on_grant(&self, member: u32, side: String, grant: &[u8], now_ms: f64) -> Result<String> {
+        self.with(|st| {
+            let g = ctfs_core::escrow::QuotaGrant::decode(grant).map_err(|e| crate::escrow::escrow_error(&e))?;
+            pool_mut(st, member, &side)?
+                .on_grant(&g, now_ms.max(0.0) as u64)
+                .map(crate::escrow::outcome_str)
+                .map_err(|e| crate::escrow::escrow_error(&e))
+        })
+    }
+
+    /// Requests due for a resend (backoff 500 ms → 4 s) and given up.
+    #[napi(catch_unwind)]
+    pub fn escrow_poll(&self, member: u32, side: String, now_ms: f64) -> Result<crate::escrow::NativePoll> {
+        self.with(|st| Ok(crate::escrow::poll_of(pool_mut(st, member, &side)?, now_ms)))
     }
 
     /// The durable log's state (durable kernels only).

@@ -11,6 +11,7 @@
 mod checkpoint;
 mod config;
 mod durable;
+mod escrow;
 mod fast;
 mod floor;
 mod inspect;
