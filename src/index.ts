@@ -25,6 +25,8 @@ export type {
   InspectReport,
 } from './durable.ts'
 export { Escrow } from './escrow.ts'
+export { Replica } from './replica.ts'
+export type { ReplicaOptions, BoundSide } from './replica.ts'
 export type { EscrowOptions, Quota, QuotaPoll, GrantOutcome } from './escrow.ts'
 export { CtfsError, isCtfsError, ERROR_CODES, OTHER_ERROR_CODES } from './errors.ts'
 export type { CtfsErrorCode, CtfsErrorDetails } from './errors.ts'

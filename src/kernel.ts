@@ -1,5 +1,6 @@
 import { FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
-import { CtfsError, ERROR_CODES, invalidArgType, outOfRange, type CtfsErrorCode } from './errors.ts'
+import { CtfsError, ERROR_CODES, invalidArgType, outOfRange, rethrowNative, type CtfsErrorCode } from './errors.ts'
+import { Replica, nativeReplica, type ReplicaOptions } from './replica.ts'
 import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
 import type { AlgebraicClass, Coordination, CustomApply, InvariantSpec, StateOf } from './invariants/types.ts'
 import {
@@ -43,6 +44,13 @@ export interface KernelOptions<I extends InvariantSpec> {
    * `CAUSAL_HORIZON_EXCEEDED` rather than forget (default 2^32 - 2).
    */
   maxFacts?: number
+  /**
+   * Makes this kernel one replica of a cluster: local admission then refuses
+   * facts that need coordination (`REQUIRES_COORDINATION`) and routes
+   * bounded invariants through escrow quotas (`INSUFFICIENT_QUOTA`). See
+   * {@link Replica}.
+   */
+  replica?: ReplicaOptions
 }
 
 /** What a kernel has admitted, summarised. */
@@ -402,8 +410,10 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
       ...(options.maxDeps !== undefined ? { maxDeps: options.maxDeps } : {}),
       ...(options.maxFacts !== undefined ? { maxFacts: options.maxFacts } : {}),
     }
+    const replica = nativeReplica(options.replica)
+    if (replica !== undefined) config.replica = replica
     const rules = inv.rules !== undefined ? [...inv.rules] : undefined
-    const nk = open !== undefined ? open(config, rules) : new native.NativeKernel(config, rules)
+    const nk = rethrowNative(() => (open !== undefined ? open(config, rules) : new native.NativeKernel(config, rules)))
     const info = nk.info()
     const fast = nk.fastPath()
     super(nk, fast, 0, inv, info.maxDeps)
@@ -413,7 +423,11 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     this.invariantClass = info.class as AlgebraicClass
     this.coordination = info.coordination as Coordination
     this.limits = { maxPayloadBytes: info.maxPayloadBytes, maxDeps: info.maxDeps, maxFacts: info.maxFacts }
+    this.replica = replica !== undefined ? new Replica(nk, replica.local) : null
   }
+
+  /** The replica side (escrow, remote facts) when created with `replica`, else null. */
+  readonly replica: Replica | null
 
   /**
    * The isolated domain of tenant `name` (created on first use): its own

@@ -1,0 +1,109 @@
+import type { AdmitOptions } from './batch.ts'
+import { CtfsError, invalidArgType, rethrowNative, type CtfsErrorCode } from './errors.ts'
+import { checkFactId, type FactId } from './fact-id.ts'
+import type { EscrowOptions, GrantOutcome, Quota, QuotaPoll } from './escrow.ts'
+import { ERROR_CODES } from './errors.ts'
+import type { NativeKernel } from './native.ts'
+
+/** Replicated admission: this kernel is one replica among `nodes`. */
+export interface ReplicaOptions {
+  /** Every replica's node id, the same list on every replica. */
+  nodes: readonly (bigint | number)[]
+  /** This replica's id. */
+  local: bigint | number
+  /** Escrow retry and grant policy. */
+  escrow?: EscrowOptions
+}
+
+/** Which bound of a bounded invariant: towards `min` or towards `max`/the bound. */
+export type BoundSide = 'down' | 'up'
+
+function big(v: bigint | number, name: string): bigint {
+  if (typeof v === 'bigint') return v
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v)
+  throw invalidArgType(name, 'a bigint node id', v)
+}
+
+/** @internal */
+export function nativeReplica(r: ReplicaOptions | undefined): { nodes: bigint[]; local: bigint; escrow?: EscrowOptions } | undefined {
+  if (r === undefined) return undefined
+  if (typeof r !== 'object' || r === null) throw invalidArgType('options.replica', 'an object { nodes, local }', r)
+  if (!Array.isArray(r.nodes)) throw invalidArgType('options.replica.nodes', 'an array of node ids', r.nodes)
+  return {
+    nodes: r.nodes.map((n, i) => big(n, `options.replica.nodes[${i}]`)),
+    local: big(r.local, 'options.replica.local'),
+    ...(r.escrow !== undefined ? { escrow: r.escrow } : {}),
+  }
+}
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * The replica side of a replicated kernel (`new Kernel({ ..., replica })`):
+ *
+ * - `kernel.admit(...)` on a replicated kernel is *local* admission: facts for
+ *   an invariant whose class needs coordination are refused with
+ *   `REQUIRES_COORDINATION`; facts for a bounded invariant consume this
+ *   replica's escrow quota first (`INSUFFICIENT_QUOTA` when it does not
+ *   cover them — request quota from a peer); coordination-free facts pass.
+ * - {@link admitRemote} admits a fact created by another replica (its
+ *   creator consumed its own quota).
+ * - The quota messages (`requestQuota` / `onRequest` / `onGrant` / `poll`)
+ *   are encoded bytes for any transport to carry.
+ */
+export class Replica {
+  readonly #nk: NativeKernel
+  /** This replica's node id. */
+  readonly local: bigint
+
+  /** @internal */
+  constructor(nk: NativeKernel, local: bigint) {
+    this.#nk = nk
+    this.local = local
+  }
+
+  /** Admits a fact received from a peer (same checks as `admit`, no escrow). */
+  admitRemote(id: FactId, payload: Uint8Array, options: Omit<AdmitOptions, 'id'> = {}): void {
+    checkFactId(id, 'id')
+    if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)
+    const deps = options.deps ?? []
+    if (!Array.isArray(deps)) throw invalidArgType('options.deps', 'an array of fact ids', deps)
+    const packed = new Uint8Array(deps.length * 32)
+    deps.forEach((d, i) => {
+      checkFactId(d, `options.deps[${i}]`)
+      packed.set(d, i * 32)
+    })
+    const status = this.#nk.admitRemote(id, payload, deps.length > 0 ? packed : EMPTY)
+    if (status !== 0) {
+      const e = this.#nk.lastError()
+      throw new CtfsError((e?.code ?? ERROR_CODES[status]) as CtfsErrorCode, e?.message ?? 'refused')
+    }
+  }
+
+  /** Every replica's share of member `member`'s `side` bound, or null when that side is not escrowed. */
+  quotas(side: BoundSide, member = 0): Quota[] | null {
+    return rethrowNative(() => this.#nk.escrowQuotas(member, side)) ?? null
+  }
+
+  /** An encoded quota request to `peer`, or null (one pending, or backing off). */
+  requestQuota(peer: bigint | number, amount: bigint | number, side: BoundSide, member = 0, nowMs = Date.now()): Uint8Array | null {
+    const r = rethrowNative(() => this.#nk.escrowRequest(member, side, big(peer, 'peer'), big(amount, 'amount'), nowMs))
+    return r === null || r === undefined ? null : new Uint8Array(r)
+  }
+
+  /** Answers a peer's encoded request with an encoded grant. */
+  onRequest(request: Uint8Array, side: BoundSide, member = 0): Uint8Array {
+    return new Uint8Array(rethrowNative(() => this.#nk.escrowOnRequest(member, side, request)))
+  }
+
+  /** Applies a peer's encoded grant. */
+  onGrant(grant: Uint8Array, side: BoundSide, member = 0, nowMs = Date.now()): GrantOutcome {
+    return rethrowNative(() => this.#nk.escrowOnGrant(member, side, grant, nowMs)) as GrantOutcome
+  }
+
+  /** Requests due for a resend (backoff 500 ms → 4 s) and given up. */
+  poll(side: BoundSide, member = 0, nowMs = Date.now()): QuotaPoll {
+    const p = rethrowNative(() => this.#nk.escrowPoll(member, side, nowMs))
+    return { resend: p.resend.map((b) => new Uint8Array(b)), gaveUp: p.gaveUp.map((b) => new Uint8Array(b)) }
+  }
+}
