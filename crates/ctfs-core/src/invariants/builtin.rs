@@ -561,7 +561,7 @@ mod tests {
                     Builtin::Lww(_) => 8 + 3,
                     Builtin::UniquenessCell(_) | Builtin::GGraphCell(_) => 2,
                     Builtin::UniqueSet(_) => 32,
-                    Builtin::BoundedGCounter(_) => unreachable!(),
+                    Builtin::BoundedGCounter(_) | Builtin::Custom(_) => unreachable!(),
                 };
                 let mut facts: Vec<OwnedFact> = raw.iter().enumerate().map(|(i, (bytes, shape))| {
                     let mut p = bytes.clone();

@@ -348,6 +348,36 @@ mod tests {
     }
 
     #[test]
+    fn builtin_sets_and_graphs_round_trip() {
+        use crate::invariants::Builtin;
+        use crate::invariants::ggraph::DegreeLimits;
+        let members = vec![
+            Builtin::unique_set(Some(100)).unwrap(),
+            Builtin::graph(DegreeLimits::default(), None).unwrap(),
+            Builtin::total_supply(5, 0, 100).unwrap(),
+        ];
+        let m = Multi::new(members).unwrap();
+        let mut k = Kernel::new(m.clone(), CausalityMode::Exact);
+        for i in 0..20u64 {
+            let key = *blake3::hash(&i.to_le_bytes()).as_bytes();
+            let mut edge = [0u8; 16];
+            edge[..8].copy_from_slice(&(i % 7).to_le_bytes());
+            edge[8..].copy_from_slice(&(i % 5 + 10).to_le_bytes());
+            let p = crate::multi::encode_parts(&[(0, &key), (1, &edge), (2, &1i128.to_le_bytes())]).unwrap();
+            k.admit(&id(i), &[], &p).unwrap();
+        }
+        let s = k.snapshot();
+        let r = Kernel::restore(m.clone(), KernelConfig::new(CausalityMode::Exact), &s.meta, &s.ids, &s.state).unwrap();
+        assert_eq!(r.state(), k.state());
+        assert_eq!(r.snapshot(), s, "equal states encode to equal bytes");
+        // a set that does not match its summary is refused
+        let mut bad = s.state.clone();
+        let len = bad.len();
+        bad.truncate(len - 1);
+        assert!(Kernel::restore(m, KernelConfig::new(CausalityMode::Exact), &s.meta, &s.ids, &bad).is_err());
+    }
+
+    #[test]
     fn multi_state_round_trips() {
         let m = Multi::new(vec![TotalSupply::unbounded(1), TotalSupply::unbounded(2)]).unwrap();
         let k = Kernel::new(m.clone(), CausalityMode::Exact);
