@@ -3,6 +3,8 @@ import { CtfsError, ERROR_CODES, invalidArgType, outOfRange, rethrowNative, type
 import { Replica, nativeReplica, type ReplicaOptions } from './replica.ts'
 import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
 import type { AlgebraicClass, Coordination, CustomApply, InvariantSpec, StateOf } from './invariants/types.ts'
+import { resolveMember } from './invariants/multi.ts'
+import { u64 } from './invariants/common.ts'
 import {
   native,
   type FastPath,
@@ -274,6 +276,29 @@ export class Domain<I extends InvariantSpec> {
     checkFactId(id)
     const r = this.#native.contains(this.#domain, id)
     return r === 1 ? 'yes' : r === 2 ? 'maybe' : 'no'
+  }
+
+  /**
+   * Whether the uniqueSet holds `key` (32 bytes). `member`: in a multi, the
+   * uniqueSet member's name or index (default: the first uniqueSet member).
+   */
+  has(key: Uint8Array, member?: string | number): boolean {
+    if (!(key instanceof Uint8Array)) throw invalidArgType('key', 'a 32-byte Uint8Array', key)
+    if (key.length !== 32) throw outOfRange('key', '32 bytes long', key)
+    const m = resolveMember(this.invariant, member, 'uniqueSet')
+    return rethrowNative(() => this.#native.setContains(this.#domain, m, key))
+  }
+
+  /**
+   * Whether the graph has the edge `from -> to` (u64 vertex ids). `member`:
+   * in a multi, the graph member's name or index (default: the first graph
+   * member). For a gGraph, read the state: `invariant.read(k.state).hasEdge`.
+   */
+  hasEdge(from: bigint | number, to: bigint | number, member?: string | number): boolean {
+    const f = u64(from, 'from')
+    const t = u64(to, 'to')
+    const m = resolveMember(this.invariant, member, 'graph')
+    return rethrowNative(() => this.#native.graphHasEdge(this.#domain, m, f, t))
   }
 
   /**
