@@ -41,4 +41,32 @@ export {
 } from './fact-id.ts'
 export type { FactId } from './fact-id.ts'
 export * as invariants from './invariants/index.ts'
-export type { AlgebraicClass, Coordination, InvariantSpec, StateOf, SupplyState, TotalSupply } from './invariants/index.ts'
+export type {
+  AlgebraicClass,
+  Coordination,
+  CustomApply,
+  InvariantSpec,
+  StateOf,
+  SupplyState,
+  TotalSupply,
+  Max,
+  MaxState,
+  GCounter,
+  GCounterState,
+  BoundedGCounter,
+  BoundedGCounterState,
+  Lww,
+  LwwState,
+  Uniqueness,
+  UniquenessState,
+  UniqueSet,
+  UniqueSetState,
+  GGraph,
+  GGraphState,
+  Graph,
+  GraphState,
+  Custom,
+  CustomOptions,
+  Multi,
+  MultiState,
+} from './invariants/index.ts'
