@@ -94,8 +94,14 @@ export function gGraph(options?: GGraphOptions): GGraph {
         edges,
         edgeCount: (state[32] as number) | ((state[33] as number) << 8),
         hasEdge: (from, to) => ((rows[vertex(from, 'from')] as number) & (1 << vertex(to, 'to'))) !== 0,
-        outDegree: (v) => edges.filter(([f]) => f === vertex(v, 'v')).length,
-        inDegree: (v) => edges.filter(([, t]) => t === vertex(v, 'v')).length,
+        outDegree: (v) => {
+          const u = vertex(v, 'v')
+          return edges.filter(([f]) => f === u).length
+        },
+        inDegree: (v) => {
+          const u = vertex(v, 'v')
+          return edges.filter(([, t]) => t === u).length
+        },
         maxOutDegree: limit(state[34] as number),
         maxInDegree: limit(state[35] as number),
         allowSelfLoops: ((state[36] as number) & 1) !== 0,
