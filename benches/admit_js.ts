@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 
-import { FactBatch, Kernel, invariants, isCtfsError, type FactId, type TotalSupply } from '../src/index.ts'
+import { FactBatch, Kernel, invariants, isCtfsError, type Domain, type FactId, type InvariantSpec, type TotalSupply } from '../src/index.ts'
 import { native } from '../src/native.ts'
 import { fmtNs, median, runTask, type Row, type TimedTask } from './common.ts'
 
@@ -406,4 +406,174 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
 
   const refusedTotal = Object.values(refused).reduce((a, b) => a + b, 0)
   return { rows, core, refused, refusedTotal, historyBuildMs, kernelStats }
+}
+
+// ---------------------------------------------------------------- invariants
+
+/** One invariant's steady-state single-admission task. */
+interface InvariantCase {
+  name: string
+  spec: InvariantSpec
+  /** `n` valid payloads for the steady state (cycled). */
+  payloads: (n: number) => Uint8Array[]
+  /** Admit each sample into a fresh tenant (invariants whose universe fills up). */
+  tenantPerSample?: boolean
+  /** A fresh payload per fact instead of a cycled pool (sets and graphs that grow). */
+  fresh?: () => Uint8Array
+}
+
+export interface InvariantBenchResult {
+  rows: Row[]
+  /** History admitted into each kernel before measuring. */
+  history: number
+  refused: Record<string, number>
+}
+
+const POOL = 4096
+const rnd = (): bigint => BigInt.asUintN(64, randomFillSync(new BigUint64Array(1))[0]!)
+const u64le = (n: bigint): Uint8Array => {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, n, true)
+  return b
+}
+
+/** A u64 counter written in TypeScript: the custom twin of the native gCounter. */
+export function customCounter(): InvariantSpec {
+  return invariants.custom({
+    name: 'u64Counter',
+    class: 'commutativeMonoid',
+    initial: new Uint8Array(8),
+    apply(payload, state) {
+      if (payload.length !== 8) throw new Error('u64Counter: payload must be 8 bytes')
+      const n = new DataView(payload.buffer, payload.byteOffset, 8).getBigUint64(0, true)
+      const sum = state.getBigUint64(0, true) + n
+      if (sum >= 1n << 64n) throw new Error('u64Counter: overflow')
+      state.setBigUint64(0, sum, true)
+    },
+  })
+}
+
+export const CUSTOM_CASE = 'admit custom TS invariant (u64 counter)'
+export const NATIVE_G_COUNTER_CASE = 'admit gCounter (native)'
+
+function invariantCases(): InvariantCase[] {
+  const supply = invariants.totalSupply()
+  const bounded = invariants.totalSupply({ initial: 1n << 100n, min: 0n, max: 1n << 120n })
+  const max = invariants.max()
+  const g = invariants.gCounter()
+  const bg = invariants.boundedGCounter({ bound: 1n << 120n })
+  const lww = invariants.lww()
+  const uq = invariants.uniqueness()
+  const us = invariants.uniqueSet()
+  const gg = invariants.gGraph()
+  const gr = invariants.graph()
+  const multi = invariants.multi({ count: invariants.gCounter(), balance: invariants.totalSupply() })
+  const many = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i))
+  return [
+    { name: 'admit totalSupply (native)', spec: supply, payloads: (n) => many(n, (i) => supply.delta(BigInt((i % 7) - 3))) },
+    { name: 'admit totalSupply bounded (native)', spec: bounded, payloads: (n) => many(n, (i) => bounded.delta(BigInt((i % 7) - 3))) },
+    { name: 'admit max (native)', spec: max, payloads: (n) => many(n, () => max.value(rnd())) },
+    { name: NATIVE_G_COUNTER_CASE, spec: g, payloads: (n) => many(n, (i) => g.increment(i % 100)) },
+    { name: CUSTOM_CASE, spec: customCounter(), payloads: (n) => many(n, (i) => u64le(BigInt(i % 100))) },
+    { name: 'admit boundedGCounter (native)', spec: bg, payloads: (n) => many(n, (i) => bg.increment(i % 100)) },
+    { name: 'admit lww (native)', spec: lww, payloads: (n) => many(n, (i) => lww.write(rnd(), u64le(BigInt(i)))) },
+    {
+      name: 'admit uniqueness (native)',
+      spec: uq,
+      tenantPerSample: true,
+      // each sample: SINGLES distinct elements into a fresh tenant
+      payloads: (n) => many(n, (i) => uq.add((i * 37) % 512)),
+    },
+    { name: 'admit uniqueSet (native)', spec: us, payloads: () => [], fresh: () => us.add(randomFillSync(new Uint8Array(32))) },
+    {
+      name: 'admit gGraph (native; re-adds once full)',
+      spec: gg,
+      // the 240 edges without self loops, cycled: after the first 240, every fact re-adds an edge (admitted, no-op)
+      payloads: (n) =>
+        many(n, (i) => {
+          const e = i % 240
+          const from = Math.floor(e / 15)
+          const to = e % 15
+          return gg.edge(from, to >= from ? to + 1 : to)
+        }),
+    },
+    { name: 'admit graph (native)', spec: gr, payloads: () => [], fresh: () => gr.edge(rnd() & ~1n, rnd() | 1n) },
+    {
+      name: 'admit multi(gCounter + totalSupply), both parts',
+      spec: multi,
+      payloads: (n) => many(n, (i) => multi.fact({ count: multi.specs.count.increment(1), balance: multi.specs.balance.delta(BigInt((i % 5) - 2)) })),
+    },
+  ]
+}
+
+/**
+ * Single admissions (caller id, 0 deps) into a kernel of each invariant at
+ * steady state: `history` facts first (batches), then `facts` measured.
+ * uniqueSet and graph get fresh random keys / edges per fact (never refused);
+ * uniqueness fills a fresh tenant per sample (its universe is 512 elements).
+ */
+export function runInvariantsJs(history: number, facts: number, log: (s: string) => void): InvariantBenchResult {
+  const rows: Row[] = []
+  const refused: Record<string, number> = {}
+  const samples = Math.max(20, Math.ceil(facts / SINGLES))
+  const warmup = Math.ceil(samples / 20)
+  // An untimed pass over every case first, so that the first measured case
+  // does not pay for JIT warm-up of the shared code.
+  for (const c of invariantCases()) measureInvariant(c, 1000, 20, 5)
+  for (const c of invariantCases()) {
+    const { row, failures } = measureInvariant(c, history, samples, warmup)
+    if (failures > 0) {
+      refused[c.name] = failures
+      row.note = `${row.note ?? ''}; REFUSED ${failures}`
+    }
+    rows.push(row)
+    log(`invariants: ${c.name}: p50 ${fmtNs(row.p50Ns)}/op`)
+  }
+  return { rows, history, refused }
+}
+
+function measureInvariant(c: InvariantCase, history: number, samples: number, warmup: number): { row: Row; failures: number } {
+  const kernel = new Kernel({ invariant: c.spec, causality: 'exact' })
+  const fresh = c.fresh
+  const pool = fresh === undefined ? c.payloads(POOL) : []
+  let next = 0
+  const payload = (): Uint8Array => (fresh !== undefined ? fresh() : pool[next++ % pool.length]!)
+  if (!c.tenantPerSample) {
+    for (let done = 0; done < history; done += BATCH) {
+      const n = Math.min(BATCH, history - done)
+      const b = new FactBatch()
+      for (let i = 0; i < n; i++) b.add(payload(), { id: randomFillSync(new Uint8Array(ID)) })
+      kernel.admitBatch(b)
+    }
+  }
+  let dom: Domain<InvariantSpec> = kernel
+  let tenants = 0
+  let ids: FactId[] = []
+  let payloads: Uint8Array[] = []
+  let failures = 0
+  const task: TimedTask = {
+    name: c.name,
+    opsPerSample: SINGLES,
+    note: c.tenantPerSample ? 'fresh tenant per sample' : `history ${history.toLocaleString('en-US')}`,
+    prepare: () => {
+      ids = freshIds(SINGLES).ids
+      if (c.tenantPerSample) {
+        dom = kernel.tenant(`s${tenants++}`)
+        next = Math.floor(Math.random() * 512)
+      }
+      payloads = new Array(SINGLES)
+      for (let j = 0; j < SINGLES; j++) payloads[j] = payload()
+    },
+    loop: () => {
+      for (let j = 0; j < SINGLES; j++) {
+        try {
+          dom.admit(payloads[j]!, { id: ids[j]! })
+        } catch (e) {
+          if (!isCtfsError(e)) throw e
+          failures++
+        }
+      }
+    },
+  }
+  return { row: runTask(SUITE, task, { samples, warmup }), failures }
 }

@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { runAdmitJs, type AdmitConfig, type CoreControl } from './admit_js.ts'
+import { CUSTOM_CASE, NATIVE_G_COUNTER_CASE, runAdmitJs, runInvariantsJs, type AdmitConfig, type CoreControl } from './admit_js.ts'
 import { fmtNs, fmtRate, table, type Row, type Samples } from './common.ts'
 import { collectMachine, formatMachine } from './machine.ts'
 import { runNapiFloor } from './napi_floor.ts'
@@ -176,6 +176,18 @@ async function main(): Promise<void> {
   print()
   print(coreTable(admit.core))
 
+  // Steady-state single admissions per invariant (short history), and a
+  // custom TS invariant against its native twin.
+  progress('invariants')
+  const invHistory = Math.min(cfg.history, 100_000)
+  const inv = runInvariantsJs(invHistory, Math.min(cfg.facts, 200_000), progress)
+  print()
+  print(
+    `== invariants (single admit with a caller id, 0 deps, kernel 'exact', ${invHistory.toLocaleString('en-US')} facts of ` +
+      `history per kernel; payloads precomputed) ==`,
+  )
+  print(perOpTable(inv.rows))
+
   // Ratios within this run: p50 over p50 unless marked mean.
   const noop = find(floor, 'N-API floorNoop()')
   const emptyJs = find(floor, 'empty JS fn')
@@ -226,6 +238,7 @@ async function main(): Promise<void> {
     ratio('batch per fact / core admit per fact, 1 dep', batch1, pf(batch1).meanNs, coreB1, coreB1.meanNs, { stat: 'mean' }),
     ratio('batch per fact / core admit_packed per fact, 0 deps', batch0, pf(batch0).p50Ns, packed0, packed0.p50Ns),
     ratio('batch per fact / core admit_packed per fact, 1 dep', batch1, pf(batch1).p50Ns, packed1, packed1.p50Ns),
+    ratio('custom TS invariant / native gCounter, single admit', find(inv.rows, CUSTOM_CASE), find(inv.rows, CUSTOM_CASE).p50Ns, find(inv.rows, NATIVE_G_COUNTER_CASE), find(inv.rows, NATIVE_G_COUNTER_CASE).p50Ns),
   ]
   print()
   print('== ratios (same run) ==')
@@ -243,13 +256,14 @@ async function main(): Promise<void> {
   )
 
   print()
-  if (admit.refusedTotal === 0) {
+  const refusedTotal = admit.refusedTotal + Object.values(inv.refused).reduce((a, b) => a + b, 0)
+  if (refusedTotal === 0) {
     print('refused facts during measurement: 0 (every measured admission succeeded)')
   } else {
     const banner = '!'.repeat(78)
     print(banner)
-    print(`!!! ${admit.refusedTotal} FACTS WERE REFUSED DURING THE BENCHMARK — figures above are NOT success figures`)
-    for (const [task, n] of Object.entries(admit.refused)) print(`!!!   ${task}: ${n}`)
+    print(`!!! ${refusedTotal} FACTS WERE REFUSED DURING THE BENCHMARK — figures above are NOT success figures`)
+    for (const [task, n] of Object.entries({ ...admit.refused, ...inv.refused })) print(`!!!   ${task}: ${n}`)
     print(banner)
     process.exitCode = 1
   }
@@ -275,9 +289,10 @@ async function main(): Promise<void> {
           refused: admit.refused,
           refusedTotal: admit.refusedTotal,
         },
+        invariants: { rows: inv.rows, history: inv.history, refused: inv.refused },
       },
       ratios,
-      refusedTotal: admit.refusedTotal,
+      refusedTotal,
       elapsedS,
     }
     writeFileSync(file, JSON.stringify(doc, null, 2) + '\n')
