@@ -258,6 +258,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
    * writing (tens of ms per million facts). Resolves with the covered sequence.
    */
   async checkpoint(): Promise<{ seq: number }> {
+    if (this.#closed) throw new CtfsError('WAL_CLOSED', 'the kernel is closed')
     const seq = rethrowNative(() => this.#nk.checkpoint())
     this.#frontier.advance(seq, undefined)
     return { seq }

@@ -179,6 +179,8 @@ impl DurableLog {
         };
         if let Some(b) = opts.buffer_bytes {
             w.buffer_capacity = b;
+            // the WAL requires max_record_bytes <= buffer_capacity / 2
+            w.max_record_bytes = w.max_record_bytes.min(b / 2);
         }
         if let Some(s) = opts.segment_bytes {
             w.segment_size = s;
@@ -216,11 +218,14 @@ pub(crate) fn log_refusal(e: &WalError) -> AdmitError {
     let code = match e.code() {
         "BUFFER_FULL" => ErrorCode::BufferFull,
         "WAL_CLOSED" => ErrorCode::WalClosed,
+        // a record larger than the log accepts: refused, the log is fine
+        "INVALID_ARGUMENT" => ErrorCode::PayloadTooLarge,
         _ => ErrorCode::WalFailed,
     };
     let reason = match code {
         ErrorCode::BufferFull => format!("the write-ahead log's queue is full ({e}); nothing was admitted: await durability (admitDurable / flush) and retry"),
         ErrorCode::WalClosed => "the kernel is closed; nothing was admitted".to_owned(),
+        ErrorCode::PayloadTooLarge => format!("the fact does not fit in one log record ({e}); nothing was admitted"),
         _ => format!("the write-ahead log failed ({e}); the kernel accepts no more durable facts: reopen it to recover"),
     };
     AdmitError::Log { code, reason: reason.into() }
