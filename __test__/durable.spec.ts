@@ -611,3 +611,32 @@ for (const backend of BACKENDS) {
     })
   }
 }
+
+test('ctfs inspect <dir>: report text; exit 0 healthy, 1 damaged, 2 usage or I/O error', async (t) => {
+  const cli = join(here, '..', 'src', 'cli', 'main.ts')
+  const run = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const c = spawn(process.execPath, ['--import', '@oxc-node/core/register', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      let err = ''
+      c.stdout.on('data', (b: Buffer) => (out += b.toString()))
+      c.stderr.on('data', (b: Buffer) => (err += b.toString()))
+      c.on('exit', (code) => resolve({ code, out, err }))
+    })
+  const dir = await build(t, 'portable', 'cli', 60)
+  const ok = await run('inspect', dir)
+  t.is(ok.code, 0, ok.err)
+  t.is(ok.out.trimEnd(), inspect(dir).text.trimEnd())
+  t.regex(ok.out, /records: 60/)
+  const [seg] = segments(dir)
+  flipBit(join(dir, seg!), 32 + 72 + 104 * 20 + 40, 6)
+  const bad = await run('inspect', dir)
+  t.is(bad.code, 1, bad.err)
+  t.true(bad.out.includes(seg!))
+  const missing = await run('inspect', join(dir, 'nope'))
+  t.is(missing.code, 2)
+  t.regex(missing.err, /IO_ERROR/)
+  const usage = await run('inspect')
+  t.is(usage.code, 2)
+  t.regex(usage.err, /usage: ctfs inspect <dir>/)
+})

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The `ctfs` command line.
+import { inspect } from '../durable.ts'
+import { isCtfsError } from '../errors.ts'
 import { runDemo } from './demo.ts'
 
 const USAGE = `usage: ctfs <command>
@@ -7,6 +9,9 @@ const USAGE = `usage: ctfs <command>
 commands:
   demo [--facts N]   admit a stream of facts into bloom, exact and escalating kernels
                      and show what each one decides (default N = 300000)
+  inspect <dir>      verify a durable kernel's data directory read-only (log segments,
+                     sequence range, checkpoints) and print a report; exit code 0 when
+                     healthy, 1 when damage was found, 2 on usage or I/O errors
   help               this text`
 
 async function main(argv: string[]): Promise<number> {
@@ -21,6 +26,21 @@ async function main(argv: string[]): Promise<number> {
       }
       await runDemo({ facts })
       return 0
+    }
+    case 'inspect': {
+      if (rest.length !== 1 || rest[0]!.startsWith('-')) {
+        console.error(`usage: ctfs inspect <dir>`)
+        return 2
+      }
+      let report
+      try {
+        report = inspect(rest[0]!)
+      } catch (e) {
+        console.error(`ctfs inspect: ${isCtfsError(e) ? e.message : String(e)}`)
+        return 2
+      }
+      console.log(report.text)
+      return report.healthy ? 0 : 1
     }
     case undefined:
     case 'help':
