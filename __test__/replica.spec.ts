@@ -36,7 +36,7 @@ test('with escrow each replica spends within its quota and every local fact is a
   t.is(balance(a), 100n, 'refused: nothing changed')
   const fa = a.admit(a.invariant.delta(-50n))
   const fb = b.admit(b.invariant.delta(-50n))
-  t.is(t.throws(() => b.admit(b.invariant.delta(-1n)))?.code, 'INSUFFICIENT_QUOTA')
+  t.is(t.throws<CtfsError>(() => b.admit(b.invariant.delta(-1n)))?.code, 'INSUFFICIENT_QUOTA')
   a.replica?.admitRemote(fb, b.invariant.delta(-50n))
   b.replica?.admitRemote(fa, a.invariant.delta(-50n))
   t.is(balance(a), 0n)
@@ -55,7 +55,7 @@ test('quota moves by request and grant; a duplicated grant is credited once', (t
   t.is(a.replica?.onGrant(grant, 'down', 0, 11), 'ignored')
   a.admit(a.invariant.delta(-70n))
   t.is(balance(a), 30n)
-  t.is(t.throws(() => b.admit(b.invariant.delta(-31n)))?.code, 'INSUFFICIENT_QUOTA')
+  t.is(t.throws<CtfsError>(() => b.admit(b.invariant.delta(-31n)))?.code, 'INSUFFICIENT_QUOTA')
   b.admit(b.invariant.delta(-30n))
 })
 
@@ -92,7 +92,7 @@ test('invariants whose class needs coordination are refused in replicated mode',
   // the same invariant on a single node admits
   const single = new Kernel({ invariant: graph })
   single.admit(new Uint8Array([0, 1]))
-  t.is(t.throws(() => single.admit(new Uint8Array([0, 2])))?.code, 'INVARIANT_VIOLATION')
+  t.is(t.throws<CtfsError>(() => single.admit(new Uint8Array([0, 2])))?.code, 'INVARIANT_VIOLATION')
 })
 
 test('Escrow: ledger split, consume, transfer, backoff schedule', (t) => {
