@@ -43,6 +43,10 @@ const progress = (s: string): void => void process.stderr.write(`  … ${s}\n`)
 
 function fsType(dir: string): string {
   try {
+    // findmnt names ext4 as such (stat -f reports 'ext2/ext3' for it)
+    return execFileSync('findmnt', ['-no', 'FSTYPE', '-T', dir], { encoding: 'utf8' }).trim()
+  } catch {}
+  try {
     return execFileSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).trim()
   } catch {
     return 'unknown'
