@@ -318,6 +318,23 @@ pub struct NativeDurability {
     pub recovery: NativeRecovery,
 }
 
+/// Env cleanup hook of a durable kernel: stops its writer and releases its
+/// durability callback while the environment is still whole.
+unsafe extern "C" fn close_at_teardown(data: *mut std::ffi::c_void) {
+    // SAFETY: `data` is the Box created in `NativeKernel::open`, used once.
+    let weak = unsafe { Box::from_raw(data as *mut std::rc::Weak<RefCell<KernelState>>) };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(shared) = weak.upgrade() {
+            if let Ok(mut st) = shared.try_borrow_mut() {
+                st.closed = true;
+                if let Some(mut log) = st.log.take() {
+                    let _ = log.wal_mut().close();
+                }
+            }
+        }
+    }));
+}
+
 fn side_of(side: &str) -> Result<Side> {
     match side {
         "down" => Ok(Side::Down),
@@ -410,7 +427,17 @@ impl NativeKernel {
         let mut log = log;
         log.skipped_checkpoints = skipped;
         st.log = Some(log);
-        Ok(NativeKernel { shared: Rc::new(RefCell::new(st)) })
+        let shared = Rc::new(RefCell::new(st));
+        // Close the log before Node tears the environment down (cleanup hooks
+        // run in reverse order of registration, so this runs before the
+        // teardown of the thread-safe function created above): the writer
+        // thread must never post to a destroyed callback.
+        let weak = Box::into_raw(Box::new(Rc::downgrade(&shared)));
+        // SAFETY: valid env; `weak` is reclaimed by the hook.
+        unsafe {
+            napi::sys::napi_add_env_cleanup_hook(env.raw(), Some(close_at_teardown), weak as *mut std::ffi::c_void);
+        }
+        Ok(NativeKernel { shared })
     }
 
     /// Details of the last refused single admission.
