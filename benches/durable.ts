@@ -5,6 +5,7 @@
 //   npm run bench:durable -- --json out.json       # also write every number as JSON (or CTFS_BENCH_JSON=out.json)
 //   npm run bench:durable -- --dir /mnt/disk/tmp   # data directories there (default: os.tmpdir())
 //   npm run bench:durable -- --recovery 1000000,10000000
+//   npm run bench:durable -- --only recovery     # or --only durable
 //
 // durable: facts/s, facts per fsync (from durability.batches) and ack
 // latency p50/p99 of admitDurable with 1, 8 and 64 concurrent producers (a
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     dir: { type: 'string' },
     recovery: { type: 'string' },
+    only: { type: 'string' },
   },
 })
 const quick = values.quick === true
@@ -340,7 +342,7 @@ async function main(): Promise<void> {
         [64, 1, 600],
         [64, 16, 150],
       ]
-  for (const backend of ['io_uring', 'portable'] as const) {
+  for (const backend of values.only === 'recovery' ? [] : (['io_uring', 'portable'] as const)) {
     for (const [p, f, n] of configs) {
       progress(`durable: ${backend}, ${p} producers x ${f}`)
       rows.push(await durableRun(backend, p, f, n, Math.max(5, Math.floor(n / 10))))
@@ -372,7 +374,7 @@ async function main(): Promise<void> {
   )
 
   const rec: RecoveryRow[] = []
-  for (const n of recoverySizes) {
+  for (const n of values.only === 'durable' ? [] : recoverySizes) {
     progress(`recovery: ${n.toLocaleString('en-US')} facts`)
     rec.push(await recoveryRun(n))
   }
@@ -397,7 +399,7 @@ async function main(): Promise<void> {
   const best64 = (b: string) => Math.max(...rows.filter((r) => r.backend === b && r.producers === 64).map((r) => r.factsPerFsync))
   const one64 = (b: string) => rows.find((r) => r.backend === b && r.producers === 64 && r.inFlightPerProducer === 1)!
   const targets = [
-    ...(['io_uring', 'portable'] as const).flatMap((b) => [
+    ...(values.only === 'recovery' ? [] : (['io_uring', 'portable'] as const)).flatMap((b) => [
       { name: `${b}: facts per fsync at 64 producers x 1 (bounded by 64 in flight)`, value: one64(b).factsPerFsync, target: 256, pass: one64(b).factsPerFsync >= 256 },
       { name: `${b}: facts per fsync, best of 64 x 16 / pipeline`, value: Math.max(best64(b), rows.find((r) => r.backend === b && r.producers === 1 && r.inFlightPerProducer > 1)!.factsPerFsync), target: 256, pass: Math.max(best64(b), rows.find((r) => r.backend === b && r.producers === 1 && r.inFlightPerProducer > 1)!.factsPerFsync) >= 256 },
       { name: `${b}: ack p99 / raw fsync p99 (1 producer)`, value: rows.find((r) => r.backend === b && r.producers === 1 && r.inFlightPerProducer === 1)!.ackP99Ns / control.p99Ns, target: 2, pass: rows.find((r) => r.backend === b && r.producers === 1 && r.inFlightPerProducer === 1)!.ackP99Ns / control.p99Ns <= 2 },

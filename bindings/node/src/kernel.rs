@@ -415,15 +415,19 @@ impl NativeKernel {
         };
         // Newest checkpoint that verifies and restores; corrupt ones are skipped.
         let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &cfg, &mut st, &env, rules)?;
+        // Replay through the pipelined batch path (prefetching 8 records ahead).
+        let mut replayer = ctfs_core::batch::Replayer::new(256);
         let main = &mut st.main;
+        let refused = |(seq, error)| ReplayError::Refused { seq, error };
         let replay = |rec: ctfs_wal::RecordRef<'_>| -> std::result::Result<(), ReplayError> {
             let id = FactId(*rec.id);
             let deps = FactId::slice_from_bytes(rec.deps.as_flattened()).unwrap_or(&[]);
-            main.admit(&id, deps, rec.payload).map_err(|error| ReplayError::Refused { seq: rec.seq, error })
+            replayer.push(main, rec.seq, &id, deps, rec.payload).map_err(refused)
         };
         // SAFETY: env and on_durable are valid for this call.
         let log = unsafe { DurableLog::open(env.raw(), on_durable.raw(), opts, from_seq, ckpt_seq, replay) }
             .map_err(|e| e.to_napi())?;
+        replayer.flush(&mut st.main).map_err(|e| refused(e).to_napi())?;
         let mut log = log;
         log.skipped_checkpoints = skipped;
         st.log = Some(log);
