@@ -230,7 +230,7 @@ for (const backend of BACKENDS) {
       }
     }
     t.true(full > 0, 'expected BUFFER_FULL')
-    // note: log refusals are not counted in stats.rejected (only kernel refusals are)
+    t.is(k.stats.rejected.BUFFER_FULL, full, 'log refusals are counted like kernel refusals')
     await k.flush()
     // space again once the writer drained
     await k.admitDurable(supply.delta(7n))

@@ -233,7 +233,10 @@ fn admit_logged(
     match log {
         None => admit(kernel),
         Some(log) => {
-            log.reserve(deps.len(), payload.len())?;
+            if let Err(e) = log.reserve(deps.len(), payload.len()) {
+                kernel.note_refusal(e.code());
+                return Err(e);
+            }
             let r = admit(kernel);
             if let Ok(admitted) = &r {
                 log.append(admitted, deps, payload, id.is_none());

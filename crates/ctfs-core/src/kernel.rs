@@ -252,6 +252,12 @@ impl<I: Invariant> Kernel<I> {
         r
     }
 
+    /// Counts a refusal decided outside the kernel (e.g. the durability
+    /// layer's `BUFFER_FULL`) in [`KernelStats::rejected`].
+    pub fn note_refusal(&mut self, code: ErrorCode) {
+        self.rejected[code as usize] += 1;
+    }
+
     /// Admits a fact whose id the kernel derives (keyed BLAKE3, unique per
     /// admission). Returns the id.
     #[inline]
