@@ -161,14 +161,14 @@ impl KernelState {
     /// cannot take it).
     #[inline]
     fn admit_one(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
-        if self.closed {
-            return Ok(Err(durable::log_refusal(&ctfs_wal::WalError::Closed)));
-        }
         let (kernel, gate) = if domain == 0 {
             (&mut self.main, self.replication.as_mut())
         } else {
             (self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?, None)
         };
+        if self.closed {
+            return Ok(Err(closed_refusal(kernel)));
+        }
         Ok(admit_logged(kernel, self.log.as_mut(), gate, id, deps, payload))
     }
 
@@ -206,13 +206,20 @@ impl KernelState {
         let mut log = self.log.as_mut();
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
             if closed {
-                return Err(durable::log_refusal(&ctfs_wal::WalError::Closed));
+                return Err(closed_refusal(k));
             }
             admit_logged(k, log.as_deref_mut(), gate.as_deref_mut(), id, deps, payload)
         });
         self.batch_errors = errors;
         Ok(summary.records as u32)
     }
+}
+
+/// The refusal of an admission into a closed kernel, counted in its stats.
+fn closed_refusal(kernel: &mut Kernel<Inv>) -> AdmitError {
+    let e = durable::log_refusal(&ctfs_wal::WalError::Closed);
+    kernel.note_refusal(e.code());
+    e
 }
 
 /// Kernel admission with the log's checks around it (see `durable.rs`).
@@ -571,7 +578,7 @@ impl NativeKernel {
             let id = id_of(id)?;
             let deps = deps_of(deps)?;
             let r = if st.closed {
-                Err(durable::log_refusal(&ctfs_wal::WalError::Closed))
+                Err(closed_refusal(&mut st.main))
             } else {
                 admit_logged(&mut st.main, st.log.as_mut(), None, Some(&id), deps, payload).map(|_| ())
             };
