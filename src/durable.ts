@@ -82,7 +82,8 @@ export interface DurableAdmission {
 
 interface Waiter {
   seq: number
-  resolve: () => void
+  value: unknown
+  resolve: (v: unknown) => void
   reject: (e: unknown) => void
 }
 
@@ -102,7 +103,8 @@ class Frontier {
     } else {
       if (seq > this.durable) this.durable = seq
       while (this.head < this.waiters.length && (this.waiters[this.head] as Waiter).seq <= this.durable) {
-        ;(this.waiters[this.head++] as Waiter).resolve()
+        const w = this.waiters[this.head++] as Waiter
+        w.resolve(w.value)
       }
     }
     if (this.head === this.waiters.length) {
@@ -115,12 +117,15 @@ class Frontier {
     }
   }
 
-  wait(seq: number): Promise<void> {
-    if (seq <= this.durable) return Promise.resolve()
+  /** A promise of `value` once `seq` is durable (one promise, no chaining). */
+  wait<T>(seq: number, value: T): Promise<T> {
+    if (seq <= this.durable) return Promise.resolve(value)
     if (this.failure !== null) return Promise.reject(this.failure)
     // Hold the event loop open while someone waits (the native callback itself never does).
     if (this.keepAlive === null) this.keepAlive = setInterval(() => {}, 1 << 30)
-    return new Promise<void>((resolve, reject) => this.waiters.push({ seq, resolve, reject }))
+    return new Promise<T>((resolve, reject) =>
+      this.waiters.push({ seq, value, resolve: resolve as (v: unknown) => void, reject }),
+    )
   }
 }
 
@@ -234,7 +239,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     const id = this.admit(payload, options)
     const seq = this.#appended
     const f = this.#frontier
-    const durable = f.wait(seq).then(() => id)
+    const durable = f.wait(seq, id)
     return { id, seq, isDurable: () => f.durable >= seq, durable }
   }
 
@@ -242,13 +247,19 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
    * Admits a fact and resolves with its id once fdatasync covered it.
    * Refusals reject with the same {@link CtfsError} `admit` throws.
    */
-  async admitDurable(payload: Uint8Array, options?: AdmitOptions): Promise<FactId> {
-    return this.admitAsync(payload, options).durable
+  admitDurable(payload: Uint8Array, options?: AdmitOptions): Promise<FactId> {
+    let id: FactId
+    try {
+      id = this.admit(payload, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return this.#frontier.wait(this.#appended, id)
   }
 
   /** Resolves when every fact admitted so far is durable. */
   async flush(): Promise<void> {
-    return this.#frontier.wait(this.#appended)
+    await this.#frontier.wait(this.#appended, undefined)
   }
 
   /**
