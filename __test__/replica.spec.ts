@@ -124,3 +124,20 @@ test('Escrow: ledger split, consume, transfer, backoff schedule', (t) => {
   t.deepEqual(due, [500, 1500, 3500, 7500], 'retries after 500, 1000, 2000, then given up after 4000 ms')
   t.is(t.throws(() => r.onGrant(new Uint8Array(3)), { instanceOf: CtfsError })?.code, 'MALFORMED_MESSAGE')
 })
+
+test('durable replicated kernels are refused until escrow quotas are persisted', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { DurableKernel } = await import('../src/index.ts')
+  const dir = mkdtempSync(join(tmpdir(), 'ctfs-replica-'))
+  try {
+    const e = await t.throwsAsync<CtfsError>(DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } }))
+    t.is(e?.code, 'INVALID_ARGUMENT')
+    const k = await DurableKernel.open({ dir, invariant: supply() })
+    t.is(t.throws<CtfsError>(() => k.tenant('a'))?.code, 'INVALID_ARGUMENT')
+    await k.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

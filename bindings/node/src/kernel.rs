@@ -413,6 +413,13 @@ impl NativeKernel {
         if on_durable.get_type()? != napi::ValueType::Function {
             return Err(invalid("onDurable must be a function"));
         }
+        if cfg.replica.is_some() {
+            // Escrow quotas are not persisted: after recovery they would be
+            // split again from the initial state, which is not safe.
+            return Err(invalid(
+                "[INVALID_ARGUMENT] durable replicated kernels are not supported yet (escrow quotas are not persisted); use `replica` on an in-memory kernel",
+            ));
+        }
         let rules = rules.as_deref().unwrap_or(&[]);
         let mut st = build_state(&env, &cfg, rules)?;
         let dir = std::path::PathBuf::from(&durable.dir);
@@ -537,6 +544,10 @@ impl NativeKernel {
     #[napi(catch_unwind)]
     pub fn tenant(&self, name: String) -> Result<u32> {
         self.with(|st| {
+            if st.log.is_some() {
+                // The log records domain 0 only; a tenant's facts would replay into it.
+                return Err(invalid("[INVALID_ARGUMENT] durable kernels do not support tenants yet: open one durable kernel per tenant directory"));
+            }
             let slot = st.tenants.slot(&name);
             u32::try_from(slot + 1).map_err(|_| invalid("too many tenants"))
         })
