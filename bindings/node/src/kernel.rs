@@ -131,6 +131,9 @@ pub(crate) struct KernelState {
     /// Replicated admission gate (domain 0 only).
     replication: Option<Replication>,
     closed: bool,
+    /// The env cleanup hook of a durable kernel (env, hook data), removed
+    /// by `close()`.
+    teardown_hook: Option<(napi::sys::napi_env, *mut std::ffi::c_void)>,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
@@ -285,7 +288,7 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
             Some(Replication::new(&main, &nodes, local, ecfg).map_err(|e| crate::escrow::escrow_error(&e))?)
         }
     };
-    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false })
+    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None })
 }
 
 #[napi(object)]
@@ -337,6 +340,7 @@ unsafe extern "C" fn close_at_teardown(data: *mut std::ffi::c_void) {
         if let Some(shared) = weak.upgrade() {
             if let Ok(mut st) = shared.try_borrow_mut() {
                 st.closed = true;
+                st.teardown_hook = None; // this very hook: its data is freed here
                 if let Some(mut log) = st.log.take() {
                     let _ = log.wal_mut().close();
                 }
@@ -453,10 +457,15 @@ impl NativeKernel {
         // run in reverse order of registration, so this runs before the
         // teardown of the thread-safe function created above): the writer
         // thread must never post to a destroyed callback.
-        let weak = Box::into_raw(Box::new(Rc::downgrade(&shared)));
-        // SAFETY: valid env; `weak` is reclaimed by the hook.
-        unsafe {
-            napi::sys::napi_add_env_cleanup_hook(env.raw(), Some(close_at_teardown), weak as *mut std::ffi::c_void);
+        let weak = Box::into_raw(Box::new(Rc::downgrade(&shared))) as *mut std::ffi::c_void;
+        // SAFETY: valid env; `weak` is reclaimed by the hook, or by `close()`
+        // when it removes the hook.
+        let status = unsafe { napi::sys::napi_add_env_cleanup_hook(env.raw(), Some(close_at_teardown), weak) };
+        if status == napi::sys::Status::napi_ok {
+            shared.borrow_mut().teardown_hook = Some((env.raw(), weak));
+        } else {
+            // SAFETY: not registered, so still ours.
+            drop(unsafe { Box::from_raw(weak as *mut std::rc::Weak<RefCell<KernelState>>) });
         }
         Ok(NativeKernel { shared })
     }
@@ -703,6 +712,14 @@ impl NativeKernel {
     pub fn close(&self) -> Result<()> {
         self.with(|st| {
             st.closed = true;
+            if let Some((env, data)) = st.teardown_hook.take() {
+                // SAFETY: on the JS thread of `env`; the hook was registered
+                // with exactly this function and data, and is removed once.
+                unsafe {
+                    napi::sys::napi_remove_env_cleanup_hook(env, Some(close_at_teardown), data);
+                    drop(Box::from_raw(data as *mut std::rc::Weak<RefCell<KernelState>>));
+                }
+            }
             if let Some(mut log) = st.log.take() {
                 let r = log.wal_mut().close().map_err(|e| durable::wal_error(&e));
                 drop(log); // releases the durability callback
