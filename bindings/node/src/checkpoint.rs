@@ -3,13 +3,11 @@
 
 use std::path::Path;
 
-use ctfs_core::{Kernel, KernelConfig};
-use napi::bindgen_prelude::{Env, Unknown};
+use ctfs_core::Kernel;
 use napi::{Error, Result, Status};
 
-use crate::config::{self, NativeKernelConfig};
 use crate::durable::wal_error;
-use crate::kernel::{Inv, KernelState, build_invariants};
+use crate::kernel::KernelState;
 
 const TAG_META: u32 = 1;
 const TAG_IDS: u32 = 2;
@@ -19,16 +17,10 @@ fn corrupt(path: &Path, why: &str) -> Error {
     Error::new(Status::GenericFailure, format!("[CHECKPOINT_CORRUPT] {}: {why}", path.display()))
 }
 
-/// Restores the newest checkpoint that verifies *and* restores into a kernel
-/// with this configuration. Returns (first seq to replay, checkpoint seq,
-/// descriptions of skipped checkpoints).
-pub(crate) fn restore_latest(
-    dir: &Path,
-    cfg: &NativeKernelConfig,
-    st: &mut KernelState,
-    env: &Env,
-    rules: &[Unknown<'_>],
-) -> Result<(u64, u64, Vec<String>)> {
+/// Restores the newest checkpoint that verifies into `st.main` (a fresh
+/// kernel with the configuration to restore into). Returns (first seq to
+/// replay, checkpoint seq, descriptions of skipped checkpoints).
+pub(crate) fn restore_latest(dir: &Path, st: &mut KernelState) -> Result<(u64, u64, Vec<String>)> {
     let mut skipped = Vec::new();
     let latest = ctfs_wal::latest_valid_checkpoint(dir).map_err(|e| wal_error(&e))?;
     for (p, e) in &latest.skipped {
@@ -37,8 +29,7 @@ pub(crate) fn restore_latest(
     let Some(ckpt) = latest.checkpoint else { return Ok((1, 0, skipped)) };
     let section = |tag| ckpt.section(tag).ok_or_else(|| corrupt(&ckpt.path, &format!("section {tag} missing")));
     let (meta, ids, state) = (section(TAG_META)?, section(TAG_IDS)?, section(TAG_STATE)?);
-    let inv: Inv = build_invariants(env, cfg, rules)?;
-    let kcfg: KernelConfig = config::kernel(cfg)?;
+    let (inv, kcfg) = (st.main.invariant().clone(), st.main.config().clone());
     let kernel = Kernel::restore(inv, kcfg, meta, ids, state).map_err(|why| {
         Error::new(
             Status::GenericFailure,

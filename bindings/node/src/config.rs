@@ -113,27 +113,26 @@ mod tests {
     }
 }
 
-fn u128_of(v: &Option<BigInt>, name: &str, default: u128) -> Result<u128> {
-    match v {
-        None => Ok(default),
-        Some(b) => {
-            let (neg, value, lossless) = b.get_u128();
-            if neg || !lossless {
-                return Err(invalid(format!("{name} must be a BigInt in [0, 2^128)")));
-            }
-            Ok(value)
-        }
+/// Exact BigInt -> u128 (`name` for the error message).
+pub fn bigint_to_u128(b: &BigInt, name: &str) -> Result<u128> {
+    let (neg, value, lossless) = b.get_u128();
+    if neg && value != 0 || !lossless {
+        return Err(invalid(format!("{name} must be a BigInt in [0, 2^128)")));
     }
+    Ok(value)
+}
+
+/// Exact BigInt -> u64 (`name` for the error message).
+pub fn bigint_to_u64(b: &BigInt, name: &str) -> Result<u64> {
+    u64::try_from(bigint_to_u128(b, name)?).map_err(|_| invalid(format!("{name} must be a BigInt in [0, 2^64)")))
+}
+
+fn u128_of(v: &Option<BigInt>, name: &str, default: u128) -> Result<u128> {
+    v.as_ref().map_or(Ok(default), |b| bigint_to_u128(b, name))
 }
 
 fn u64_opt(v: &Option<BigInt>, name: &str) -> Result<Option<u64>> {
-    match v {
-        None => Ok(None),
-        Some(_) => {
-            let x = u128_of(v, name, 0)?;
-            u64::try_from(x).map(Some).map_err(|_| invalid(format!("{name} must fit in 64 bits")))
-        }
-    }
+    v.as_ref().map(|b| bigint_to_u64(b, name)).transpose()
 }
 
 fn class_of(name: &str) -> Result<AlgebraicClass> {
@@ -168,7 +167,7 @@ pub fn invariant(cfg: &NativeInvariantConfig, rule: &mut dyn FnMut(u32) -> Resul
         "gCounter" => Ok(Builtin::g_counter(u128_of(&cfg.initial, "initial", 0)?)),
         "boundedGCounter" => {
             let bound = cfg.bound.as_ref().ok_or_else(|| invalid("boundedGCounter needs a bound"))?;
-            let bound = u128_of(&Some(bound.clone()), "bound", 0)?;
+            let bound = bigint_to_u128(bound, "bound")?;
             Builtin::bounded_g_counter_from(u128_of(&cfg.initial, "initial", 0)?, bound).map_err(invalid)
         }
         "lww" => Ok(Builtin::lww()),

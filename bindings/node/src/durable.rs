@@ -215,18 +215,20 @@ impl DurableLog {
 
 /// How a WAL refusal reads as an admission error.
 pub(crate) fn log_refusal(e: &WalError) -> AdmitError {
-    let code = match e.code() {
-        "BUFFER_FULL" => ErrorCode::BufferFull,
-        "WAL_CLOSED" => ErrorCode::WalClosed,
-        // a record larger than the log accepts: refused, the log is fine
-        "INVALID_ARGUMENT" => ErrorCode::PayloadTooLarge,
-        _ => ErrorCode::WalFailed,
-    };
-    let reason = match code {
-        ErrorCode::BufferFull => format!("the write-ahead log's queue is full ({e}); nothing was admitted: await durability (admitDurable / flush) and retry"),
-        ErrorCode::WalClosed => "the kernel is closed; nothing was admitted".to_owned(),
-        ErrorCode::PayloadTooLarge => format!("the fact does not fit in one log record ({e}); nothing was admitted"),
-        _ => format!("the write-ahead log failed ({e}); the kernel accepts no more durable facts: reopen it to recover"),
+    let (code, reason) = match e {
+        WalError::BufferFull { .. } => (
+            ErrorCode::BufferFull,
+            format!("the write-ahead log's queue is full ({e}); nothing was admitted: await durability (admitDurable / flush) and retry"),
+        ),
+        WalError::Closed => (ErrorCode::WalClosed, "the kernel is closed; nothing was admitted".to_owned()),
+        // the record is at fault, not the log
+        WalError::RecordTooLarge { .. } => {
+            (ErrorCode::PayloadTooLarge, format!("the fact does not fit in one log record ({e}); nothing was admitted"))
+        }
+        _ => (
+            ErrorCode::WalFailed,
+            format!("the write-ahead log failed ({e}); the kernel accepts no more durable facts: reopen it to recover"),
+        ),
     };
     AdmitError::Log { code, reason: reason.into() }
 }

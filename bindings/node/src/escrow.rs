@@ -5,6 +5,8 @@
 
 use ctfs_core::escrow::{EscrowConfig, EscrowError, EscrowManager, GrantOutcome, NodeId, QuotaGrant, QuotaRequest};
 use napi::bindgen_prelude::{BigInt, Buffer};
+
+use crate::config::{bigint_to_u128, bigint_to_u64};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
@@ -12,20 +14,37 @@ pub(crate) fn escrow_error(e: &EscrowError) -> Error {
     Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
 }
 
-pub(crate) fn u128_of(b: &BigInt, name: &str) -> Result<u128> {
-    let (neg, v, lossless) = b.get_u128();
-    if neg && v != 0 || !lossless {
-        return Err(Error::new(Status::InvalidArg, format!("{name} must be a BigInt in [0, 2^128)")));
-    }
-    Ok(v)
-}
-
 pub(crate) fn node_of(b: &BigInt, name: &str) -> Result<NodeId> {
-    u64::try_from(u128_of(b, name)?).map_err(|_| Error::new(Status::InvalidArg, format!("{name} must be a BigInt in [0, 2^64)")))
+    bigint_to_u64(b, name)
 }
 
-pub(crate) fn big(v: u128) -> BigInt {
+fn big(v: u128) -> BigInt {
     BigInt::from(v)
+}
+
+fn now(now_ms: f64) -> u64 {
+    now_ms.max(0.0) as u64
+}
+
+/// Starts a quota request to `peer`: the encoded message, or None.
+pub(crate) fn request(m: &mut EscrowManager, peer: &BigInt, amount: &BigInt, now_ms: f64) -> Result<Option<Buffer>> {
+    let r = m
+        .request_quota(node_of(peer, "peer")?, bigint_to_u128(amount, "amount")?, now(now_ms))
+        .map_err(|e| escrow_error(&e))?;
+    Ok(r.map(|r| Buffer::from(r.encode().to_vec())))
+}
+
+/// Answers an encoded request with an encoded grant.
+pub(crate) fn answer(m: &mut EscrowManager, request: &[u8]) -> Result<Buffer> {
+    let req = QuotaRequest::decode(request).map_err(|e| escrow_error(&e))?;
+    let g = m.on_request(&req).map_err(|e| escrow_error(&e))?;
+    Ok(Buffer::from(g.encode().to_vec()))
+}
+
+/// Applies an encoded grant: 'applied' | 'appliedLate' | 'denied' | 'ignored'.
+pub(crate) fn apply_grant(m: &mut EscrowManager, grant: &[u8], now_ms: f64) -> Result<String> {
+    let g = QuotaGrant::decode(grant).map_err(|e| escrow_error(&e))?;
+    m.on_grant(&g, now(now_ms)).map(outcome_str).map_err(|e| escrow_error(&e))
 }
 
 #[napi(object)]
@@ -75,7 +94,7 @@ pub struct NativePoll {
     pub gave_up: Vec<Buffer>,
 }
 
-pub(crate) fn outcome_str(o: GrantOutcome) -> String {
+fn outcome_str(o: GrantOutcome) -> String {
     match o {
         GrantOutcome::Applied { .. } => "applied",
         GrantOutcome::AppliedLate { .. } => "appliedLate",
@@ -97,7 +116,7 @@ pub(crate) fn quotas_of(m: &EscrowManager) -> Vec<NativeQuota> {
 }
 
 pub(crate) fn poll_of(m: &mut EscrowManager, now_ms: f64) -> NativePoll {
-    let p = m.poll(now_ms.max(0.0) as u64);
+    let p = m.poll(now(now_ms));
     NativePoll {
         resend: p.resend.iter().map(|r| Buffer::from(r.encode().to_vec())).collect(),
         gave_up: p.gave_up.iter().map(|r| Buffer::from(r.encode().to_vec())).collect(),
@@ -115,7 +134,7 @@ impl NativeEscrow {
     /// replica's view.
     #[napi(constructor, catch_unwind)]
     pub fn new(total: BigInt, options: Option<NativeEscrowOptions>) -> Result<Self> {
-        Ok(NativeEscrow { m: EscrowManager::with_config(u128_of(&total, "total")?, config_of(options.as_ref())?) })
+        Ok(NativeEscrow { m: EscrowManager::with_config(bigint_to_u128(&total, "total")?, config_of(options.as_ref())?) })
     }
 
     #[napi(catch_unwind)]
@@ -141,23 +160,23 @@ impl NativeEscrow {
 
     #[napi(catch_unwind)]
     pub fn try_consume(&mut self, node: BigInt, amount: BigInt) -> Result<()> {
-        self.m.try_consume(node_of(&node, "node")?, u128_of(&amount, "amount")?).map_err(|e| escrow_error(&e))
+        self.m.try_consume(node_of(&node, "node")?, bigint_to_u128(&amount, "amount")?).map_err(|e| escrow_error(&e))
     }
 
     #[napi(catch_unwind)]
     pub fn release(&mut self, node: BigInt, amount: BigInt) -> Result<()> {
-        self.m.release(node_of(&node, "node")?, u128_of(&amount, "amount")?).map_err(|e| escrow_error(&e))
+        self.m.release(node_of(&node, "node")?, bigint_to_u128(&amount, "amount")?).map_err(|e| escrow_error(&e))
     }
 
     #[napi(catch_unwind)]
     pub fn credit(&mut self, node: BigInt, amount: BigInt) -> Result<()> {
-        self.m.credit(node_of(&node, "node")?, u128_of(&amount, "amount")?).map_err(|e| escrow_error(&e))
+        self.m.credit(node_of(&node, "node")?, bigint_to_u128(&amount, "amount")?).map_err(|e| escrow_error(&e))
     }
 
     #[napi(catch_unwind)]
     pub fn transfer(&mut self, from: BigInt, to: BigInt, amount: BigInt) -> Result<()> {
         self.m
-            .transfer(node_of(&from, "from")?, node_of(&to, "to")?, u128_of(&amount, "amount")?)
+            .transfer(node_of(&from, "from")?, node_of(&to, "to")?, bigint_to_u128(&amount, "amount")?)
             .map_err(|e| escrow_error(&e))
     }
 
@@ -165,26 +184,19 @@ impl NativeEscrow {
     /// or the peer is in backoff.
     #[napi(catch_unwind)]
     pub fn request_quota(&mut self, peer: BigInt, amount: BigInt, now_ms: f64) -> Result<Option<Buffer>> {
-        let r = self
-            .m
-            .request_quota(node_of(&peer, "peer")?, u128_of(&amount, "amount")?, now_ms.max(0.0) as u64)
-            .map_err(|e| escrow_error(&e))?;
-        Ok(r.map(|r| Buffer::from(r.encode().to_vec())))
+        request(&mut self.m, &peer, &amount, now_ms)
     }
 
     /// The grant answering an encoded request (amount 0 = denial).
     #[napi(catch_unwind)]
     pub fn on_request(&mut self, request: &[u8]) -> Result<Buffer> {
-        let req = QuotaRequest::decode(request).map_err(|e| escrow_error(&e))?;
-        let g = self.m.on_request(&req).map_err(|e| escrow_error(&e))?;
-        Ok(Buffer::from(g.encode().to_vec()))
+        answer(&mut self.m, request)
     }
 
     /// Applies an encoded grant: 'applied' | 'appliedLate' | 'denied' | 'ignored'.
     #[napi(catch_unwind)]
     pub fn on_grant(&mut self, grant: &[u8], now_ms: f64) -> Result<String> {
-        let g = QuotaGrant::decode(grant).map_err(|e| escrow_error(&e))?;
-        self.m.on_grant(&g, now_ms.max(0.0) as u64).map(outcome_str).map_err(|e| escrow_error(&e))
+        apply_grant(&mut self.m, grant, now_ms)
     }
 
     /// Requests due for a resend (exponential backoff 500 ms → 4 s) and

@@ -20,7 +20,7 @@ use crate::js_rule::JsRule;
 use ctfs_core::replica::{Replication, Side};
 
 /// The binding's kernel: one or several built-in (or custom) invariants.
-pub(crate) type Inv = Multi<Builtin>;
+type Inv = Multi<Builtin>;
 
 #[napi(object)]
 pub struct NativeError {
@@ -141,10 +141,18 @@ pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
 impl KernelState {
     #[inline]
     fn domain(&mut self, d: u32) -> Result<&mut Kernel<Inv>> {
+        self.route(d).map(|r| r.kernel)
+    }
+
+    /// Where an admission into domain `d` goes: its kernel, and for domain
+    /// 0 the replication gate and the log.
+    #[inline]
+    fn route(&mut self, d: u32) -> Result<Route<'_>> {
         if d == 0 {
-            return Ok(&mut self.main);
+            return Ok(Route { kernel: &mut self.main, gate: self.replication.as_mut(), log: self.log.as_mut(), closed: self.closed });
         }
-        self.tenants.by_slot(d as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {d}")))
+        let kernel = self.tenants.by_slot(d as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {d}")))?;
+        Ok(Route { kernel, gate: None, log: None, closed: self.closed })
     }
 
     #[inline]
@@ -159,20 +167,10 @@ impl KernelState {
         }
     }
 
-    /// Admits one fact (`id: None` derives one) in `domain`: through the log
-    /// when the kernel is durable (refused before any change when the log
-    /// cannot take it).
+    /// Admits one fact (`id: None` derives one) in `domain`.
     #[inline]
     fn admit_one(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
-        let (kernel, gate) = if domain == 0 {
-            (&mut self.main, self.replication.as_mut())
-        } else {
-            (self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?, None)
-        };
-        if self.closed {
-            return Ok(Err(closed_refusal(kernel)));
-        }
-        Ok(admit_logged(kernel, self.log.as_mut(), gate, id, deps, payload))
+        Ok(self.route(domain)?.admit(id, deps, payload))
     }
 
     /// Admits a fact with the caller's id. Returns 0 or an error status.
@@ -200,59 +198,49 @@ impl KernelState {
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
-        let closed = self.closed;
-        let (kernel, mut gate) = if domain == 0 {
-            (&mut self.main, self.replication.as_mut())
-        } else {
-            (self.tenants.by_slot(domain as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {domain}")))?, None)
-        };
-        let mut log = self.log.as_mut();
+        let Route { kernel, mut gate, mut log, closed } = self.route(domain)?;
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
-            if closed {
-                return Err(closed_refusal(k));
-            }
-            admit_logged(k, log.as_deref_mut(), gate.as_deref_mut(), id, deps, payload)
+            Route { kernel: k, gate: gate.as_deref_mut(), log: log.as_deref_mut(), closed }.admit(id, deps, payload)
         });
         self.batch_errors = errors;
         Ok(summary.records as u32)
     }
 }
 
-/// The refusal of an admission into a closed kernel, counted in its stats.
-fn closed_refusal(kernel: &mut Kernel<Inv>) -> AdmitError {
-    let e = durable::log_refusal(&ctfs_wal::WalError::Closed);
-    kernel.note_refusal(e.code());
-    e
+/// One admission's way through a domain: the kernel, and around it (domain
+/// 0 only) the replication gate and the log's checks (see `durable.rs`).
+struct Route<'a> {
+    kernel: &'a mut Kernel<Inv>,
+    gate: Option<&'a mut Replication>,
+    log: Option<&'a mut DurableLog>,
+    closed: bool,
 }
 
-/// Kernel admission with the log's checks around it (see `durable.rs`).
-#[inline]
-fn admit_logged(
-    kernel: &mut Kernel<Inv>,
-    log: Option<&mut DurableLog>,
-    gate: Option<&mut Replication>,
-    id: Option<&FactId>,
-    deps: &[FactId],
-    payload: &[u8],
-) -> std::result::Result<FactId, AdmitError> {
-    let admit = |kernel: &mut Kernel<Inv>| match (gate, id) {
-        (Some(g), _) => g.admit_local(kernel, id, deps, payload),
-        (None, Some(id)) => kernel.admit(id, deps, payload).map(|()| *id),
-        (None, None) => kernel.admit_derived(deps, payload),
-    };
-    match log {
-        None => admit(kernel),
-        Some(log) => {
-            if let Err(e) = log.reserve(deps.len(), payload.len()) {
-                kernel.note_refusal(e.code());
-                return Err(e);
-            }
-            let r = admit(kernel);
-            if let Ok(admitted) = &r {
-                log.append(admitted, deps, payload, id.is_none());
-            }
-            r
+impl Route<'_> {
+    #[inline]
+    fn admit(self, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> std::result::Result<FactId, AdmitError> {
+        let Route { kernel, gate, mut log, closed } = self;
+        let refuse = |kernel: &mut Kernel<Inv>, e: AdmitError| {
+            kernel.note_refusal(e.code());
+            Err(e)
+        };
+        if closed {
+            return refuse(kernel, durable::log_refusal(&ctfs_wal::WalError::Closed));
         }
+        if let Some(log) = log.as_deref_mut() {
+            if let Err(e) = log.reserve(deps.len(), payload.len()) {
+                return refuse(kernel, e);
+            }
+        }
+        let r = match (gate, id) {
+            (Some(g), _) => g.admit_local(kernel, id, deps, payload),
+            (None, Some(id)) => kernel.admit(id, deps, payload).map(|()| *id),
+            (None, None) => kernel.admit_derived(deps, payload),
+        };
+        if let (Some(log), Ok(admitted)) = (log, &r) {
+            log.append(admitted, deps, payload, id.is_none());
+        }
+        r
     }
 }
 
@@ -262,7 +250,7 @@ fn cells_of(states: &[ctfs_core::invariants::builtin::BuiltinState]) -> Buffer {
 }
 
 /// Builds the invariant(s) and the kernel state from a JS config.
-pub(crate) fn build_invariants(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Result<Inv> {
+fn build_invariants(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Result<Inv> {
     let mut rule = |i: u32| -> Result<Rc<dyn CustomRule>> {
         let f = rules.get(i as usize).ok_or_else(|| invalid(format!("no apply function at rules[{i}]")))?;
         if f.get_type()? != napi::ValueType::Function {
@@ -435,7 +423,7 @@ impl NativeKernel {
             segment_bytes: durable.segment_bytes.map(|b| b as u64),
         };
         // Newest checkpoint that verifies and restores; corrupt ones are skipped.
-        let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &cfg, &mut st, &env, rules)?;
+        let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &mut st)?;
         // Replay through the pipelined batch path (prefetching 8 records ahead).
         let mut replayer = ctfs_core::batch::Replayer::new(256);
         let main = &mut st.main;
@@ -581,12 +569,7 @@ impl NativeKernel {
             let k = st.domain(domain)?;
             let s = k.state().get(member as usize).ok_or_else(|| invalid(format!("no invariant {member}")))?;
             let g = s.graph().ok_or_else(|| invalid("this invariant is not a graph"))?;
-            let (fs, f, fl) = from.get_u64();
-            let (ts, t, tl) = to.get_u64();
-            if fs || ts || !fl || !tl {
-                return Err(invalid("vertices must be BigInts in [0, 2^64)"));
-            }
-            Ok(g.contains_edge(f, t))
+            Ok(g.contains_edge(config::bigint_to_u64(&from, "from")?, config::bigint_to_u64(&to, "to")?))
         })
     }
 
@@ -597,11 +580,8 @@ impl NativeKernel {
         self.with(|st| {
             let id = id_of(id)?;
             let deps = deps_of(deps)?;
-            let r = if st.closed {
-                Err(closed_refusal(&mut st.main))
-            } else {
-                admit_logged(&mut st.main, st.log.as_mut(), None, Some(&id), deps, payload).map(|_| ())
-            };
+            let route = Route { gate: None, ..st.route(0)? };
+            let r = route.admit(Some(&id), deps, payload).map(|_| ());
             Ok(st.status(r))
         })
     }
@@ -616,35 +596,19 @@ impl NativeKernel {
     /// Starts a quota request to `peer` (encoded message to send, or null).
     #[napi(catch_unwind)]
     pub fn escrow_request(&self, member: u32, side: String, peer: napi::bindgen_prelude::BigInt, amount: napi::bindgen_prelude::BigInt, now_ms: f64) -> Result<Option<Buffer>> {
-        self.with(|st| {
-            let m = pool_mut(st, member, &side)?;
-            let r = m
-                .request_quota(crate::escrow::node_of(&peer, "peer")?, crate::escrow::u128_of(&amount, "amount")?, now_ms.max(0.0) as u64)
-                .map_err(|e| crate::escrow::escrow_error(&e))?;
-            Ok(r.map(|r| Buffer::from(r.encode().to_vec())))
-        })
+        self.with(|st| crate::escrow::request(pool_mut(st, member, &side)?, &peer, &amount, now_ms))
     }
 
     /// Answers a peer's encoded quota request with an encoded grant.
     #[napi(catch_unwind)]
     pub fn escrow_on_request(&self, member: u32, side: String, request: &[u8]) -> Result<Buffer> {
-        self.with(|st| {
-            let req = ctfs_core::escrow::QuotaRequest::decode(request).map_err(|e| crate::escrow::escrow_error(&e))?;
-            let g = pool_mut(st, member, &side)?.on_request(&req).map_err(|e| crate::escrow::escrow_error(&e))?;
-            Ok(Buffer::from(g.encode().to_vec()))
-        })
+        self.with(|st| crate::escrow::answer(pool_mut(st, member, &side)?, request))
     }
 
     /// Applies a peer's encoded grant.
     #[napi(catch_unwind)]
     pub fn escrow_on_grant(&self, member: u32, side: String, grant: &[u8], now_ms: f64) -> Result<String> {
-        self.with(|st| {
-            let g = ctfs_core::escrow::QuotaGrant::decode(grant).map_err(|e| crate::escrow::escrow_error(&e))?;
-            pool_mut(st, member, &side)?
-                .on_grant(&g, now_ms.max(0.0) as u64)
-                .map(crate::escrow::outcome_str)
-                .map_err(|e| crate::escrow::escrow_error(&e))
-        })
+        self.with(|st| crate::escrow::apply_grant(pool_mut(st, member, &side)?, grant, now_ms))
     }
 
     /// Requests due for a resend (backoff 500 ms → 4 s) and given up.

@@ -8,6 +8,10 @@
 //! * every method is `catch_unwind`: a Rust panic becomes a JS exception,
 //!   never an abort of the host process.
 
+// `#[napi]` items are only referenced from the generated registration code,
+// which test builds do not include.
+#![cfg_attr(test, allow(dead_code))]
+
 mod checkpoint;
 mod config;
 mod durable;

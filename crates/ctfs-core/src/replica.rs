@@ -263,7 +263,7 @@ impl Replication {
 }
 
 /// Escrow view of an i128 value within `[min, max]` changed by `delta`.
-pub fn bounded_i128_headroom(value: i128, min: i128, max: i128) -> Headroom {
+fn bounded_i128_headroom(value: i128, min: i128, max: i128) -> Headroom {
     Headroom {
         down: (min != i128::MIN).then(|| value.abs_diff(min)),
         up: (max != i128::MAX).then(|| max.abs_diff(value)),
@@ -271,7 +271,7 @@ pub fn bounded_i128_headroom(value: i128, min: i128, max: i128) -> Headroom {
 }
 
 /// The headroom a signed delta uses.
-pub fn i128_delta_demand(member: usize, delta: i128) -> Demand {
+fn i128_delta_demand(member: usize, delta: i128) -> Demand {
     if delta < 0 {
         Demand { member, down: delta.unsigned_abs(), up: 0 }
     } else {

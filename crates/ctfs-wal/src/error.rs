@@ -25,7 +25,10 @@ pub enum WalError {
     Failed { reason: String },
     /// Any other I/O error (open, read, rename, ...).
     Io { context: String, source: io::Error },
-    /// A caller error: a record over the size limit, bad options, ...
+    /// A record larger than `max_record_bytes` (code `INVALID_ARGUMENT`:
+    /// the caller's record, not the log, is at fault).
+    RecordTooLarge { size: usize, max: usize },
+    /// A caller error: bad options, too many deps, ...
     InvalidArgument(String),
     /// `Backend::IoUring` was forced but io_uring cannot be used here.
     BackendUnavailable(String),
@@ -44,7 +47,7 @@ impl WalError {
             WalError::CheckpointCorrupt { .. } => "CHECKPOINT_CORRUPT",
             WalError::Failed { .. } => "WAL_FAILED",
             WalError::Io { .. } => "IO_ERROR",
-            WalError::InvalidArgument(_) => "INVALID_ARGUMENT",
+            WalError::RecordTooLarge { .. } | WalError::InvalidArgument(_) => "INVALID_ARGUMENT",
             WalError::BackendUnavailable(_) => "BACKEND_UNAVAILABLE",
             WalError::Closed => "WAL_CLOSED",
         }
@@ -77,6 +80,9 @@ impl fmt::Display for WalError {
             }
             WalError::Failed { reason } => write!(f, "WAL_FAILED: {reason}"),
             WalError::Io { context, source } => write!(f, "IO_ERROR: {context}: {source}"),
+            WalError::RecordTooLarge { size, max } => {
+                write!(f, "INVALID_ARGUMENT: record of {size} bytes exceeds max_record_bytes {max}")
+            }
             WalError::InvalidArgument(m) => write!(f, "INVALID_ARGUMENT: {m}"),
             WalError::BackendUnavailable(m) => write!(f, "BACKEND_UNAVAILABLE: {m}"),
             WalError::Closed => write!(f, "WAL_CLOSED: the WAL is closed"),

@@ -501,10 +501,7 @@ impl Wal {
         }
         let n = record_size(dep_count, payload_len);
         if n > self.max_record {
-            return Err(WalError::InvalidArgument(format!(
-                "record of {n} bytes exceeds max_record_bytes {}",
-                self.max_record
-            )));
+            return Err(WalError::RecordTooLarge { size: n, max: self.max_record });
         }
         Ok(n)
     }

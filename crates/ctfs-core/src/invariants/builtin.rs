@@ -23,6 +23,7 @@ use crate::invariant::{AlgebraicClass, CellInvariant, Coordination, Invariant, I
 use crate::invariants::ggraph::{DegreeLimits, GGraphCell, Graph, GraphEffect, VertexGraph};
 use crate::invariants::uniqueness::{KeySet, SetEffect, UniqueSet, UniquenessCell, KEY_LEN};
 use crate::invariants::{BoundedGCounter, GCounter, Lww, Max, TotalSupply};
+use crate::replica::Escrowed;
 use crate::state::StateCell;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,7 +363,7 @@ impl crate::kernel::SnapshotState for Builtin {
 }
 
 /// Escrow: what each bounded built-in's facts use of its bound.
-impl crate::replica::Escrowed for Builtin {
+impl Escrowed for Builtin {
     fn member_class(&self, _member: usize) -> (&str, AlgebraicClass) {
         (Invariant::name(self), Builtin::class(self))
     }
@@ -371,10 +372,7 @@ impl crate::replica::Escrowed for Builtin {
         use crate::replica::Headroom;
         let cell = &state.cell;
         match self {
-            Builtin::TotalSupply(_) => {
-                let s = TotalSupply::read(cell);
-                crate::replica::bounded_i128_headroom(s.balance, s.min, s.max)
-            }
+            Builtin::TotalSupply(t) => t.headroom(0, cell),
             Builtin::BoundedGCounter(_) => {
                 let s = BoundedGCounter::read(cell);
                 Headroom { down: None, up: Some(s.bound.saturating_sub(s.sum)) }
@@ -394,11 +392,7 @@ impl crate::replica::Escrowed for Builtin {
     fn demands(&self, payload: &[u8], out: &mut Vec<crate::replica::Demand>) {
         use crate::replica::Demand;
         match self {
-            Builtin::TotalSupply(_) => {
-                if let Ok(raw) = <[u8; 16]>::try_from(payload) {
-                    out.push(crate::replica::i128_delta_demand(0, i128::from_le_bytes(raw)));
-                }
-            }
+            Builtin::TotalSupply(t) => t.demands(payload, out),
             Builtin::BoundedGCounter(_) => {
                 if let Ok(raw) = <[u8; 8]>::try_from(payload) {
                     out.push(Demand { member: 0, down: 0, up: u64::from_le_bytes(raw) as u128 });
