@@ -11,7 +11,6 @@
 //   CTFS_CRASH_ITERATIONS (default 50; `npm run test:crash` runs 500)
 //   CTFS_CRASH_SEED       (default 20261124)
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -20,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import test, { type ExecutionContext } from 'ava'
 
 import { DurableKernel, inspect, invariants } from '../src/index.ts'
+import { hid, prng } from './helpers.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const ITERATIONS = Number(process.env.CTFS_CRASH_ITERATIONS ?? 50)
@@ -27,18 +27,7 @@ const SEED = Number(process.env.CTFS_CRASH_SEED ?? 20261124)
 const PARALLEL = 2
 const CHUNK = 10
 const supply = invariants.totalSupply()
-const id = (i: number): Uint8Array => new Uint8Array(createHash('sha256').update(`crash:${i}`).digest())
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const id = (i: number): Uint8Array => hid('crash', i)
 
 interface Plan {
   iteration: number

@@ -2,41 +2,20 @@
 // locking, checkpoints, corruption and torn tails, inspect(), and process
 // lifetime. Every test runs for both write backends.
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import test, { type ExecutionContext } from 'ava'
 
 import { CtfsError, DurableKernel, Kernel, inspect, invariants, type DurabilityBackend, type FactId } from '../src/index.ts'
-import { snapshot } from './helpers.ts'
+import { hid, prng, snapshot, tempDir } from './helpers.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const BACKENDS = ['portable', 'io_uring'] as const
 const supply = invariants.totalSupply({ initial: 0n })
 
-/** Deterministic, random-looking 32-byte id of fact `i` of stream `tag`. */
-export const hid = (tag: string, i: number): FactId => new Uint8Array(createHash('sha256').update(`${tag}:${i}`).digest())
-
-/** Small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-function tmp(t: ExecutionContext, name = 'ctfs-durable-'): string {
-  const d = mkdtempSync(join(tmpdir(), name))
-  t.teardown(() => rmSync(d, { recursive: true, force: true }))
-  return d
-}
+const tmp = (t: ExecutionContext, prefix = 'ctfs-durable-'): string => tempDir(t, prefix)
 
 function copyDir(t: ExecutionContext, src: string): string {
   const d = tmp(t, 'ctfs-durable-copy-')

@@ -1,6 +1,11 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
-import { Kernel, invariants, type CausalityMode } from '../src/index.ts'
+import type { ExecutionContext } from 'ava'
+
+import { Kernel, invariants, type CausalityMode, type FactId } from '../src/index.ts'
 
 export const MODES: CausalityMode[] = ['bloom', 'exact', 'escalating']
 
@@ -23,4 +28,26 @@ export function snapshot(k: { state: Uint8Array; frontier: { count: number; dige
     clock: Buffer.from(f.clock).toString('hex'),
     tracked: k.stats.tracked,
   }
+}
+
+/** Deterministic, random-looking 32-byte id of fact `i` of stream `tag`. */
+export const hid = (tag: string, i: number): FactId => new Uint8Array(createHash('sha256').update(`${tag}:${i}`).digest())
+
+/** Small deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** A fresh temporary directory, removed when the test ends. */
+export function tempDir(t: ExecutionContext, prefix = 'ctfs-test-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix))
+  t.teardown(() => rmSync(d, { recursive: true, force: true }))
+  return d
 }

@@ -1,6 +1,7 @@
 import test from 'ava'
 
-import { CtfsError, Escrow, Kernel, invariants } from '../src/index.ts'
+import { CtfsError, DurableKernel, Escrow, Kernel, invariants } from '../src/index.ts'
+import { tempDir } from './helpers.ts'
 
 const supply = () => invariants.totalSupply({ initial: 100n, min: 0n })
 const balance = (k: Kernel<ReturnType<typeof supply>>) => k.invariant.read(k.state).balance
@@ -126,18 +127,10 @@ test('Escrow: ledger split, consume, transfer, backoff schedule', (t) => {
 })
 
 test('durable replicated kernels are refused until escrow quotas are persisted', async (t) => {
-  const { mkdtempSync, rmSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
-  const { DurableKernel } = await import('../src/index.ts')
-  const dir = mkdtempSync(join(tmpdir(), 'ctfs-replica-'))
-  try {
-    const e = await t.throwsAsync<CtfsError>(DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } }))
-    t.is(e?.code, 'INVALID_ARGUMENT')
-    const k = await DurableKernel.open({ dir, invariant: supply() })
-    t.is(t.throws<CtfsError>(() => k.tenant('a'))?.code, 'INVALID_ARGUMENT')
-    await k.close()
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const dir = tempDir(t, 'ctfs-replica-')
+  const e = await t.throwsAsync<CtfsError>(DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } }))
+  t.is(e?.code, 'INVALID_ARGUMENT')
+  const k = await DurableKernel.open({ dir, invariant: supply() })
+  t.is(t.throws<CtfsError>(() => k.tenant('a'))?.code, 'INVALID_ARGUMENT')
+  await k.close()
 })

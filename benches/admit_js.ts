@@ -24,8 +24,8 @@ export interface AdmitConfig {
   coreReps: number
 }
 
-/** The Rust control mirroring one JS task: same history size, same fact count, same deps. */
-export interface CoreControl {
+/** What a Rust control mirrors of one JS task: same history size, same fact count, same deps. */
+interface MirrorSpec {
   name: string
   /** The JS task it mirrors. */
   mirrors: string
@@ -34,6 +34,10 @@ export interface CoreControl {
   history: number
   count: number
   chunk: number
+}
+
+/** The Rust control mirroring one JS task, measured. */
+export interface CoreControl extends MirrorSpec {
   /** One entry per call. */
   runs: Array<{ meanNs: number; p50Ns: number; p99Ns: number; maxNs: number }>
   /** Medians over the calls, ns per fact. */
@@ -284,16 +288,6 @@ function buildTask(payload: Uint8Array, name: string, withDep: boolean): TimedTa
       if (built === undefined || built.length !== BATCH) throw new Error(`${name}: built ${built?.length} facts`)
     },
   }
-}
-
-interface MirrorSpec {
-  name: string
-  mirrors: string
-  deps: number
-  packed: boolean
-  history: number
-  count: number
-  chunk: number
 }
 
 export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitResult {

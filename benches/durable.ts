@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { DurableKernel, FactBatch, Kernel, invariants, type DurabilityBackend } from '../src/index.ts'
+import { DurableKernel, FactBatch, Kernel, invariants, type DurabilityBackend, type DurabilityInfo } from '../src/index.ts'
 import { fmtNs, fmtRate, table } from './common.ts'
 import { collectMachine, formatMachine } from './machine.ts'
 
@@ -126,6 +126,39 @@ interface DurableRow {
   segments: number
 }
 
+/** A measured window's row: durability counters before/after, ack latencies (ms). */
+function durableRow(
+  dir: string,
+  mode: string,
+  producers: number,
+  inFlightPerProducer: number,
+  errors: number,
+  seconds: number,
+  d0: DurabilityInfo,
+  d1: DurabilityInfo,
+  latenciesMs: number[],
+): DurableRow {
+  const all = sortedNs(latenciesMs)
+  const batches = d1.batches - d0.batches
+  return {
+    backend: d1.backend,
+    mode,
+    producers,
+    inFlightPerProducer,
+    facts: all.length,
+    errors,
+    seconds,
+    factsPerSec: all.length / seconds,
+    batches,
+    fsyncs: d1.fsyncs - d0.fsyncs,
+    factsPerFsync: all.length / Math.max(1, batches),
+    ackP50Ns: pct(all, 50),
+    ackP99Ns: pct(all, 99),
+    ackMaxNs: all[all.length - 1]!,
+    segments: readdirSync(dir).filter((f) => f.startsWith('wal-')).length,
+  }
+}
+
 async function durableRun(backend: DurabilityBackend, producers: number, inFlight: number, factsPerLane: number, warmupPerLane: number): Promise<DurableRow> {
   const dir = scratch(`dur-${backend}`)
   // 1 MiB segments so that the run crosses many segment rolls (steady state, rule 2)
@@ -153,27 +186,8 @@ async function durableRun(backend: DurabilityBackend, producers: number, inFligh
     await Promise.all(lats.map((l) => lane(factsPerLane, l)))
     const seconds = (performance.now() - t0) / 1000
     const d1 = k.durability
-    const segments = readdirSync(dir).filter((f) => f.startsWith('wal-')).length
-    const all = sortedNs(lats.flat())
-    const facts = all.length
-    const batches = d1.batches - d0.batches
-    return {
-      backend: d1.backend,
-      mode: inFlight === 1 ? 'admitDurable' : `admitDurable x${inFlight} in flight`,
-      producers,
-      inFlightPerProducer: inFlight,
-      facts,
-      errors,
-      seconds,
-      factsPerSec: facts / seconds,
-      batches,
-      fsyncs: d1.fsyncs - d0.fsyncs,
-      factsPerFsync: facts / Math.max(1, batches),
-      ackP50Ns: pct(all, 50),
-      ackP99Ns: pct(all, 99),
-      ackMaxNs: all[all.length - 1]!,
-      segments,
-    }
+    const mode = inFlight === 1 ? 'admitDurable' : `admitDurable x${inFlight} in flight`
+    return durableRow(dir, mode, producers, inFlight, errors, seconds, d0, d1, lats.flat())
   } finally {
     await k.close()
     rmSync(dir, { recursive: true, force: true })
@@ -216,26 +230,7 @@ async function pipelineRun(backend: DurabilityBackend, window: number, facts: nu
     const errors = await run(facts, lat)
     const seconds = (performance.now() - t0) / 1000
     const d1 = k.durability
-    const segments = readdirSync(dir).filter((f) => f.startsWith('wal-')).length
-    const all = sortedNs(lat)
-    const batches = d1.batches - d0.batches
-    return {
-      backend: d1.backend,
-      mode: `admitAsync pipeline, ${window} in flight`,
-      producers: 1,
-      inFlightPerProducer: window,
-      facts: all.length,
-      errors,
-      seconds,
-      factsPerSec: all.length / seconds,
-      batches,
-      fsyncs: d1.fsyncs - d0.fsyncs,
-      factsPerFsync: all.length / Math.max(1, batches),
-      ackP50Ns: pct(all, 50),
-      ackP99Ns: pct(all, 99),
-      ackMaxNs: all[all.length - 1]!,
-      segments,
-    }
+    return durableRow(dir, `admitAsync pipeline, ${window} in flight`, 1, window, errors, seconds, d0, d1, lat)
   } finally {
     await k.close()
     rmSync(dir, { recursive: true, force: true })

@@ -3,8 +3,8 @@ import type { AdmitOptions, FactBatch, FactInput } from './batch.ts'
 import { CtfsError, invalidArgType, outOfRange, rethrowNative } from './errors.ts'
 import type { FactId } from './fact-id.ts'
 import type { InvariantSpec } from './invariants/types.ts'
-import { Kernel, type KernelOptions, type Tenant } from './kernel.ts'
-import { native, type NativeDurability, type NativeKernel } from './native.ts'
+import { Kernel, type KernelOptions } from './kernel.ts'
+import { native, type NativeDurability, type NativeKernel, type NativeRecovery } from './native.ts'
 
 /** Which write path a durable kernel uses. */
 export type DurabilityBackend = 'auto' | 'io_uring' | 'portable'
@@ -88,7 +88,7 @@ interface Waiter {
 }
 
 /** Shared between the native callback and the kernel object. */
-class Frontier {
+class DurableFrontier {
   durable = 0
   failure: CtfsError | null = null
   readonly waiters: Waiter[] = []
@@ -144,6 +144,9 @@ class Frontier {
  * - `await admitDurable(...)`: resolves only after fdatasync covered it.
  *   Many concurrent calls share one fdatasync.
  *
+ * Durable kernels have one domain: `tenant()` is refused with
+ * `INVALID_ARGUMENT` (the log does not record tenants yet).
+ *
  * @example
  * const k = await DurableKernel.open({ dir: './data', invariant: supply })
  * const id = await k.admitDurable(supply.delta(10n))
@@ -152,11 +155,11 @@ class Frontier {
  */
 export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   readonly #nk: NativeKernel
-  readonly #frontier: Frontier
+  readonly #frontier: DurableFrontier
   #appended: number
   #closed = false
 
-  private constructor(options: DurableKernelOptions<I>, frontier: Frontier) {
+  private constructor(options: DurableKernelOptions<I>, frontier: DurableFrontier) {
     let nk: NativeKernel | undefined
     super(options, (config, rules) => {
       nk = rethrowNative(() =>
@@ -197,9 +200,11 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     }
     for (const k of ['bufferBytes', 'segmentBytes'] as const) {
       const v = options[k]
-      if (v !== undefined && !(Number.isInteger(v) && v >= 4096 && v <= 2 ** 31)) outOfRangeThrow(`options.${k}`, v)
+      if (v !== undefined && !(Number.isInteger(v) && v >= 4096 && v <= 2 ** 31)) {
+        throw outOfRange(`options.${k}`, 'an integer between 4096 and 2^31', v)
+      }
     }
-    return new DurableKernel(options, new Frontier())
+    return new DurableKernel(options, new DurableFrontier())
   }
 
   #info(): NativeDurability {
@@ -211,13 +216,12 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   /** The log's state: backend, durable and appended sequences, fsyncs, recovery report. */
   get durability(): DurabilityInfo {
     const d = this.#info()
-    return { ...d, backend: d.backend as 'io_uring' | 'portable', backendNote: d.backendNote ?? null, recovery: this.recovery }
+    return { ...d, backend: d.backend as 'io_uring' | 'portable', backendNote: d.backendNote ?? null, recovery: toRecovery(d.recovery) }
   }
 
   /** What opening the directory did. */
   get recovery(): RecoveryReport {
-    const r = this.#info().recovery
-    return { ...r, tornTailAt: r.tornTailAt ?? null, truncatedAt: r.truncatedAt ?? null }
+    return toRecovery(this.#info().recovery)
   }
 
   /** Admits a fact; volatile acknowledgement (see the class docs). */
@@ -230,7 +234,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   /** Admits many facts in one native call; each admitted one is queued for the log in order. */
   override admitBatch(batch: FactBatch | readonly FactInput[]): BatchResult {
     const r = super.admitBatch(batch)
-    for (let i = 0; i < r.length; i++) if (r.ok(i)) this.#appended++
+    this.#appended += r.length - r.refused
     return r
   }
 
@@ -290,16 +294,10 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     }
     this.#frontier.advance(seq, undefined)
   }
-
-  /** Durable kernels have one domain: tenants are not logged. */
-  override tenant(name: string): Tenant<I> {
-    void name
-    throw new CtfsError('INVALID_ARGUMENT', 'durable kernels do not support tenants yet: open one DurableKernel per tenant directory')
-  }
 }
 
-function outOfRangeThrow(name: string, v: unknown): never {
-  throw outOfRange(name, 'an integer between 4096 and 2^31', v)
+function toRecovery(r: NativeRecovery): RecoveryReport {
+  return { ...r, tornTailAt: r.tornTailAt ?? null, truncatedAt: r.truncatedAt ?? null }
 }
 
 /** What `ctfs inspect <dir>` reports. */

@@ -1,4 +1,5 @@
 import type { FactId } from './fact-id.ts'
+import type { NativeError } from './native.ts'
 
 /**
  * Stable error codes. The position in this list is the numeric status the
@@ -134,4 +135,13 @@ function describe(v: unknown): string {
     default:
       return `an object (${Object.prototype.toString.call(v)})`
   }
+}
+
+/** The {@link CtfsError} of a native refusal's details. @internal */
+export function fromNativeError(e: NativeError): CtfsError {
+  return new CtfsError(e.code as CtfsErrorCode, e.message, {
+    ...(e.factId ? { factId: new Uint8Array(e.factId) } : {}),
+    ...(e.missing ? { missing: new Uint8Array(e.missing) } : {}),
+    ...(e.depIndex !== undefined ? { depIndex: e.depIndex } : {}),
+  })
 }

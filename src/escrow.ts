@@ -1,4 +1,5 @@
 import { CtfsError, invalidArgType, rethrowNative } from './errors.ts'
+import { U128_MAX, u64 } from './invariants/common.ts'
 import { native, type NativeEscrow } from './native.ts'
 
 /** Options of an {@link Escrow} (and of a replicated kernel's escrow). */
@@ -31,10 +32,24 @@ export interface QuotaPoll {
 /** What applying a grant did. */
 export type GrantOutcome = 'applied' | 'appliedLate' | 'denied' | 'ignored'
 
-function big(v: bigint | number, name: string): bigint {
-  if (typeof v === 'bigint') return v
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v)
-  throw invalidArgType(name, 'a bigint (or a safe integer)', v)
+/** A node id: a bigint or safe integer in [0, 2^64). @internal */
+export function nodeId(v: bigint | number, name: string): bigint {
+  return u64(v, name)
+}
+
+/** An amount: a bigint or safe integer in [0, 2^128). @internal */
+export function amount(v: bigint | number, name: string): bigint {
+  return u64(v, name, 0n, U128_MAX)
+}
+
+/** An encoded quota message from the native layer, or null. @internal */
+export function message(m: Uint8Array | null | undefined): Uint8Array | null {
+  return m === null || m === undefined ? null : new Uint8Array(m)
+}
+
+/** A native poll result as {@link QuotaPoll}. @internal */
+export function toPoll(p: { resend: Uint8Array[]; gaveUp: Uint8Array[] }): QuotaPoll {
+  return { resend: p.resend.map((b) => new Uint8Array(b)), gaveUp: p.gaveUp.map((b) => new Uint8Array(b)) }
 }
 
 /**
@@ -59,18 +74,18 @@ export class Escrow {
 
   constructor(total: bigint | number, options: EscrowOptions = {}) {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    this.#n = rethrowNative(() => new native.NativeEscrow(big(total, 'total'), options))
+    this.#n = rethrowNative(() => new native.NativeEscrow(amount(total, 'total'), options))
   }
 
   /** Splits the total evenly over `nodes` (remainder to the lowest ids). Once. */
   initialize(nodes: readonly (bigint | number)[]): void {
     if (!Array.isArray(nodes)) throw invalidArgType('nodes', 'an array of node ids', nodes)
-    rethrowNative(() => this.#n.initialize(nodes.map((n, i) => big(n, `nodes[${i}]`))))
+    rethrowNative(() => this.#n.initialize(nodes.map((n, i) => nodeId(n, `nodes[${i}]`))))
   }
 
   /** Makes this manager one replica's view: only `node`'s share changes from now on. */
   setLocal(node: bigint | number): void {
-    rethrowNative(() => this.#n.setLocal(big(node, 'node')))
+    rethrowNative(() => this.#n.setLocal(nodeId(node, 'node')))
   }
 
   get total(): bigint {
@@ -84,36 +99,35 @@ export class Escrow {
 
   /** One node's share. */
   quota(node: bigint | number): Quota {
-    const id = big(node, 'node')
+    const id = nodeId(node, 'node')
     const q = this.quotas.find((x) => x.node === id)
     if (q === undefined) throw new CtfsError('UNKNOWN_NODE', `node ${id} is not part of this escrow`)
     return q
   }
 
   /** Consumes `amount` of `node`'s quota, or throws `INSUFFICIENT_QUOTA` and changes nothing. */
-  tryConsume(node: bigint | number, amount: bigint | number): void {
-    rethrowNative(() => this.#n.tryConsume(big(node, 'node'), big(amount, 'amount')))
+  tryConsume(node: bigint | number, value: bigint | number): void {
+    rethrowNative(() => this.#n.tryConsume(nodeId(node, 'node'), amount(value, 'amount')))
   }
 
   /** Gives back consumed quota (e.g. a refund). */
-  release(node: bigint | number, amount: bigint | number): void {
-    rethrowNative(() => this.#n.release(big(node, 'node'), big(amount, 'amount')))
+  release(node: bigint | number, value: bigint | number): void {
+    rethrowNative(() => this.#n.release(nodeId(node, 'node'), amount(value, 'amount')))
   }
 
   /** Adds new headroom to `node` (and the total), e.g. money credited on that node. */
-  credit(node: bigint | number, amount: bigint | number): void {
-    rethrowNative(() => this.#n.credit(big(node, 'node'), big(amount, 'amount')))
+  credit(node: bigint | number, value: bigint | number): void {
+    rethrowNative(() => this.#n.credit(nodeId(node, 'node'), amount(value, 'amount')))
   }
 
   /** Moves available quota between nodes (ledger mode). */
-  transfer(from: bigint | number, to: bigint | number, amount: bigint | number): void {
-    rethrowNative(() => this.#n.transfer(big(from, 'from'), big(to, 'to'), big(amount, 'amount')))
+  transfer(from: bigint | number, to: bigint | number, value: bigint | number): void {
+    rethrowNative(() => this.#n.transfer(nodeId(from, 'from'), nodeId(to, 'to'), amount(value, 'amount')))
   }
 
   /** An encoded request for `amount` from `peer`, or null if one is pending or the peer is backing off. */
-  requestQuota(peer: bigint | number, amount: bigint | number, nowMs: number = Date.now()): Uint8Array | null {
-    const r = rethrowNative(() => this.#n.requestQuota(big(peer, 'peer'), big(amount, 'amount'), nowMs))
-    return r === null || r === undefined ? null : new Uint8Array(r)
+  requestQuota(peer: bigint | number, value: bigint | number, nowMs: number = Date.now()): Uint8Array | null {
+    return message(rethrowNative(() => this.#n.requestQuota(nodeId(peer, 'peer'), amount(value, 'amount'), nowMs)))
   }
 
   /** Answers an encoded request from a peer with an encoded grant (amount 0 = denial). */
@@ -130,8 +144,7 @@ export class Escrow {
 
   /** Requests due for a resend, and those given up. */
   poll(nowMs: number = Date.now()): QuotaPoll {
-    const p = this.#n.poll(nowMs)
-    return { resend: p.resend.map((b) => new Uint8Array(b)), gaveUp: p.gaveUp.map((b) => new Uint8Array(b)) }
+    return toPoll(this.#n.poll(nowMs))
   }
 
   /** Requests awaiting a grant. */

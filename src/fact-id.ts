@@ -55,3 +55,19 @@ export function lowestFactId(ids: Iterable<FactId>): FactId | undefined {
 export function factIdEquals(a: FactId, b: FactId): boolean {
   return compareFactIds(a, b) === 0
 }
+
+/**
+ * Packs `ids` (checked, `name[i]` in errors) back to back into `scratch`,
+ * growing it when too small. Returns the packed bytes and the scratch to
+ * keep for next time. @internal
+ */
+export function packFactIds(ids: readonly FactId[], name: string, scratch: Uint8Array): { packed: Uint8Array; scratch: Uint8Array } {
+  if (!Array.isArray(ids)) throw invalidArgType(name, 'an array of fact ids', ids)
+  const bytes = ids.length * FACT_ID_BYTES
+  if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, 8 * FACT_ID_BYTES))
+  for (let i = 0; i < ids.length; i++) {
+    checkFactId(ids[i], `${name}[${i}]`)
+    scratch.set(ids[i] as FactId, i * FACT_ID_BYTES)
+  }
+  return { packed: scratch.subarray(0, bytes), scratch }
+}

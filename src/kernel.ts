@@ -1,7 +1,7 @@
 import { FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
-import { CtfsError, ERROR_CODES, invalidArgType, outOfRange, rethrowNative, type CtfsErrorCode } from './errors.ts'
+import { CtfsError, ERROR_CODES, fromNativeError, invalidArgType, outOfRange, rethrowNative, type CtfsErrorCode } from './errors.ts'
 import { Replica, nativeReplica, type ReplicaOptions } from './replica.ts'
-import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
+import { FACT_ID_BYTES, checkFactId, packFactIds, type FactId } from './fact-id.ts'
 import type { AlgebraicClass, Coordination, CustomApply, InvariantSpec, StateOf } from './invariants/types.ts'
 import { resolveMember } from './invariants/multi.ts'
 import { u64 } from './invariants/common.ts'
@@ -148,21 +148,13 @@ export class BatchResult {
 
   /** Every refusal, with its full error. */
   get errors(): ReadonlyArray<{ index: number; error: CtfsError }> {
-    this.#errors ??= this.refused === 0 ? [] : this.#details().map((e) => ({ index: e.index, error: toCtfsError(e.error) }))
+    this.#errors ??= this.refused === 0 ? [] : this.#details().map((e) => ({ index: e.index, error: fromNativeError(e.error) }))
     return this.#errors
   }
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0)
 const CAUSALITY_MODES: readonly CausalityMode[] = ['bloom', 'exact', 'escalating']
-
-function toCtfsError(e: NativeError): CtfsError {
-  return new CtfsError(e.code as CtfsErrorCode, e.message, {
-    ...(e.factId ? { factId: new Uint8Array(e.factId) } : {}),
-    ...(e.missing ? { missing: new Uint8Array(e.missing) } : {}),
-    ...(e.depIndex !== undefined ? { depIndex: e.depIndex } : {}),
-  })
-}
 
 function toFrontier(f: NativeFrontier): Frontier {
   const recent: FactId[] = []
@@ -341,7 +333,7 @@ export class Domain<I extends InvariantSpec> {
 
   #lastError(): CtfsError {
     const e = this.#native.lastError()
-    return e ? toCtfsError(e) : new CtfsError('MALFORMED_FACT', 'refused without details')
+    return e ? fromNativeError(e) : new CtfsError('MALFORMED_FACT', 'refused without details')
   }
 
   #packDeps(deps: readonly FactId[]): Uint8Array {
@@ -359,14 +351,9 @@ export class Domain<I extends InvariantSpec> {
   }
 
   #packIds(ids: readonly FactId[], name: string): Uint8Array {
-    if (!Array.isArray(ids)) throw invalidArgType(name, 'an array of fact ids', ids)
-    const bytes = ids.length * FACT_ID_BYTES
-    if (this.#depScratch.length < bytes) this.#depScratch = new Uint8Array(Math.max(bytes, 8 * FACT_ID_BYTES))
-    for (let i = 0; i < ids.length; i++) {
-      checkFactId(ids[i], `${name}[${i}]`)
-      this.#depScratch.set(ids[i] as FactId, i * FACT_ID_BYTES)
-    }
-    return this.#depScratch.subarray(0, bytes)
+    const { packed, scratch } = packFactIds(ids, name, this.#depScratch)
+    this.#depScratch = scratch
+    return packed
   }
 }
 
@@ -464,7 +451,8 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     if (name.length === 0 || name.length > 256) throw outOfRange('name', '1 to 256 characters long', name)
     let t = this.#tenants.get(name)
     if (t === undefined) {
-      t = new Tenant(this.#nativeKernel, this.#fast, this.#nativeKernel.tenant(name), this.invariant, this.limits.maxDeps, name)
+      const domain = rethrowNative(() => this.#nativeKernel.tenant(name))
+      t = new Tenant(this.#nativeKernel, this.#fast, domain, this.invariant, this.limits.maxDeps, name)
       this.#tenants.set(name, t)
     }
     return t

@@ -1,8 +1,7 @@
 import type { AdmitOptions } from './batch.ts'
-import { CtfsError, invalidArgType, rethrowNative, type CtfsErrorCode } from './errors.ts'
-import { checkFactId, type FactId } from './fact-id.ts'
-import type { EscrowOptions, GrantOutcome, Quota, QuotaPoll } from './escrow.ts'
-import { ERROR_CODES } from './errors.ts'
+import { CtfsError, fromNativeError, invalidArgType, rethrowNative } from './errors.ts'
+import { amount, message, nodeId, toPoll, type EscrowOptions, type GrantOutcome, type Quota, type QuotaPoll } from './escrow.ts'
+import { checkFactId, packFactIds, type FactId } from './fact-id.ts'
 import type { NativeKernel } from './native.ts'
 
 /** Replicated admission: this kernel is one replica among `nodes`. */
@@ -18,20 +17,14 @@ export interface ReplicaOptions {
 /** Which bound of a bounded invariant: towards `min` or towards `max`/the bound. */
 export type BoundSide = 'down' | 'up'
 
-function big(v: bigint | number, name: string): bigint {
-  if (typeof v === 'bigint') return v
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v)
-  throw invalidArgType(name, 'a bigint node id', v)
-}
-
 /** @internal */
 export function nativeReplica(r: ReplicaOptions | undefined): { nodes: bigint[]; local: bigint; escrow?: EscrowOptions } | undefined {
   if (r === undefined) return undefined
   if (typeof r !== 'object' || r === null) throw invalidArgType('options.replica', 'an object { nodes, local }', r)
   if (!Array.isArray(r.nodes)) throw invalidArgType('options.replica.nodes', 'an array of node ids', r.nodes)
   return {
-    nodes: r.nodes.map((n, i) => big(n, `options.replica.nodes[${i}]`)),
-    local: big(r.local, 'options.replica.local'),
+    nodes: r.nodes.map((n, i) => nodeId(n, `options.replica.nodes[${i}]`)),
+    local: nodeId(r.local, 'options.replica.local'),
     ...(r.escrow !== undefined ? { escrow: r.escrow } : {}),
   }
 }
@@ -66,17 +59,10 @@ export class Replica {
   admitRemote(id: FactId, payload: Uint8Array, options: Omit<AdmitOptions, 'id'> = {}): void {
     checkFactId(id, 'id')
     if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)
-    const deps = options.deps ?? []
-    if (!Array.isArray(deps)) throw invalidArgType('options.deps', 'an array of fact ids', deps)
-    const packed = new Uint8Array(deps.length * 32)
-    deps.forEach((d, i) => {
-      checkFactId(d, `options.deps[${i}]`)
-      packed.set(d, i * 32)
-    })
-    const status = this.#nk.admitRemote(id, payload, deps.length > 0 ? packed : EMPTY)
-    if (status !== 0) {
+    const { packed } = packFactIds(options.deps ?? [], 'options.deps', EMPTY)
+    if (this.#nk.admitRemote(id, payload, packed) !== 0) {
       const e = this.#nk.lastError()
-      throw new CtfsError((e?.code ?? ERROR_CODES[status]) as CtfsErrorCode, e?.message ?? 'refused')
+      throw e ? fromNativeError(e) : new CtfsError('MALFORMED_FACT', 'refused without details')
     }
   }
 
@@ -86,9 +72,8 @@ export class Replica {
   }
 
   /** An encoded quota request to `peer`, or null (one pending, or backing off). */
-  requestQuota(peer: bigint | number, amount: bigint | number, side: BoundSide, member = 0, nowMs = Date.now()): Uint8Array | null {
-    const r = rethrowNative(() => this.#nk.escrowRequest(member, side, big(peer, 'peer'), big(amount, 'amount'), nowMs))
-    return r === null || r === undefined ? null : new Uint8Array(r)
+  requestQuota(peer: bigint | number, value: bigint | number, side: BoundSide, member = 0, nowMs = Date.now()): Uint8Array | null {
+    return message(rethrowNative(() => this.#nk.escrowRequest(member, side, nodeId(peer, 'peer'), amount(value, 'amount'), nowMs)))
   }
 
   /** Answers a peer's encoded request with an encoded grant. */
@@ -103,7 +88,6 @@ export class Replica {
 
   /** Requests due for a resend (backoff 500 ms → 4 s) and given up. */
   poll(side: BoundSide, member = 0, nowMs = Date.now()): QuotaPoll {
-    const p = rethrowNative(() => this.#nk.escrowPoll(member, side, nowMs))
-    return { resend: p.resend.map((b) => new Uint8Array(b)), gaveUp: p.gaveUp.map((b) => new Uint8Array(b)) }
+    return toPoll(rethrowNative(() => this.#nk.escrowPoll(member, side, nowMs)))
   }
 }
