@@ -64,6 +64,16 @@
 //! value, or e.g. `unix_ms << 20`). Persisting the local quota itself belongs
 //! to the durability layer, not here.
 //!
+//! # Credits stay local
+//!
+//! Quota created by a [`credit`](EscrowManager::credit) in replica mode is
+//! *pinned*: spendable by this replica, never granted. The credit is a fact
+//! that could still be lost in a crash before any peer received it; a peer
+//! spending quota granted from it would then spend headroom that never
+//! existed. Spends funded by pinned quota are admitted after the credit on
+//! the same replica, and replicas deliver one origin's facts in order, so
+//! wherever such a spend is applied its credit was applied first.
+//!
 //! # Mapping a TotalSupply onto escrow
 //!
 //! For a lower bound `min`: `total = balance − min` (the headroom for
@@ -437,7 +447,20 @@ pub struct EscrowManager {
     last_grant: BTreeMap<NodeId, QuotaGrant>,
     /// Requester side: backoff after denials, per peer.
     denials: BTreeMap<NodeId, PeerBackoff>,
+    /// Replica mode: local quota created by [`credit`](Self::credit) and not
+    /// yet consumed. It is spendable here but never granted away (see
+    /// "Credits stay local" in the module docs). `pinned <= available(local)`.
+    pinned: u128,
     stats: EscrowStats,
+}
+
+/// What [`EscrowManager::consume_local`] took, for an exact
+/// [`undo_consume`](EscrowManager::undo_consume).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Consumed {
+    pub amount: u128,
+    /// The part drawn from credited (pinned) quota.
+    pub pinned: u128,
 }
 
 impl EscrowManager {
@@ -458,6 +481,7 @@ impl EscrowManager {
             abandoned: BTreeMap::new(),
             last_grant: BTreeMap::new(),
             denials: BTreeMap::new(),
+            pinned: 0,
             stats: EscrowStats::default(),
         }
     }
@@ -589,6 +613,52 @@ impl EscrowManager {
             return Err(EscrowError::InsufficientQuota { available, requested: amount });
         }
         share.consumed += amount;
+        let available = share.available();
+        self.pinned = self.pinned.min(available);
+        Ok(())
+    }
+
+    /// Replica mode: consumes `amount` of the local quota, credited (pinned)
+    /// quota first, and says how much of each was taken.
+    pub fn consume_local(&mut self, amount: u128) -> Result<Consumed, EscrowError> {
+        let local = self.require_local()?;
+        let pinned = self.pinned.min(amount);
+        let before = self.pinned;
+        self.try_consume(local, amount)?;
+        self.pinned = before - pinned;
+        Ok(Consumed { amount, pinned })
+    }
+
+    /// Undoes a [`consume_local`](Self::consume_local) exactly (the fact it
+    /// paid for was refused after all).
+    pub fn undo_consume(&mut self, taken: Consumed) -> Result<(), EscrowError> {
+        let local = self.require_local()?;
+        self.release(local, taken.amount)?;
+        self.pinned += taken.pinned;
+        Ok(())
+    }
+
+    /// Credited local quota not consumed yet (never granted away).
+    pub fn pinned(&self) -> u128 {
+        self.pinned
+    }
+
+    /// Replica mode, after a restart that lost this replica's memory: the
+    /// local share is unknown, so it is forfeited (quota 0). Quota is never
+    /// re-created by a restart; peers can grant some again. Pending requests
+    /// are forgotten (their grants will be ignored) and request ids continue
+    /// from `next_request_id`, which must exceed every id used before.
+    pub fn forfeit_local(&mut self, next_request_id: u64) -> Result<(), EscrowError> {
+        let local = self.require_local()?;
+        if let Some(s) = self.shares.get_mut(&local) {
+            *s = Share::default();
+        }
+        self.pinned = 0;
+        self.pending.clear();
+        self.abandoned.clear();
+        self.last_grant.clear();
+        self.denials.clear();
+        self.set_next_request_id(next_request_id);
         Ok(())
     }
 
@@ -614,6 +684,9 @@ impl EscrowManager {
         // quota <= total always, so this cannot overflow when total did not.
         share.quota = share.quota.checked_add(amount).ok_or(EscrowError::Overflow)?;
         self.total = total;
+        if self.local.is_some() {
+            self.pinned += amount;
+        }
         self.stats.credited = self.stats.credited.saturating_add(amount);
         Ok(())
     }
@@ -795,7 +868,8 @@ impl EscrowManager {
                 return Ok(zero);
             }
         }
-        let available = self.available(local).unwrap_or(0);
+        // Credited quota stays here: only the rest can be granted.
+        let available = self.available(local).unwrap_or(0).saturating_sub(self.pinned);
         let amount = if self.pending.is_empty() { req.amount.min(self.config.surplus(available)) } else { 0 };
         if let Some(s) = self.shares.get_mut(&local) {
             // amount <= surplus <= available = quota - consumed.
