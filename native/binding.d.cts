@@ -122,6 +122,35 @@ export declare class NativeKernel {
    * admissions (`WAL_CLOSED`). Idempotent.
    */
   close(): void
+  /**
+   * Attaches the replication protocol (replicated kernels only): facts
+   * admitted from now on are numbered and queued for peers.
+   */
+  syncAttach(cfg: NativeSyncConfig): void
+  /**
+   * Handles one received frame: verifies it, admits its facts (one batch),
+   * and returns the replies and events. A dropped frame is reported in
+   * `droppedCode`, never thrown.
+   */
+  syncReceive(frame: Uint8Array, nowMs: number): NativeSyncOutput
+  /** Timers: push, anti-entropy probes, quota retries, snapshot chunks. */
+  syncTick(nowMs: number): NativeSyncOutput
+  /** Pushes the facts admitted here since the last push. */
+  syncFlush(): NativeSyncOutput
+  /** Asks a peer for quota after an INSUFFICIENT_QUOTA refusal. */
+  syncNeedQuota(member: number, side: string, amount: bigint, nowMs: number): NativeSyncOutput
+  /** Marks a peer reachable or not (frames are produced for reachable peers only). */
+  syncSetPeerUp(peer: bigint, up: boolean): void
+  /** Makes the next tick probe every peer. */
+  syncProbeSoon(): void
+  syncStats(): NativeSyncStats
+  /**
+   * Every fact held as packed batch records, in an order that respects
+   * their dependencies.
+   */
+  syncExport(): Buffer
+  /** Count, id digest and state digest (72 bytes): equal on converged replicas. */
+  digests(): Buffer
   info(): NativeInfo
 }
 
@@ -302,6 +331,18 @@ export interface NativeKernelConfig {
   replica?: NativeReplicaConfig
 }
 
+export interface NativePeerStats {
+  peer: bigint
+  up: boolean
+  synced: boolean
+  framesIn: number
+  bytesIn: number
+  framesOut: number
+  bytesOut: number
+  factsIn: number
+  factsOut: number
+}
+
 export interface NativePoll {
   resend: Array<Buffer>
   gaveUp: Array<Buffer>
@@ -345,6 +386,86 @@ export interface NativeStats {
   indexBytes: number
   escalated: boolean
   escalatedAt?: number
+}
+
+export interface NativeSyncConfig {
+  /** 32-byte cluster key. */
+  key: Buffer
+  /** This run of the replica (grows across restarts), e.g. start time in ms. */
+  epoch: number
+  /** Cluster name, mixed into the configuration id. */
+  cluster?: string
+  maxFrameBytes?: number
+  pushMaxFacts?: number
+  bufferMaxFacts?: number
+  bufferMaxBytes?: number
+  antiEntropyMs?: number
+  antiEntropyMaxBytes?: number
+  quotaLowWater?: bigint
+  quotaRefill?: bigint
+  snapshotMinFacts?: number
+  maxSnapshotBytes?: number
+}
+
+export interface NativeSyncEvent {
+  /**
+   * 'admitted' | 'synced' | 'diverged' | 'remoteRefused' | 'peerConfigMismatch'
+   * | 'quotaReceived' | 'quotaDenied' | 'quotaGaveUp' | 'snapshotInstalled' | 'snapshotRefused'
+   */
+  kind: string
+  peer?: bigint
+  facts?: number
+  member?: number
+  side?: string
+  amount?: bigint
+  code?: string
+  message?: string
+}
+
+export interface NativeSyncOutput {
+  /** Frames to send, packed: `to u64 LE | len u32 LE | bytes`, repeated. */
+  frames: Buffer
+  frameCount: number
+  events: Array<NativeSyncEvent>
+  /** Why the received frame was dropped (receive only). */
+  droppedCode?: string
+  droppedMessage?: string
+  /** Sender of the received frame, when it authenticated. */
+  from?: bigint
+}
+
+export interface NativeSyncStats {
+  factsReceived: number
+  factsAdmitted: number
+  factsDuplicate: number
+  factsBuffered: number
+  factsDiscarded: number
+  remoteRefused: number
+  factsPushed: number
+  pushFrames: number
+  probesSent: number
+  summariesSent: number
+  antiEntropyFactsSent: number
+  antiEntropyBytesSent: number
+  quotaRequestsSent: number
+  quotaGrantsSent: number
+  snapshotsSent: number
+  snapshotsInstalled: number
+  snapshotBytesIn: number
+  buffered: number
+  bufferedBytes: number
+  bufferEvicted: number
+  storeFacts: number
+  storeBytes: number
+  unpushed: number
+  /** Dropped frames by code. */
+  droppedCodes: Array<string>
+  droppedCounts: Array<number>
+  peers: Array<NativePeerStats>
+  /** Version vector: origins (node, epoch) and counts. */
+  originNodes: Array<bigint>
+  originEpochs: Array<number>
+  originCounts: Array<number>
 }
 
 export interface NativeView {

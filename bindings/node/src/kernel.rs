@@ -134,6 +134,10 @@ pub(crate) struct KernelState {
     /// The env cleanup hook of a durable kernel (env, hook data), removed
     /// by `close()`.
     teardown_hook: Option<(napi::sys::napi_env, *mut std::ffi::c_void)>,
+    /// The replication protocol, once attached (domain 0 only).
+    pub(crate) sync: Option<Box<ctfs_sync::Node>>,
+    /// The replica option's node list (for the protocol).
+    replica_nodes: Vec<u64>,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
@@ -149,10 +153,16 @@ impl KernelState {
     #[inline]
     fn route(&mut self, d: u32) -> Result<Route<'_>> {
         if d == 0 {
-            return Ok(Route { kernel: &mut self.main, gate: self.replication.as_mut(), log: self.log.as_mut(), closed: self.closed });
+            return Ok(Route {
+                kernel: &mut self.main,
+                gate: self.replication.as_mut(),
+                log: self.log.as_mut(),
+                sync: self.sync.as_deref_mut(),
+                closed: self.closed,
+            });
         }
         let kernel = self.tenants.by_slot(d as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {d}")))?;
-        Ok(Route { kernel, gate: None, log: None, closed: self.closed })
+        Ok(Route { kernel, gate: None, log: None, sync: None, closed: self.closed })
     }
 
     #[inline]
@@ -198,9 +208,9 @@ impl KernelState {
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
-        let Route { kernel, mut gate, mut log, closed } = self.route(domain)?;
+        let Route { kernel, mut gate, mut log, mut sync, closed } = self.route(domain)?;
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
-            Route { kernel: k, gate: gate.as_deref_mut(), log: log.as_deref_mut(), closed }.admit(id, deps, payload)
+            Route { kernel: k, gate: gate.as_deref_mut(), log: log.as_deref_mut(), sync: sync.as_deref_mut(), closed }.admit(id, deps, payload)
         });
         self.batch_errors = errors;
         Ok(summary.records as u32)
@@ -213,13 +223,15 @@ struct Route<'a> {
     kernel: &'a mut Kernel<Inv>,
     gate: Option<&'a mut Replication>,
     log: Option<&'a mut DurableLog>,
+    /// Facts admitted here are numbered and queued for peers.
+    sync: Option<&'a mut ctfs_sync::Node>,
     closed: bool,
 }
 
 impl Route<'_> {
     #[inline]
     fn admit(self, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> std::result::Result<FactId, AdmitError> {
-        let Route { kernel, gate, mut log, closed } = self;
+        let Route { kernel, gate, mut log, sync, closed } = self;
         let refuse = |kernel: &mut Kernel<Inv>, e: AdmitError| {
             kernel.note_refusal(e.code());
             Err(e)
@@ -239,6 +251,9 @@ impl Route<'_> {
         };
         if let (Some(log), Ok(admitted)) = (log, &r) {
             log.append(admitted, deps, payload, id.is_none());
+        }
+        if let (Some(sync), Ok(admitted)) = (sync, &r) {
+            sync.local_fact(admitted, deps, payload);
         }
         r
     }
@@ -267,16 +282,19 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
     let kcfg = config::kernel(cfg)?;
     let main = Kernel::try_new(inv.clone(), kcfg.clone()).map_err(invalid)?;
     let tenants = Tenants::new(inv, kcfg).map_err(invalid)?;
+    let mut replica_nodes = Vec::new();
     let replication = match &cfg.replica {
         None => None,
         Some(r) => {
             let nodes = r.nodes.iter().map(|n| crate::escrow::node_of(n, "replica.nodes[]")).collect::<Result<Vec<_>>>()?;
             let local = crate::escrow::node_of(&r.local, "replica.local")?;
             let ecfg = crate::escrow::config_of(r.escrow.as_ref())?;
-            Some(Replication::new(&main, &nodes, local, ecfg).map_err(|e| crate::escrow::escrow_error(&e))?)
+            let gate = Replication::new(&main, &nodes, local, ecfg).map_err(|e| crate::escrow::escrow_error(&e))?;
+            replica_nodes = nodes;
+            Some(gate)
         }
     };
-    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None })
+    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None, sync: None, replica_nodes })
 }
 
 #[napi(object)]
@@ -580,8 +598,13 @@ impl NativeKernel {
         self.with(|st| {
             let id = id_of(id)?;
             let deps = deps_of(deps)?;
-            let route = Route { gate: None, ..st.route(0)? };
-            let r = route.admit(Some(&id), deps, payload).map(|_| ());
+            if st.closed {
+                let e = durable::log_refusal(&ctfs_wal::WalError::Closed);
+                st.main.note_refusal(e.code());
+                return Ok(st.status(Err(e)));
+            }
+            let mut host = crate::sync::StateHost { main: &mut st.main, replication: None, log: st.log.as_mut() };
+            let r = ctfs_sync::Host::admit_merge(&mut host, &id, deps, payload);
             Ok(st.status(r))
         })
     }
@@ -690,6 +713,150 @@ impl NativeKernel {
                 r?;
             }
             Ok(())
+        })
+    }
+
+    /// Attaches the replication protocol (replicated kernels only): facts
+    /// admitted from now on are numbered and queued for peers.
+    #[napi(catch_unwind)]
+    pub fn sync_attach(&self, cfg: crate::sync::NativeSyncConfig) -> Result<()> {
+        self.with(|st| {
+            if st.sync.is_some() {
+                return Err(invalid("[INVALID_ARGUMENT] this kernel is already attached to a cluster"));
+            }
+            if st.log.is_some() {
+                return Err(invalid("[INVALID_ARGUMENT] durable kernels cannot replicate yet"));
+            }
+            if st.main.len() > 0 {
+                return Err(invalid(
+                    "[INVALID_ARGUMENT] attach replication before admitting facts: facts admitted earlier have no origin sequence and would never reach peers",
+                ));
+            }
+            let r = st.replication.as_ref().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication needs a replicated kernel: create it with the `replica` option (nodes, local)"))?;
+            let nodes = st.replica_nodes.clone();
+            st.sync = Some(Box::new(crate::sync::build(&cfg, &st.main, r, nodes)?));
+            Ok(())
+        })
+    }
+
+    /// Handles one received frame: verifies it, admits its facts (one batch),
+    /// and returns the replies and events. A dropped frame is reported in
+    /// `droppedCode`, never thrown.
+    #[napi(catch_unwind)]
+    pub fn sync_receive(&self, frame: &[u8], now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
+        self.with(|st| {
+            let KernelState { main, replication, log, sync, closed, .. } = st;
+            let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            if *closed {
+                return Err(invalid("[WAL_CLOSED] the kernel is closed"));
+            }
+            let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
+            let mut out = ctfs_sync::Outbox::default();
+            let r = node.handle_frame(&mut host, frame, now_ms.max(0.0) as u64, &mut out);
+            let mut o = crate::sync::output(&mut out);
+            match r {
+                Ok((from, _)) => o.from = Some(napi::bindgen_prelude::BigInt::from(from)),
+                Err(e) => {
+                    o.dropped_code = Some(e.code().to_owned());
+                    o.dropped_message = Some(e.to_string());
+                }
+            }
+            Ok(o)
+        })
+    }
+
+    /// Timers: push, anti-entropy probes, quota retries, snapshot chunks.
+    #[napi(catch_unwind)]
+    pub fn sync_tick(&self, now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
+        self.with(|st| {
+            let KernelState { main, replication, log, sync, .. } = st;
+            let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
+            let mut out = ctfs_sync::Outbox::default();
+            node.tick(&mut host, now_ms.max(0.0) as u64, &mut out);
+            Ok(crate::sync::output(&mut out))
+        })
+    }
+
+    /// Pushes the facts admitted here since the last push.
+    #[napi(catch_unwind)]
+    pub fn sync_flush(&self) -> Result<crate::sync::NativeSyncOutput> {
+        self.with(|st| {
+            let node = st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            let mut out = ctfs_sync::Outbox::default();
+            node.flush(&mut out);
+            Ok(crate::sync::output(&mut out))
+        })
+    }
+
+    /// Asks a peer for quota after an INSUFFICIENT_QUOTA refusal.
+    #[napi(catch_unwind)]
+    pub fn sync_need_quota(&self, member: u32, side: String, amount: napi::bindgen_prelude::BigInt, now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
+        let side = crate::sync::side_of(&side)?;
+        let amount = crate::sync::u128_arg(&amount, "amount")?;
+        self.with(|st| {
+            let KernelState { main, replication, log, sync, .. } = st;
+            let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
+            let mut out = ctfs_sync::Outbox::default();
+            node.need_quota(&mut host, member as usize, side, amount, now_ms.max(0.0) as u64, &mut out);
+            Ok(crate::sync::output(&mut out))
+        })
+    }
+
+    /// Marks a peer reachable or not (frames are produced for reachable peers only).
+    #[napi(catch_unwind)]
+    pub fn sync_set_peer_up(&self, peer: napi::bindgen_prelude::BigInt, up: bool) -> Result<()> {
+        let peer = crate::escrow::node_of(&peer, "peer")?;
+        self.with(|st| {
+            let node = st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            if !node.peers().contains(&peer) {
+                return Err(invalid(format!("[INVALID_ARGUMENT] node {peer} is not a peer of this replica")));
+            }
+            node.set_peer_up(peer, up);
+            Ok(())
+        })
+    }
+
+    /// Makes the next tick probe every peer.
+    #[napi(catch_unwind)]
+    pub fn sync_probe_soon(&self) -> Result<()> {
+        self.with(|st| {
+            st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?.probe_soon();
+            Ok(())
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn sync_stats(&self) -> Result<crate::sync::NativeSyncStats> {
+        self.with(|st| {
+            let node = st.sync.as_deref().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            Ok(crate::sync::stats_of(node))
+        })
+    }
+
+    /// Every fact held as packed batch records, in an order that respects
+    /// their dependencies.
+    #[napi(catch_unwind)]
+    pub fn sync_export(&self) -> Result<Buffer> {
+        self.with(|st| {
+            let node = st.sync.as_deref().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            Ok(Buffer::from(node.store().export_causal()))
+        })
+    }
+
+    /// Count, id digest and state digest (72 bytes): equal on converged replicas.
+    #[napi(catch_unwind)]
+    pub fn digests(&self) -> Result<Buffer> {
+        self.with(|st| {
+            let d = ctfs_sync::message::Digests {
+                count: st.main.len(),
+                ids: st.main.frontier().canonical_bytes()[72..104].try_into().unwrap_or([0; 32]),
+                state: st.main.state_digest(),
+            };
+            let mut b = Vec::with_capacity(72);
+            d.encode(&mut b);
+            Ok(Buffer::from(b))
         })
     }
 

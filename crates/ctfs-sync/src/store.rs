@@ -96,6 +96,57 @@ impl FactStore {
         }
     }
 
+    /// Every record held, as one packed batch in an order that respects the
+    /// dependencies (each origin in its own order, origins interleaved so
+    /// that a record comes after the records it depends on; a dependency
+    /// not held here — below a floor — is assumed present). Admitting the
+    /// result with `admitBatch` into a kernel that holds what lies below the
+    /// floors admits everything.
+    pub fn export_causal(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes as usize);
+        let held: std::collections::HashSet<ctfs_core::FactId> = self.ids().collect();
+        let mut emitted = std::collections::HashSet::with_capacity(held.len());
+        let mut cursor: Vec<(&OriginLog, usize)> = self.logs.values().map(|l| (l, 0)).collect();
+        loop {
+            let mut progress = false;
+            let mut remaining = false;
+            for (log, i) in cursor.iter_mut() {
+                while *i < log.starts.len() {
+                    let rec = &log.bytes[log.starts[*i]..log.end_of(*i)];
+                    let Ok(r) = ctfs_core::batch::parse_record(rec, 0) else {
+                        *i += 1;
+                        continue;
+                    };
+                    let deps = ctfs_core::FactId::slice_from_bytes(&rec[r.deps..r.payload]).unwrap_or(&[]);
+                    if deps.iter().any(|d| held.contains(d) && !emitted.contains(d)) {
+                        break;
+                    }
+                    if let Some(id) = ctfs_core::FactId::from_slice(&rec[r.id..r.deps]) {
+                        emitted.insert(id);
+                    }
+                    out.extend_from_slice(rec);
+                    *i += 1;
+                    progress = true;
+                }
+                remaining |= *i < log.starts.len();
+            }
+            if !remaining || !progress {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Ids of every record held.
+    pub fn ids(&self) -> impl Iterator<Item = ctfs_core::FactId> + '_ {
+        self.logs.values().flat_map(|l| {
+            (0..l.starts.len()).filter_map(move |i| {
+                let rec = &l.bytes[l.starts[i]..l.end_of(i)];
+                rec.get(8..40).and_then(ctfs_core::FactId::from_slice)
+            })
+        })
+    }
+
     pub fn facts(&self) -> u64 {
         self.facts
     }
