@@ -118,20 +118,26 @@ mod error;
 mod format;
 mod inspect;
 mod recovery;
+mod upgrade;
 mod wal;
 
 pub use backend::{Backend, UringMode, io_uring_available};
 #[doc(hidden)]
 pub use backend::{FaultAction, FaultHook};
+#[doc(hidden)]
+pub use checkpoint::write_checkpoint_as;
 pub use checkpoint::{
-    CHECKPOINT_CHUNK, Checkpoint, LatestCheckpoint, checkpoint_file_name, latest_valid_checkpoint, list_checkpoints,
-    load_checkpoint, remove_checkpoints_before, write_checkpoint,
+    CHECKPOINT_CHUNK, CHECKPOINT_VERSION, Checkpoint, LatestCheckpoint, checkpoint_file_name, latest_valid_checkpoint,
+    list_checkpoints, load_checkpoint, remove_checkpoints_before, write_checkpoint,
 };
 pub use error::WalError;
+#[doc(hidden)]
+pub use format::encode_segment_header_legacy;
 pub use format::{
-    FORMAT_VERSION, HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
-    encode_record, parse_record, record_size, segment_file_name,
+    FORMAT_VERSION, FORMAT_VERSION_LEGACY, HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, SEGMENT_HEADER_MIN_LEN,
+    SEGMENT_MAGIC, encode_record, parse_record, record_size, segment_file_name, segment_header_len,
 };
 pub use inspect::{CheckpointInfo, Damage, DamageKind, InspectReport, SegmentInfo, inspect};
 pub use recovery::Recovery;
+pub use upgrade::upgrade_format;
 pub use wal::{CompactReport, DurableHandle, FailureNotifier, Notifier, Wal, WalOptions, WalStats, compact_dir};
