@@ -38,6 +38,7 @@ export const OTHER_ERROR_CODES = [
   'EXCEEDS_CONSUMED',
   'ESCROW_OVERFLOW',
   'MALFORMED_MESSAGE',
+  'CONFIG_MISMATCH',
 ] as const
 
 /** The `code` of a {@link CtfsError}. */

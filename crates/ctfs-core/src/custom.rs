@@ -170,6 +170,12 @@ mod tests {
         assert!(Custom::new("x", AlgebraicClass::Group, &[], rule.clone()).is_err());
         assert!(Custom::new("x", AlgebraicClass::Group, &[0; 65], rule.clone()).is_err());
         assert!(Custom::new("", AlgebraicClass::Group, &[0; 1], rule.clone()).is_err());
-        assert_eq!(Custom::new("x", AlgebraicClass::Group, &[7; 3], rule).unwrap().initial_cell().as_bytes()[..4], [7, 7, 7, 0]);
+        assert!(Custom::new("x", AlgebraicClass::Group, &[0; 1], rule.clone()).unwrap().with_version(0).is_err());
+        let c = Custom::new("x", AlgebraicClass::Group, &[7; 3], rule).unwrap();
+        assert_eq!(c.version(), 1);
+        assert_eq!(c.initial_bytes(), &[7, 7, 7]);
+        assert_eq!(c.clone().with_version(3).unwrap().version(), 3);
+        assert_ne!(c.clone().with_version(3).unwrap(), c);
+        assert_eq!(c.initial_cell().as_bytes()[..4], [7, 7, 7, 0]);
     }
 }

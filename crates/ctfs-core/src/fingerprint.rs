@@ -363,7 +363,9 @@ impl Fingerprint {
         for (k, v) in &self.entries {
             let o = other.get(k);
             if o != Some(v) {
-                out.push(format!("{k}: {} → {}", v, show(o)));
+                let (a, b) = (v.to_string(), show(o));
+                let note = if a == b { " (of another type)" } else { "" };
+                out.push(format!("{k}: {a} → {b}{note}"));
             }
         }
         for (k, v) in &other.entries {
@@ -523,6 +525,8 @@ mod tests {
         let m = describe_mismatch(&w, &o);
         assert!(m.starts_with("written by invariant totalSupply{initial=0,min=0,max=∞}, causality exact, opened as invariant uniqueness{}"), "{m}");
         assert!(m.contains("invariant.kind: totalSupply → uniqueness"), "{m}");
+        let g = describe_mismatch(&w, &fp(Builtin::g_counter(0), CausalityMode::Exact).encode());
+        assert!(g.contains("invariant.initial: 0 → 0 (of another type)"), "{g}");
         assert_eq!(describe_mismatch(&w, &w), "");
         assert!(describe_mismatch(b"junk", &o).contains("unreadable"));
     }

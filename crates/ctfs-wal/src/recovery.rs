@@ -151,6 +151,11 @@ fn move_aside(path: &Path, buf_or_len: Result<&[u8], u64>, offset: u64) -> Resul
     Ok((to, tail.len() as u64))
 }
 
+/// `record 5` or `records 5..9`.
+pub(crate) fn seq_range(what: &str, a: u64, b: u64) -> String {
+    if a == b { format!("{what} {a}") } else { format!("{what}s {a}..{b}") }
+}
+
 /// The first offset after `from` where a valid record with a seq in
 /// `lo..=hi` starts, with that seq.
 fn find_record(buf: &[u8], from: usize, lo: u64, hi: u64) -> Option<(usize, u64)> {
@@ -278,7 +283,7 @@ where
                     rec.covered_damage.push((
                         path.clone(),
                         16,
-                        format!("seqs {e}..{} are missing before this segment; covered (seqs below {need})", first - 1),
+                        format!("{} missing before this segment; covered (seqs below {need})", seq_range("seq", e, first - 1)),
                     ));
                     None
                 } else {
@@ -320,7 +325,7 @@ where
                     rec.covered_damage.push((
                         path.clone(),
                         off as u64,
-                        format!("{reason}: records {exp}..{} unreadable; covered (seqs below {need})", q - 1),
+                        format!("{reason}: {} unreadable; covered (seqs below {need})", seq_range("record", exp, q - 1)),
                     ));
                     exp = q;
                     off = at;
