@@ -169,6 +169,56 @@ test('CONFIG_MISMATCH: a custom invariant is identified by name, declared class,
   t.throws(() => mk({ version: 1.5 }), { code: 'ERR_OUT_OF_RANGE' } as never)
 })
 
+const CRC32C = (() => {
+  const t = new Uint32Array(256)
+  for (let i = 0; i < 256; i++) {
+    let c = i
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+    t[i] = c >>> 0
+  }
+  return t
+})()
+const crc32c = (b: Uint8Array): number => {
+  let c = 0xffffffff
+  for (const x of b) c = (CRC32C[(c ^ x) & 0xff] as number) ^ (c >>> 8)
+  return (c ^ 0xffffffff) >>> 0
+}
+
+/** Rewrites a segment in the format before fingerprints (1): a 32-byte header, the same records. */
+function toFormat1(file: string): void {
+  const b = readFileSync(file)
+  const h = Buffer.alloc(32)
+  b.copy(h, 0, 0, 8) // magic
+  h.writeUInt32LE(1, 8)
+  h.writeUInt32LE(32, 12)
+  b.copy(h, 16, 16, 24) // first seq
+  h.writeUInt32LE(crc32c(h.subarray(0, 28)), 28)
+  writeFileSync(file, Buffer.concat([h, b.subarray(b.readUInt32LE(12))]))
+}
+
+test('format 1 (no fingerprint) is refused with CONFIG_MISMATCH until opened once with upgradeFormat', async (t) => {
+  const dir = tempDir(t, 'ctfs-hard-v1-')
+  const k0 = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes: 4096 })
+  for (let i = 0; i < 100; i++) k0.admit(supply.delta(1n))
+  await k0.close()
+  for (const s of segments(dir)) toFormat1(join(dir, s))
+  const e = await rejection(DurableKernel.open({ dir, invariant: supply, backend }))
+  t.is(e.code, 'CONFIG_MISMATCH')
+  t.regex(e.message, /format \(1\)/)
+  t.regex(e.message, /upgradeFormat/)
+  t.false(inspect(dir).healthy)
+  await t.throwsAsync(DurableKernel.open({ dir, invariant: supply, upgradeFormat: 'yes' as never }), { code: 'ERR_INVALID_ARG_TYPE' } as never)
+  const k = await DurableKernel.open({ dir, invariant: supply, backend, upgradeFormat: true })
+  t.is(supply.read(k.state).balance, 100n)
+  await k.close()
+  t.true(segments(dir).every((s) => readFileSync(join(dir, s)).readUInt32LE(8) === 2))
+  const again = await DurableKernel.open({ dir, invariant: supply, backend })
+  t.is(again.stats.admitted, 100)
+  await again.close()
+  t.true(inspect(dir, { invariant: supply }).healthy)
+  t.is((await rejection(DurableKernel.open({ dir, invariant: invariants.gCounter(), backend }))).code, 'CONFIG_MISMATCH')
+})
+
 // ---------------------------------------------------------------- item 2
 
 /** 30 facts without deps (72-byte records), a checkpoint after the 20th. */
@@ -251,7 +301,7 @@ test('truncateCorrupt moves the bytes it removes aside (.corrupt), reports what 
   t.true(inspect(dir).healthy)
 })
 
-test('truncateCorrupt never leaves a directory that no option can open (damage after a checkpoint, and a checkpoint newer than the damage)', async (t) => {
+test('truncateCorrupt after a checkpoint cuts only uncovered records and the directory reopens with any options', async (t) => {
   const dir = await thirtyWithCheckpoint(t)
   const [seg] = segments(dir)
   const file = join(dir, seg!)
