@@ -219,10 +219,12 @@ fn failed_state_is_final() {
     for b in backends() {
         for after in [false, true] {
             let d = TempDir::new("failed");
-            let writes = Arc::new(AtomicUsize::new(0));
-            let w2 = writes.clone();
+            // Armed once records 1..=10 are durable (however many batches
+            // the writer made of them): every later durable write fails.
+            let armed = Arc::new(AtomicUsize::new(0));
+            let w2 = armed.clone();
             let hook: FaultHook = Arc::new(move |_, _| {
-                if w2.fetch_add(1, Ordering::SeqCst) >= 1 {
+                if w2.load(Ordering::SeqCst) == 1 {
                     let e = std::io::Error::from_raw_os_error(5); // EIO
                     if after { FaultAction::FailAfter(e) } else { FaultAction::FailBefore(e) }
                 } else {
@@ -244,6 +246,7 @@ fn failed_state_is_final() {
             let (mut wal, _) = Wal::open(d.path(), o).unwrap();
             append_n(&mut wal, 1, 10);
             assert_eq!(wal.flush().unwrap(), 10);
+            armed.store(1, Ordering::SeqCst);
             // The writer may fail on record 11 before we append the rest:
             // from then on appends fail with WAL_FAILED (and change nothing).
             for n in 11..=20u64 {
