@@ -155,6 +155,13 @@ export declare class NativeKernel {
 }
 
 /**
+ * The configuration fingerprint a durable kernel with this configuration
+ * records (for `inspect(dir, options)`). Custom rules are not needed: a
+ * rule is identified by its name, class, version and initial state.
+ */
+export declare function configFingerprint(cfg: NativeKernelConfig, memberNames?: Array<string> | undefined | null): Buffer
+
+/**
  * Per-fact figures of one core admission run (ns), from timings of
  * consecutive chunks of `chunk` facts.
  */
@@ -207,8 +214,11 @@ export declare function floorRaw(): { noop(): number; slices(n: number, a: Uint8
 
 export declare function floorThreeSlices(a: Uint8Array, b: Uint8Array, c: Uint8Array): number
 
-/** Scans segments and checkpoints of `dir` read-only. */
-export declare function inspectDir(dir: string): NativeInspect
+/**
+ * Scans segments and checkpoints of `dir` read-only; `fingerprint`: the
+ * configuration it would be opened with (see `configFingerprint`).
+ */
+export declare function inspectDir(dir: string, fingerprint?: Buffer | undefined | null): NativeInspect
 
 export interface NativeBatchError {
   index: number
@@ -238,6 +248,16 @@ export interface NativeDurableConfig {
   truncateCorrupt?: boolean
   bufferBytes?: number
   segmentBytes?: number
+  /**
+   * Member names of a multi-invariant kernel, in member order (part of
+   * the configuration fingerprint).
+   */
+  memberNames?: Array<string>
+  /**
+   * Adopt a directory of format 1 (no configuration fingerprint) as
+   * written by this configuration: its files are rewritten in format 2.
+   */
+  upgradeFormat?: boolean
 }
 
 export interface NativeError {
@@ -276,6 +296,7 @@ export interface NativeInfo {
 export interface NativeInspect {
   /** Human-readable report. */
   text: string
+  /** Opening the directory (with the configuration given, if any) would succeed. */
   healthy: boolean
   segments: number
   records: number
@@ -283,6 +304,8 @@ export interface NativeInspect {
   lastSeq: number
   checkpoints: number
   validCheckpoints: number
+  /** The configuration the directory records, readable (null: none). */
+  config?: string
   /** One line per damaged place: segment or checkpoint, offset, reason. */
   damage: Array<string>
 }
@@ -314,6 +337,11 @@ export interface NativeInvariantConfig {
   class?: string
   initialState?: Buffer
   rule?: number
+  /**
+   * custom: the author's rule version (default 1), part of the
+   * configuration fingerprint.
+   */
+  version?: number
 }
 
 export interface NativeKernelConfig {
@@ -364,6 +392,12 @@ export interface NativeRecovery {
   bytesCut: number
   tornTailAt?: string
   truncatedAt?: string
+  /** Why the log was cut at `truncated_at`. */
+  truncateReason?: string
+  /** Files holding the bytes `truncateCorrupt` removed. */
+  movedAside: Array<string>
+  /** Damage among records the restored checkpoint covers (skipped). */
+  coveredDamage: Array<string>
   segments: number
 }
 

@@ -19,14 +19,17 @@ fn corrupt(path: &Path, why: &str) -> Error {
 
 /// Restores the newest checkpoint that verifies into `st.main` (a fresh
 /// kernel with the configuration to restore into). Returns (first seq to
-/// replay, checkpoint seq, descriptions of skipped checkpoints).
-pub(crate) fn restore_latest(dir: &Path, st: &mut KernelState) -> Result<(u64, u64, Vec<String>)> {
+/// replay, checkpoint seq, descriptions of skipped checkpoints). A
+/// checkpoint written under another configuration fingerprint is
+/// `CONFIG_MISMATCH` (never skipped in favour of an older one).
+pub(crate) fn restore_latest(dir: &Path, st: &mut KernelState, fingerprint: &[u8]) -> Result<(u64, u64, Vec<String>)> {
     let mut skipped = Vec::new();
     let latest = ctfs_wal::latest_valid_checkpoint(dir).map_err(|e| wal_error(&e))?;
     for (p, e) in &latest.skipped {
         skipped.push(format!("{}: {e}", p.display()));
     }
     let Some(ckpt) = latest.checkpoint else { return Ok((1, 0, skipped)) };
+    ckpt.check_fingerprint(fingerprint).map_err(|e| wal_error(&e))?;
     let section = |tag| ckpt.section(tag).ok_or_else(|| corrupt(&ckpt.path, &format!("section {tag} missing")));
     let (meta, ids, state) = (section(TAG_META)?, section(TAG_IDS)?, section(TAG_STATE)?);
     let (inv, kcfg) = (st.main.invariant().clone(), st.main.config().clone());
@@ -34,7 +37,7 @@ pub(crate) fn restore_latest(dir: &Path, st: &mut KernelState) -> Result<(u64, u
         Error::new(
             Status::GenericFailure,
             format!(
-                "[CHECKPOINT_MISMATCH] checkpoint {} verifies but does not restore into this kernel ({why}); open it with the configuration that wrote it",
+                "[CHECKPOINT_MISMATCH] checkpoint {} verifies and was written under this configuration, but its kernel snapshot does not restore ({why})",
                 ckpt.path.display()
             ),
         )
@@ -49,11 +52,13 @@ pub(crate) fn write(st: &mut KernelState) -> Result<u64> {
         .log
         .as_mut()
         .ok_or_else(|| Error::new(Status::InvalidArg, "checkpoint() needs a durable kernel (Kernel.open)"))?;
+    // A removed (or replaced) directory fails here instead of "succeeding".
+    log.wal().check_dir().map_err(|e| wal_error(&e))?;
     let seq = log.wal().sync().map_err(|e| wal_error(&e))?;
     let snap = st.main.snapshot();
     let dir = log.wal().dir().to_path_buf();
-    ctfs_wal::write_checkpoint(&dir, seq, &[(TAG_META, &snap.meta), (TAG_IDS, &snap.ids), (TAG_STATE, &snap.state)])
-        .map_err(|e| wal_error(&e))?;
+    let sections = [(TAG_META, &snap.meta[..]), (TAG_IDS, &snap.ids[..]), (TAG_STATE, &snap.state[..])];
+    ctfs_wal::write_checkpoint(&dir, seq, &log.fingerprint, &sections).map_err(|e| wal_error(&e))?;
     // Keep the previous checkpoint as a fallback; drop what precedes it.
     let previous = log.checkpoint_seq;
     log.checkpoint_seq = seq;

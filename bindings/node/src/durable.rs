@@ -105,6 +105,8 @@ pub(crate) struct LogOptions {
     pub truncate_corrupt: bool,
     pub buffer_bytes: Option<usize>,
     pub segment_bytes: Option<u64>,
+    /// The kernel's configuration fingerprint (`ctfs_core::fingerprint`).
+    pub fingerprint: Vec<u8>,
 }
 
 pub(crate) fn backend_of(name: Option<&str>) -> Result<Backend> {
@@ -127,6 +129,8 @@ pub(crate) struct DurableLog {
     pub recovery: Recovery,
     pub checkpoint_seq: u64,
     pub skipped_checkpoints: Vec<String>,
+    /// Recorded in every checkpoint this kernel writes.
+    pub fingerprint: Vec<u8>,
 }
 
 impl DurableLog {
@@ -170,9 +174,11 @@ impl DurableLog {
         let tsfn = std::sync::Arc::new(Tsfn(tsfn));
         let on_ok = tsfn.clone();
         let on_fail = tsfn;
+        let fingerprint = opts.fingerprint.clone();
         let mut w = WalOptions {
             backend: opts.backend,
             truncate_corrupt: opts.truncate_corrupt,
+            fingerprint: opts.fingerprint,
             notifier: Some(Box::new(move |seq| on_ok.post(Event::Durable(seq)))),
             on_failure: Some(Box::new(move |msg: &str| on_fail.post(Event::Failed(msg.to_owned())))),
             ..WalOptions::default()
@@ -186,7 +192,7 @@ impl DurableLog {
             w.segment_size = s;
         }
         let (wal, recovery) = Wal::open_with_replay(&opts.dir, w, from_seq, replay)?;
-        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new() })
+        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new(), fingerprint })
     }
 
     /// Step 1 of a durable admission.

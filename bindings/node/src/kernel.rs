@@ -142,6 +142,29 @@ pub(crate) struct KernelState {
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
 
+/// A kernel dropped without `close()` (its JS objects were collected):
+/// dropping the log drains and syncs what is queued, stops the writer and
+/// unlocks the directory (`Wal`'s `Drop`); here the env cleanup hook that
+/// would otherwise outlive it is removed. Runs on the JS thread (napi-rs
+/// finalizers), never from the cleanup hook itself (which clears the field
+/// first).
+impl Drop for KernelState {
+    fn drop(&mut self) {
+        if let Some((env, data)) = self.teardown_hook.take() {
+            // SAFETY: on the JS thread of `env`; the hook was registered with
+            // exactly this function and data and has not run (it clears
+            // `teardown_hook` when it does).
+            unsafe {
+                napi::sys::napi_remove_env_cleanup_hook(env, Some(close_at_teardown), data);
+                drop(Box::from_raw(data as *mut std::rc::Weak<RefCell<KernelState>>));
+            }
+        }
+        if let Some(mut log) = self.log.take() {
+            let _ = log.wal_mut().close();
+        }
+    }
+}
+
 impl KernelState {
     #[inline]
     fn domain(&mut self, d: u32) -> Result<&mut Kernel<Inv>> {
@@ -297,6 +320,26 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
     Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None, sync: None, replica_nodes })
 }
 
+/// The configuration fingerprint of a kernel (see `ctfs_core::fingerprint`).
+fn fingerprint_of(main: &Kernel<Inv>, member_names: Option<&[String]>) -> Result<Vec<u8>> {
+    ctfs_core::Fingerprint::of_kernel(main.invariant(), main.config(), member_names)
+        .map(|f| f.encode())
+        .map_err(|e| invalid(format!("[INVALID_ARGUMENT] {e}")))
+}
+
+/// The configuration fingerprint a durable kernel with this configuration
+/// records (for `inspect(dir, options)`). Custom rules are not needed: a
+/// rule is identified by its name, class, version and initial state.
+#[napi(catch_unwind)]
+pub fn config_fingerprint(cfg: NativeKernelConfig, member_names: Option<Vec<String>>) -> Result<Buffer> {
+    let mut rule = |_: u32| -> Result<Rc<dyn CustomRule>> {
+        Ok(Rc::new(|_: &ctfs_core::Fact<'_>, _: &mut [u8]| Ok::<(), ctfs_core::InvariantError>(())))
+    };
+    let inv = config::invariants(&cfg, &mut rule)?;
+    let main = Kernel::try_new(inv, config::kernel(&cfg)?).map_err(invalid)?;
+    fingerprint_of(&main, member_names.as_deref()).map(Buffer::from)
+}
+
 #[napi(object)]
 pub struct NativeDurableConfig {
     pub dir: String,
@@ -306,6 +349,12 @@ pub struct NativeDurableConfig {
     pub truncate_corrupt: Option<bool>,
     pub buffer_bytes: Option<u32>,
     pub segment_bytes: Option<u32>,
+    /// Member names of a multi-invariant kernel, in member order (part of
+    /// the configuration fingerprint).
+    pub member_names: Option<Vec<String>>,
+    /// Adopt a directory of format 1 (no configuration fingerprint) as
+    /// written by this configuration: its files are rewritten in format 2.
+    pub upgrade_format: Option<bool>,
 }
 
 #[napi(object)]
@@ -318,6 +367,12 @@ pub struct NativeRecovery {
     pub bytes_cut: f64,
     pub torn_tail_at: Option<String>,
     pub truncated_at: Option<String>,
+    /// Why the log was cut at `truncated_at`.
+    pub truncate_reason: Option<String>,
+    /// Files holding the bytes `truncateCorrupt` removed.
+    pub moved_aside: Vec<String>,
+    /// Damage among records the restored checkpoint covers (skipped).
+    pub covered_damage: Vec<String>,
     pub segments: u32,
 }
 
@@ -433,15 +488,20 @@ impl NativeKernel {
         let rules = rules.as_deref().unwrap_or(&[]);
         let mut st = build_state(&env, &cfg, rules)?;
         let dir = std::path::PathBuf::from(&durable.dir);
+        let fingerprint = fingerprint_of(&st.main, durable.member_names.as_deref())?;
         let opts = LogOptions {
             dir: dir.clone(),
             backend: durable::backend_of(durable.backend.as_deref())?,
             truncate_corrupt: durable.truncate_corrupt.unwrap_or(false),
             buffer_bytes: durable.buffer_bytes.map(|b| b as usize),
             segment_bytes: durable.segment_bytes.map(|b| b as u64),
+            fingerprint: fingerprint.clone(),
         };
-        // Newest checkpoint that verifies and restores; corrupt ones are skipped.
-        let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &mut st)?;
+        if durable.upgrade_format == Some(true) {
+            ctfs_wal::upgrade_format(&dir, &fingerprint).map_err(|e| durable::wal_error(&e))?;
+        }
+        // Newest checkpoint that verifies (and carries this configuration); corrupt ones are skipped.
+        let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &mut st, &fingerprint)?;
         // Replay through the pipelined batch path (prefetching 8 records ahead).
         let mut replayer = ctfs_core::batch::Replayer::new(256);
         let main = &mut st.main;
@@ -670,6 +730,13 @@ impl NativeKernel {
                     bytes_cut: r.bytes_cut as f64,
                     torn_tail_at: at(&r.torn_tail_at),
                     truncated_at: at(&r.truncated_at),
+                    truncate_reason: r.truncate_reason.clone(),
+                    moved_aside: r.moved_aside.iter().map(|p| p.display().to_string()).collect(),
+                    covered_damage: r
+                        .covered_damage
+                        .iter()
+                        .map(|(p, o, why)| format!("{} @ {o}: {why}", p.display()))
+                        .collect(),
                     segments: r.segments as u32,
                 },
             }))

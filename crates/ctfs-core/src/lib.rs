@@ -28,6 +28,7 @@ pub mod error;
 pub mod escrow;
 pub mod exact_index;
 pub mod fact;
+pub mod fingerprint;
 pub mod frontier;
 pub mod hash;
 pub mod id_arena;
@@ -49,6 +50,7 @@ pub use escrow::{
 };
 pub use exact_index::ExactIndex;
 pub use fact::{Fact, FactId, IdDeriver};
+pub use fingerprint::Fingerprint;
 pub use frontier::Frontier;
 pub use invariant::{AlgebraicClass, CellInvariant, Coordination, Invariant, InvariantError};
 pub use multi::{Multi, MultiEffect};
