@@ -124,7 +124,9 @@ export declare class NativeKernel {
   close(): void
   /**
    * Attaches the replication protocol (replicated kernels only): facts
-   * admitted from now on are numbered and queued for peers.
+   * admitted from now on are numbered and queued for peers. A durable
+   * replicated kernel resumes what it recovered (its epoch is its own:
+   * `cfg.epoch` is ignored).
    */
   syncAttach(cfg: NativeSyncConfig): void
   /**
@@ -135,10 +137,15 @@ export declare class NativeKernel {
   syncReceive(frame: Uint8Array, nowMs: number): NativeSyncOutput
   /** Timers: push, anti-entropy probes, quota retries, snapshot chunks. */
   syncTick(nowMs: number): NativeSyncOutput
-  /** Pushes the facts admitted here since the last push. */
+  /**
+   * Pushes the facts admitted here since the last push (durable kernels:
+   * those already durable).
+   */
   syncFlush(): NativeSyncOutput
   /** Asks a peer for quota after an INSUFFICIENT_QUOTA refusal. */
   syncNeedQuota(member: number, side: string, amount: bigint, nowMs: number): NativeSyncOutput
+  /** The log sequence of the last record appended (durable kernels; 0 otherwise). */
+  appendedSeq(): number
   /** Marks a peer reachable or not (frames are produced for reachable peers only). */
   syncSetPeerUp(peer: bigint, up: boolean): void
   /** Makes the next tick probe every peer. */

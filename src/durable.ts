@@ -201,7 +201,6 @@ class DurableFrontier {
 export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   readonly #nk: NativeKernel
   readonly #frontier: DurableFrontier
-  #appended: number
   #closed = false
 
   private constructor(options: DurableKernelOptions<I>, frontier: DurableFrontier) {
@@ -217,7 +216,6 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     this.#nk = nk as NativeKernel
     this.#frontier = frontier
     const d = this.#info()
-    this.#appended = d.appendedSeq
     frontier.advance(d.durableSeq, undefined)
   }
 
@@ -267,22 +265,27 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
 
   /** Admits a fact; volatile acknowledgement (see the class docs). */
   override admit(payload: Uint8Array, options?: AdmitOptions): FactId {
-    const id = super.admit(payload, options)
-    this.#appended++
-    return id
+    return super.admit(payload, options)
   }
 
   /** Admits many facts in one native call; each admitted one is queued for the log in order. */
   override admitBatch(batch: FactBatch | readonly FactInput[]): BatchResult {
-    const r = super.admitBatch(batch)
-    this.#appended += r.length - r.refused
-    return r
+    return super.admitBatch(batch)
+  }
+
+  /**
+   * Log sequence of the last record appended. Read from the log itself: a
+   * replicated kernel also logs facts from peers and quota records, so
+   * counting local admissions would not give the position of a fact.
+   */
+  #appended(): number {
+    return this.#nk.appendedSeq()
   }
 
   /** Admits a fact and returns a handle to await its durability. */
   admitAsync(payload: Uint8Array, options?: AdmitOptions): DurableAdmission {
     const id = this.admit(payload, options)
-    const seq = this.#appended
+    const seq = this.#appended()
     const f = this.#frontier
     const durable = f.wait(seq, id)
     return { id, seq, isDurable: () => f.durable >= seq, durable }
@@ -299,12 +302,12 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     } catch (e) {
       return Promise.reject(e)
     }
-    return this.#frontier.wait(this.#appended, id)
+    return this.#frontier.wait(this.#appended(), id)
   }
 
   /** Resolves when every fact admitted so far is durable. */
   async flush(): Promise<void> {
-    await this.#frontier.wait(this.#appended, undefined)
+    await this.#frontier.wait(this.#appended(), undefined)
   }
 
   /**

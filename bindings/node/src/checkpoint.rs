@@ -12,6 +12,8 @@ use crate::kernel::KernelState;
 const TAG_META: u32 = 1;
 const TAG_IDS: u32 = 2;
 const TAG_STATE: u32 = 3;
+/// Durable replicated kernels: epoch, version vector, escrow shares.
+const TAG_REPLICA: u32 = 4;
 
 fn corrupt(path: &Path, why: &str) -> Error {
     Error::new(Status::GenericFailure, format!("[CHECKPOINT_CORRUPT] {}: {why}", path.display()))
@@ -22,13 +24,13 @@ fn corrupt(path: &Path, why: &str) -> Error {
 /// replay, checkpoint seq, descriptions of skipped checkpoints). A
 /// checkpoint written under another configuration fingerprint is
 /// `CONFIG_MISMATCH` (never skipped in favour of an older one).
-pub(crate) fn restore_latest(dir: &Path, st: &mut KernelState, fingerprint: &[u8]) -> Result<(u64, u64, Vec<String>)> {
+pub(crate) fn restore_latest(dir: &Path, st: &mut KernelState, fingerprint: &[u8]) -> Result<(u64, u64, Vec<String>, Option<Vec<u8>>)> {
     let mut skipped = Vec::new();
     let latest = ctfs_wal::latest_valid_checkpoint(dir).map_err(|e| wal_error(&e))?;
     for (p, e) in &latest.skipped {
         skipped.push(format!("{}: {e}", p.display()));
     }
-    let Some(ckpt) = latest.checkpoint else { return Ok((1, 0, skipped)) };
+    let Some(ckpt) = latest.checkpoint else { return Ok((1, 0, skipped, None)) };
     ckpt.check_fingerprint(fingerprint).map_err(|e| wal_error(&e))?;
     let section = |tag| ckpt.section(tag).ok_or_else(|| corrupt(&ckpt.path, &format!("section {tag} missing")));
     let (meta, ids, state) = (section(TAG_META)?, section(TAG_IDS)?, section(TAG_STATE)?);
@@ -43,7 +45,11 @@ pub(crate) fn restore_latest(dir: &Path, st: &mut KernelState, fingerprint: &[u8
         )
     })?;
     st.main = kernel;
-    Ok((ckpt.seq + 1, ckpt.seq, skipped))
+    let replica = ckpt.section(TAG_REPLICA).map(<[u8]>::to_vec);
+    if st.replication.is_some() && replica.is_none() {
+        return Err(corrupt(&ckpt.path, "a replicated kernel's checkpoint without its replica section"));
+    }
+    Ok((ckpt.seq + 1, ckpt.seq, skipped, replica))
 }
 
 /// Writes a checkpoint covering everything appended, then compacts.
@@ -57,7 +63,21 @@ pub(crate) fn write(st: &mut KernelState) -> Result<u64> {
     let seq = log.wal().sync().map_err(|e| wal_error(&e))?;
     let snap = st.main.snapshot();
     let dir = log.wal().dir().to_path_buf();
-    let sections = [(TAG_META, &snap.meta[..]), (TAG_IDS, &snap.ids[..]), (TAG_STATE, &snap.state[..])];
+    let replica = match &st.replication {
+        Some(r) => {
+            let vv = match (&st.sync, &st.pending_sync) {
+                (Some(node), _) => node.version_vector().clone(),
+                (None, Some(pre)) => pre.vv.clone(),
+                (None, None) => ctfs_sync::VersionVector::new(),
+            };
+            Some(crate::sync::encode_replica_section(st.durable_sync.epoch, &vv, r))
+        }
+        None => None,
+    };
+    let mut sections = vec![(TAG_META, &snap.meta[..]), (TAG_IDS, &snap.ids[..]), (TAG_STATE, &snap.state[..])];
+    if let Some(r) = &replica {
+        sections.push((TAG_REPLICA, &r[..]));
+    }
     ctfs_wal::write_checkpoint(&dir, seq, &log.fingerprint, &sections).map_err(|e| wal_error(&e))?;
     // Keep the previous checkpoint as a fallback; drop what precedes it.
     let previous = log.checkpoint_seq;

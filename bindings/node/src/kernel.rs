@@ -129,7 +129,7 @@ pub(crate) struct KernelState {
     /// The write-ahead log of a durable kernel (domain 0 only).
     pub(crate) log: Option<DurableLog>,
     /// Replicated admission gate (domain 0 only).
-    replication: Option<Replication>,
+    pub(crate) replication: Option<Replication>,
     closed: bool,
     /// The env cleanup hook of a durable kernel (env, hook data), removed
     /// by `close()`.
@@ -138,6 +138,11 @@ pub(crate) struct KernelState {
     pub(crate) sync: Option<Box<ctfs_sync::Node>>,
     /// The replica option's node list (for the protocol).
     replica_nodes: Vec<u64>,
+    /// Durable replicated kernels: the recovered protocol state, until
+    /// `syncAttach` hands it to the protocol.
+    pub(crate) pending_sync: Option<Box<crate::sync::SyncRecovery>>,
+    /// Durable replicated kernels: what may be pushed, frames held for the log.
+    pub(crate) durable_sync: crate::sync::DurableSync,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
@@ -181,11 +186,13 @@ impl KernelState {
                 gate: self.replication.as_mut(),
                 log: self.log.as_mut(),
                 sync: self.sync.as_deref_mut(),
+                pre: self.pending_sync.as_deref_mut(),
+                local_durable: Some(&mut self.durable_sync.local),
                 closed: self.closed,
             });
         }
         let kernel = self.tenants.by_slot(d as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {d}")))?;
-        Ok(Route { kernel, gate: None, log: None, sync: None, closed: self.closed })
+        Ok(Route { kernel, gate: None, log: None, sync: None, pre: None, local_durable: None, closed: self.closed })
     }
 
     #[inline]
@@ -231,9 +238,18 @@ impl KernelState {
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
-        let Route { kernel, mut gate, mut log, mut sync, closed } = self.route(domain)?;
+        let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, closed } = self.route(domain)?;
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
-            Route { kernel: k, gate: gate.as_deref_mut(), log: log.as_deref_mut(), sync: sync.as_deref_mut(), closed }.admit(id, deps, payload)
+            Route {
+                kernel: k,
+                gate: gate.as_deref_mut(),
+                log: log.as_deref_mut(),
+                sync: sync.as_deref_mut(),
+                pre: pre.as_deref_mut(),
+                local_durable: local_durable.as_deref_mut(),
+                closed,
+            }
+            .admit(id, deps, payload)
         });
         self.batch_errors = errors;
         Ok(summary.records as u32)
@@ -248,13 +264,18 @@ struct Route<'a> {
     log: Option<&'a mut DurableLog>,
     /// Facts admitted here are numbered and queued for peers.
     sync: Option<&'a mut ctfs_sync::Node>,
+    /// ... or numbered by the recovered state until the protocol attaches.
+    pre: Option<&'a mut crate::sync::SyncRecovery>,
+    /// Durable replicated kernels: (log seq, origin seq) of local facts.
+    local_durable: Option<&'a mut std::collections::VecDeque<(u64, u64)>>,
     closed: bool,
 }
 
 impl Route<'_> {
     #[inline]
     fn admit(self, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> std::result::Result<FactId, AdmitError> {
-        let Route { kernel, gate, mut log, sync, closed } = self;
+        let Route { kernel, gate, mut log, sync, pre, local_durable, closed } = self;
+        let numbered = sync.is_some() || pre.is_some();
         let refuse = |kernel: &mut Kernel<Inv>, e: AdmitError| {
             kernel.note_refusal(e.code());
             Err(e)
@@ -263,7 +284,8 @@ impl Route<'_> {
             return refuse(kernel, durable::log_refusal(&ctfs_wal::WalError::Closed));
         }
         if let Some(log) = log.as_deref_mut() {
-            if let Err(e) = log.reserve(deps.len(), payload.len()) {
+            let r = if numbered { log.reserve_with_origin(deps.len(), payload.len()) } else { log.reserve(deps.len(), payload.len()) };
+            if let Err(e) = r {
                 return refuse(kernel, e);
             }
         }
@@ -272,11 +294,25 @@ impl Route<'_> {
             (None, Some(id)) => kernel.admit(id, deps, payload).map(|()| *id),
             (None, None) => kernel.admit_derived(deps, payload),
         };
-        if let (Some(log), Ok(admitted)) = (log, &r) {
-            log.append(admitted, deps, payload, id.is_none());
-        }
-        if let (Some(sync), Ok(admitted)) = (sync, &r) {
-            sync.local_fact(admitted, deps, payload);
+        if let Ok(admitted) = &r {
+            let origin = match (sync, pre) {
+                (Some(node), _) => Some((node.origin(), node.local_fact(admitted, deps, payload))),
+                (None, Some(pre)) => Some(pre.local_fact(admitted, deps, payload)),
+                (None, None) => None,
+            };
+            if let Some(log) = log {
+                match origin {
+                    Some((o, oseq)) => {
+                        let seq = log.append_with_origin(admitted, deps, payload, id.is_none(), o, oseq);
+                        if let Some(q) = local_durable {
+                            q.push_back((seq, oseq));
+                        }
+                    }
+                    None => {
+                        log.append(admitted, deps, payload, id.is_none());
+                    }
+                }
+            }
         }
         r
     }
@@ -317,7 +353,7 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
             Some(gate)
         }
     };
-    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None, sync: None, replica_nodes })
+    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None, sync: None, replica_nodes, pending_sync: None, durable_sync: Default::default() })
 }
 
 /// The configuration fingerprint of a kernel (see `ctfs_core::fingerprint`).
@@ -437,6 +473,28 @@ fn busy() -> Error {
     )
 }
 
+/// Runs one protocol input against the kernel: sets what may be pushed
+/// (a durable kernel pushes only durable local facts), and holds frames
+/// that must wait for the log (quota grants) until it is durable.
+fn run_sync<R>(
+    st: &mut KernelState,
+    f: impl FnOnce(&mut ctfs_sync::Node, &mut crate::sync::StateHost<'_>, &mut ctfs_sync::Outbox) -> R,
+) -> Result<(R, crate::sync::NativeSyncOutput)> {
+    let KernelState { main, replication, log, sync, durable_sync, .. } = st;
+    let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+    if let Some(log) = log.as_ref() {
+        let limit = durable_sync.advance(log.wal().durable_seq());
+        node.set_push_limit(Some(limit));
+    }
+    let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
+    let mut out = ctfs_sync::Outbox::default();
+    let r = f(node, &mut host, &mut out);
+    if let Some(log) = log.as_ref() {
+        crate::sync::release_held(&mut out, &mut durable_sync.held, log.wal().durable_seq());
+    }
+    Ok((r, crate::sync::output(&mut out)))
+}
+
 #[napi]
 pub struct NativeKernel {
     shared: SharedKernel,
@@ -478,17 +536,18 @@ impl NativeKernel {
         if on_durable.get_type()? != napi::ValueType::Function {
             return Err(invalid("onDurable must be a function"));
         }
-        if cfg.replica.is_some() {
-            // Escrow quotas are not persisted: after recovery they would be
-            // split again from the initial state, which is not safe.
-            return Err(invalid(
-                "[INVALID_ARGUMENT] durable replicated kernels are not supported yet (escrow quotas are not persisted); use `replica` on an in-memory kernel",
-            ));
-        }
         let rules = rules.as_deref().unwrap_or(&[]);
         let mut st = build_state(&env, &cfg, rules)?;
         let dir = std::path::PathBuf::from(&durable.dir);
-        let fingerprint = fingerprint_of(&st.main, durable.member_names.as_deref())?;
+        let local = st.replication.as_ref().map(|r| r.local());
+        let fingerprint = {
+            let mut fp = ctfs_core::Fingerprint::of_kernel(st.main.invariant(), st.main.config(), durable.member_names.as_deref())
+                .map_err(|e| invalid(format!("[INVALID_ARGUMENT] {e}")))?;
+            if let Some(local) = local {
+                fp.set_replica(&st.replica_nodes, Some(local));
+            }
+            fp.encode()
+        };
         let opts = LogOptions {
             dir: dir.clone(),
             backend: durable::backend_of(durable.backend.as_deref())?,
@@ -501,15 +560,59 @@ impl NativeKernel {
             ctfs_wal::upgrade_format(&dir, &fingerprint).map_err(|e| durable::wal_error(&e))?;
         }
         // Newest checkpoint that verifies (and carries this configuration); corrupt ones are skipped.
-        let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &mut st, &fingerprint)?;
+        let (from_seq, ckpt_seq, skipped, replica_section) = crate::checkpoint::restore_latest(&dir, &mut st, &fingerprint)?;
+        // Replicated: the checkpoint's epoch, version vector and escrow
+        // shares; the log adds the facts (with their origins) and the
+        // quota moves after it.
+        let mut recovery = crate::sync::SyncRecovery {
+            me: ctfs_sync::Origin { node: local.unwrap_or(0), epoch: 0 },
+            vv: ctfs_sync::VersionVector::new(),
+            store: ctfs_sync::store::FactStore::new(),
+        };
+        let mut max_epoch = 0u64;
+        if let (Some(section), Some(r)) = (&replica_section, st.replication.as_mut()) {
+            let (epoch, vv) = crate::sync::restore_replica_section(section, r)
+                .map_err(|why| invalid(format!("[CHECKPOINT_MISMATCH] the checkpoint's replica section does not restore: {why}")))?;
+            for (o, n) in vv.iter() {
+                recovery.store.reset(o, n + 1);
+            }
+            recovery.vv = vv;
+            max_epoch = epoch;
+        }
         // Replay through the pipelined batch path (prefetching 8 records ahead).
         let mut replayer = ctfs_core::batch::Replayer::new(256);
-        let main = &mut st.main;
+        let invariant = st.main.invariant().clone();
+        let KernelState { main, replication, .. } = &mut st;
         let refused = |(seq, error)| ReplayError::Refused { seq, error };
         let replay = |rec: ctfs_wal::RecordRef<'_>| -> std::result::Result<(), ReplayError> {
+            let unreadable = |what: &str| ReplayError::Refused { seq: rec.seq, error: AdmitError::malformed(what.to_owned()) };
+            if rec.flags & crate::durable::FLAG_CONTROL != 0 {
+                let c = crate::durable::Control::decode(rec.payload).ok_or_else(|| unreadable("an unknown control record"))?;
+                let r = replication.as_mut().ok_or_else(|| unreadable("a replica control record in a kernel that is not replicated"))?;
+                match c {
+                    crate::durable::Control::Epoch(e) => max_epoch = max_epoch.max(e),
+                    crate::durable::Control::GrantOut { member, side, amount } | crate::durable::Control::GrantIn { member, side, amount } => {
+                        let side = crate::sync::side_from(side).ok_or_else(|| unreadable("a quota record with a bad side"))?;
+                        let pool = r.pool_mut(member as usize, side).ok_or_else(|| unreadable("a quota record for a pool this kernel does not have"))?;
+                        if matches!(c, crate::durable::Control::GrantOut { .. }) { pool.replay_grant_out(amount) } else { pool.replay_grant_in(amount) }
+                    }
+                }
+                return Ok(());
+            }
             let id = FactId(*rec.id);
             let deps = FactId::slice_from_bytes(rec.deps.as_flattened()).unwrap_or(&[]);
-            replayer.push(main, rec.seq, &id, deps, rec.payload).map_err(refused)
+            let (payload, origin) = crate::durable::split_origin(rec.payload, rec.flags).ok_or_else(|| unreadable("a record whose origin is cut short"))?;
+            replayer.push(main, rec.seq, &id, deps, payload).map_err(refused)?;
+            if let Some((o, oseq)) = origin {
+                if Some(o.node) == local {
+                    max_epoch = max_epoch.max(o.epoch);
+                    if let Some(r) = replication.as_mut() {
+                        r.replay_local(&invariant, payload);
+                    }
+                }
+                recovery.recovered(o, oseq, &id, deps, payload);
+            }
+            Ok(())
         };
         // SAFETY: env and on_durable are valid for this call.
         let log = unsafe { DurableLog::open(env.raw(), on_durable.raw(), opts, from_seq, ckpt_seq, replay) }
@@ -517,6 +620,15 @@ impl NativeKernel {
         replayer.flush(&mut st.main).map_err(|e| refused(e).to_napi())?;
         let mut log = log;
         log.skipped_checkpoints = skipped;
+        if local.is_some() {
+            // This run's epoch, durable before any fact of it can exist.
+            let epoch = max_epoch + 1;
+            log.append_control(&crate::durable::Control::Epoch(epoch)).map_err(|e| durable::wal_error(&e))?;
+            log.wal().sync().map_err(|e| durable::wal_error(&e))?;
+            recovery.me.epoch = epoch;
+            st.durable_sync.epoch = epoch;
+            st.pending_sync = Some(Box::new(recovery));
+        }
         st.log = Some(log);
         let shared = Rc::new(RefCell::new(st));
         // Close the log before Node tears the environment down (cleanup hooks
@@ -664,7 +776,7 @@ impl NativeKernel {
                 return Ok(st.status(Err(e)));
             }
             let mut host = crate::sync::StateHost { main: &mut st.main, replication: None, log: st.log.as_mut() };
-            let r = ctfs_sync::Host::admit_merge(&mut host, &id, deps, payload);
+            let r = ctfs_sync::Host::admit_merge(&mut host, &id, deps, payload, ctfs_sync::Origin { node: 0, epoch: 0 }, 0);
             Ok(st.status(r))
         })
     }
@@ -784,24 +896,45 @@ impl NativeKernel {
     }
 
     /// Attaches the replication protocol (replicated kernels only): facts
-    /// admitted from now on are numbered and queued for peers.
+    /// admitted from now on are numbered and queued for peers. A durable
+    /// replicated kernel resumes what it recovered (its epoch is its own:
+    /// `cfg.epoch` is ignored).
     #[napi(catch_unwind)]
-    pub fn sync_attach(&self, cfg: crate::sync::NativeSyncConfig) -> Result<()> {
+    pub fn sync_attach(&self, mut cfg: crate::sync::NativeSyncConfig) -> Result<()> {
         self.with(|st| {
             if st.sync.is_some() {
                 return Err(invalid("[INVALID_ARGUMENT] this kernel is already attached to a cluster"));
             }
-            if st.log.is_some() {
-                return Err(invalid("[INVALID_ARGUMENT] durable kernels cannot replicate yet"));
-            }
-            if st.main.len() > 0 {
-                return Err(invalid(
-                    "[INVALID_ARGUMENT] attach replication before admitting facts: facts admitted earlier have no origin sequence and would never reach peers",
-                ));
-            }
             let r = st.replication.as_ref().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication needs a replicated kernel: create it with the `replica` option (nodes, local)"))?;
             let nodes = st.replica_nodes.clone();
-            st.sync = Some(Box::new(crate::sync::build(&cfg, &st.main, r, nodes)?));
+            let node = match st.pending_sync.take() {
+                Some(pre) => {
+                    cfg.epoch = pre.me.epoch as f64;
+                    // a durable replica catches up by anti-entropy (it never
+                    // replaces its kernel with a snapshot)
+                    cfg.snapshot_min_facts = Some(f64::INFINITY);
+                    let base = crate::sync::build(&cfg, &st.main, r, nodes);
+                    match base {
+                        Ok(n) => {
+                            let c = n.config().clone();
+                            ctfs_sync::Node::resume(c, pre.vv, pre.store).map_err(invalid)?
+                        }
+                        Err(e) => {
+                            st.pending_sync = Some(pre);
+                            return Err(e);
+                        }
+                    }
+                }
+                None => {
+                    if st.main.len() > 0 {
+                        return Err(invalid(
+                            "[INVALID_ARGUMENT] attach replication before admitting facts: facts admitted earlier have no origin sequence and would never reach peers",
+                        ));
+                    }
+                    crate::sync::build(&cfg, &st.main, r, nodes)?
+                }
+            };
+            st.sync = Some(Box::new(node));
             Ok(())
         })
     }
@@ -812,15 +945,11 @@ impl NativeKernel {
     #[napi(catch_unwind)]
     pub fn sync_receive(&self, frame: &[u8], now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
         self.with(|st| {
-            let KernelState { main, replication, log, sync, closed, .. } = st;
-            let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
-            if *closed {
+            if st.closed {
                 return Err(invalid("[WAL_CLOSED] the kernel is closed"));
             }
-            let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
-            let mut out = ctfs_sync::Outbox::default();
-            let r = node.handle_frame(&mut host, frame, now_ms.max(0.0) as u64, &mut out);
-            let mut o = crate::sync::output(&mut out);
+            let now = now_ms.max(0.0) as u64;
+            let (r, mut o) = run_sync(st, |node, host, out| node.handle_frame(host, frame, now, out))?;
             match r {
                 Ok((from, _)) => o.from = Some(napi::bindgen_prelude::BigInt::from(from)),
                 Err(e) => {
@@ -835,25 +964,15 @@ impl NativeKernel {
     /// Timers: push, anti-entropy probes, quota retries, snapshot chunks.
     #[napi(catch_unwind)]
     pub fn sync_tick(&self, now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
-        self.with(|st| {
-            let KernelState { main, replication, log, sync, .. } = st;
-            let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
-            let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
-            let mut out = ctfs_sync::Outbox::default();
-            node.tick(&mut host, now_ms.max(0.0) as u64, &mut out);
-            Ok(crate::sync::output(&mut out))
-        })
+        let now = now_ms.max(0.0) as u64;
+        self.with(|st| run_sync(st, |node, host, out| node.tick(host, now, out)).map(|(_, o)| o))
     }
 
-    /// Pushes the facts admitted here since the last push.
+    /// Pushes the facts admitted here since the last push (durable kernels:
+    /// those already durable).
     #[napi(catch_unwind)]
     pub fn sync_flush(&self) -> Result<crate::sync::NativeSyncOutput> {
-        self.with(|st| {
-            let node = st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
-            let mut out = ctfs_sync::Outbox::default();
-            node.flush(&mut out);
-            Ok(crate::sync::output(&mut out))
-        })
+        self.with(|st| run_sync(st, |node, _, out| node.flush(out)).map(|(_, o)| o))
     }
 
     /// Asks a peer for quota after an INSUFFICIENT_QUOTA refusal.
@@ -861,14 +980,14 @@ impl NativeKernel {
     pub fn sync_need_quota(&self, member: u32, side: String, amount: napi::bindgen_prelude::BigInt, now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
         let side = crate::sync::side_of(&side)?;
         let amount = crate::sync::u128_arg(&amount, "amount")?;
-        self.with(|st| {
-            let KernelState { main, replication, log, sync, .. } = st;
-            let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
-            let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
-            let mut out = ctfs_sync::Outbox::default();
-            node.need_quota(&mut host, member as usize, side, amount, now_ms.max(0.0) as u64, &mut out);
-            Ok(crate::sync::output(&mut out))
-        })
+        let now = now_ms.max(0.0) as u64;
+        self.with(|st| run_sync(st, |node, host, out| node.need_quota(host, member as usize, side, amount, now, out)).map(|(_, o)| o))
+    }
+
+    /// The log sequence of the last record appended (durable kernels; 0 otherwise).
+    #[napi(catch_unwind)]
+    pub fn appended_seq(&self) -> Result<f64> {
+        self.with(|st| Ok(st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64)))
     }
 
     /// Marks a peer reachable or not (frames are produced for reachable peers only).

@@ -11,7 +11,23 @@ use napi::bindgen_prelude::{BigInt, Buffer};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
-use crate::durable::DurableLog;
+use crate::durable::{Control, DurableLog};
+use ctfs_sync::Origin;
+
+pub(crate) fn side_byte(s: Side) -> u8 {
+    match s {
+        Side::Down => 0,
+        Side::Up => 1,
+    }
+}
+
+pub(crate) fn side_from(b: u8) -> Option<Side> {
+    match b {
+        0 => Some(Side::Down),
+        1 => Some(Side::Up),
+        _ => None,
+    }
+}
 
 type Inv = Multi<Builtin>;
 
@@ -123,15 +139,39 @@ pub(crate) struct StateHost<'a> {
 }
 
 impl Host for StateHost<'_> {
-    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> std::result::Result<(), AdmitError> {
+    /// `seq == 0`: a fact handed in by hand (`replica.admitRemote`), logged
+    /// without an origin.
+    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], origin: Origin, seq: u64) -> std::result::Result<(), AdmitError> {
         if let Some(log) = self.log.as_deref_mut() {
-            log.reserve(deps.len(), payload.len())?;
+            if seq > 0 { log.reserve_with_origin(deps.len(), payload.len())? } else { log.reserve(deps.len(), payload.len())? }
         }
         self.main.admit_merge(id, deps, payload)?;
         if let Some(log) = self.log.as_deref_mut() {
-            log.append(id, deps, payload, false);
+            if seq > 0 {
+                log.append_with_origin(id, deps, payload, false, origin, seq);
+            } else {
+                log.append(id, deps, payload, false);
+            }
         }
         Ok(())
+    }
+
+    fn grant_issued(&mut self, member: usize, side: Side, amount: u128) -> Option<u64> {
+        let log = self.log.as_deref_mut()?;
+        if amount == 0 {
+            // a repeated grant: its debit was logged earlier, maybe not durable yet
+            return Some(log.wal().appended_seq());
+        }
+        let c = Control::GrantOut { member: member as u8, side: side_byte(side), amount };
+        // If the debit cannot be logged, the grant must never leave: held
+        // forever, the quota is lost (safe), never spent twice.
+        Some(log.append_control(&c).unwrap_or(u64::MAX))
+    }
+
+    fn grant_received(&mut self, member: usize, side: Side, amount: u128) {
+        if let Some(log) = self.log.as_deref_mut() {
+            let _ = log.append_control(&Control::GrantIn { member: member as u8, side: side_byte(side), amount });
+        }
     }
 
     fn fact_count(&self) -> u64 {
@@ -179,8 +219,15 @@ pub(crate) fn config_id(cluster: &str, kernel: &Kernel<Inv>) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key("ctfs sync configuration v1");
     h.update(&(cluster.len() as u64).to_le_bytes());
     h.update(cluster.as_bytes());
-    let desc = format!("{:?}|{:?}", kernel.invariant().members(), kernel.config());
-    h.update(desc.as_bytes());
+    match ctfs_core::fingerprint::Fingerprint::of_kernel(kernel.invariant(), kernel.config(), None) {
+        Ok(fp) => {
+            h.update(&fp.encode());
+        }
+        Err(e) => {
+            h.update(b"unfingerprinted:");
+            h.update(e.as_bytes());
+        }
+    }
     *h.finalize().as_bytes()
 }
 
@@ -284,6 +331,27 @@ fn event_of(e: Event) -> NativeSyncEvent {
     }
 }
 
+/// Holds frames that must wait for the log (`hold_until` above `durable`)
+/// in `held`, and moves held frames that may leave now into `out`.
+pub(crate) fn release_held(out: &mut Outbox, held: &mut Vec<ctfs_sync::Outgoing>, durable: u64) {
+    let mut i = 0;
+    while i < out.frames.len() {
+        if out.frames[i].hold_until > durable {
+            held.push(out.frames.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    let mut j = 0;
+    while j < held.len() {
+        if held[j].hold_until <= durable {
+            out.frames.push(held.remove(j));
+        } else {
+            j += 1;
+        }
+    }
+}
+
 /// Packs an outbox for JS (and empties it).
 pub(crate) fn output(out: &mut Outbox) -> NativeSyncOutput {
     let total: usize = out.frames.iter().map(|f| 12 + f.bytes.len()).sum();
@@ -364,4 +432,107 @@ pub(crate) fn side_of(side: &str) -> Result<Side> {
 
 pub(crate) fn u128_arg(b: &BigInt, name: &str) -> Result<u128> {
     u128_of(b, name)
+}
+
+/// What a durable replicated kernel recovered from its log, numbering its
+/// local facts until the protocol is attached (`sync()`), then handed to it.
+pub(crate) struct SyncRecovery {
+    /// This run: the node id and the new epoch.
+    pub me: Origin,
+    pub vv: ctfs_sync::VersionVector,
+    pub store: ctfs_sync::store::FactStore,
+}
+
+impl SyncRecovery {
+    /// Numbers a fact admitted here and keeps its record for peers.
+    pub(crate) fn local_fact(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> (Origin, u64) {
+        let seq = self.vv.advance(self.me);
+        let mut rec = Vec::with_capacity(40 + deps.len() * 32 + payload.len());
+        ctfs_sync::message::encode_fact(&mut rec, id, deps, payload);
+        self.store.append(self.me, seq, &rec);
+        (self.me, seq)
+    }
+
+    /// A logged fact seen on recovery.
+    pub(crate) fn recovered(&mut self, origin: Origin, seq: u64, id: &FactId, deps: &[FactId], payload: &[u8]) {
+        if seq <= self.vv.get(&origin) {
+            return;
+        }
+        let mut rec = Vec::with_capacity(40 + deps.len() * 32 + payload.len());
+        ctfs_sync::message::encode_fact(&mut rec, id, deps, payload);
+        if !self.store.append(origin, seq, &rec) {
+            // a gap (records before it were cut): restart the run here
+            self.store.reset(origin, seq);
+            self.store.append(origin, seq, &rec);
+        }
+        self.vv.set(origin, seq);
+    }
+}
+
+/// Protocol bookkeeping of a durable replicated kernel.
+#[derive(Default)]
+pub(crate) struct DurableSync {
+    /// (log seq, origin seq) of local facts not yet known durable.
+    pub local: std::collections::VecDeque<(u64, u64)>,
+    /// Own facts up to this origin seq are durable and may be pushed.
+    pub durable_oseq: u64,
+    /// Frames waiting for the log (quota grants).
+    pub held: Vec<ctfs_sync::Outgoing>,
+    /// Epoch of this run.
+    pub epoch: u64,
+}
+
+impl DurableSync {
+    /// Advances the pushable frontier to what the log made durable.
+    pub(crate) fn advance(&mut self, durable_seq: u64) -> u64 {
+        while let Some(&(wal, oseq)) = self.local.front() {
+            if wal == 0 || wal > durable_seq {
+                break;
+            }
+            self.durable_oseq = oseq;
+            self.local.pop_front();
+        }
+        self.durable_oseq
+    }
+}
+
+/// The replica section of a durable replicated kernel's checkpoint:
+/// `epoch u64 | version vector | shares u16 | shares × (member u8, side u8,
+/// total u128, quota u128, consumed u128, pinned u128)`.
+pub(crate) fn encode_replica_section(epoch: u64, vv: &ctfs_sync::VersionVector, r: &Replication) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&epoch.to_le_bytes());
+    vv.encode(&mut out);
+    let shares = r.local_shares();
+    out.extend_from_slice(&(shares.len() as u16).to_le_bytes());
+    for (m, side, sh) in shares {
+        out.push(m as u8);
+        out.push(side_byte(side));
+        for v in [sh.total, sh.quota, sh.consumed, sh.pinned] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_replica_section`]; restores the shares into `r`.
+pub(crate) fn restore_replica_section(b: &[u8], r: &mut Replication) -> std::result::Result<(u64, ctfs_sync::VersionVector), String> {
+    let (epoch, rest) = b.split_at_checked(8).ok_or("replica section: truncated")?;
+    let epoch = u64::from_le_bytes(epoch.try_into().map_err(|_| "epoch")?);
+    let (vv, rest) = ctfs_sync::VersionVector::decode(rest).map_err(|e| format!("replica section: {e}"))?;
+    let (n, mut rest) = rest.split_at_checked(2).ok_or("replica section: truncated")?;
+    let n = u16::from_le_bytes([n[0], n[1]]) as usize;
+    for _ in 0..n {
+        let (head, r2) = rest.split_at_checked(2 + 64).ok_or("replica section: truncated share")?;
+        rest = r2;
+        let side = side_from(head[1]).ok_or("replica section: bad side")?;
+        let v = |i: usize| u128::from_le_bytes(head[2 + 16 * i..18 + 16 * i].try_into().unwrap_or([0; 16]));
+        let share = ctfs_core::LocalShare { total: v(0), quota: v(1), consumed: v(2), pinned: v(3) };
+        let pool = r.pool_mut(head[0] as usize, side).ok_or("replica section: a pool this kernel does not have")?;
+        pool.restore_local(share).map_err(|e| e.to_string())?;
+    }
+    if !rest.is_empty() {
+        return Err("replica section: trailing bytes".into());
+    }
+    Ok((epoch, vv))
 }

@@ -454,6 +454,15 @@ pub struct EscrowManager {
     stats: EscrowStats,
 }
 
+/// A replica's own share, as a durable replica persists it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalShare {
+    pub total: u128,
+    pub quota: u128,
+    pub consumed: u128,
+    pub pinned: u128,
+}
+
 /// What [`EscrowManager::consume_local`] took, for an exact
 /// [`undo_consume`](EscrowManager::undo_consume).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -641,6 +650,56 @@ impl EscrowManager {
     /// Credited local quota not consumed yet (never granted away).
     pub fn pinned(&self) -> u128 {
         self.pinned
+    }
+
+    /// Replica mode: what a durable replica persists of its own share.
+    pub fn local_state(&self) -> Option<LocalShare> {
+        let local = self.local?;
+        let s = self.shares.get(&local)?;
+        Some(LocalShare { total: self.total, quota: s.quota, consumed: s.consumed, pinned: self.pinned })
+    }
+
+    /// Replica mode: restores a persisted local share (recovery).
+    pub fn restore_local(&mut self, share: LocalShare) -> Result<(), EscrowError> {
+        let local = self.require_local()?;
+        let s = self.shares.get_mut(&local).ok_or(EscrowError::UnknownNode { node: local })?;
+        s.quota = share.quota;
+        s.consumed = share.consumed.min(share.quota);
+        self.total = share.total;
+        self.pinned = share.pinned.min(s.quota - s.consumed);
+        Ok(())
+    }
+
+    /// Replica mode, recovery: a grant this replica issued (quota left).
+    pub fn replay_grant_out(&mut self, amount: u128) {
+        if let Some(local) = self.local
+            && let Some(s) = self.shares.get_mut(&local)
+        {
+            s.quota = s.quota.saturating_sub(amount).max(s.consumed);
+        }
+        self.pinned = self.pinned.min(self.available(self.local.unwrap_or(0)).unwrap_or(0));
+    }
+
+    /// Replica mode, recovery: a grant this replica received (quota arrived).
+    pub fn replay_grant_in(&mut self, amount: u128) {
+        if let Some(local) = self.local
+            && let Some(s) = self.shares.get_mut(&local)
+        {
+            s.quota = s.quota.saturating_add(amount);
+        }
+    }
+
+    /// Replica mode, recovery: consumption by a logged local fact. Never
+    /// fails: consumption beyond the quota is capped (the quota is then
+    /// exhausted — never created).
+    pub fn replay_consume(&mut self, amount: u128) {
+        let pinned = self.pinned.min(amount);
+        self.pinned -= pinned;
+        if let Some(local) = self.local
+            && let Some(s) = self.shares.get_mut(&local)
+        {
+            s.consumed = s.consumed.saturating_add(amount).min(s.quota);
+        }
     }
 
     /// Replica mode, after a restart that lost this replica's memory: the

@@ -267,6 +267,20 @@ impl Fingerprint {
         Ok(fp)
     }
 
+    /// Records that the kernel is a replica of the cluster `nodes`; `local`:
+    /// which one (a durable replica's directory belongs to one node; the
+    /// configuration replicas compare with each other leaves it out).
+    pub fn set_replica(&mut self, nodes: &[u64], local: Option<u64>) -> &mut Self {
+        let mut sorted = nodes.to_vec();
+        sorted.sort_unstable();
+        let bytes: Vec<u8> = sorted.iter().flat_map(|n| n.to_le_bytes()).collect();
+        self.entries.retain(|(k, _)| k != "replica" && !k.starts_with("replica."));
+        self.entries.push(("replica".into(), Value::Str("escrow".into())));
+        self.entries.push(("replica.nodes".into(), Value::Bytes(bytes)));
+        self.entries.push(("replica.local".into(), local.map_or(Value::Absent, |l| Value::UInt(l as u128))));
+        self
+    }
+
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + 32 * self.entries.len());

@@ -45,7 +45,7 @@ pub use bloom::BloomClock;
 pub use conflict::{compare_fact_ids, lowest_fact_id};
 pub use error::{AdmitError, ErrorCode};
 pub use escrow::{
-    Consumed, EscrowConfig, EscrowError, EscrowManager, EscrowStats, GrantOutcome, NodeId, PendingRequest, Poll, QuotaGrant,
+    Consumed, EscrowConfig, EscrowError, EscrowManager, LocalShare, EscrowStats, GrantOutcome, NodeId, PendingRequest, Poll, QuotaGrant,
     QuotaRequest,
 };
 pub use exact_index::ExactIndex;

@@ -147,6 +147,36 @@ impl Replication {
         }
     }
 
+    /// Recovery of a durable replica: re-applies the escrow effects of a
+    /// logged fact this replica admitted itself (its consumption, and the
+    /// headroom it created). Never fails.
+    pub fn replay_local<I: Escrowed>(&mut self, invariant: &I, payload: &[u8]) {
+        let mut demands = std::mem::take(&mut self.scratch);
+        demands.clear();
+        invariant.demands(payload, &mut demands);
+        for d in &demands {
+            if let Some(p) = self.pools.get_mut(d.member) {
+                if d.down > 0
+                    && let Some(m) = p.down.as_mut()
+                {
+                    m.replay_consume(d.down);
+                }
+                if d.up > 0
+                    && let Some(m) = p.up.as_mut()
+                {
+                    m.replay_consume(d.up);
+                }
+            }
+            self.credit_opposite(d);
+        }
+        self.scratch = demands;
+    }
+
+    /// Every pool's local share, for a checkpoint: `(member, side, share)`.
+    pub fn local_shares(&self) -> Vec<(usize, Side, crate::escrow::LocalShare)> {
+        self.pools().filter_map(|(m, s, p)| p.local_state().map(|share| (m, s, share))).collect()
+    }
+
     /// Every escrow pool: `(member, side, manager)`.
     pub fn pools(&self) -> impl Iterator<Item = (usize, Side, &EscrowManager)> + '_ {
         self.pools.iter().enumerate().flat_map(|(i, p)| {

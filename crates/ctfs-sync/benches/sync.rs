@@ -169,7 +169,7 @@ fn push_bench(r: &mut Report, batches: u64) {
     let (mut c, _) = replica(3);
     let t = Instant::now();
     for i in 0..batches * 1000 {
-        let _ = c.admit_merge(&id(i), &[], &payload(i));
+        let _ = c.admit_merge(&id(i), &[], &payload(i), Origin { node: 1, epoch: 1 }, i + 1);
     }
     let per = t.elapsed().as_nanos() as f64 / facts;
     r.row("control: admit_merge of the same facts, per fact", per, "ns", &format!("receive path = {:.2}x", p / per));

@@ -12,8 +12,9 @@ use ctfs_core::{AdmitError, EscrowConfig, FactId, Kernel, KernelConfig, NodeId};
 /// The replica's side of the protocol.
 pub trait Host {
     /// Admits a fact another replica admitted ([`Kernel::admit_merge`]
-    /// semantics). `Err(DuplicateFact)` means it is here already.
-    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError>;
+    /// semantics): `origin`'s fact number `seq` (a durable host logs both
+    /// with the fact). `Err(DuplicateFact)` means it is here already.
+    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], origin: crate::origin::Origin, seq: u64) -> Result<(), AdmitError>;
     /// Facts admitted.
     fn fact_count(&self) -> u64;
     /// Order-independent digest of the admitted ids.
@@ -28,6 +29,16 @@ pub trait Host {
     /// bytes taken by a peer. Refuses (and changes nothing) on any
     /// inconsistency.
     fn install_snapshot(&mut self, bytes: &[u8]) -> Result<(), String>;
+    /// A grant of `amount > 0` just left this replica's quota. A durable
+    /// host records the debit and returns the log sequence that must be
+    /// durable before the grant frame may leave (a grant sent before its
+    /// debit is durable would, after a crash, be quota spent twice).
+    fn grant_issued(&mut self, _member: usize, _side: ctfs_core::replica::Side, _amount: u128) -> Option<u64> {
+        None
+    }
+    /// A grant of `amount` was credited to this replica's quota (a durable
+    /// host records it; losing the record only loses quota).
+    fn grant_received(&mut self, _member: usize, _side: ctfs_core::replica::Side, _amount: u128) {}
 }
 
 /// An in-memory replica: a kernel and, for bounded invariants, its escrow gate.
@@ -85,7 +96,7 @@ pub fn decode_sections(mut b: &[u8]) -> Result<[&[u8]; 3], String> {
 }
 
 impl<I: Escrowed + SnapshotState + Clone> Host for Replicated<I> {
-    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
+    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], _origin: crate::origin::Origin, _seq: u64) -> Result<(), AdmitError> {
         self.kernel.admit_merge(id, deps, payload)
     }
 

@@ -160,6 +160,9 @@ pub struct Outgoing {
     pub to: NodeId,
     pub kind: Kind,
     pub bytes: Vec<u8>,
+    /// Send only once the host's log is durable up to this sequence (0:
+    /// now). Set on quota grants of durable hosts.
+    pub hold_until: u64,
 }
 
 /// What one input produced.
@@ -246,6 +249,9 @@ pub struct Node {
     buffer: CausalBuffer,
     /// Own facts pushed so far (origin sequence).
     pushed: u64,
+    /// Own facts that may be pushed (a durable host pushes only what is
+    /// durable); `None`: all.
+    push_limit: Option<u64>,
     next_probe_ms: u64,
     /// Origins whose buffered head may have become deliverable.
     wake: Vec<Origin>,
@@ -282,6 +288,7 @@ impl Node {
             vv: VersionVector::new(),
             store: FactStore::new(),
             pushed: 0,
+            push_limit: None,
             next_probe_ms: 0,
             wake: Vec::new(),
             quota_rotation: BTreeMap::new(),
@@ -289,6 +296,25 @@ impl Node {
             stats,
             scratch: Vec::new(),
         })
+    }
+
+    /// A node that continues from a recovered state: the version vector and
+    /// the records a durable host replayed from its log (their floors set
+    /// where a checkpoint cut the log). Own facts already held count as
+    /// pushed: anti-entropy delivers whatever peers lack.
+    pub fn resume(cfg: SyncConfig, vv: VersionVector, store: FactStore) -> Result<Node, String> {
+        let mut n = Node::new(cfg)?;
+        n.pushed = vv.get(&n.me);
+        n.vv = vv;
+        n.store = store;
+        Ok(n)
+    }
+
+    /// Limits pushes to own facts numbered up to `limit` (`None`: no limit).
+    /// Durable hosts push a local fact only once it is durable, so that no
+    /// peer ever holds a fact its origin could lose in a crash.
+    pub fn set_push_limit(&mut self, limit: Option<u64>) {
+        self.push_limit = limit;
     }
 
     pub fn config(&self) -> &SyncConfig {
@@ -372,7 +398,7 @@ impl Node {
 
     /// Own facts not pushed yet.
     pub fn unpushed(&self) -> u64 {
-        self.vv.get(&self.me) - self.pushed
+        self.vv.get(&self.me).saturating_sub(self.pushed)
     }
 
     fn seal(&mut self, to: NodeId, kind: Kind, body: &[u8], out: &mut Outbox) {
@@ -383,7 +409,7 @@ impl Node {
         let ps = self.stats.peers.entry(to).or_default();
         ps.frames_out += 1;
         ps.bytes_out += bytes.len() as u64;
-        out.frames.push(Outgoing { to, kind, bytes });
+        out.frames.push(Outgoing { to, kind, bytes, hold_until: 0 });
     }
 
     fn fact_budget(&self) -> usize {
@@ -393,7 +419,10 @@ impl Node {
     /// Pushes every own fact not pushed yet to every peer that is up, in
     /// frames of at most `push_max_facts`.
     pub fn flush(&mut self, out: &mut Outbox) {
-        let newest = self.vv.get(&self.me);
+        let mut newest = self.vv.get(&self.me);
+        if let Some(limit) = self.push_limit {
+            newest = newest.min(limit);
+        }
         while self.pushed < newest {
             let from = self.pushed + 1;
             let (records, n) = self.store.run(&self.me, from, self.cfg.push_max_facts, self.fact_budget());
@@ -509,16 +538,27 @@ impl Node {
                 if req.from != peer || req.to != self.cfg.local {
                     return Err(FrameError::Malformed("quota request: addressed to another pair of nodes"));
                 }
-                let grant = host
+                let pool = host
                     .replication()
                     .and_then(|r| r.pool_mut(member as usize, side))
-                    .ok_or(FrameError::Malformed("quota request for a pool this kernel does not have"))?
-                    .on_request(&req)
-                    .map_err(|_| FrameError::Malformed("quota request refused by the escrow"))?;
+                    .ok_or(FrameError::Malformed("quota request for a pool this kernel does not have"))?;
+                let issued = pool.stats().grants_issued;
+                let grant = pool.on_request(&req).map_err(|_| FrameError::Malformed("quota request refused by the escrow"))?;
+                let fresh = pool.stats().grants_issued > issued;
+                let hold = if grant.amount > 0 {
+                    // a fresh grant debits now; a repeated one was debited earlier
+                    // and may still be in flight to the log: wait for either
+                    if fresh { host.grant_issued(member as usize, side, grant.amount) } else { host.grant_issued(member as usize, side, 0) }
+                } else {
+                    None
+                };
                 let mut b = Vec::new();
                 message::encode_quota_grant(member, side, &grant, &mut b);
                 self.stats.quota_grants_sent += 1;
                 self.seal(peer, Kind::QuotaGrant, &b, out);
+                if let (Some(seq), Some(last)) = (hold, out.frames.last_mut()) {
+                    last.hold_until = seq;
+                }
             }
             Kind::QuotaGrant => {
                 let (member, side, grant) = message::decode_quota_grant(body).map_err(FrameError::Malformed)?;
@@ -533,6 +573,7 @@ impl Node {
                     .map_err(|_| FrameError::Malformed("quota grant refused by the escrow"))?;
                 match outcome {
                     GrantOutcome::Applied { amount } | GrantOutcome::AppliedLate { amount } => {
+                        host.grant_received(member as usize, side, amount);
                         out.events.push(Event::QuotaReceived { member, side, from: peer, amount })
                     }
                     GrantOutcome::Denied => out.events.push(Event::QuotaDenied { member, side, from: peer }),
@@ -592,7 +633,7 @@ impl Node {
             return false;
         };
         let payload = &record[rec.payload..rec.end];
-        match host.admit_merge(&id, deps, payload) {
+        match host.admit_merge(&id, deps, payload, origin, seq) {
             Ok(()) => {
                 self.stats.facts_admitted += 1;
                 if let Some(origins) = self.buffer.wake(&id) {

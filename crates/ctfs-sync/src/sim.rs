@@ -287,8 +287,8 @@ impl Checked {
 }
 
 impl Host for Checked {
-    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
-        let r = self.inner.admit_merge(id, deps, payload);
+    fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], origin: crate::origin::Origin, seq: u64) -> Result<(), AdmitError> {
+        let r = self.inner.admit_merge(id, deps, payload, origin, seq);
         if r.is_ok() {
             self.note_admitted(id, deps);
         }

@@ -66,20 +66,29 @@ pub(crate) fn rd_u64(b: &[u8], o: usize) -> u64 {
 /// bytes (checksum) are left untouched; see [`seal_record`].
 #[inline]
 pub(crate) fn encode_record_unsealed(out: &mut [u8], seq: u64, id: &Id, deps: &[Id], payload: &[u8], flags: u16) {
+    encode_record_parts_unsealed(out, seq, id, deps, payload, &[], flags)
+}
+
+/// [`encode_record_unsealed`] with the payload field made of `payload`
+/// followed by `trailer` (caller-defined metadata the flags announce).
+#[inline]
+pub(crate) fn encode_record_parts_unsealed(out: &mut [u8], seq: u64, id: &Id, deps: &[Id], payload: &[u8], trailer: &[u8], flags: u16) {
     let total = out.len();
-    debug_assert_eq!(total, record_size(deps.len(), payload.len()));
+    let body = payload.len() + trailer.len();
+    debug_assert_eq!(total, record_size(deps.len(), body));
     out[0..4].copy_from_slice(&((total - 4) as u32).to_le_bytes());
     out[4..12].copy_from_slice(&seq.to_le_bytes());
     out[12..44].copy_from_slice(id);
     out[44..46].copy_from_slice(&(deps.len() as u16).to_le_bytes());
     out[46..48].copy_from_slice(&flags.to_le_bytes());
-    out[48..52].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    out[48..52].copy_from_slice(&(body as u32).to_le_bytes());
     let mut o = RECORD_FIXED_LEN;
     for d in deps {
         out[o..o + 32].copy_from_slice(d);
         o += 32;
     }
     out[o..o + payload.len()].copy_from_slice(payload);
+    out[o + payload.len()..o + body].copy_from_slice(trailer);
 }
 
 /// Writes the CRC32C of `rec[..len-4]` into its last four bytes.

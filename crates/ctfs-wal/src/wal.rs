@@ -32,7 +32,7 @@
 use crate::backend::{Backend, FaultHook, Faulty, Io, Portable, UringMode, probe_uring};
 use crate::error::WalError;
 use crate::format::{
-    HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, encode_record_unsealed, encode_segment_header, fsync_dir,
+    HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, encode_record_parts_unsealed, encode_segment_header, fsync_dir,
     list_segments, record_size, seal_record, segment_file_name, segment_header_len,
 };
 use crate::recovery::{NO_REPLAY, Recovery, ScanOptions, scan};
@@ -631,8 +631,16 @@ impl Wal {
     /// `durable_seq() >= seq` / the notifier reported it.
     #[inline]
     pub fn append(&mut self, id: &Id, deps: &[Id], payload: &[u8], flags: u16) -> Result<u64, WalError> {
+        self.append_with_trailer(id, deps, payload, &[], flags)
+    }
+
+    /// [`append`](Self::append) with `trailer` stored after the payload in
+    /// the record's payload field (replay returns them together; the flags
+    /// tell the caller how to split them). Size checks count both.
+    #[inline]
+    pub fn append_with_trailer(&mut self, id: &Id, deps: &[Id], payload: &[u8], trailer: &[u8], flags: u16) -> Result<u64, WalError> {
         self.check_state()?;
-        let n = self.check_size(deps.len(), payload.len())?;
+        let n = self.check_size(deps.len(), payload.len() + trailer.len())?;
         let (start, pad) = self.place(n)?;
         let cap = self.shared.cap;
         let seq = self.next_seq;
@@ -645,7 +653,7 @@ impl Wal {
             }
             let off = (start % cap as u64) as usize;
             let dst = std::slice::from_raw_parts_mut(self.shared.buf.add(off), n);
-            encode_record_unsealed(dst, seq, id, deps, payload, flags);
+            encode_record_parts_unsealed(dst, seq, id, deps, payload, trailer, flags);
         }
         self.head = start + n as u64;
         self.next_seq = seq + 1;
