@@ -175,8 +175,14 @@ class DurableFrontier {
  * - `await admitDurable(...)`: resolves only after fdatasync covered it.
  *   Many concurrent calls share one fdatasync.
  *
- * Durable kernels have one domain: `tenant()` is refused with
- * `INVALID_ARGUMENT` (the log does not record tenants yet).
+ * **Tenants** are durable too: `kernel.tenant(name)` logs the tenant's
+ * creation, its facts are logged with it and replayed into it, and
+ * checkpoints hold every tenant. Acknowledgements are per kernel: admit into
+ * a tenant, then `await kernel.flush()` to know it is durable.
+ *
+ * **Replicas**: with the `replica` option, facts from peers are logged with
+ * their origin, escrow quotas and grants are persisted, and a reopen resumes
+ * the replica in a new epoch (see `replica.sync()`).
  *
  * **Configuration.** Every log segment and checkpoint records the kernel's
  * configuration (invariant kind and every parameter, causality mode and

@@ -227,6 +227,24 @@ impl DurableLog {
         self.wal.append_with_trailer(&id.0, as_arrays(deps), payload, &t, if derived { FLAG_DERIVED | FLAG_ORIGIN } else { FLAG_ORIGIN }).unwrap_or(0)
     }
 
+    /// Step 1 for a tenant's fact.
+    #[inline]
+    pub(crate) fn reserve_tenant(&mut self, deps: usize, payload: usize) -> std::result::Result<(), AdmitError> {
+        self.wal.can_append(deps, payload + TENANT_TRAILER).map_err(|e| log_refusal(&e))
+    }
+
+    /// Step 3 for a tenant's fact: the record carries the tenant's slot.
+    #[inline]
+    pub(crate) fn append_tenant(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], derived: bool, slot: u32) -> u64 {
+        let flags = if derived { FLAG_DERIVED | FLAG_TENANT } else { FLAG_TENANT };
+        self.wal.append_with_trailer(&id.0, as_arrays(deps), payload, &slot.to_le_bytes(), flags).unwrap_or(0)
+    }
+
+    /// Whether a control record can be appended now.
+    pub(crate) fn can_append_control(&mut self, c: &Control) -> std::result::Result<(), WalError> {
+        self.wal.can_append(0, c.encode().len())
+    }
+
     /// Appends a control record (not a fact). Returns its seq.
     pub(crate) fn append_control(&mut self, c: &Control) -> std::result::Result<u64, WalError> {
         let body = c.encode();
@@ -250,6 +268,19 @@ pub(crate) const FLAG_ORIGIN: u16 = 2;
 /// Record flag: not a fact but replica state (see [`Control`]).
 pub(crate) const FLAG_CONTROL: u16 = 4;
 pub(crate) const ORIGIN_TRAILER: usize = 24;
+/// Record flag: a tenant's fact; the payload field ends with its slot (u32).
+pub(crate) const FLAG_TENANT: u16 = 8;
+pub(crate) const TENANT_TRAILER: usize = 4;
+
+/// Splits a logged payload field into (payload, tenant slot) per the flags.
+pub(crate) fn split_tenant(payload: &[u8], flags: u16) -> Option<(&[u8], Option<u32>)> {
+    if flags & FLAG_TENANT == 0 {
+        return Some((payload, None));
+    }
+    let at = payload.len().checked_sub(TENANT_TRAILER)?;
+    let (p, t) = payload.split_at(at);
+    Some((p, Some(u32::from_le_bytes(t.try_into().ok()?))))
+}
 
 fn origin_trailer(o: Origin, seq: u64) -> [u8; ORIGIN_TRAILER] {
     let mut t = [0u8; ORIGIN_TRAILER];
@@ -271,7 +302,7 @@ pub(crate) fn split_origin(payload: &[u8], flags: u16) -> Option<(&[u8], Option<
 }
 
 /// Replica state logged beside the facts of a durable replicated kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Control {
     /// A run of this replica began (epochs only grow).
     Epoch(u64),
@@ -279,6 +310,8 @@ pub(crate) enum Control {
     GrantOut { member: u8, side: u8, amount: u128 },
     /// Quota arrived in a grant from a peer.
     GrantIn { member: u8, side: u8, amount: u128 },
+    /// A tenant domain was created (slots follow creation order).
+    Tenant { slot: u32, name: String },
 }
 
 impl Control {
@@ -295,6 +328,11 @@ impl Control {
                 b.push(side);
                 b.extend_from_slice(&amount.to_le_bytes());
             }
+            Control::Tenant { slot, ref name } => {
+                b.push(4);
+                b.extend_from_slice(&slot.to_le_bytes());
+                b.extend_from_slice(name.as_bytes());
+            }
         }
         b
     }
@@ -309,6 +347,9 @@ impl Control {
                 } else {
                     Control::GrantIn { member: *member, side: *side, amount }
                 })
+            }
+            [4, a, b2, c, d, name @ ..] if !name.is_empty() => {
+                Some(Control::Tenant { slot: u32::from_le_bytes([*a, *b2, *c, *d]), name: String::from_utf8(name.to_vec()).ok()? })
             }
             _ => None,
         }

@@ -123,7 +123,7 @@ pub(crate) fn id_of(id: &[u8]) -> Result<FactId> {
 /// into a clean error instead of aliasing.
 pub(crate) struct KernelState {
     pub(crate) main: Kernel<Inv>,
-    tenants: Tenants<Inv>,
+    pub(crate) tenants: Tenants<Inv>,
     last_error: Option<AdmitError>,
     batch_errors: Vec<(u32, AdmitError)>,
     /// The write-ahead log of a durable kernel (domain 0 only).
@@ -188,11 +188,13 @@ impl KernelState {
                 sync: self.sync.as_deref_mut(),
                 pre: self.pending_sync.as_deref_mut(),
                 local_durable: Some(&mut self.durable_sync.local),
+                tenant: None,
                 closed: self.closed,
             });
         }
         let kernel = self.tenants.by_slot(d as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {d}")))?;
-        Ok(Route { kernel, gate: None, log: None, sync: None, pre: None, local_durable: None, closed: self.closed })
+        // (the tenants and the log are distinct fields: both borrowed at once)
+        Ok(Route { kernel, gate: None, log: self.log.as_mut(), sync: None, pre: None, local_durable: None, tenant: Some(d - 1), closed: self.closed })
     }
 
     #[inline]
@@ -238,7 +240,7 @@ impl KernelState {
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
-        let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, closed } = self.route(domain)?;
+        let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, tenant, closed } = self.route(domain)?;
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
             Route {
                 kernel: k,
@@ -247,6 +249,7 @@ impl KernelState {
                 sync: sync.as_deref_mut(),
                 pre: pre.as_deref_mut(),
                 local_durable: local_durable.as_deref_mut(),
+                tenant,
                 closed,
             }
             .admit(id, deps, payload)
@@ -268,13 +271,15 @@ struct Route<'a> {
     pre: Option<&'a mut crate::sync::SyncRecovery>,
     /// Durable replicated kernels: (log seq, origin seq) of local facts.
     local_durable: Option<&'a mut std::collections::VecDeque<(u64, u64)>>,
+    /// A tenant's domain: its slot, logged with its facts.
+    tenant: Option<u32>,
     closed: bool,
 }
 
 impl Route<'_> {
     #[inline]
     fn admit(self, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> std::result::Result<FactId, AdmitError> {
-        let Route { kernel, gate, mut log, sync, pre, local_durable, closed } = self;
+        let Route { kernel, gate, mut log, sync, pre, local_durable, tenant, closed } = self;
         let numbered = sync.is_some() || pre.is_some();
         let refuse = |kernel: &mut Kernel<Inv>, e: AdmitError| {
             kernel.note_refusal(e.code());
@@ -284,7 +289,13 @@ impl Route<'_> {
             return refuse(kernel, durable::log_refusal(&ctfs_wal::WalError::Closed));
         }
         if let Some(log) = log.as_deref_mut() {
-            let r = if numbered { log.reserve_with_origin(deps.len(), payload.len()) } else { log.reserve(deps.len(), payload.len()) };
+            let r = if numbered {
+                log.reserve_with_origin(deps.len(), payload.len())
+            } else if tenant.is_some() {
+                log.reserve_tenant(deps.len(), payload.len())
+            } else {
+                log.reserve(deps.len(), payload.len())
+            };
             if let Err(e) = r {
                 return refuse(kernel, e);
             }
@@ -308,9 +319,14 @@ impl Route<'_> {
                             q.push_back((seq, oseq));
                         }
                     }
-                    None => {
-                        log.append(admitted, deps, payload, id.is_none());
-                    }
+                    None => match tenant {
+                        Some(slot) => {
+                            log.append_tenant(admitted, deps, payload, id.is_none(), slot);
+                        }
+                        None => {
+                            log.append(admitted, deps, payload, id.is_none());
+                        }
+                    },
                 }
             }
         }
@@ -582,25 +598,39 @@ impl NativeKernel {
         // Replay through the pipelined batch path (prefetching 8 records ahead).
         let mut replayer = ctfs_core::batch::Replayer::new(256);
         let invariant = st.main.invariant().clone();
-        let KernelState { main, replication, .. } = &mut st;
+        let KernelState { main, replication, tenants, .. } = &mut st;
         let refused = |(seq, error)| ReplayError::Refused { seq, error };
         let replay = |rec: ctfs_wal::RecordRef<'_>| -> std::result::Result<(), ReplayError> {
             let unreadable = |what: &str| ReplayError::Refused { seq: rec.seq, error: AdmitError::malformed(what.to_owned()) };
             if rec.flags & crate::durable::FLAG_CONTROL != 0 {
                 let c = crate::durable::Control::decode(rec.payload).ok_or_else(|| unreadable("an unknown control record"))?;
-                let r = replication.as_mut().ok_or_else(|| unreadable("a replica control record in a kernel that is not replicated"))?;
+                let not_replicated = || unreadable("a replica control record in a kernel that is not replicated");
                 match c {
                     crate::durable::Control::Epoch(e) => max_epoch = max_epoch.max(e),
                     crate::durable::Control::GrantOut { member, side, amount } | crate::durable::Control::GrantIn { member, side, amount } => {
+                        let r = replication.as_mut().ok_or_else(not_replicated)?;
                         let side = crate::sync::side_from(side).ok_or_else(|| unreadable("a quota record with a bad side"))?;
                         let pool = r.pool_mut(member as usize, side).ok_or_else(|| unreadable("a quota record for a pool this kernel does not have"))?;
                         if matches!(c, crate::durable::Control::GrantOut { .. }) { pool.replay_grant_out(amount) } else { pool.replay_grant_in(amount) }
+                    }
+                    crate::durable::Control::Tenant { slot, name } => {
+                        if tenants.names().any(|n| n == name) {
+                            return Ok(()); // restored from the checkpoint
+                        }
+                        if tenants.slot(&name) != slot as usize {
+                            return Err(unreadable("a tenant record out of order"));
+                        }
                     }
                 }
                 return Ok(());
             }
             let id = FactId(*rec.id);
             let deps = FactId::slice_from_bytes(rec.deps.as_flattened()).unwrap_or(&[]);
+            if rec.flags & crate::durable::FLAG_TENANT != 0 {
+                let (payload, slot) = crate::durable::split_tenant(rec.payload, rec.flags).ok_or_else(|| unreadable("a tenant record cut short"))?;
+                let k = tenants.by_slot(slot.unwrap_or(u32::MAX) as usize).ok_or_else(|| unreadable("a fact of a tenant that was never created"))?;
+                return k.admit(&id, deps, payload).map_err(|error| ReplayError::Refused { seq: rec.seq, error });
+            }
             let (payload, origin) = crate::durable::split_origin(rec.payload, rec.flags).ok_or_else(|| unreadable("a record whose origin is cut short"))?;
             replayer.push(main, rec.seq, &id, deps, payload).map_err(refused)?;
             if let Some((o, oseq)) = origin {
@@ -731,9 +761,15 @@ impl NativeKernel {
     #[napi(catch_unwind)]
     pub fn tenant(&self, name: String) -> Result<u32> {
         self.with(|st| {
-            if st.log.is_some() {
-                // The log records domain 0 only; a tenant's facts would replay into it.
-                return Err(invalid("[INVALID_ARGUMENT] durable kernels do not support tenants yet: open one durable kernel per tenant directory"));
+            let known = st.tenants.len();
+            if let Some(log) = st.log.as_mut()
+                && !st.tenants.names().any(|n| n == name)
+            {
+                // A durable kernel logs the tenant's creation first: its facts
+                // carry the slot, and replay recreates the slots in order.
+                let c = crate::durable::Control::Tenant { slot: known as u32, name: name.clone() };
+                log.can_append_control(&c).map_err(|e| durable::wal_error(&e))?;
+                log.append_control(&c).map_err(|e| durable::wal_error(&e))?;
             }
             let slot = st.tenants.slot(&name);
             u32::try_from(slot + 1).map_err(|_| invalid("too many tenants"))
