@@ -1,5 +1,7 @@
+import { checkKeys, isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
 import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
+import { int } from './invariants/common.ts'
 
 /** One fact for {@link FactBatch.add} / `kernel.admitBatch([...])`. */
 export interface FactInput {
@@ -16,9 +18,15 @@ export interface AdmitOptions {
   deps?: readonly FactId[]
 }
 
+/** The keys of {@link AdmitOptions}. @internal */
+export const ADMIT_OPTION_KEYS: readonly string[] = ['id', 'deps']
+/** The keys of {@link FactInput}. @internal */
+export const FACT_INPUT_KEYS: readonly string[] = ['payload', 'id', 'deps']
+
 const HEADER_BYTES = 8
 const FLAG_HAS_ID = 1
 const MAX_BATCH_DEPS = 0xffff
+const MAX_BYTES = 0xffff_ffff * 2
 
 /**
  * Many facts packed into one buffer, admitted with one native call
@@ -37,12 +45,15 @@ export class FactBatch {
   #offsets: number[] = []
 
   /** @param capacityBytes initial buffer size; it grows as needed. */
-  constructor(capacityBytes = 64 * 1024) {
-    if (!Number.isSafeInteger(capacityBytes) || capacityBytes < 0) {
-      throw outOfRange('capacityBytes', 'a non-negative integer', capacityBytes)
-    }
-    this.#buf = new Uint8Array(Math.max(capacityBytes, 64))
+  constructor(capacityBytes: number | bigint = 64 * 1024) {
+    const cap = int(capacityBytes, 'capacityBytes', 0, MAX_BYTES)
+    this.#buf = new Uint8Array(Math.max(cap, 64))
     this.#view = new DataView(this.#buf.buffer)
+  }
+
+  /** True for a batch built by this class (`instanceof` is fooled by `Object.create(FactBatch.prototype)`). @internal */
+  static isBatch(v: unknown): v is FactBatch {
+    return typeof v === 'object' && v !== null && #buf in v
   }
 
   /** Number of facts in the batch. */
@@ -57,18 +68,24 @@ export class FactBatch {
 
   /** Appends a fact; returns its index in the batch. */
   add(payload: Uint8Array, options?: AdmitOptions): number {
-    if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)
+    return this.addChecked(payload, options, ADMIT_OPTION_KEYS, 'options')
+  }
+
+  /** `add`, with the option keys allowed and the name used in errors. @internal */
+  addChecked(payload: Uint8Array, options: AdmitOptions | undefined, keys: readonly string[], name: string): number {
+    if (!isUint8Array(payload)) throw invalidArgType(name === 'options' ? 'payload' : `${name}.payload`, 'a Uint8Array', payload)
     let id: FactId | undefined
     let deps: readonly FactId[] = []
     if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+      if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'an object', options)
+      checkKeys(options, keys, name)
       id = options.id
-      if (id !== undefined) checkFactId(id, 'options.id')
+      if (id !== undefined) checkFactId(id, `${name}.id`)
       if (options.deps !== undefined) {
-        if (!Array.isArray(options.deps)) throw invalidArgType('options.deps', 'an array of fact ids', options.deps)
+        if (!Array.isArray(options.deps)) throw invalidArgType(`${name}.deps`, 'an array of fact ids', options.deps)
         deps = options.deps
-        if (deps.length > MAX_BATCH_DEPS) throw outOfRange('options.deps', `at most ${MAX_BATCH_DEPS} ids`, deps)
-        for (let i = 0; i < deps.length; i++) checkFactId(deps[i], `options.deps[${i}]`)
+        if (deps.length > MAX_BATCH_DEPS) throw outOfRange(`${name}.deps`, `at most ${MAX_BATCH_DEPS} ids`, deps)
+        for (let i = 0; i < deps.length; i++) checkFactId(deps[i], `${name}.deps[${i}]`)
       }
     }
     const size = HEADER_BYTES + FACT_ID_BYTES + deps.length * FACT_ID_BYTES + payload.length
@@ -97,8 +114,11 @@ export class FactBatch {
    * one. `undefined` for a fact whose id is still to be derived.
    */
   id(index: number): FactId | undefined {
-    const at = this.#offsets[index]
-    if (at === undefined) throw outOfRange('index', `in [0, ${this.length})`, index)
+    const at = typeof index === 'number' && Number.isInteger(index) ? this.#offsets[index] : undefined
+    if (at === undefined) {
+      if (typeof index !== 'number') throw invalidArgType('index', 'an integer', index)
+      throw outOfRange('index', `in [0, ${this.length})`, index)
+    }
     if ((this.#buf[at]! & FLAG_HAS_ID) === 0) return undefined
     return this.#buf.slice(at + HEADER_BYTES, at + HEADER_BYTES + FACT_ID_BYTES)
   }
@@ -116,7 +136,7 @@ export class FactBatch {
 
   #reserve(extra: number): void {
     const need = this.#used + extra
-    if (need > 0xffff_ffff * 2) throw outOfRange('batch', 'smaller than 8 GiB', need)
+    if (need > MAX_BYTES) throw outOfRange('batch', 'smaller than 8 GiB', need)
     if (need <= this.#buf.length) return
     let cap = this.#buf.length * 2
     while (cap < need) cap *= 2

@@ -1,3 +1,4 @@
+import { isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
 
 /** A fact id: exactly 32 bytes. */
@@ -8,7 +9,7 @@ export const FACT_ID_BYTES = 32
 
 /** Throws TypeError / RangeError unless `id` is a 32-byte Uint8Array. */
 export function checkFactId(id: unknown, name = 'id'): asserts id is FactId {
-  if (!(id instanceof Uint8Array)) throw invalidArgType(name, 'a 32-byte Uint8Array', id)
+  if (!isUint8Array(id)) throw invalidArgType(name, 'a 32-byte Uint8Array', id)
   if (id.length !== FACT_ID_BYTES) throw outOfRange(name, 'exactly 32 bytes long', id)
 }
 
@@ -46,8 +47,15 @@ export function compareFactIds(a: FactId, b: FactId): number {
  * whatever the arrival order. `undefined` for an empty list.
  */
 export function lowestFactId(ids: Iterable<FactId>): FactId | undefined {
+  if (typeof ids !== 'object' || ids === null || typeof (ids as Partial<Iterable<FactId>>)[Symbol.iterator] !== 'function') {
+    throw invalidArgType('ids', 'an iterable of fact ids (e.g. an array)', ids)
+  }
   let best: FactId | undefined
-  for (const id of ids) if (best === undefined || compareFactIds(id, best) < 0) best = id
+  let i = 0
+  for (const id of ids) {
+    checkFactId(id, `ids[${i++}]`)
+    if (best === undefined || compareFactIds(id, best) < 0) best = id
+  }
   return best
 }
 
