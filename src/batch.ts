@@ -73,12 +73,14 @@ export class FactBatch {
 
   /** `add`, with the option keys allowed and the name used in errors. @internal */
   addChecked(payload: Uint8Array, options: AdmitOptions | undefined, keys: readonly string[], name: string): number {
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'an object', options)
+      checkKeys(options, keys, name)
+    }
     if (!isUint8Array(payload)) throw invalidArgType(name === 'options' ? 'payload' : `${name}.payload`, 'a Uint8Array', payload)
     let id: FactId | undefined
     let deps: readonly FactId[] = []
     if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'an object', options)
-      checkKeys(options, keys, name)
       id = options.id
       if (id !== undefined) checkFactId(id, `${name}.id`)
       if (options.deps !== undefined) {

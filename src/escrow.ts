@@ -1,18 +1,18 @@
 import { isUint8Array } from './args.ts'
 import { CtfsError, invalidArgType, outOfRange, rethrowNative } from './errors.ts'
 import { U128_MAX, int, optionsOf, u64 } from './invariants/common.ts'
-import { native, type NativeEscrow } from './native.ts'
+import { native, type NativeEscrow, type NativeEscrowOptions } from './native.ts'
 
 /** Options of an {@link Escrow} (and of a replicated kernel's escrow). */
 export interface EscrowOptions {
   /** First retry delay of a quota request (default 500 ms); doubles per retry. */
-  backoffBaseMs?: number
+  backoffBaseMs?: number | bigint
   /** Longest retry delay (default 4,000 ms). */
-  backoffMaxMs?: number
-  /** Sends of one request before it is given up (default 6). */
-  maxAttempts?: number
-  /** Share of its available quota a node keeps when granting (default 50). */
-  reservePercent?: number
+  backoffMaxMs?: number | bigint
+  /** Sends of one request before it is given up (default 6; at least 1). */
+  maxAttempts?: number | bigint
+  /** Share of its available quota a node keeps when granting (0..100, default 50). */
+  reservePercent?: number | bigint
 }
 
 /** One node's share of the bound. */
@@ -38,9 +38,9 @@ const ESCROW_OPTION_KEYS: readonly string[] = ['backoffBaseMs', 'backoffMaxMs', 
 const MAX_BACKOFF_MS = 2 ** 31 - 1
 
 /** Validated {@link EscrowOptions} (`name` in errors). @internal */
-export function escrowOptions(o: EscrowOptions | undefined, name: string): EscrowOptions {
+export function escrowOptions(o: EscrowOptions | undefined, name: string): NativeEscrowOptions {
   const v = optionsOf(o, ESCROW_OPTION_KEYS, name)
-  const out: EscrowOptions = {}
+  const out: NativeEscrowOptions = {}
   if (v.backoffBaseMs !== undefined) out.backoffBaseMs = int(v.backoffBaseMs, `${name}.backoffBaseMs`, 1, MAX_BACKOFF_MS)
   if (v.backoffMaxMs !== undefined) out.backoffMaxMs = int(v.backoffMaxMs, `${name}.backoffMaxMs`, 1, MAX_BACKOFF_MS)
   if (v.maxAttempts !== undefined) out.maxAttempts = int(v.maxAttempts, `${name}.maxAttempts`, 1, 2 ** 32 - 1)

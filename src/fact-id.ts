@@ -9,6 +9,7 @@ export const FACT_ID_BYTES = 32
 
 /** Throws TypeError / RangeError unless `id` is a 32-byte Uint8Array. */
 export function checkFactId(id: unknown, name = 'id'): asserts id is FactId {
+  if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)
   if (!isUint8Array(id)) throw invalidArgType(name, 'a 32-byte Uint8Array', id)
   if (id.length !== FACT_ID_BYTES) throw outOfRange(name, 'exactly 32 bytes long', id)
 }
@@ -47,13 +48,21 @@ export function compareFactIds(a: FactId, b: FactId): number {
  * whatever the arrival order. `undefined` for an empty list.
  */
 export function lowestFactId(ids: Iterable<FactId>): FactId | undefined {
+  const expected = 'an iterable of fact ids (e.g. an array)'
   if (typeof ids !== 'object' || ids === null || typeof (ids as Partial<Iterable<FactId>>)[Symbol.iterator] !== 'function') {
-    throw invalidArgType('ids', 'an iterable of fact ids (e.g. an array)', ids)
+    throw invalidArgType('ids', expected, ids)
+  }
+  let it: Iterator<FactId>
+  try {
+    it = ids[Symbol.iterator]()
+  } catch (cause) {
+    // e.g. an object dressed up as a typed array, whose iterator refuses it
+    throw Object.assign(invalidArgType('ids', expected, ids), { cause })
   }
   let best: FactId | undefined
-  let i = 0
-  for (const id of ids) {
-    checkFactId(id, `ids[${i++}]`)
+  for (let i = 0, r = it.next(); r.done !== true; r = it.next(), i++) {
+    const id = r.value
+    checkFactId(id, `ids[${i}]`)
     if (best === undefined || compareFactIds(id, best) < 0) best = id
   }
   return best

@@ -50,14 +50,14 @@ export interface KernelOptions<I extends InvariantSpec> {
   /** Escalating mode: Bloom saturation (0..1, exclusive) that triggers the exact index. Default 0.4. */
   escalationThreshold?: number
   /** Largest payload in bytes (default 65,536; at most 16 MiB). */
-  maxPayloadBytes?: number
+  maxPayloadBytes?: number | bigint
   /** Most dependencies per fact (default 256; at most 65,535). */
-  maxDeps?: number
+  maxDeps?: number | bigint
   /**
    * Most facts tracked. Past it the kernel refuses with
    * `CAUSAL_HORIZON_EXCEEDED` rather than forget (default 2^32 - 2).
    */
-  maxFacts?: number
+  maxFacts?: number | bigint
   /**
    * Makes this kernel one replica of a cluster: local admission then refuses
    * facts that need coordination (`REQUIRES_COORDINATION`) and routes
@@ -142,13 +142,15 @@ export class BatchResult {
     return this.#status.length
   }
 
-  /** Whether fact `index` was admitted. */
+  /** Whether fact `index` was admitted (false for an index past the end). */
   ok(index: number): boolean {
+    if (typeof index !== 'number') throw invalidArgType('index', 'an integer', index)
     return this.#status[index] === 0
   }
 
-  /** The refusal code of fact `index`, or `undefined` if it was admitted. */
+  /** The refusal code of fact `index`, or `undefined` if it was admitted (or past the end). */
   code(index: number): CtfsErrorCode | undefined {
+    if (typeof index !== 'number') throw invalidArgType('index', 'an integer', index)
     const s = this.#status[index]
     return s === 0 || s === undefined ? undefined : (ERROR_CODES[s] as CtfsErrorCode)
   }

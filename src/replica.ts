@@ -16,7 +16,7 @@ import {
 } from './escrow.ts'
 import { checkFactId, packFactIds, type FactId } from './fact-id.ts'
 import { int, optionsOf } from './invariants/common.ts'
-import type { NativeKernel } from './native.ts'
+import type { NativeEscrowOptions, NativeKernel } from './native.ts'
 
 /** Replicated admission: this kernel is one replica among `nodes`. */
 export interface ReplicaOptions {
@@ -36,7 +36,7 @@ const REMOTE_OPTION_KEYS: readonly string[] = ['deps']
 const SIDES: readonly BoundSide[] = ['down', 'up']
 
 /** @internal */
-export function nativeReplica(r: ReplicaOptions | undefined): { nodes: bigint[]; local: bigint; escrow?: EscrowOptions } | undefined {
+export function nativeReplica(r: ReplicaOptions | undefined): { nodes: bigint[]; local: bigint; escrow?: NativeEscrowOptions } | undefined {
   if (r === undefined) return undefined
   if (typeof r !== 'object' || r === null) throw invalidArgType('options.replica', 'an object { nodes, local }', r)
   optionsOf(r, REPLICA_OPTION_KEYS, 'options.replica')

@@ -21,9 +21,9 @@ export interface GGraphState {
   edges: Array<[number, number]>
   /** Number of edges. */
   edgeCount: number
-  hasEdge(from: number, to: number): boolean
-  outDegree(v: number): number
-  inDegree(v: number): number
+  hasEdge(from: number | bigint, to: number | bigint): boolean
+  outDegree(v: number | bigint): number
+  inDegree(v: number | bigint): number
   /** The limits the cell records (null = none). */
   maxOutDegree: number | null
   maxInDegree: number | null
@@ -89,7 +89,7 @@ export function gGraph(options?: GGraphOptions): GGraph {
       for (let f = 0; f < G_GRAPH_VERTICES; f++) {
         for (let t = 0; t < G_GRAPH_VERTICES; t++) if ((rows[f] as number) & (1 << t)) edges.push([f, t])
       }
-      const vertex = (v: number, name: string) => int(v, name, 0, G_GRAPH_VERTICES - 1)
+      const vertex = (v: number | bigint, name: string) => int(v, name, 0, G_GRAPH_VERTICES - 1)
       const limit = (b: number) => (b === 0xff ? null : b)
       return {
         edges,

@@ -39,7 +39,7 @@ export interface TotalSupply extends InvariantSpec<SupplyState> {
    * Writes the 16-byte payload of `delta` into `target` at `offset` (no
    * allocation); `offset` is an integer in `[0, target.length − 16]`.
    */
-  writeDelta(target: Uint8Array, offset: number, delta: bigint | number): void
+  writeDelta(target: Uint8Array, offset: number | bigint, delta: bigint | number): void
   readonly bounded: boolean
 }
 
@@ -71,7 +71,7 @@ export function totalSupply(options?: TotalSupplyOptions): TotalSupply {
   const bounded = min !== I128_MIN || max !== I128_MAX
   const cls: AlgebraicClass = bounded ? 'bounded' : 'group'
 
-  const writeDelta = (target: Uint8Array, offset: number, delta: bigint | number): void => {
+  const writeDelta = (target: Uint8Array, offset: number | bigint, delta: bigint | number): void => {
     if (!isUint8Array(target)) throw invalidArgType('target', 'a Uint8Array', target)
     if (target.length < TOTAL_SUPPLY_PAYLOAD_BYTES) throw outOfRange('target', `at least ${TOTAL_SUPPLY_PAYLOAD_BYTES} bytes long`, target)
     const at = int(offset, 'offset', 0, target.length - TOTAL_SUPPLY_PAYLOAD_BYTES)
