@@ -156,8 +156,10 @@ class DurableFrontier {
  * - `await admitDurable(...)`: resolves only after fdatasync covered it.
  *   Many concurrent calls share one fdatasync.
  *
- * Durable kernels have one domain: `tenant()` is refused with
- * `INVALID_ARGUMENT` (the log does not record tenants yet).
+ * Until replication lands, durable kernels have one domain and no replica
+ * side: `tenant()` is refused with `INVALID_ARGUMENT` (the log does not
+ * record tenants yet), and so is the `replica` option (escrow quotas are
+ * not persisted yet).
  *
  * @example
  * const k = await DurableKernel.open({ dir: './data', invariant: supply })
