@@ -234,7 +234,7 @@ export class Domain<I extends InvariantSpec> {
       // The common shapes ({id}, {deps}, {id, deps}) pass with two compares per key.
       for (const key in options) if (key !== 'id' && key !== 'deps') checkKeys(options, ADMIT_OPTION_KEYS)
       id = options.id
-      if (id !== undefined) checkFactId(id, 'options.id')
+      if (id !== undefined && !(isUint8Array(id) && id.length === FACT_ID_BYTES)) checkFactId(id, 'options.id')
       if (options.deps !== undefined) deps = this.#packDeps(options.deps)
     }
     if (id !== undefined) {
@@ -378,8 +378,9 @@ export class Domain<I extends InvariantSpec> {
       throw new CtfsError('MALFORMED_FACT', `malformed fact: ${n} dependencies; the limit is ${this.#maxDeps} (maxDeps)`)
     }
     if (n === 1) {
-      checkFactId(deps[0], 'options.deps[0]')
-      return deps[0]
+      const d = deps[0]
+      if (!(isUint8Array(d) && d.length === FACT_ID_BYTES)) checkFactId(d, 'options.deps[0]')
+      return d
     }
     return this.#packIds(deps, 'options.deps')
   }
