@@ -1,6 +1,6 @@
 // admit_shapes: the cost of `kernel.admit(payload, options)` for the four
-// common option shapes — none, `{ id }`, `{ deps }`, `{ id, deps }` — with
-// the N-API floor of the same run beside it.
+// common option shapes — none, `{ id }`, `{ deps }`, `{ id, deps }` — and of
+// `FactBatch.add`, with the N-API floor of the same run beside it.
 //
 //   node --import @oxc-node/core/register benches/admit_shapes.ts
 //   node --import @oxc-node/core/register benches/admit_shapes.ts --compare /path/to/other/src/index.ts
@@ -81,6 +81,22 @@ const floor: TimedTask = {
   },
 }
 
+/** FactBatch.add with `{ id, deps: [d] }`, the batch cleared every sample (building, not admitting). */
+function addTask(api: Api): TimedTask {
+  const supply = api.invariants.totalSupply()
+  const payload = supply.delta(1n)
+  const ids: Uint8Array[] = Array.from({ length: OPS }, () => randomFillSync(new Uint8Array(32)))
+  const b = new api.FactBatch(OPS * 128)
+  return {
+    name: 'FactBatch.add(p, {id, deps:[d]})',
+    opsPerSample: OPS,
+    prepare: () => b.clear(),
+    loop: () => {
+      for (let j = 0; j < OPS; j++) b.add(payload, { id: ids[j]!, deps: [ids[(j + 1) % OPS]!] })
+    },
+  }
+}
+
 const p50s = new Map<string, number[]>()
 const note = (key: string, ns: number) => p50s.set(key, [...(p50s.get(key) ?? []), ns])
 for (let r = 0; r < rounds; r++) {
@@ -89,6 +105,7 @@ for (let r = 0; r < rounds; r++) {
   for (const shape of SHAPES) {
     for (const [label, api] of order) note(`${shape} [${label}]`, runTask('admit_shapes', task(api, shape), samples).p50Ns)
   }
+  for (const [label, api] of order) note(`FactBatch.add(p, {id, deps:[d]}) [${label}]`, runTask('admit_shapes', addTask(api), samples).p50Ns)
   process.stderr.write(`  … round ${r + 1}/${rounds}\n`)
 }
 

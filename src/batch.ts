@@ -1,16 +1,16 @@
 import { checkKeys, isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
-import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
+import { FACT_ID_BYTES, checkFactId, isFactId, type FactId } from './fact-id.ts'
 import { int } from './invariants/common.ts'
 
-/** One fact for {@link FactBatch.add} / `kernel.admitBatch([...])`. */
+/** One fact for `kernel.admitBatch([...])`. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
 export interface FactInput {
   payload: Uint8Array
   id?: FactId
   deps?: readonly FactId[]
 }
 
-/** Options of a single admission. */
+/** Options of a single admission. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
 export interface AdmitOptions {
   /** The fact's id. Omit it and the kernel derives a fresh one (keyed BLAKE3). */
   id?: FactId
@@ -66,28 +66,37 @@ export class FactBatch {
     return this.#used
   }
 
-  /** Appends a fact; returns its index in the batch. */
+  /** Appends a fact; returns its index in the batch. Unknown option keys are a TypeError (`ERR_INVALID_ARG_VALUE`). */
   add(payload: Uint8Array, options?: AdmitOptions): number {
-    return this.addChecked(payload, options, ADMIT_OPTION_KEYS, 'options')
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+      for (const key in options) if (key !== 'id' && key !== 'deps') checkKeys(options, ADMIT_OPTION_KEYS)
+    }
+    return this.#append(payload, options, 'options')
   }
 
-  /** `add`, with the option keys allowed and the name used in errors. @internal */
-  addChecked(payload: Uint8Array, options: AdmitOptions | undefined, keys: readonly string[], name: string): number {
-    if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) throw invalidArgType(name, 'an object', options)
-      checkKeys(options, keys, name)
-    }
-    if (!isUint8Array(payload)) throw invalidArgType(name === 'options' ? 'payload' : `${name}.payload`, 'a Uint8Array', payload)
+  /** Appends `fact` (`{ payload, id?, deps? }`), element `index` of an array of facts (`batch[index]` in errors). @internal */
+  addFact(fact: FactInput, index: number): number {
+    if (typeof fact !== 'object' || fact === null) throw invalidArgType(`batch[${index}]`, 'a fact object { payload, id?, deps? }', fact)
+    for (const key in fact) if (key !== 'payload' && key !== 'id' && key !== 'deps') checkKeys(fact, FACT_INPUT_KEYS, `batch[${index}]`)
+    return this.#append(fact.payload, fact, index)
+  }
+
+  /** `from`: 'options' (add), or the index of a fact in an array (admitBatch). */
+  #append(payload: Uint8Array, options: AdmitOptions | undefined, from: 'options' | number): number {
+    // names for errors are built only on the error path
+    const name = (): string => (from === 'options' ? from : `batch[${from}]`)
+    if (!isUint8Array(payload)) throw invalidArgType(from === 'options' ? 'payload' : `${name()}.payload`, 'a Uint8Array', payload)
     let id: FactId | undefined
     let deps: readonly FactId[] = []
     if (options !== undefined) {
       id = options.id
-      if (id !== undefined) checkFactId(id, `${name}.id`)
+      if (id !== undefined && !isFactId(id)) checkFactId(id, `${name()}.id`)
       if (options.deps !== undefined) {
-        if (!Array.isArray(options.deps)) throw invalidArgType(`${name}.deps`, 'an array of fact ids', options.deps)
+        if (!Array.isArray(options.deps)) throw invalidArgType(`${name()}.deps`, 'an array of fact ids', options.deps)
         deps = options.deps
-        if (deps.length > MAX_BATCH_DEPS) throw outOfRange(`${name}.deps`, `at most ${MAX_BATCH_DEPS} ids`, deps)
-        for (let i = 0; i < deps.length; i++) checkFactId(deps[i], `${name}.deps[${i}]`)
+        if (deps.length > MAX_BATCH_DEPS) throw outOfRange(`${name()}.deps`, `at most ${MAX_BATCH_DEPS} ids`, deps)
+        for (let i = 0; i < deps.length; i++) if (!isFactId(deps[i])) checkFactId(deps[i], `${name()}.deps[${i}]`)
       }
     }
     const size = HEADER_BYTES + FACT_ID_BYTES + deps.length * FACT_ID_BYTES + payload.length

@@ -5,7 +5,9 @@ import type { NativeError } from './native.ts'
 
 /**
  * Stable error codes. The position in this list is the numeric status the
- * native layer returns; never reorder, only append.
+ * native layer returns; never reorder, only append. `BUSY`: the kernel was
+ * called from inside one of its own admissions (a custom invariant's
+ * `apply` calling back into its kernel); nothing changed.
  */
 export const ERROR_CODES = [
   'OK',

@@ -14,6 +14,11 @@ export function checkFactId(id: unknown, name = 'id'): asserts id is FactId {
   if (id.length !== FACT_ID_BYTES) throw outOfRange(name, 'exactly 32 bytes long', id)
 }
 
+/** True for a real 32-byte Uint8Array (the check without an error to build). @internal */
+export function isFactId(v: unknown): v is FactId {
+  return isUint8Array(v) && v.length === FACT_ID_BYTES
+}
+
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
 /** Lower-case hex of an id (64 characters). */
@@ -62,7 +67,7 @@ export function lowestFactId(ids: Iterable<FactId>): FactId | undefined {
   let best: FactId | undefined
   for (let i = 0, r = it.next(); r.done !== true; r = it.next(), i++) {
     const id = r.value
-    checkFactId(id, `ids[${i}]`)
+    if (!isFactId(id)) checkFactId(id, `ids[${i}]`)
     if (best === undefined || compareFactIds(id, best) < 0) best = id
   }
   return best
@@ -83,7 +88,7 @@ export function packFactIds(ids: readonly FactId[], name: string, scratch: Uint8
   const bytes = ids.length * FACT_ID_BYTES
   if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, 8 * FACT_ID_BYTES))
   for (let i = 0; i < ids.length; i++) {
-    checkFactId(ids[i], `${name}[${i}]`)
+    if (!isFactId(ids[i])) checkFactId(ids[i], `${name}[${i}]`)
     scratch.set(ids[i] as FactId, i * FACT_ID_BYTES)
   }
   return { packed: scratch.subarray(0, bytes), scratch }

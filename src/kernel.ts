@@ -1,5 +1,5 @@
 import { checkKeys, isUint8Array } from './args.ts'
-import { ADMIT_OPTION_KEYS, FACT_INPUT_KEYS, FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
+import { ADMIT_OPTION_KEYS, FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
 import {
   CtfsError,
   ERROR_CODES,
@@ -12,7 +12,7 @@ import {
   type CtfsErrorCode,
 } from './errors.ts'
 import { Replica, nativeReplica, type ReplicaOptions } from './replica.ts'
-import { FACT_ID_BYTES, checkFactId, packFactIds, type FactId } from './fact-id.ts'
+import { FACT_ID_BYTES, checkFactId, isFactId, packFactIds, type FactId } from './fact-id.ts'
 import type { AlgebraicClass, Coordination, CustomApply, InvariantSpec, StateOf } from './invariants/types.ts'
 import { resolveMember } from './invariants/multi.ts'
 import { int, u64 } from './invariants/common.ts'
@@ -221,8 +221,11 @@ export class Domain<I extends InvariantSpec> {
    * Throws {@link CtfsError} when refused; a refused fact changes nothing.
    *
    * @param payload the bytes the invariant interprets (e.g. `supply.delta(5n)`)
+   * @param options `{ id?, deps? }`; any other key is a TypeError
+   *   (`ERR_INVALID_ARG_VALUE`) naming it — never ignored
    * @throws CtfsError `DUPLICATE_FACT`, `CAUSALITY_VIOLATION`, `INVARIANT_VIOLATION`,
-   *   `MALFORMED_FACT`, `PAYLOAD_TOO_LARGE`, `CAUSAL_HORIZON_EXCEEDED`
+   *   `MALFORMED_FACT`, `PAYLOAD_TOO_LARGE`, `CAUSAL_HORIZON_EXCEEDED`; `BUSY`
+   *   when called from inside this kernel's own custom `apply`
    * @throws TypeError / RangeError for arguments of the wrong type or length
    */
   admit(payload: Uint8Array, options?: AdmitOptions): FactId {
@@ -234,7 +237,7 @@ export class Domain<I extends InvariantSpec> {
       // The common shapes ({id}, {deps}, {id, deps}) pass with two compares per key.
       for (const key in options) if (key !== 'id' && key !== 'deps') checkKeys(options, ADMIT_OPTION_KEYS)
       id = options.id
-      if (id !== undefined && !(isUint8Array(id) && id.length === FACT_ID_BYTES)) checkFactId(id, 'options.id')
+      if (id !== undefined && !isFactId(id)) checkFactId(id, 'options.id')
       if (options.deps !== undefined) deps = this.#packDeps(options.deps)
     }
     if (id !== undefined) {
@@ -257,9 +260,7 @@ export class Domain<I extends InvariantSpec> {
     else if (Array.isArray(batch)) {
       b = new FactBatch()
       for (let i = 0; i < batch.length; i++) {
-        const f = batch[i] as FactInput
-        if (typeof f !== 'object' || f === null) throw invalidArgType(`batch[${i}]`, 'a fact object { payload, id?, deps? }', f)
-        b.addChecked(f.payload, f, FACT_INPUT_KEYS, `batch[${i}]`)
+        b.addFact(batch[i] as FactInput, i)
       }
     } else throw invalidArgType('batch', 'a FactBatch or an array of facts', batch)
     const status = new Uint8Array(b.length)
@@ -379,7 +380,7 @@ export class Domain<I extends InvariantSpec> {
     }
     if (n === 1) {
       const d = deps[0]
-      if (!(isUint8Array(d) && d.length === FACT_ID_BYTES)) checkFactId(d, 'options.deps[0]')
+      if (!isFactId(d)) checkFactId(d, 'options.deps[0]')
       return d
     }
     return this.#packIds(deps, 'options.deps')
