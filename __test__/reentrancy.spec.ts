@@ -81,6 +81,7 @@ test('every call into an in-memory kernel from inside apply is BUSY and changes 
     ['hasEdge', () => k.hasEdge(1n, 2n)],
     ["tenant('acme') (exists)", () => k.tenant('acme')],
     ["tenant('new')", () => k.tenant('new')],
+    ['tenants', () => k.tenants],
     ['tenant.admit', () => tenant.admit(multi.fact({ rule: new Uint8Array([9]) }))],
     ['tenant.state', () => tenant.state],
     ['replica.admitRemote', () => k.replica!.admitRemote(rid(), multi.fact({ rule: new Uint8Array([9]) }))],

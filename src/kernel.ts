@@ -500,6 +500,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
 
   /** Names of the tenants created so far. */
   get tenants(): string[] {
+    if (this.#nativeKernel.isBusy()) throw busyError()
     return [...this.#tenants.keys()]
   }
 }
