@@ -77,13 +77,7 @@ test('invariants whose class needs coordination are refused in replicated mode',
   // a 16-vertex graph with an out-degree limit: two replicas could each add
   // an edge under the limit and exceed it together, and escrow cannot split
   // per-vertex limits: coordination required.
-  const graph = {
-    name: 'gGraph',
-    class: 'nonCommutative' as const,
-    coordination: 'required' as const,
-    read: (s: Uint8Array) => s,
-    native: { kind: 'gGraph', maxOutDegree: 1 },
-  }
+  const graph = invariants.gGraph({ maxOutDegree: 1 })
   const k = new Kernel({ invariant: graph, replica: { nodes: [1n, 2n], local: 1n } })
   t.is(k.coordination, 'required')
   const before = k.state
