@@ -872,6 +872,11 @@ impl Node {
         if self.incoming.is_some() {
             return;
         }
+        // one snapshot at a time: a request to another peer still pending wins
+        let timeout = self.cfg.snapshot_timeout_ms;
+        if self.links.iter().any(|(p, l)| *p != peer && l.snapshot_requested.is_some_and(|t| now_ms < t + timeout)) {
+            return;
+        }
         if let Some(l) = self.links.get_mut(&peer) {
             if l.snapshot_requested.is_some_and(|t| now_ms < t + self.cfg.snapshot_timeout_ms) {
                 return;
