@@ -55,7 +55,8 @@ function missingAddonError(loaderError) {
         : `To use ctfs here, ${build}.`)
   }
   const error = new Error(msg)
-  error.cause = loaderError
+  // The loader's own top-level message is the misleading part; keep what it tried.
+  error.cause = (loaderError && loaderError.cause) || loaderError
   return error
 }
 
