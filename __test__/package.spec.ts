@@ -321,7 +321,7 @@ const sourceBuild = process.env.CTFS_TEST_SOURCE_BUILD === '1' ? serial : test.s
 sourceBuild('CTFS_BUILD_FROM_SOURCE=1: the install builds with cargo into a cache outside node_modules, with progress', (t) => {
   const { main } = packed()
   const cargoDir = dirname(run('sh', ['-c', 'command -v cargo']).stdout.trim())
-  const cache = join(work, 'cache')
+  const cache = process.env.CTFS_CACHE_DIR ?? join(work, 'cache')
   const dir = join(work, 'from-source')
   mkdirSync(dir)
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'from-source', version: '0.0.0', private: true }))
