@@ -38,7 +38,7 @@ function missingAddonError(loaderError) {
       `Reinstall ctfs, or ${build}.`
   } else {
     const noPrebuilt = published.includes(tag)
-      ? `the prebuilt binary package ${pkg} is not installed (it is an optional dependency: it is left out by --omit=optional or --no-optional, or by a lockfile made without it)`
+      ? `the prebuilt binary package ${pkg} is not installed (an optional dependency, which npm skips when it cannot be downloaded, with --omit=optional or --no-optional, or with a lockfile made without it)`
       : `ctfs publishes no prebuilt binary for ${tag}`
     let noSource
     if (state === null) {
