@@ -122,8 +122,51 @@ export declare class NativeKernel {
    * admissions (`WAL_CLOSED`). Idempotent.
    */
   close(): void
+  /**
+   * Attaches the replication protocol (replicated kernels only): facts
+   * admitted from now on are numbered and queued for peers. A durable
+   * replicated kernel resumes what it recovered (its epoch is its own:
+   * `cfg.epoch` is ignored).
+   */
+  syncAttach(cfg: NativeSyncConfig): void
+  /**
+   * Handles one received frame: verifies it, admits its facts (one batch),
+   * and returns the replies and events. A dropped frame is reported in
+   * `droppedCode`, never thrown.
+   */
+  syncReceive(frame: Uint8Array, nowMs: number): NativeSyncOutput
+  /** Timers: push, anti-entropy probes, quota retries, snapshot chunks. */
+  syncTick(nowMs: number): NativeSyncOutput
+  /**
+   * Pushes the facts admitted here since the last push (durable kernels:
+   * those already durable).
+   */
+  syncFlush(): NativeSyncOutput
+  /** Asks a peer for quota after an INSUFFICIENT_QUOTA refusal. */
+  syncNeedQuota(member: number, side: string, amount: bigint, nowMs: number): NativeSyncOutput
+  /** The log sequence of the last record appended (durable kernels; 0 otherwise). */
+  appendedSeq(): number
+  /** Marks a peer reachable or not (frames are produced for reachable peers only). */
+  syncSetPeerUp(peer: bigint, up: boolean): void
+  /** Makes the next tick probe every peer. */
+  syncProbeSoon(): void
+  syncStats(): NativeSyncStats
+  /**
+   * Every fact held as packed batch records, in an order that respects
+   * their dependencies.
+   */
+  syncExport(): Buffer
+  /** Count, id digest and state digest (72 bytes): equal on converged replicas. */
+  digests(): Buffer
   info(): NativeInfo
 }
+
+/**
+ * The configuration fingerprint a durable kernel with this configuration
+ * records (for `inspect(dir, options)`). Custom rules are not needed: a
+ * rule is identified by its name, class, version and initial state.
+ */
+export declare function configFingerprint(cfg: NativeKernelConfig, memberNames?: Array<string> | undefined | null): Buffer
 
 /**
  * Per-fact figures of one core admission run (ns), from timings of
@@ -178,8 +221,11 @@ export declare function floorRaw(): { noop(): number; slices(n: number, a: Uint8
 
 export declare function floorThreeSlices(a: Uint8Array, b: Uint8Array, c: Uint8Array): number
 
-/** Scans segments and checkpoints of `dir` read-only. */
-export declare function inspectDir(dir: string): NativeInspect
+/**
+ * Scans segments and checkpoints of `dir` read-only; `fingerprint`: the
+ * configuration it would be opened with (see `configFingerprint`).
+ */
+export declare function inspectDir(dir: string, fingerprint?: Buffer | undefined | null): NativeInspect
 
 export interface NativeBatchError {
   index: number
@@ -209,6 +255,16 @@ export interface NativeDurableConfig {
   truncateCorrupt?: boolean
   bufferBytes?: number
   segmentBytes?: number
+  /**
+   * Member names of a multi-invariant kernel, in member order (part of
+   * the configuration fingerprint).
+   */
+  memberNames?: Array<string>
+  /**
+   * Adopt a directory of format 1 (no configuration fingerprint) as
+   * written by this configuration: its files are rewritten in format 2.
+   */
+  upgradeFormat?: boolean
 }
 
 export interface NativeError {
@@ -247,6 +303,7 @@ export interface NativeInfo {
 export interface NativeInspect {
   /** Human-readable report. */
   text: string
+  /** Opening the directory (with the configuration given, if any) would succeed. */
   healthy: boolean
   segments: number
   records: number
@@ -254,6 +311,8 @@ export interface NativeInspect {
   lastSeq: number
   checkpoints: number
   validCheckpoints: number
+  /** The configuration the directory records, readable (null: none). */
+  config?: string
   /** One line per damaged place: segment or checkpoint, offset, reason. */
   damage: Array<string>
 }
@@ -285,6 +344,11 @@ export interface NativeInvariantConfig {
   class?: string
   initialState?: Buffer
   rule?: number
+  /**
+   * custom: the author's rule version (default 1), part of the
+   * configuration fingerprint.
+   */
+  version?: number
 }
 
 export interface NativeKernelConfig {
@@ -300,6 +364,18 @@ export interface NativeKernelConfig {
   maxFacts?: number
   /** Replicated admission on this replica (see `ctfs_core::replica`). */
   replica?: NativeReplicaConfig
+}
+
+export interface NativePeerStats {
+  peer: bigint
+  up: boolean
+  synced: boolean
+  framesIn: number
+  bytesIn: number
+  framesOut: number
+  bytesOut: number
+  factsIn: number
+  factsOut: number
 }
 
 export interface NativePoll {
@@ -323,6 +399,12 @@ export interface NativeRecovery {
   bytesCut: number
   tornTailAt?: string
   truncatedAt?: string
+  /** Why the log was cut at `truncated_at`. */
+  truncateReason?: string
+  /** Files holding the bytes `truncateCorrupt` removed. */
+  movedAside: Array<string>
+  /** Damage among records the restored checkpoint covers (skipped). */
+  coveredDamage: Array<string>
   segments: number
 }
 
@@ -345,6 +427,86 @@ export interface NativeStats {
   indexBytes: number
   escalated: boolean
   escalatedAt?: number
+}
+
+export interface NativeSyncConfig {
+  /** 32-byte cluster key. */
+  key: Buffer
+  /** This run of the replica (grows across restarts), e.g. start time in ms. */
+  epoch: number
+  /** Cluster name, mixed into the configuration id. */
+  cluster?: string
+  maxFrameBytes?: number
+  pushMaxFacts?: number
+  bufferMaxFacts?: number
+  bufferMaxBytes?: number
+  antiEntropyMs?: number
+  antiEntropyMaxBytes?: number
+  quotaLowWater?: bigint
+  quotaRefill?: bigint
+  snapshotMinFacts?: number
+  maxSnapshotBytes?: number
+}
+
+export interface NativeSyncEvent {
+  /**
+   * 'admitted' | 'synced' | 'diverged' | 'remoteRefused' | 'peerConfigMismatch'
+   * | 'quotaReceived' | 'quotaDenied' | 'quotaGaveUp' | 'snapshotInstalled' | 'snapshotRefused'
+   */
+  kind: string
+  peer?: bigint
+  facts?: number
+  member?: number
+  side?: string
+  amount?: bigint
+  code?: string
+  message?: string
+}
+
+export interface NativeSyncOutput {
+  /** Frames to send, packed: `to u64 LE | len u32 LE | bytes`, repeated. */
+  frames: Buffer
+  frameCount: number
+  events: Array<NativeSyncEvent>
+  /** Why the received frame was dropped (receive only). */
+  droppedCode?: string
+  droppedMessage?: string
+  /** Sender of the received frame, when it authenticated. */
+  from?: bigint
+}
+
+export interface NativeSyncStats {
+  factsReceived: number
+  factsAdmitted: number
+  factsDuplicate: number
+  factsBuffered: number
+  factsDiscarded: number
+  remoteRefused: number
+  factsPushed: number
+  pushFrames: number
+  probesSent: number
+  summariesSent: number
+  antiEntropyFactsSent: number
+  antiEntropyBytesSent: number
+  quotaRequestsSent: number
+  quotaGrantsSent: number
+  snapshotsSent: number
+  snapshotsInstalled: number
+  snapshotBytesIn: number
+  buffered: number
+  bufferedBytes: number
+  bufferEvicted: number
+  storeFacts: number
+  storeBytes: number
+  unpushed: number
+  /** Dropped frames by code. */
+  droppedCodes: Array<string>
+  droppedCounts: Array<number>
+  peers: Array<NativePeerStats>
+  /** Version vector: origins (node, epoch) and counts. */
+  originNodes: Array<bigint>
+  originEpochs: Array<number>
+  originCounts: Array<number>
 }
 
 export interface NativeView {

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeEscrow = nativeBinding.NativeEscrow
 module.exports.NativeKernel = nativeBinding.NativeKernel
+module.exports.configFingerprint = nativeBinding.configFingerprint
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.floorCoreAdmit = nativeBinding.floorCoreAdmit
 module.exports.floorCoreAdmitStats = nativeBinding.floorCoreAdmitStats

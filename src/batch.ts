@@ -103,6 +103,36 @@ export class FactBatch {
     return this.#buf.slice(at + HEADER_BYTES, at + HEADER_BYTES + FACT_ID_BYTES)
   }
 
+  /**
+   * A batch over packed records (the layout above) — e.g. what
+   * `ReplicaSync.exportFacts()` returns or another process sent. The bytes
+   * are checked record by record and copied.
+   * @throws RangeError (`ERR_OUT_OF_RANGE`) naming the first bad record
+   */
+  static fromPacked(bytes: Uint8Array): FactBatch {
+    if (!(bytes instanceof Uint8Array)) throw invalidArgType('bytes', 'a Uint8Array of packed records', bytes)
+    const b = new FactBatch(bytes.length)
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    let at = 0
+    while (at < bytes.length) {
+      if (at + HEADER_BYTES + FACT_ID_BYTES > bytes.length) throw outOfRange('bytes', `complete records (record ${b.length} is truncated at byte ${at})`, bytes)
+      const flags = bytes[at]!
+      if ((flags & ~FLAG_HAS_ID) !== 0 || bytes[at + 1] !== 0) throw outOfRange('bytes', `valid records (record ${b.length} at byte ${at} has unknown flags)`, bytes)
+      const size = HEADER_BYTES + FACT_ID_BYTES + view.getUint16(at + 2, true) * FACT_ID_BYTES + view.getUint32(at + 4, true)
+      if (at + size > bytes.length) throw outOfRange('bytes', `complete records (record ${b.length} at byte ${at} runs past the end)`, bytes)
+      b.#offsets.push(at)
+      at += size
+    }
+    b.#buf.set(bytes)
+    b.#used = bytes.length
+    return b
+  }
+
+  /** A copy of the packed records (see {@link fromPacked}). */
+  toBytes(): Uint8Array {
+    return this.#buf.slice(0, this.#used)
+  }
+
   /** Empties the batch, keeping its buffer. */
   clear(): void {
     this.#used = 0

@@ -4,7 +4,15 @@ import { CtfsError, invalidArgType, outOfRange, rethrowNative } from './errors.t
 import type { FactId } from './fact-id.ts'
 import type { InvariantSpec } from './invariants/types.ts'
 import { Kernel, type KernelOptions } from './kernel.ts'
-import { native, type NativeDurability, type NativeKernel, type NativeRecovery } from './native.ts'
+import type { Multi } from './invariants/multi.ts'
+import {
+  native,
+  type NativeDurability,
+  type NativeDurableConfig,
+  type NativeKernel,
+  type NativeKernelConfig,
+  type NativeRecovery,
+} from './native.ts'
 
 /** Which write path a durable kernel uses. */
 export type DurabilityBackend = 'auto' | 'io_uring' | 'portable'
@@ -20,11 +28,23 @@ export interface DurableKernelOptions<I extends InvariantSpec> extends KernelOpt
    */
   backend?: DurabilityBackend
   /**
-   * On a corrupt record *before* the log's tail, truncate the log there
-   * (dropping everything after it) instead of refusing to open with
-   * `WAL_CORRUPT`. Default false: corruption is reported, never skipped.
+   * On a corrupt record *before* the log's tail that the newest valid
+   * checkpoint does not cover, cut the log there instead of refusing to open
+   * with `WAL_CORRUPT`: the kernel opens with every fact before the damage.
+   * The bytes removed are moved aside into `*.corrupt` files next to the log
+   * (never deleted) and listed in {@link RecoveryReport.movedAside}. Default
+   * false: corruption is reported, never skipped. (Damage among records a
+   * valid checkpoint covers needs no option: those records are not needed.)
    */
   truncateCorrupt?: boolean
+  /**
+   * Adopt a data directory written by an older format (1) that did not
+   * record the kernel's configuration: you assert that it was written with
+   * exactly this configuration, and its files are rewritten (atomically, file
+   * by file) to record it. Without it such a directory is refused with
+   * `CONFIG_MISMATCH`. Default false.
+   */
+  upgradeFormat?: boolean
   /** Bytes of the in-memory log queue (default 16 MiB). Full = `BUFFER_FULL`. */
   bufferBytes?: number
   /** Segment size in bytes before the log rolls to a new file (default 64 MiB). */
@@ -41,10 +61,21 @@ export interface RecoveryReport {
   factsReplayed: number
   firstSeq: number
   lastSeq: number
-  /** Bytes of torn tail (or corruption, with `truncateCorrupt`) removed. */
+  /** Bytes of torn tail (or corruption, with `truncateCorrupt`) removed from the log. */
   bytesCut: number
+  /** `segment@offset` where a torn tail (a crash during a write; never acknowledged) was cut. */
   tornTailAt: string | null
+  /** `segment@offset` where `truncateCorrupt` cut the log, and {@link truncateReason} why. */
   truncatedAt: string | null
+  truncateReason: string | null
+  /** The `*.corrupt` files holding every byte `truncateCorrupt` removed. */
+  movedAside: string[]
+  /**
+   * Damage among records the restored checkpoint covers, skipped at no cost
+   * (`segment @ offset: what`). Nothing was cut; a later checkpoint's
+   * compaction removes those segments.
+   */
+  coveredDamage: string[]
   segments: number
 }
 
@@ -144,8 +175,28 @@ class DurableFrontier {
  * - `await admitDurable(...)`: resolves only after fdatasync covered it.
  *   Many concurrent calls share one fdatasync.
  *
- * Durable kernels have one domain: `tenant()` is refused with
- * `INVALID_ARGUMENT` (the log does not record tenants yet).
+ * **Tenants** are durable too: `kernel.tenant(name)` logs the tenant's
+ * creation, its facts are logged with it and replayed into it, and
+ * checkpoints hold every tenant. Acknowledgements are per kernel: admit into
+ * a tenant, then `await kernel.flush()` to know it is durable.
+ *
+ * **Replicas**: with the `replica` option, facts from peers are logged with
+ * their origin, escrow quotas and grants are persisted, and a reopen resumes
+ * the replica in a new epoch (see `replica.sync()`).
+ *
+ * **Configuration.** Every log segment and checkpoint records the kernel's
+ * configuration (invariant kind and every parameter, causality mode and
+ * threshold, multi member names, a custom invariant's name, class, version
+ * and initial state). Opening a directory with another configuration is
+ * refused with `CONFIG_MISMATCH` naming what differs: bytes are never read
+ * by another invariant. Limits (`maxPayloadBytes`, `maxDeps`, `maxFacts`)
+ * may change between opens.
+ *
+ * **Lifetime.** `await close()` is the way to make sure everything admitted
+ * is durable and to release the directory at a known moment. A kernel that
+ * is dropped without `close()` is released when it is garbage-collected: what
+ * is queued is written and synced, the writer thread stops, and the directory
+ * is unlocked — but only at some later collection, and nothing can await it.
  *
  * @example
  * const k = await DurableKernel.open({ dir: './data', invariant: supply })
@@ -156,40 +207,31 @@ class DurableFrontier {
 export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   readonly #nk: NativeKernel
   readonly #frontier: DurableFrontier
-  #appended: number
   #closed = false
 
   private constructor(options: DurableKernelOptions<I>, frontier: DurableFrontier) {
     let nk: NativeKernel | undefined
+    const durable = durableConfig(options)
+    // Built outside this scope: the native log holds the callback for as long
+    // as it runs, and a closure created here would keep this kernel alive.
+    const onDurable = durableCallback(frontier)
     super(options, (config, rules) => {
-      nk = rethrowNative(() =>
-        native.NativeKernel.open(
-          config,
-          rules,
-          {
-            dir: options.dir,
-            ...(options.backend !== undefined ? { backend: options.backend } : {}),
-            ...(options.truncateCorrupt !== undefined ? { truncateCorrupt: options.truncateCorrupt } : {}),
-            ...(options.bufferBytes !== undefined ? { bufferBytes: options.bufferBytes } : {}),
-            ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
-          },
-          (seq: number, failure?: string) => frontier.advance(seq, failure),
-        ),
-      )
+      nk = rethrowNative(() => native.NativeKernel.open(config, rules, durable, onDurable))
       return nk
     })
     this.#nk = nk as NativeKernel
     this.#frontier = frontier
     const d = this.#info()
-    this.#appended = d.appendedSeq
     frontier.advance(d.durableSeq, undefined)
   }
 
   /**
    * Opens (or creates) the kernel stored in `options.dir`.
-   * @throws CtfsError `WAL_CORRUPT` (names the segment and offset),
-   *   `CHECKPOINT_MISMATCH`, `WAL_REPLAY_REFUSED`, `IO_ERROR` (e.g. the
-   *   directory is open in another process), `BACKEND_UNAVAILABLE`
+   * @throws CtfsError `CONFIG_MISMATCH` (written under another
+   *   configuration: names the differing keys), `WAL_CORRUPT` (names the
+   *   segment and offset), `CHECKPOINT_MISMATCH`, `WAL_REPLAY_REFUSED`,
+   *   `IO_ERROR` (e.g. the directory is open in another process),
+   *   `BACKEND_UNAVAILABLE`
    */
   static async open<I extends InvariantSpec>(options: DurableKernelOptions<I>): Promise<DurableKernel<I>> {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
@@ -197,6 +239,9 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     const b = options.backend
     if (b !== undefined && b !== 'auto' && b !== 'io_uring' && b !== 'portable') {
       throw outOfRange('options.backend', "'auto', 'io_uring' or 'portable'", b)
+    }
+    if (options.upgradeFormat !== undefined && typeof options.upgradeFormat !== 'boolean') {
+      throw invalidArgType('options.upgradeFormat', 'a boolean', options.upgradeFormat)
     }
     for (const k of ['bufferBytes', 'segmentBytes'] as const) {
       const v = options[k]
@@ -226,22 +271,27 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
 
   /** Admits a fact; volatile acknowledgement (see the class docs). */
   override admit(payload: Uint8Array, options?: AdmitOptions): FactId {
-    const id = super.admit(payload, options)
-    this.#appended++
-    return id
+    return super.admit(payload, options)
   }
 
   /** Admits many facts in one native call; each admitted one is queued for the log in order. */
   override admitBatch(batch: FactBatch | readonly FactInput[]): BatchResult {
-    const r = super.admitBatch(batch)
-    this.#appended += r.length - r.refused
-    return r
+    return super.admitBatch(batch)
+  }
+
+  /**
+   * Log sequence of the last record appended. Read from the log itself: a
+   * replicated kernel also logs facts from peers and quota records, so
+   * counting local admissions would not give the position of a fact.
+   */
+  #appended(): number {
+    return this.#nk.appendedSeq()
   }
 
   /** Admits a fact and returns a handle to await its durability. */
   admitAsync(payload: Uint8Array, options?: AdmitOptions): DurableAdmission {
     const id = this.admit(payload, options)
-    const seq = this.#appended
+    const seq = this.#appended()
     const f = this.#frontier
     const durable = f.wait(seq, id)
     return { id, seq, isDurable: () => f.durable >= seq, durable }
@@ -258,12 +308,12 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     } catch (e) {
       return Promise.reject(e)
     }
-    return this.#frontier.wait(this.#appended, id)
+    return this.#frontier.wait(this.#appended(), id)
   }
 
   /** Resolves when every fact admitted so far is durable. */
   async flush(): Promise<void> {
-    await this.#frontier.wait(this.#appended, undefined)
+    await this.#frontier.wait(this.#appended(), undefined)
   }
 
   /**
@@ -271,6 +321,8 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
    * admitted fact (after syncing the log), then deletes log segments and
    * checkpoints older than the previous checkpoint. Blocks the thread while
    * writing (tens of ms per million facts). Resolves with the covered sequence.
+   * @throws CtfsError `IO_ERROR` when the data directory was removed (or
+   *   replaced) while the kernel was open, or the file system refuses
    */
   async checkpoint(): Promise<{ seq: number }> {
     if (this.#closed) throw new CtfsError('WAL_CLOSED', 'the kernel is closed')
@@ -280,8 +332,10 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   }
 
   /**
-   * Syncs and closes the log (resolving every pending durability promise) and
-   * stops its writer thread. Later admissions fail with `WAL_CLOSED`. Idempotent.
+   * Syncs and closes the log (resolving every pending durability promise),
+   * stops its writer thread and unlocks the directory. Later admissions fail
+   * with `WAL_CLOSED`. Idempotent. Await it: it is the only way to know
+   * that everything admitted is durable and the directory is free.
    */
   async close(): Promise<void> {
     if (this.#closed) return
@@ -296,14 +350,42 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   }
 }
 
+/** The durability options for the native layer. */
+function durableConfig(options: DurableKernelOptions<InvariantSpec>): NativeDurableConfig {
+  const names = (options.invariant as Partial<Multi<Record<string, InvariantSpec>>>).names
+  return {
+    dir: options.dir,
+    ...(options.backend !== undefined ? { backend: options.backend } : {}),
+    ...(options.truncateCorrupt !== undefined ? { truncateCorrupt: options.truncateCorrupt } : {}),
+    ...(options.bufferBytes !== undefined ? { bufferBytes: options.bufferBytes } : {}),
+    ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+    ...(options.upgradeFormat !== undefined ? { upgradeFormat: options.upgradeFormat } : {}),
+    ...(options.invariant.members !== undefined && Array.isArray(names) ? { memberNames: [...names] } : {}),
+  }
+}
+
+/** The native log's callback: it references the frontier only, never the kernel. */
+function durableCallback(frontier: DurableFrontier): (seq: number, failure?: string) => void {
+  return (seq, failure) => frontier.advance(seq, failure)
+}
+
 function toRecovery(r: NativeRecovery): RecoveryReport {
-  return { ...r, tornTailAt: r.tornTailAt ?? null, truncatedAt: r.truncatedAt ?? null }
+  return { ...r, tornTailAt: r.tornTailAt ?? null, truncatedAt: r.truncatedAt ?? null, truncateReason: r.truncateReason ?? null }
 }
 
 /** What `ctfs inspect <dir>` reports. */
 export interface InspectReport {
   text: string
+  /**
+   * `DurableKernel.open` would succeed on this directory (with the options
+   * given to {@link inspect}, or with the configuration it records): the
+   * same checkpoint choice and the same recovery rules. Tolerated damage
+   * (a corrupt checkpoint with a fallback, damage a checkpoint covers, a torn
+   * tail) is listed in `damage` but keeps it healthy.
+   */
   healthy: boolean
+  /** The configuration the directory records, e.g. `invariant totalSupply{initial=0,min=0,max=∞}, causality exact`. */
+  config: string | null
   segments: number
   records: number
   firstSeq: number
@@ -314,9 +396,27 @@ export interface InspectReport {
   damage: string[]
 }
 
-/** Verifies a data directory read-only: segments, sequence range, checkpoints, corruption. */
-export function inspect(dir: string): InspectReport {
+/**
+ * Verifies a data directory read-only: segments, sequence gaps (from 1, or
+ * from the newest valid checkpoint), checkpoints, configuration, corruption.
+ * With `options` (the kernel options you would open it with), a directory
+ * written under another configuration is reported unhealthy too.
+ */
+export function inspect<I extends InvariantSpec>(dir: string, options?: KernelOptions<I>): InspectReport {
   if (typeof dir !== 'string') throw invalidArgType('dir', 'a directory path', dir)
-  return rethrowNative(() => native.inspectDir(dir))
+  let fingerprint: Buffer | undefined
+  if (options !== undefined) {
+    let config: NativeKernelConfig | undefined
+    // validates the options exactly as a kernel does, and captures the native configuration
+    new Kernel(options, (c, rules) => {
+      config = c
+      return new native.NativeKernel(c, rules)
+    })
+    const names = (options.invariant as Partial<Multi<Record<string, InvariantSpec>>>).names
+    const members = options.invariant.members !== undefined && Array.isArray(names) ? [...names] : undefined
+    fingerprint = rethrowNative(() => native.configFingerprint(config as NativeKernelConfig, members))
+  }
+  const r = rethrowNative(() => native.inspectDir(dir, fingerprint))
+  return { ...r, config: r.config ?? null }
 }
 

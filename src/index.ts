@@ -26,6 +26,8 @@ export type {
 } from './durable.ts'
 export { Escrow } from './escrow.ts'
 export { Replica } from './replica.ts'
+export { ReplicaSync } from './sync.ts'
+export type { SyncOptions, SyncOutput, SyncEvent, SyncStats, OutgoingFrame, Digests } from './sync.ts'
 export type { ReplicaOptions, BoundSide } from './replica.ts'
 export type { EscrowOptions, Quota, QuotaPoll, GrantOutcome } from './escrow.ts'
 export { CtfsError, isCtfsError, ERROR_CODES, OTHER_ERROR_CODES } from './errors.ts'

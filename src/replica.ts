@@ -3,6 +3,7 @@ import { CtfsError, fromNativeError, invalidArgType, rethrowNative } from './err
 import { amount, message, nodeId, toPoll, type EscrowOptions, type GrantOutcome, type Quota, type QuotaPoll } from './escrow.ts'
 import { checkFactId, packFactIds, type FactId } from './fact-id.ts'
 import type { NativeKernel } from './native.ts'
+import { ReplicaSync, type SyncOptions } from './sync.ts'
 
 /** Replicated admission: this kernel is one replica among `nodes`. */
 export interface ReplicaOptions {
@@ -46,6 +47,7 @@ const EMPTY = new Uint8Array(0)
  */
 export class Replica {
   readonly #nk: NativeKernel
+  #sync: ReplicaSync | undefined
   /** This replica's node id. */
   readonly local: bigint
 
@@ -55,7 +57,28 @@ export class Replica {
     this.local = local
   }
 
-  /** Admits a fact received from a peer (same checks as `admit`, no escrow). */
+  /**
+   * Attaches the replication protocol to this replica (once, before the
+   * first admission): facts admitted from now on are pushed to peers, and
+   * frames from peers are handled by the returned {@link ReplicaSync}.
+   */
+  sync(options: SyncOptions): ReplicaSync {
+    if (this.#sync !== undefined) throw new CtfsError('INVALID_ARGUMENT', 'this replica is already attached to a cluster')
+    this.#sync = new ReplicaSync(this.#nk, this.local, options)
+    return this.#sync
+  }
+
+  /** The protocol attached with {@link sync}, if any. */
+  get attached(): ReplicaSync | undefined {
+    return this.#sync
+  }
+
+  /**
+   * Admits a fact received from a peer, *merging* it: no escrow (its
+   * creator consumed its own quota), the same dedup and causality checks as
+   * `admit`, and the invariant's merge rule (an element already in a set is
+   * a no-op, an escrowed bound is the origin's business).
+   */
   admitRemote(id: FactId, payload: Uint8Array, options: Omit<AdmitOptions, 'id'> = {}): void {
     checkFactId(id, 'id')
     if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)

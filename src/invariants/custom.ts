@@ -35,6 +35,13 @@ export interface CustomOptions<T> {
   apply: CustomApply
   /** Decodes the state bytes (the first `initial.length` bytes of the cell). Default: a copy of them. */
   read?: (state: Uint8Array) => T
+  /**
+   * The version of your rule (an integer >= 1, default 1). A durable kernel
+   * records it with the name, class and initial state: bump it whenever
+   * `apply` changes meaning, and a data directory written by the old rule is
+   * refused with `CONFIG_MISMATCH` instead of being replayed by the new one.
+   */
+  version?: number
 }
 
 /** A custom invariant whose rule is a TypeScript function. */
@@ -43,6 +50,8 @@ export interface Custom<T = Uint8Array> extends InvariantSpec<T> {
   readonly size: number
   /** The apply function. */
   readonly apply: CustomApply
+  /** The rule's declared version (default 1). */
+  readonly version: number
 }
 
 /**
@@ -78,7 +87,7 @@ export function custom<T = Uint8Array>(options: CustomOptions<T>): Custom<T> {
   if (typeof options !== 'object' || options === null) {
     throw invalidArgType('options', 'an object { name, class, initial, apply, read? }', options)
   }
-  const { name, initial, apply, read } = options
+  const { name, initial, apply, read, version } = options
   const cls = options.class
   if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)
   const nameBytes = Buffer.byteLength(name, 'utf8')
@@ -88,6 +97,10 @@ export function custom<T = Uint8Array>(options: CustomOptions<T>): Custom<T> {
   bytes(initial, 'initial', 1, CELL_BYTES)
   if (typeof apply !== 'function') throw invalidArgType('apply', 'a function (payload, state, id) => void', apply)
   if (read !== undefined && typeof read !== 'function') throw invalidArgType('read', 'a function (state) => value', read)
+  if (version !== undefined) {
+    if (typeof version !== 'number') throw invalidArgType('version', 'an integer >= 1', version)
+    if (!Number.isInteger(version) || version < 1 || version > 0xffff_ffff) throw outOfRange('version', 'an integer in [1, 2^32 - 1]', version)
+  }
   const size = initial.length
   const initialState = Buffer.from(initial)
   const coordination: Coordination = coordinationOf(cls)
@@ -97,7 +110,8 @@ export function custom<T = Uint8Array>(options: CustomOptions<T>): Custom<T> {
     coordination,
     size,
     apply,
-    native: { kind: 'custom', name, class: cls, initialState, rule: 0 },
+    version: version ?? 1,
+    native: { kind: 'custom', name, class: cls, initialState, rule: 0, ...(version !== undefined ? { version } : {}) },
     rules: [apply],
     read(state: Uint8Array): T {
       if (!(state instanceof Uint8Array)) throw invalidArgType('state', 'a Uint8Array', state)

@@ -34,6 +34,9 @@ pub struct NativeInvariantConfig {
     pub class: Option<String>,
     pub initial_state: Option<Buffer>,
     pub rule: Option<u32>,
+    /// custom: the author's rule version (default 1), part of the
+    /// configuration fingerprint.
+    pub version: Option<u32>,
 }
 
 #[napi(object)]
@@ -180,7 +183,8 @@ pub fn invariant(cfg: &NativeInvariantConfig, rule: &mut dyn FnMut(u32) -> Resul
             let class = class_of(cfg.class.as_deref().ok_or_else(|| invalid("a custom invariant needs a class"))?)?;
             let initial = cfg.initial_state.as_ref().ok_or_else(|| invalid("a custom invariant needs an initial state"))?;
             let rule = rule(cfg.rule.ok_or_else(|| invalid("a custom invariant needs an apply function"))?)?;
-            Ok(Builtin::Custom(Custom::new(name, class, initial, rule).map_err(invalid)?))
+            let custom = Custom::new(name, class, initial, rule).and_then(|c| c.with_version(cfg.version.unwrap_or(1)));
+            Ok(Builtin::Custom(custom.map_err(invalid)?))
         }
         other => Err(invalid(format!("unknown invariant kind '{other}'"))),
     }

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::ptr;
 
 use ctfs_core::{AdmitError, ErrorCode, FactId};
+use ctfs_sync::Origin;
 use ctfs_wal::{Backend, Recovery, Wal, WalError, WalOptions};
 use napi::sys::{self, napi_env, napi_value};
 use napi::{Error, Result, Status};
@@ -105,6 +106,8 @@ pub(crate) struct LogOptions {
     pub truncate_corrupt: bool,
     pub buffer_bytes: Option<usize>,
     pub segment_bytes: Option<u64>,
+    /// The kernel's configuration fingerprint (`ctfs_core::fingerprint`).
+    pub fingerprint: Vec<u8>,
 }
 
 pub(crate) fn backend_of(name: Option<&str>) -> Result<Backend> {
@@ -127,6 +130,8 @@ pub(crate) struct DurableLog {
     pub recovery: Recovery,
     pub checkpoint_seq: u64,
     pub skipped_checkpoints: Vec<String>,
+    /// Recorded in every checkpoint this kernel writes.
+    pub fingerprint: Vec<u8>,
 }
 
 impl DurableLog {
@@ -170,9 +175,11 @@ impl DurableLog {
         let tsfn = std::sync::Arc::new(Tsfn(tsfn));
         let on_ok = tsfn.clone();
         let on_fail = tsfn;
+        let fingerprint = opts.fingerprint.clone();
         let mut w = WalOptions {
             backend: opts.backend,
             truncate_corrupt: opts.truncate_corrupt,
+            fingerprint: opts.fingerprint,
             notifier: Some(Box::new(move |seq| on_ok.post(Event::Durable(seq)))),
             on_failure: Some(Box::new(move |msg: &str| on_fail.post(Event::Failed(msg.to_owned())))),
             ..WalOptions::default()
@@ -186,7 +193,7 @@ impl DurableLog {
             w.segment_size = s;
         }
         let (wal, recovery) = Wal::open_with_replay(&opts.dir, w, from_seq, replay)?;
-        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new() })
+        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new(), fingerprint })
     }
 
     /// Step 1 of a durable admission.
@@ -195,13 +202,53 @@ impl DurableLog {
         self.wal.can_append(deps, payload).map_err(|e| log_refusal(&e))
     }
 
-    /// Step 3 of a durable admission.
+    /// Step 1 for a fact that will carry its origin (replicated kernels).
     #[inline]
-    pub(crate) fn append(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], derived: bool) {
+    pub(crate) fn reserve_with_origin(&mut self, deps: usize, payload: usize) -> std::result::Result<(), AdmitError> {
+        self.wal.can_append(deps, payload + ORIGIN_TRAILER).map_err(|e| log_refusal(&e))
+    }
+
+    /// Step 3 of a durable admission. Returns the record's seq (0 if the
+    /// log failed in between).
+    #[inline]
+    pub(crate) fn append(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], derived: bool) -> u64 {
         // Cannot fail after `reserve` except by a concurrent log failure, in
         // which case the fact stays volatile (never reported durable) and the
         // next `reserve` refuses with WAL_FAILED.
-        let _ = self.wal.append(&id.0, as_arrays(deps), payload, derived as u16);
+        self.wal.append(&id.0, as_arrays(deps), payload, if derived { FLAG_DERIVED } else { 0 }).unwrap_or(0)
+    }
+
+    /// Step 3 for a replicated kernel: the record carries the fact's origin
+    /// (node, epoch) and origin sequence, so that recovery rebuilds the
+    /// replica's version vector and the facts it can serve to peers.
+    #[inline]
+    pub(crate) fn append_with_origin(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], derived: bool, origin: Origin, oseq: u64) -> u64 {
+        let t = origin_trailer(origin, oseq);
+        self.wal.append_with_trailer(&id.0, as_arrays(deps), payload, &t, if derived { FLAG_DERIVED | FLAG_ORIGIN } else { FLAG_ORIGIN }).unwrap_or(0)
+    }
+
+    /// Step 1 for a tenant's fact.
+    #[inline]
+    pub(crate) fn reserve_tenant(&mut self, deps: usize, payload: usize) -> std::result::Result<(), AdmitError> {
+        self.wal.can_append(deps, payload + TENANT_TRAILER).map_err(|e| log_refusal(&e))
+    }
+
+    /// Step 3 for a tenant's fact: the record carries the tenant's slot.
+    #[inline]
+    pub(crate) fn append_tenant(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], derived: bool, slot: u32) -> u64 {
+        let flags = if derived { FLAG_DERIVED | FLAG_TENANT } else { FLAG_TENANT };
+        self.wal.append_with_trailer(&id.0, as_arrays(deps), payload, &slot.to_le_bytes(), flags).unwrap_or(0)
+    }
+
+    /// Whether a control record can be appended now.
+    pub(crate) fn can_append_control(&mut self, c: &Control) -> std::result::Result<(), WalError> {
+        self.wal.can_append(0, c.encode().len())
+    }
+
+    /// Appends a control record (not a fact). Returns its seq.
+    pub(crate) fn append_control(&mut self, c: &Control) -> std::result::Result<u64, WalError> {
+        let body = c.encode();
+        self.wal.append(&[0; 32], &[], &body, FLAG_CONTROL)
     }
 
     pub(crate) fn wal(&self) -> &Wal {
@@ -210,6 +257,102 @@ impl DurableLog {
 
     pub(crate) fn wal_mut(&mut self) -> &mut Wal {
         &mut self.wal
+    }
+}
+
+/// Record flag: the id was derived by the kernel.
+pub(crate) const FLAG_DERIVED: u16 = 1;
+/// Record flag: the payload field ends with the fact's origin (node u64,
+/// epoch u64, origin seq u64).
+pub(crate) const FLAG_ORIGIN: u16 = 2;
+/// Record flag: not a fact but replica state (see [`Control`]).
+pub(crate) const FLAG_CONTROL: u16 = 4;
+pub(crate) const ORIGIN_TRAILER: usize = 24;
+/// Record flag: a tenant's fact; the payload field ends with its slot (u32).
+pub(crate) const FLAG_TENANT: u16 = 8;
+pub(crate) const TENANT_TRAILER: usize = 4;
+
+/// Splits a logged payload field into (payload, tenant slot) per the flags.
+pub(crate) fn split_tenant(payload: &[u8], flags: u16) -> Option<(&[u8], Option<u32>)> {
+    if flags & FLAG_TENANT == 0 {
+        return Some((payload, None));
+    }
+    let at = payload.len().checked_sub(TENANT_TRAILER)?;
+    let (p, t) = payload.split_at(at);
+    Some((p, Some(u32::from_le_bytes(t.try_into().ok()?))))
+}
+
+fn origin_trailer(o: Origin, seq: u64) -> [u8; ORIGIN_TRAILER] {
+    let mut t = [0u8; ORIGIN_TRAILER];
+    t[..8].copy_from_slice(&o.node.to_le_bytes());
+    t[8..16].copy_from_slice(&o.epoch.to_le_bytes());
+    t[16..].copy_from_slice(&seq.to_le_bytes());
+    t
+}
+
+/// Splits a logged payload field into (payload, origin) per the flags.
+pub(crate) fn split_origin(payload: &[u8], flags: u16) -> Option<(&[u8], Option<(Origin, u64)>)> {
+    if flags & FLAG_ORIGIN == 0 {
+        return Some((payload, None));
+    }
+    let at = payload.len().checked_sub(ORIGIN_TRAILER)?;
+    let (p, t) = payload.split_at(at);
+    let u = |i: usize| u64::from_le_bytes(t[i..i + 8].try_into().unwrap_or([0; 8]));
+    Some((p, Some((Origin { node: u(0), epoch: u(8) }, u(16)))))
+}
+
+/// Replica state logged beside the facts of a durable replicated kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// A run of this replica began (epochs only grow).
+    Epoch(u64),
+    /// Quota left in a grant to a peer (durable before the grant is sent).
+    GrantOut { member: u8, side: u8, amount: u128 },
+    /// Quota arrived in a grant from a peer.
+    GrantIn { member: u8, side: u8, amount: u128 },
+    /// A tenant domain was created (slots follow creation order).
+    Tenant { slot: u32, name: String },
+}
+
+impl Control {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(19);
+        match *self {
+            Control::Epoch(e) => {
+                b.push(1);
+                b.extend_from_slice(&e.to_le_bytes());
+            }
+            Control::GrantOut { member, side, amount } | Control::GrantIn { member, side, amount } => {
+                b.push(if matches!(self, Control::GrantOut { .. }) { 2 } else { 3 });
+                b.push(member);
+                b.push(side);
+                b.extend_from_slice(&amount.to_le_bytes());
+            }
+            Control::Tenant { slot, ref name } => {
+                b.push(4);
+                b.extend_from_slice(&slot.to_le_bytes());
+                b.extend_from_slice(name.as_bytes());
+            }
+        }
+        b
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<Control> {
+        match b {
+            [1, rest @ ..] if rest.len() == 8 => Some(Control::Epoch(u64::from_le_bytes(rest.try_into().ok()?))),
+            [k @ (2 | 3), member, side, rest @ ..] if rest.len() == 16 => {
+                let amount = u128::from_le_bytes(rest.try_into().ok()?);
+                Some(if *k == 2 {
+                    Control::GrantOut { member: *member, side: *side, amount }
+                } else {
+                    Control::GrantIn { member: *member, side: *side, amount }
+                })
+            }
+            [4, a, b2, c, d, name @ ..] if !name.is_empty() => {
+                Some(Control::Tenant { slot: u32::from_le_bytes([*a, *b2, *c, *d]), name: String::from_utf8(name.to_vec()).ok()? })
+            }
+            _ => None,
+        }
     }
 }
 

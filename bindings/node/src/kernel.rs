@@ -123,20 +123,52 @@ pub(crate) fn id_of(id: &[u8]) -> Result<FactId> {
 /// into a clean error instead of aliasing.
 pub(crate) struct KernelState {
     pub(crate) main: Kernel<Inv>,
-    tenants: Tenants<Inv>,
+    pub(crate) tenants: Tenants<Inv>,
     last_error: Option<AdmitError>,
     batch_errors: Vec<(u32, AdmitError)>,
     /// The write-ahead log of a durable kernel (domain 0 only).
     pub(crate) log: Option<DurableLog>,
     /// Replicated admission gate (domain 0 only).
-    replication: Option<Replication>,
+    pub(crate) replication: Option<Replication>,
     closed: bool,
     /// The env cleanup hook of a durable kernel (env, hook data), removed
     /// by `close()`.
     teardown_hook: Option<(napi::sys::napi_env, *mut std::ffi::c_void)>,
+    /// The replication protocol, once attached (domain 0 only).
+    pub(crate) sync: Option<Box<ctfs_sync::Node>>,
+    /// The replica option's node list (for the protocol).
+    replica_nodes: Vec<u64>,
+    /// Durable replicated kernels: the recovered protocol state, until
+    /// `syncAttach` hands it to the protocol.
+    pub(crate) pending_sync: Option<Box<crate::sync::SyncRecovery>>,
+    /// Durable replicated kernels: what may be pushed, frames held for the log.
+    pub(crate) durable_sync: crate::sync::DurableSync,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
+
+/// A kernel dropped without `close()` (its JS objects were collected):
+/// dropping the log drains and syncs what is queued, stops the writer and
+/// unlocks the directory (`Wal`'s `Drop`); here the env cleanup hook that
+/// would otherwise outlive it is removed. Runs on the JS thread (napi-rs
+/// finalizers), never from the cleanup hook itself (which clears the field
+/// first).
+impl Drop for KernelState {
+    fn drop(&mut self) {
+        if let Some((env, data)) = self.teardown_hook.take() {
+            // SAFETY: on the JS thread of `env`; the hook was registered with
+            // exactly this function and data and has not run (it clears
+            // `teardown_hook` when it does).
+            unsafe {
+                napi::sys::napi_remove_env_cleanup_hook(env, Some(close_at_teardown), data);
+                drop(Box::from_raw(data as *mut std::rc::Weak<RefCell<KernelState>>));
+            }
+        }
+        if let Some(mut log) = self.log.take() {
+            let _ = log.wal_mut().close();
+        }
+    }
+}
 
 impl KernelState {
     #[inline]
@@ -149,10 +181,20 @@ impl KernelState {
     #[inline]
     fn route(&mut self, d: u32) -> Result<Route<'_>> {
         if d == 0 {
-            return Ok(Route { kernel: &mut self.main, gate: self.replication.as_mut(), log: self.log.as_mut(), closed: self.closed });
+            return Ok(Route {
+                kernel: &mut self.main,
+                gate: self.replication.as_mut(),
+                log: self.log.as_mut(),
+                sync: self.sync.as_deref_mut(),
+                pre: self.pending_sync.as_deref_mut(),
+                local_durable: Some(&mut self.durable_sync.local),
+                tenant: None,
+                closed: self.closed,
+            });
         }
         let kernel = self.tenants.by_slot(d as usize - 1).ok_or_else(|| invalid(format!("no tenant domain {d}")))?;
-        Ok(Route { kernel, gate: None, log: None, closed: self.closed })
+        // (the tenants and the log are distinct fields: both borrowed at once)
+        Ok(Route { kernel, gate: None, log: self.log.as_mut(), sync: None, pre: None, local_durable: None, tenant: Some(d - 1), closed: self.closed })
     }
 
     #[inline]
@@ -198,9 +240,19 @@ impl KernelState {
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
-        let Route { kernel, mut gate, mut log, closed } = self.route(domain)?;
+        let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, tenant, closed } = self.route(domain)?;
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
-            Route { kernel: k, gate: gate.as_deref_mut(), log: log.as_deref_mut(), closed }.admit(id, deps, payload)
+            Route {
+                kernel: k,
+                gate: gate.as_deref_mut(),
+                log: log.as_deref_mut(),
+                sync: sync.as_deref_mut(),
+                pre: pre.as_deref_mut(),
+                local_durable: local_durable.as_deref_mut(),
+                tenant,
+                closed,
+            }
+            .admit(id, deps, payload)
         });
         self.batch_errors = errors;
         Ok(summary.records as u32)
@@ -213,13 +265,22 @@ struct Route<'a> {
     kernel: &'a mut Kernel<Inv>,
     gate: Option<&'a mut Replication>,
     log: Option<&'a mut DurableLog>,
+    /// Facts admitted here are numbered and queued for peers.
+    sync: Option<&'a mut ctfs_sync::Node>,
+    /// ... or numbered by the recovered state until the protocol attaches.
+    pre: Option<&'a mut crate::sync::SyncRecovery>,
+    /// Durable replicated kernels: (log seq, origin seq) of local facts.
+    local_durable: Option<&'a mut std::collections::VecDeque<(u64, u64)>>,
+    /// A tenant's domain: its slot, logged with its facts.
+    tenant: Option<u32>,
     closed: bool,
 }
 
 impl Route<'_> {
     #[inline]
     fn admit(self, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> std::result::Result<FactId, AdmitError> {
-        let Route { kernel, gate, mut log, closed } = self;
+        let Route { kernel, gate, mut log, sync, pre, local_durable, tenant, closed } = self;
+        let numbered = sync.is_some() || pre.is_some();
         let refuse = |kernel: &mut Kernel<Inv>, e: AdmitError| {
             kernel.note_refusal(e.code());
             Err(e)
@@ -228,7 +289,14 @@ impl Route<'_> {
             return refuse(kernel, durable::log_refusal(&ctfs_wal::WalError::Closed));
         }
         if let Some(log) = log.as_deref_mut() {
-            if let Err(e) = log.reserve(deps.len(), payload.len()) {
+            let r = if numbered {
+                log.reserve_with_origin(deps.len(), payload.len())
+            } else if tenant.is_some() {
+                log.reserve_tenant(deps.len(), payload.len())
+            } else {
+                log.reserve(deps.len(), payload.len())
+            };
+            if let Err(e) = r {
                 return refuse(kernel, e);
             }
         }
@@ -237,8 +305,30 @@ impl Route<'_> {
             (None, Some(id)) => kernel.admit(id, deps, payload).map(|()| *id),
             (None, None) => kernel.admit_derived(deps, payload),
         };
-        if let (Some(log), Ok(admitted)) = (log, &r) {
-            log.append(admitted, deps, payload, id.is_none());
+        if let Ok(admitted) = &r {
+            let origin = match (sync, pre) {
+                (Some(node), _) => Some((node.origin(), node.local_fact(admitted, deps, payload))),
+                (None, Some(pre)) => Some(pre.local_fact(admitted, deps, payload)),
+                (None, None) => None,
+            };
+            if let Some(log) = log {
+                match origin {
+                    Some((o, oseq)) => {
+                        let seq = log.append_with_origin(admitted, deps, payload, id.is_none(), o, oseq);
+                        if let Some(q) = local_durable {
+                            q.push_back((seq, oseq));
+                        }
+                    }
+                    None => match tenant {
+                        Some(slot) => {
+                            log.append_tenant(admitted, deps, payload, id.is_none(), slot);
+                        }
+                        None => {
+                            log.append(admitted, deps, payload, id.is_none());
+                        }
+                    },
+                }
+            }
         }
         r
     }
@@ -267,16 +357,39 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
     let kcfg = config::kernel(cfg)?;
     let main = Kernel::try_new(inv.clone(), kcfg.clone()).map_err(invalid)?;
     let tenants = Tenants::new(inv, kcfg).map_err(invalid)?;
+    let mut replica_nodes = Vec::new();
     let replication = match &cfg.replica {
         None => None,
         Some(r) => {
             let nodes = r.nodes.iter().map(|n| crate::escrow::node_of(n, "replica.nodes[]")).collect::<Result<Vec<_>>>()?;
             let local = crate::escrow::node_of(&r.local, "replica.local")?;
             let ecfg = crate::escrow::config_of(r.escrow.as_ref())?;
-            Some(Replication::new(&main, &nodes, local, ecfg).map_err(|e| crate::escrow::escrow_error(&e))?)
+            let gate = Replication::new(&main, &nodes, local, ecfg).map_err(|e| crate::escrow::escrow_error(&e))?;
+            replica_nodes = nodes;
+            Some(gate)
         }
     };
-    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None })
+    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None, sync: None, replica_nodes, pending_sync: None, durable_sync: Default::default() })
+}
+
+/// The configuration fingerprint of a kernel (see `ctfs_core::fingerprint`).
+fn fingerprint_of(main: &Kernel<Inv>, member_names: Option<&[String]>) -> Result<Vec<u8>> {
+    ctfs_core::Fingerprint::of_kernel(main.invariant(), main.config(), member_names)
+        .map(|f| f.encode())
+        .map_err(|e| invalid(format!("[INVALID_ARGUMENT] {e}")))
+}
+
+/// The configuration fingerprint a durable kernel with this configuration
+/// records (for `inspect(dir, options)`). Custom rules are not needed: a
+/// rule is identified by its name, class, version and initial state.
+#[napi(catch_unwind)]
+pub fn config_fingerprint(cfg: NativeKernelConfig, member_names: Option<Vec<String>>) -> Result<Buffer> {
+    let mut rule = |_: u32| -> Result<Rc<dyn CustomRule>> {
+        Ok(Rc::new(|_: &ctfs_core::Fact<'_>, _: &mut [u8]| Ok::<(), ctfs_core::InvariantError>(())))
+    };
+    let inv = config::invariants(&cfg, &mut rule)?;
+    let main = Kernel::try_new(inv, config::kernel(&cfg)?).map_err(invalid)?;
+    fingerprint_of(&main, member_names.as_deref()).map(Buffer::from)
 }
 
 #[napi(object)]
@@ -288,6 +401,12 @@ pub struct NativeDurableConfig {
     pub truncate_corrupt: Option<bool>,
     pub buffer_bytes: Option<u32>,
     pub segment_bytes: Option<u32>,
+    /// Member names of a multi-invariant kernel, in member order (part of
+    /// the configuration fingerprint).
+    pub member_names: Option<Vec<String>>,
+    /// Adopt a directory of format 1 (no configuration fingerprint) as
+    /// written by this configuration: its files are rewritten in format 2.
+    pub upgrade_format: Option<bool>,
 }
 
 #[napi(object)]
@@ -300,6 +419,12 @@ pub struct NativeRecovery {
     pub bytes_cut: f64,
     pub torn_tail_at: Option<String>,
     pub truncated_at: Option<String>,
+    /// Why the log was cut at `truncated_at`.
+    pub truncate_reason: Option<String>,
+    /// Files holding the bytes `truncateCorrupt` removed.
+    pub moved_aside: Vec<String>,
+    /// Damage among records the restored checkpoint covers (skipped).
+    pub covered_damage: Vec<String>,
     pub segments: u32,
 }
 
@@ -364,6 +489,28 @@ fn busy() -> Error {
     )
 }
 
+/// Runs one protocol input against the kernel: sets what may be pushed
+/// (a durable kernel pushes only durable local facts), and holds frames
+/// that must wait for the log (quota grants) until it is durable.
+fn run_sync<R>(
+    st: &mut KernelState,
+    f: impl FnOnce(&mut ctfs_sync::Node, &mut crate::sync::StateHost<'_>, &mut ctfs_sync::Outbox) -> R,
+) -> Result<(R, crate::sync::NativeSyncOutput)> {
+    let KernelState { main, replication, log, sync, durable_sync, .. } = st;
+    let node = sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+    if let Some(log) = log.as_ref() {
+        let limit = durable_sync.advance(log.wal().durable_seq());
+        node.set_push_limit(Some(limit));
+    }
+    let mut host = crate::sync::StateHost { main, replication: replication.as_mut(), log: log.as_mut() };
+    let mut out = ctfs_sync::Outbox::default();
+    let r = f(node, &mut host, &mut out);
+    if let Some(log) = log.as_ref() {
+        crate::sync::release_held(&mut out, &mut durable_sync.held, log.wal().durable_seq());
+    }
+    Ok((r, crate::sync::output(&mut out)))
+}
+
 #[napi]
 pub struct NativeKernel {
     shared: SharedKernel,
@@ -405,33 +552,97 @@ impl NativeKernel {
         if on_durable.get_type()? != napi::ValueType::Function {
             return Err(invalid("onDurable must be a function"));
         }
-        if cfg.replica.is_some() {
-            // Escrow quotas are not persisted: after recovery they would be
-            // split again from the initial state, which is not safe.
-            return Err(invalid(
-                "[INVALID_ARGUMENT] durable replicated kernels are not supported yet (escrow quotas are not persisted); use `replica` on an in-memory kernel",
-            ));
-        }
         let rules = rules.as_deref().unwrap_or(&[]);
         let mut st = build_state(&env, &cfg, rules)?;
         let dir = std::path::PathBuf::from(&durable.dir);
+        let local = st.replication.as_ref().map(|r| r.local());
+        let fingerprint = {
+            let mut fp = ctfs_core::Fingerprint::of_kernel(st.main.invariant(), st.main.config(), durable.member_names.as_deref())
+                .map_err(|e| invalid(format!("[INVALID_ARGUMENT] {e}")))?;
+            if let Some(local) = local {
+                fp.set_replica(&st.replica_nodes, Some(local));
+            }
+            fp.encode()
+        };
         let opts = LogOptions {
             dir: dir.clone(),
             backend: durable::backend_of(durable.backend.as_deref())?,
             truncate_corrupt: durable.truncate_corrupt.unwrap_or(false),
             buffer_bytes: durable.buffer_bytes.map(|b| b as usize),
             segment_bytes: durable.segment_bytes.map(|b| b as u64),
+            fingerprint: fingerprint.clone(),
         };
-        // Newest checkpoint that verifies and restores; corrupt ones are skipped.
-        let (from_seq, ckpt_seq, skipped) = crate::checkpoint::restore_latest(&dir, &mut st)?;
+        if durable.upgrade_format == Some(true) {
+            ctfs_wal::upgrade_format(&dir, &fingerprint).map_err(|e| durable::wal_error(&e))?;
+        }
+        // Newest checkpoint that verifies (and carries this configuration); corrupt ones are skipped.
+        let (from_seq, ckpt_seq, skipped, replica_section) = crate::checkpoint::restore_latest(&dir, &mut st, &fingerprint)?;
+        // Replicated: the checkpoint's epoch, version vector and escrow
+        // shares; the log adds the facts (with their origins) and the
+        // quota moves after it.
+        let mut recovery = crate::sync::SyncRecovery {
+            me: ctfs_sync::Origin { node: local.unwrap_or(0), epoch: 0 },
+            vv: ctfs_sync::VersionVector::new(),
+            store: ctfs_sync::store::FactStore::new(),
+        };
+        let mut max_epoch = 0u64;
+        if let (Some(section), Some(r)) = (&replica_section, st.replication.as_mut()) {
+            let (epoch, vv) = crate::sync::restore_replica_section(section, r)
+                .map_err(|why| invalid(format!("[CHECKPOINT_MISMATCH] the checkpoint's replica section does not restore: {why}")))?;
+            for (o, n) in vv.iter() {
+                recovery.store.reset(o, n + 1);
+            }
+            recovery.vv = vv;
+            max_epoch = epoch;
+        }
         // Replay through the pipelined batch path (prefetching 8 records ahead).
         let mut replayer = ctfs_core::batch::Replayer::new(256);
-        let main = &mut st.main;
+        let invariant = st.main.invariant().clone();
+        let KernelState { main, replication, tenants, .. } = &mut st;
         let refused = |(seq, error)| ReplayError::Refused { seq, error };
         let replay = |rec: ctfs_wal::RecordRef<'_>| -> std::result::Result<(), ReplayError> {
+            let unreadable = |what: &str| ReplayError::Refused { seq: rec.seq, error: AdmitError::malformed(what.to_owned()) };
+            if rec.flags & crate::durable::FLAG_CONTROL != 0 {
+                let c = crate::durable::Control::decode(rec.payload).ok_or_else(|| unreadable("an unknown control record"))?;
+                let not_replicated = || unreadable("a replica control record in a kernel that is not replicated");
+                match c {
+                    crate::durable::Control::Epoch(e) => max_epoch = max_epoch.max(e),
+                    crate::durable::Control::GrantOut { member, side, amount } | crate::durable::Control::GrantIn { member, side, amount } => {
+                        let r = replication.as_mut().ok_or_else(not_replicated)?;
+                        let side = crate::sync::side_from(side).ok_or_else(|| unreadable("a quota record with a bad side"))?;
+                        let pool = r.pool_mut(member as usize, side).ok_or_else(|| unreadable("a quota record for a pool this kernel does not have"))?;
+                        if matches!(c, crate::durable::Control::GrantOut { .. }) { pool.replay_grant_out(amount) } else { pool.replay_grant_in(amount) }
+                    }
+                    crate::durable::Control::Tenant { slot, name } => {
+                        if tenants.names().any(|n| n == name) {
+                            return Ok(()); // restored from the checkpoint
+                        }
+                        if tenants.slot(&name) != slot as usize {
+                            return Err(unreadable("a tenant record out of order"));
+                        }
+                    }
+                }
+                return Ok(());
+            }
             let id = FactId(*rec.id);
             let deps = FactId::slice_from_bytes(rec.deps.as_flattened()).unwrap_or(&[]);
-            replayer.push(main, rec.seq, &id, deps, rec.payload).map_err(refused)
+            if rec.flags & crate::durable::FLAG_TENANT != 0 {
+                let (payload, slot) = crate::durable::split_tenant(rec.payload, rec.flags).ok_or_else(|| unreadable("a tenant record cut short"))?;
+                let k = tenants.by_slot(slot.unwrap_or(u32::MAX) as usize).ok_or_else(|| unreadable("a fact of a tenant that was never created"))?;
+                return k.admit(&id, deps, payload).map_err(|error| ReplayError::Refused { seq: rec.seq, error });
+            }
+            let (payload, origin) = crate::durable::split_origin(rec.payload, rec.flags).ok_or_else(|| unreadable("a record whose origin is cut short"))?;
+            replayer.push(main, rec.seq, &id, deps, payload).map_err(refused)?;
+            if let Some((o, oseq)) = origin {
+                if Some(o.node) == local {
+                    max_epoch = max_epoch.max(o.epoch);
+                    if let Some(r) = replication.as_mut() {
+                        r.replay_local(&invariant, payload);
+                    }
+                }
+                recovery.recovered(o, oseq, &id, deps, payload);
+            }
+            Ok(())
         };
         // SAFETY: env and on_durable are valid for this call.
         let log = unsafe { DurableLog::open(env.raw(), on_durable.raw(), opts, from_seq, ckpt_seq, replay) }
@@ -439,6 +650,15 @@ impl NativeKernel {
         replayer.flush(&mut st.main).map_err(|e| refused(e).to_napi())?;
         let mut log = log;
         log.skipped_checkpoints = skipped;
+        if local.is_some() {
+            // This run's epoch, durable before any fact of it can exist.
+            let epoch = max_epoch + 1;
+            log.append_control(&crate::durable::Control::Epoch(epoch)).map_err(|e| durable::wal_error(&e))?;
+            log.wal().sync().map_err(|e| durable::wal_error(&e))?;
+            recovery.me.epoch = epoch;
+            st.durable_sync.epoch = epoch;
+            st.pending_sync = Some(Box::new(recovery));
+        }
         st.log = Some(log);
         let shared = Rc::new(RefCell::new(st));
         // Close the log before Node tears the environment down (cleanup hooks
@@ -541,9 +761,15 @@ impl NativeKernel {
     #[napi(catch_unwind)]
     pub fn tenant(&self, name: String) -> Result<u32> {
         self.with(|st| {
-            if st.log.is_some() {
-                // The log records domain 0 only; a tenant's facts would replay into it.
-                return Err(invalid("[INVALID_ARGUMENT] durable kernels do not support tenants yet: open one durable kernel per tenant directory"));
+            let known = st.tenants.len();
+            if let Some(log) = st.log.as_mut()
+                && !st.tenants.names().any(|n| n == name)
+            {
+                // A durable kernel logs the tenant's creation first: its facts
+                // carry the slot, and replay recreates the slots in order.
+                let c = crate::durable::Control::Tenant { slot: known as u32, name: name.clone() };
+                log.can_append_control(&c).map_err(|e| durable::wal_error(&e))?;
+                log.append_control(&c).map_err(|e| durable::wal_error(&e))?;
             }
             let slot = st.tenants.slot(&name);
             u32::try_from(slot + 1).map_err(|_| invalid("too many tenants"))
@@ -580,8 +806,13 @@ impl NativeKernel {
         self.with(|st| {
             let id = id_of(id)?;
             let deps = deps_of(deps)?;
-            let route = Route { gate: None, ..st.route(0)? };
-            let r = route.admit(Some(&id), deps, payload).map(|_| ());
+            if st.closed {
+                let e = durable::log_refusal(&ctfs_wal::WalError::Closed);
+                st.main.note_refusal(e.code());
+                return Ok(st.status(Err(e)));
+            }
+            let mut host = crate::sync::StateHost { main: &mut st.main, replication: None, log: st.log.as_mut() };
+            let r = ctfs_sync::Host::admit_merge(&mut host, &id, deps, payload, ctfs_sync::Origin { node: 0, epoch: 0 }, 0);
             Ok(st.status(r))
         })
     }
@@ -647,6 +878,13 @@ impl NativeKernel {
                     bytes_cut: r.bytes_cut as f64,
                     torn_tail_at: at(&r.torn_tail_at),
                     truncated_at: at(&r.truncated_at),
+                    truncate_reason: r.truncate_reason.clone(),
+                    moved_aside: r.moved_aside.iter().map(|p| p.display().to_string()).collect(),
+                    covered_damage: r
+                        .covered_damage
+                        .iter()
+                        .map(|(p, o, why)| format!("{} @ {o}: {why}", p.display()))
+                        .collect(),
                     segments: r.segments as u32,
                 },
             }))
@@ -690,6 +928,157 @@ impl NativeKernel {
                 r?;
             }
             Ok(())
+        })
+    }
+
+    /// Attaches the replication protocol (replicated kernels only): facts
+    /// admitted from now on are numbered and queued for peers. A durable
+    /// replicated kernel resumes what it recovered (its epoch is its own:
+    /// `cfg.epoch` is ignored).
+    #[napi(catch_unwind)]
+    pub fn sync_attach(&self, mut cfg: crate::sync::NativeSyncConfig) -> Result<()> {
+        self.with(|st| {
+            if st.sync.is_some() {
+                return Err(invalid("[INVALID_ARGUMENT] this kernel is already attached to a cluster"));
+            }
+            let r = st.replication.as_ref().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication needs a replicated kernel: create it with the `replica` option (nodes, local)"))?;
+            let nodes = st.replica_nodes.clone();
+            let node = match st.pending_sync.take() {
+                Some(pre) => {
+                    cfg.epoch = pre.me.epoch as f64;
+                    // a durable replica catches up by anti-entropy (it never
+                    // replaces its kernel with a snapshot)
+                    cfg.snapshot_min_facts = Some(f64::INFINITY);
+                    let base = crate::sync::build(&cfg, &st.main, r, nodes);
+                    match base {
+                        Ok(n) => {
+                            let c = n.config().clone();
+                            ctfs_sync::Node::resume(c, pre.vv, pre.store).map_err(invalid)?
+                        }
+                        Err(e) => {
+                            st.pending_sync = Some(pre);
+                            return Err(e);
+                        }
+                    }
+                }
+                None => {
+                    if st.main.len() > 0 {
+                        return Err(invalid(
+                            "[INVALID_ARGUMENT] attach replication before admitting facts: facts admitted earlier have no origin sequence and would never reach peers",
+                        ));
+                    }
+                    crate::sync::build(&cfg, &st.main, r, nodes)?
+                }
+            };
+            st.sync = Some(Box::new(node));
+            Ok(())
+        })
+    }
+
+    /// Handles one received frame: verifies it, admits its facts (one batch),
+    /// and returns the replies and events. A dropped frame is reported in
+    /// `droppedCode`, never thrown.
+    #[napi(catch_unwind)]
+    pub fn sync_receive(&self, frame: &[u8], now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
+        self.with(|st| {
+            if st.closed {
+                return Err(invalid("[WAL_CLOSED] the kernel is closed"));
+            }
+            let now = now_ms.max(0.0) as u64;
+            let (r, mut o) = run_sync(st, |node, host, out| node.handle_frame(host, frame, now, out))?;
+            match r {
+                Ok((from, _)) => o.from = Some(napi::bindgen_prelude::BigInt::from(from)),
+                Err(e) => {
+                    o.dropped_code = Some(e.code().to_owned());
+                    o.dropped_message = Some(e.to_string());
+                }
+            }
+            Ok(o)
+        })
+    }
+
+    /// Timers: push, anti-entropy probes, quota retries, snapshot chunks.
+    #[napi(catch_unwind)]
+    pub fn sync_tick(&self, now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
+        let now = now_ms.max(0.0) as u64;
+        self.with(|st| run_sync(st, |node, host, out| node.tick(host, now, out)).map(|(_, o)| o))
+    }
+
+    /// Pushes the facts admitted here since the last push (durable kernels:
+    /// those already durable).
+    #[napi(catch_unwind)]
+    pub fn sync_flush(&self) -> Result<crate::sync::NativeSyncOutput> {
+        self.with(|st| run_sync(st, |node, _, out| node.flush(out)).map(|(_, o)| o))
+    }
+
+    /// Asks a peer for quota after an INSUFFICIENT_QUOTA refusal.
+    #[napi(catch_unwind)]
+    pub fn sync_need_quota(&self, member: u32, side: String, amount: napi::bindgen_prelude::BigInt, now_ms: f64) -> Result<crate::sync::NativeSyncOutput> {
+        let side = crate::sync::side_of(&side)?;
+        let amount = crate::sync::u128_arg(&amount, "amount")?;
+        let now = now_ms.max(0.0) as u64;
+        self.with(|st| run_sync(st, |node, host, out| node.need_quota(host, member as usize, side, amount, now, out)).map(|(_, o)| o))
+    }
+
+    /// The log sequence of the last record appended (durable kernels; 0 otherwise).
+    #[napi(catch_unwind)]
+    pub fn appended_seq(&self) -> Result<f64> {
+        self.with(|st| Ok(st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64)))
+    }
+
+    /// Marks a peer reachable or not (frames are produced for reachable peers only).
+    #[napi(catch_unwind)]
+    pub fn sync_set_peer_up(&self, peer: napi::bindgen_prelude::BigInt, up: bool) -> Result<()> {
+        let peer = crate::escrow::node_of(&peer, "peer")?;
+        self.with(|st| {
+            let node = st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            if !node.peers().contains(&peer) {
+                return Err(invalid(format!("[INVALID_ARGUMENT] node {peer} is not a peer of this replica")));
+            }
+            node.set_peer_up(peer, up);
+            Ok(())
+        })
+    }
+
+    /// Makes the next tick probe every peer.
+    #[napi(catch_unwind)]
+    pub fn sync_probe_soon(&self) -> Result<()> {
+        self.with(|st| {
+            st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?.probe_soon();
+            Ok(())
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn sync_stats(&self) -> Result<crate::sync::NativeSyncStats> {
+        self.with(|st| {
+            let node = st.sync.as_deref().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            Ok(crate::sync::stats_of(node))
+        })
+    }
+
+    /// Every fact held as packed batch records, in an order that respects
+    /// their dependencies.
+    #[napi(catch_unwind)]
+    pub fn sync_export(&self) -> Result<Buffer> {
+        self.with(|st| {
+            let node = st.sync.as_deref().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            Ok(Buffer::from(node.store().export_causal()))
+        })
+    }
+
+    /// Count, id digest and state digest (72 bytes): equal on converged replicas.
+    #[napi(catch_unwind)]
+    pub fn digests(&self) -> Result<Buffer> {
+        self.with(|st| {
+            let d = ctfs_sync::message::Digests {
+                count: st.main.len(),
+                ids: st.main.frontier().canonical_bytes()[72..104].try_into().unwrap_or([0; 32]),
+                state: st.main.state_digest(),
+            };
+            let mut b = Vec::with_capacity(72);
+            d.encode(&mut b);
+            Ok(Buffer::from(b))
         })
     }
 

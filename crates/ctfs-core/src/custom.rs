@@ -38,6 +38,10 @@ impl<F: Fn(&Fact<'_>, &mut [u8]) -> Result<(), InvariantError>> CustomRule for F
 pub struct Custom {
     name: String,
     class: AlgebraicClass,
+    /// The author's version of the rule (default 1): recorded in the
+    /// configuration fingerprint, so that a log written by another version of
+    /// the rule is refused instead of replayed.
+    version: u32,
     size: usize,
     initial: StateCell,
     rule: Rc<dyn CustomRule>,
@@ -56,7 +60,26 @@ impl Custom {
         }
         let mut cell = StateCell::zeroed();
         cell.0[..initial.len()].copy_from_slice(initial);
-        Ok(Custom { name, class, size: initial.len(), initial: cell, rule })
+        Ok(Custom { name, class, version: 1, size: initial.len(), initial: cell, rule })
+    }
+
+    /// The same invariant with the author's rule version `version` (>= 1).
+    pub fn with_version(mut self, version: u32) -> Result<Self, String> {
+        if version == 0 {
+            return Err("a custom invariant's version must be at least 1".into());
+        }
+        self.version = version;
+        Ok(self)
+    }
+
+    /// The author's rule version (1 unless set).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The initial state bytes (exactly [`Custom::size`] of them).
+    pub fn initial_bytes(&self) -> &[u8] {
+        &self.initial.0[..self.size]
     }
 
     /// State size in bytes (the rest of the cell stays zero).
@@ -67,14 +90,23 @@ impl Custom {
 
 impl fmt::Debug for Custom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Custom").field("name", &self.name).field("class", &self.class).field("size", &self.size).finish()
+        f.debug_struct("Custom")
+            .field("name", &self.name)
+            .field("class", &self.class)
+            .field("version", &self.version)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
 /// Two custom invariants are equal when they are the same registration.
 impl PartialEq for Custom {
     fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.rule, &other.rule) && self.name == other.name && self.class == other.class && self.initial == other.initial
+        Rc::ptr_eq(&self.rule, &other.rule)
+            && self.name == other.name
+            && self.class == other.class
+            && self.version == other.version
+            && self.initial == other.initial
     }
 }
 
@@ -138,6 +170,12 @@ mod tests {
         assert!(Custom::new("x", AlgebraicClass::Group, &[], rule.clone()).is_err());
         assert!(Custom::new("x", AlgebraicClass::Group, &[0; 65], rule.clone()).is_err());
         assert!(Custom::new("", AlgebraicClass::Group, &[0; 1], rule.clone()).is_err());
-        assert_eq!(Custom::new("x", AlgebraicClass::Group, &[7; 3], rule).unwrap().initial_cell().as_bytes()[..4], [7, 7, 7, 0]);
+        assert!(Custom::new("x", AlgebraicClass::Group, &[0; 1], rule.clone()).unwrap().with_version(0).is_err());
+        let c = Custom::new("x", AlgebraicClass::Group, &[7; 3], rule).unwrap();
+        assert_eq!(c.version(), 1);
+        assert_eq!(c.initial_bytes(), &[7, 7, 7]);
+        assert_eq!(c.clone().with_version(3).unwrap().version(), 3);
+        assert_ne!(c.clone().with_version(3).unwrap(), c);
+        assert_eq!(c.initial_cell().as_bytes()[..4], [7, 7, 7, 0]);
     }
 }

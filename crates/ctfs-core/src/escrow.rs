@@ -64,6 +64,16 @@
 //! value, or e.g. `unix_ms << 20`). Persisting the local quota itself belongs
 //! to the durability layer, not here.
 //!
+//! # Credits stay local
+//!
+//! Quota created by a [`credit`](EscrowManager::credit) in replica mode is
+//! *pinned*: spendable by this replica, never granted. The credit is a fact
+//! that could still be lost in a crash before any peer received it; a peer
+//! spending quota granted from it would then spend headroom that never
+//! existed. Spends funded by pinned quota are admitted after the credit on
+//! the same replica, and replicas deliver one origin's facts in order, so
+//! wherever such a spend is applied its credit was applied first.
+//!
 //! # Mapping a TotalSupply onto escrow
 //!
 //! For a lower bound `min`: `total = balance − min` (the headroom for
@@ -437,7 +447,29 @@ pub struct EscrowManager {
     last_grant: BTreeMap<NodeId, QuotaGrant>,
     /// Requester side: backoff after denials, per peer.
     denials: BTreeMap<NodeId, PeerBackoff>,
+    /// Replica mode: local quota created by [`credit`](Self::credit) and not
+    /// yet consumed. It is spendable here but never granted away (see
+    /// "Credits stay local" in the module docs). `pinned <= available(local)`.
+    pinned: u128,
     stats: EscrowStats,
+}
+
+/// A replica's own share, as a durable replica persists it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalShare {
+    pub total: u128,
+    pub quota: u128,
+    pub consumed: u128,
+    pub pinned: u128,
+}
+
+/// What [`EscrowManager::consume_local`] took, for an exact
+/// [`undo_consume`](EscrowManager::undo_consume).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Consumed {
+    pub amount: u128,
+    /// The part drawn from credited (pinned) quota.
+    pub pinned: u128,
 }
 
 impl EscrowManager {
@@ -458,6 +490,7 @@ impl EscrowManager {
             abandoned: BTreeMap::new(),
             last_grant: BTreeMap::new(),
             denials: BTreeMap::new(),
+            pinned: 0,
             stats: EscrowStats::default(),
         }
     }
@@ -589,6 +622,102 @@ impl EscrowManager {
             return Err(EscrowError::InsufficientQuota { available, requested: amount });
         }
         share.consumed += amount;
+        let available = share.available();
+        self.pinned = self.pinned.min(available);
+        Ok(())
+    }
+
+    /// Replica mode: consumes `amount` of the local quota, credited (pinned)
+    /// quota first, and says how much of each was taken.
+    pub fn consume_local(&mut self, amount: u128) -> Result<Consumed, EscrowError> {
+        let local = self.require_local()?;
+        let pinned = self.pinned.min(amount);
+        let before = self.pinned;
+        self.try_consume(local, amount)?;
+        self.pinned = before - pinned;
+        Ok(Consumed { amount, pinned })
+    }
+
+    /// Undoes a [`consume_local`](Self::consume_local) exactly (the fact it
+    /// paid for was refused after all).
+    pub fn undo_consume(&mut self, taken: Consumed) -> Result<(), EscrowError> {
+        let local = self.require_local()?;
+        self.release(local, taken.amount)?;
+        self.pinned += taken.pinned;
+        Ok(())
+    }
+
+    /// Credited local quota not consumed yet (never granted away).
+    pub fn pinned(&self) -> u128 {
+        self.pinned
+    }
+
+    /// Replica mode: what a durable replica persists of its own share.
+    pub fn local_state(&self) -> Option<LocalShare> {
+        let local = self.local?;
+        let s = self.shares.get(&local)?;
+        Some(LocalShare { total: self.total, quota: s.quota, consumed: s.consumed, pinned: self.pinned })
+    }
+
+    /// Replica mode: restores a persisted local share (recovery).
+    pub fn restore_local(&mut self, share: LocalShare) -> Result<(), EscrowError> {
+        let local = self.require_local()?;
+        let s = self.shares.get_mut(&local).ok_or(EscrowError::UnknownNode { node: local })?;
+        s.quota = share.quota;
+        s.consumed = share.consumed.min(share.quota);
+        self.total = share.total;
+        self.pinned = share.pinned.min(s.quota - s.consumed);
+        Ok(())
+    }
+
+    /// Replica mode, recovery: a grant this replica issued (quota left).
+    pub fn replay_grant_out(&mut self, amount: u128) {
+        if let Some(local) = self.local
+            && let Some(s) = self.shares.get_mut(&local)
+        {
+            s.quota = s.quota.saturating_sub(amount).max(s.consumed);
+        }
+        self.pinned = self.pinned.min(self.available(self.local.unwrap_or(0)).unwrap_or(0));
+    }
+
+    /// Replica mode, recovery: a grant this replica received (quota arrived).
+    pub fn replay_grant_in(&mut self, amount: u128) {
+        if let Some(local) = self.local
+            && let Some(s) = self.shares.get_mut(&local)
+        {
+            s.quota = s.quota.saturating_add(amount);
+        }
+    }
+
+    /// Replica mode, recovery: consumption by a logged local fact. Never
+    /// fails: consumption beyond the quota is capped (the quota is then
+    /// exhausted — never created).
+    pub fn replay_consume(&mut self, amount: u128) {
+        let pinned = self.pinned.min(amount);
+        self.pinned -= pinned;
+        if let Some(local) = self.local
+            && let Some(s) = self.shares.get_mut(&local)
+        {
+            s.consumed = s.consumed.saturating_add(amount).min(s.quota);
+        }
+    }
+
+    /// Replica mode, after a restart that lost this replica's memory: the
+    /// local share is unknown, so it is forfeited (quota 0). Quota is never
+    /// re-created by a restart; peers can grant some again. Pending requests
+    /// are forgotten (their grants will be ignored) and request ids continue
+    /// from `next_request_id`, which must exceed every id used before.
+    pub fn forfeit_local(&mut self, next_request_id: u64) -> Result<(), EscrowError> {
+        let local = self.require_local()?;
+        if let Some(s) = self.shares.get_mut(&local) {
+            *s = Share::default();
+        }
+        self.pinned = 0;
+        self.pending.clear();
+        self.abandoned.clear();
+        self.last_grant.clear();
+        self.denials.clear();
+        self.set_next_request_id(next_request_id);
         Ok(())
     }
 
@@ -614,6 +743,9 @@ impl EscrowManager {
         // quota <= total always, so this cannot overflow when total did not.
         share.quota = share.quota.checked_add(amount).ok_or(EscrowError::Overflow)?;
         self.total = total;
+        if self.local.is_some() {
+            self.pinned += amount;
+        }
         self.stats.credited = self.stats.credited.saturating_add(amount);
         Ok(())
     }
@@ -795,7 +927,8 @@ impl EscrowManager {
                 return Ok(zero);
             }
         }
-        let available = self.available(local).unwrap_or(0);
+        // Credited quota stays here: only the rest can be granted.
+        let available = self.available(local).unwrap_or(0).saturating_sub(self.pinned);
         let amount = if self.pending.is_empty() { req.amount.min(self.config.surplus(available)) } else { 0 };
         if let Some(s) = self.shares.get_mut(&local) {
             // amount <= surplus <= available = quota - consumed.

@@ -130,6 +130,23 @@ pub trait Invariant {
     /// Applies an effect returned by `check` on the same state.
     fn commit(&self, effect: Self::Effect, state: &mut Self::State);
 
+    /// The decision for a fact another replica already admitted (replicated
+    /// kernels, [`Kernel::admit_merge`](crate::Kernel::admit_merge)). The
+    /// origin has checked the fact; what remains is to *merge* its effect so
+    /// that every replica converges whatever the order of arrival:
+    ///
+    /// * an element already in a set is a no-op, not a refusal (the state is
+    ///   the union; refusing would leave the replicas' fact sets different);
+    /// * a finite bound whose headroom is escrowed is not checked here: the
+    ///   origin consumed its own quota, and the quotas sum to the headroom, so
+    ///   the bound holds once every fact has arrived.
+    ///
+    /// Everything else (malformed payloads, overflow, custom rules) decides
+    /// as [`check`](Self::check) does. Default: `check`.
+    fn check_merge(&self, fact: &Fact<'_>, state: &Self::State) -> Result<Self::Effect, InvariantError> {
+        self.check(fact, state)
+    }
+
     fn coordination(&self) -> Coordination {
         self.class().coordination()
     }
@@ -142,6 +159,11 @@ pub trait CellInvariant {
     fn class(&self) -> AlgebraicClass;
     fn initial_cell(&self) -> StateCell;
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError>;
+
+    /// [`Invariant::check_merge`] for a cell invariant. Default: `apply`.
+    fn apply_merge(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
+        self.apply(fact, cell)
+    }
 }
 
 impl<T: CellInvariant> Invariant for T {
@@ -170,5 +192,11 @@ impl<T: CellInvariant> Invariant for T {
     #[inline]
     fn commit(&self, effect: StateCell, state: &mut StateCell) {
         *state = effect;
+    }
+
+    fn check_merge(&self, fact: &Fact<'_>, state: &StateCell) -> Result<StateCell, InvariantError> {
+        let mut scratch = *state;
+        self.apply_merge(fact, &mut scratch)?;
+        Ok(scratch)
     }
 }

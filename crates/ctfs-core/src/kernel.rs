@@ -245,7 +245,22 @@ impl<I: Invariant> Kernel<I> {
     /// Admits a fact with a caller-chosen id.
     #[inline]
     pub fn admit(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
-        let r = self.admit_inner(Some(id), deps, payload).map(|_| ());
+        let r = self.admit_inner::<false>(Some(id), deps, payload).map(|_| ());
+        if let Err(e) = &r {
+            self.rejected[e.code() as usize] += 1;
+        }
+        r
+    }
+
+    /// Admits a fact that another replica admitted (replicated kernels): the
+    /// same dedup, causality and limits as [`admit`](Self::admit), but the
+    /// invariant *merges* the fact ([`Invariant::check_merge`]): a set element
+    /// that is already present is a no-op instead of a refusal, and escrowed
+    /// bounds are left to the origin's quota. A duplicate id is still
+    /// [`AdmitError::DuplicateFact`] (the fact is already here: settled).
+    #[inline]
+    pub fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
+        let r = self.admit_inner::<true>(Some(id), deps, payload).map(|_| ());
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
         }
@@ -262,7 +277,7 @@ impl<I: Invariant> Kernel<I> {
     /// admission). Returns the id.
     #[inline]
     pub fn admit_derived(&mut self, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
-        let r = self.admit_inner(None, deps, payload);
+        let r = self.admit_inner::<false>(None, deps, payload);
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
         }
@@ -270,7 +285,7 @@ impl<I: Invariant> Kernel<I> {
     }
 
     #[inline]
-    fn admit_inner(&mut self, given: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
+    fn admit_inner<const MERGE: bool>(&mut self, given: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
         if payload.len() > self.config.max_payload {
             return Err(AdmitError::PayloadTooLarge { len: payload.len(), max: self.config.max_payload });
         }
@@ -324,7 +339,8 @@ impl<I: Invariant> Kernel<I> {
 
         // Invariant, without touching the state.
         let fact = Fact { id: &id, deps, payload };
-        let effect = self.invariant.check(&fact, &self.state).map_err(|error| AdmitError::Invariant { id, error })?;
+        let effect = if MERGE { self.invariant.check_merge(&fact, &self.state) } else { self.invariant.check(&fact, &self.state) }
+            .map_err(|error| AdmitError::Invariant { id, error })?;
 
         // Commit: nothing below can fail.
         self.invariant.commit(effect, &mut self.state);

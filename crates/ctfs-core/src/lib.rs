@@ -28,6 +28,7 @@ pub mod error;
 pub mod escrow;
 pub mod exact_index;
 pub mod fact;
+pub mod fingerprint;
 pub mod frontier;
 pub mod hash;
 pub mod id_arena;
@@ -44,11 +45,12 @@ pub use bloom::BloomClock;
 pub use conflict::{compare_fact_ids, lowest_fact_id};
 pub use error::{AdmitError, ErrorCode};
 pub use escrow::{
-    EscrowConfig, EscrowError, EscrowManager, EscrowStats, GrantOutcome, NodeId, PendingRequest, Poll, QuotaGrant,
+    Consumed, EscrowConfig, EscrowError, EscrowManager, LocalShare, EscrowStats, GrantOutcome, NodeId, PendingRequest, Poll, QuotaGrant,
     QuotaRequest,
 };
 pub use exact_index::ExactIndex;
 pub use fact::{Fact, FactId, IdDeriver};
+pub use fingerprint::Fingerprint;
 pub use frontier::Frontier;
 pub use invariant::{AlgebraicClass, CellInvariant, Coordination, Invariant, InvariantError};
 pub use multi::{Multi, MultiEffect};

@@ -83,10 +83,11 @@ impl<I: Invariant> Multi<I> {
         self.members.iter().map(|m| m.class())
     }
 
-    fn check_member(&self, index: usize, fact: &Fact<'_>, part: &[u8], state: &I::State) -> Result<I::Effect, InvariantError> {
+    fn check_member(&self, index: usize, fact: &Fact<'_>, part: &[u8], state: &I::State, merge: bool) -> Result<I::Effect, InvariantError> {
         let member = &self.members[index];
         let sub = Fact { id: fact.id, deps: fact.deps, payload: part };
-        member.check(&sub, state).map_err(|e| match e {
+        let r = if merge { member.check_merge(&sub, state) } else { member.check(&sub, state) };
+        r.map_err(|e| match e {
             InvariantError::Violation(m) if self.members.len() > 1 => {
                 InvariantError::Violation(Cow::Owned(format!("{}: {m}", member.name())))
             }
@@ -217,17 +218,15 @@ impl<I: Invariant> Invariant for Multi<I> {
             let effect = self.members[0].check(fact, &state[0])?;
             return Ok(MultiEffect { first: (0, effect), rest: Vec::new() });
         }
-        let mut parts = Parts::new(fact.payload, self.members.len())?;
-        let (index, part) = match parts.next_part()? {
-            Some(p) => p,
-            None => return Err(InvariantError::MalformedPayload(Cow::Borrowed("no parts"))),
-        };
-        let first = (index, self.check_member(index as usize, fact, part, &state[index as usize])?);
-        let mut rest = Vec::new();
-        while let Some((index, part)) = parts.next_part()? {
-            rest.push((index, self.check_member(index as usize, fact, part, &state[index as usize])?));
+        self.check_parts(fact, state, false)
+    }
+
+    fn check_merge(&self, fact: &Fact<'_>, state: &Vec<I::State>) -> Result<Self::Effect, InvariantError> {
+        if self.members.len() == 1 {
+            let effect = self.members[0].check_merge(fact, &state[0])?;
+            return Ok(MultiEffect { first: (0, effect), rest: Vec::new() });
         }
-        Ok(MultiEffect { first, rest })
+        self.check_parts(fact, state, true)
     }
 
     #[inline]
@@ -237,6 +236,22 @@ impl<I: Invariant> Invariant for Multi<I> {
         for (index, e) in effect.rest {
             self.members[index as usize].commit(e, &mut state[index as usize]);
         }
+    }
+}
+
+impl<I: Invariant> Multi<I> {
+    fn check_parts(&self, fact: &Fact<'_>, state: &[I::State], merge: bool) -> Result<MultiEffect<I::Effect>, InvariantError> {
+        let mut parts = Parts::new(fact.payload, self.members.len())?;
+        let (index, part) = match parts.next_part()? {
+            Some(p) => p,
+            None => return Err(InvariantError::MalformedPayload(Cow::Borrowed("no parts"))),
+        };
+        let first = (index, self.check_member(index as usize, fact, part, &state[index as usize], merge)?);
+        let mut rest = Vec::new();
+        while let Some((index, part)) = parts.next_part()? {
+            rest.push((index, self.check_member(index as usize, fact, part, &state[index as usize], merge)?));
+        }
+        Ok(MultiEffect { first, rest })
     }
 }
 

@@ -22,7 +22,7 @@
 //! the replica that created them already consumed its own quota, and the
 //! global bound holds because the quotas sum to the headroom.
 
-use crate::escrow::{EscrowConfig, EscrowError, EscrowManager, NodeId};
+use crate::escrow::{Consumed, EscrowConfig, EscrowError, EscrowManager, NodeId};
 use crate::fact::FactId;
 use crate::invariant::{AlgebraicClass, Coordination, Invariant};
 use crate::kernel::Kernel;
@@ -60,6 +60,19 @@ pub trait Escrowed: Invariant {
     /// Members addressed by `payload`, with what they would use. A payload
     /// the invariant cannot decode yields nothing (the kernel refuses it).
     fn demands(&self, payload: &[u8], out: &mut Vec<Demand>);
+    /// Whether `member` refuses an element it already holds (a uniqueness
+    /// set). Replicas merge such duplicates as no-ops, so a fact that pairs
+    /// this member with another one would have an order-dependent outcome.
+    fn refuses_duplicates(&self, _member: usize) -> bool {
+        false
+    }
+}
+
+/// Quota taken from one pool side for one demand.
+#[derive(Clone, Copy, Debug, Default)]
+struct Taken {
+    down: Consumed,
+    up: Consumed,
 }
 
 /// The escrow pools of one member: one per bounded side.
@@ -75,6 +88,7 @@ pub struct Replication {
     local: NodeId,
     pools: Vec<Pools>,
     scratch: Vec<Demand>,
+    taken: Vec<Taken>,
 }
 
 /// Which bound a pool guards.
@@ -114,11 +128,60 @@ impl Replication {
             }
             pools.push(p);
         }
-        Ok(Replication { local, pools, scratch: Vec::new() })
+        Ok(Replication { local, pools, scratch: Vec::new(), taken: Vec::new() })
     }
 
     pub fn local(&self) -> NodeId {
         self.local
+    }
+
+    /// After a restart that lost this replica's memory (an in-memory replica,
+    /// or a durable one whose quotas were not persisted): every local share
+    /// is forfeited — a restart never re-creates quota — and request ids
+    /// continue from `next_request_id`.
+    pub fn forfeit_local(&mut self, next_request_id: u64) {
+        for p in &mut self.pools {
+            for m in [p.down.as_mut(), p.up.as_mut()].into_iter().flatten() {
+                let _ = m.forfeit_local(next_request_id);
+            }
+        }
+    }
+
+    /// Recovery of a durable replica: re-applies the escrow effects of a
+    /// logged fact this replica admitted itself (its consumption, and the
+    /// headroom it created). Never fails.
+    pub fn replay_local<I: Escrowed>(&mut self, invariant: &I, payload: &[u8]) {
+        let mut demands = std::mem::take(&mut self.scratch);
+        demands.clear();
+        invariant.demands(payload, &mut demands);
+        for d in &demands {
+            if let Some(p) = self.pools.get_mut(d.member) {
+                if d.down > 0
+                    && let Some(m) = p.down.as_mut()
+                {
+                    m.replay_consume(d.down);
+                }
+                if d.up > 0
+                    && let Some(m) = p.up.as_mut()
+                {
+                    m.replay_consume(d.up);
+                }
+            }
+            self.credit_opposite(d);
+        }
+        self.scratch = demands;
+    }
+
+    /// Every pool's local share, for a checkpoint: `(member, side, share)`.
+    pub fn local_shares(&self) -> Vec<(usize, Side, crate::escrow::LocalShare)> {
+        self.pools().filter_map(|(m, s, p)| p.local_state().map(|share| (m, s, share))).collect()
+    }
+
+    /// Every escrow pool: `(member, side, manager)`.
+    pub fn pools(&self) -> impl Iterator<Item = (usize, Side, &EscrowManager)> + '_ {
+        self.pools.iter().enumerate().flat_map(|(i, p)| {
+            p.down.iter().map(move |m| (i, Side::Down, m)).chain(p.up.iter().map(move |m| (i, Side::Up, m)))
+        })
     }
 
     /// The escrow pool of `member` guarding `side`, for the request/grant
@@ -169,22 +232,34 @@ impl Replication {
             if class.coordination() == Coordination::Required {
                 return Err(AdmitError::RequiresCoordination { invariant: name.to_owned(), class });
             }
+            if demands.len() > 1 && inv.refuses_duplicates(d.member) {
+                return Err(AdmitError::RequiresCoordination {
+                    invariant: format!(
+                        "{name} (a uniqueness check that guards the fact's other parts: whether it passes depends on which replica's fact arrives first)"
+                    ),
+                    class,
+                });
+            }
         }
         // Consume quota for every demand; undo on the first shortfall.
-        let mut taken = 0;
+        let mut taken = std::mem::take(&mut self.taken);
+        taken.clear();
         let mut failure = None;
         for d in demands {
-            if let Err(e) = self.consume(d) {
-                let (name, _) = kernel.invariant().member_class(d.member);
-                failure = Some(AdmitError::InsufficientQuota { invariant: name.to_owned(), reason: e.to_string() });
-                break;
+            match self.consume(d) {
+                Ok(t) => taken.push(t),
+                Err(e) => {
+                    let (name, _) = kernel.invariant().member_class(d.member);
+                    failure = Some(AdmitError::InsufficientQuota { invariant: name.to_owned(), reason: e.to_string() });
+                    break;
+                }
             }
-            taken += 1;
         }
         if let Some(e) = failure {
-            for d in &demands[..taken] {
-                self.release(d);
+            for (d, t) in demands.iter().zip(&taken) {
+                self.undo(d, *t);
             }
+            self.taken = taken;
             return Err(e);
         }
         let r = match id {
@@ -198,49 +273,52 @@ impl Replication {
                 }
             }
             Err(_) => {
-                for d in demands {
-                    self.release(d);
+                for (d, t) in demands.iter().zip(&taken) {
+                    self.undo(d, *t);
                 }
             }
         }
+        self.taken = taken;
         r
     }
 
-    fn consume(&mut self, d: &Demand) -> Result<(), EscrowError> {
-        let local = self.local;
-        let Some(p) = self.pools.get_mut(d.member) else { return Ok(()) };
+    fn consume(&mut self, d: &Demand) -> Result<Taken, EscrowError> {
+        let mut t = Taken::default();
+        let Some(p) = self.pools.get_mut(d.member) else { return Ok(t) };
         if d.down > 0 {
             if let Some(m) = p.down.as_mut() {
-                m.try_consume(local, d.down)?;
+                t.down = m.consume_local(d.down)?;
             }
         }
         if d.up > 0 {
             if let Some(m) = p.up.as_mut() {
-                if let Err(e) = m.try_consume(local, d.up) {
-                    if d.down > 0 {
-                        if let Some(m) = p.down.as_mut() {
-                            let _ = m.release(local, d.down);
+                match m.consume_local(d.up) {
+                    Ok(c) => t.up = c,
+                    Err(e) => {
+                        if let Some(m) = p.down.as_mut()
+                            && t.down.amount > 0
+                        {
+                            let _ = m.undo_consume(t.down);
                         }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
             }
         }
-        Ok(())
+        Ok(t)
     }
 
-    fn release(&mut self, d: &Demand) {
-        let local = self.local;
+    fn undo(&mut self, d: &Demand, t: Taken) {
         let Some(p) = self.pools.get_mut(d.member) else { return };
-        if d.down > 0 {
-            if let Some(m) = p.down.as_mut() {
-                let _ = m.release(local, d.down);
-            }
+        if t.down.amount > 0
+            && let Some(m) = p.down.as_mut()
+        {
+            let _ = m.undo_consume(t.down);
         }
-        if d.up > 0 {
-            if let Some(m) = p.up.as_mut() {
-                let _ = m.release(local, d.up);
-            }
+        if t.up.amount > 0
+            && let Some(m) = p.up.as_mut()
+        {
+            let _ = m.undo_consume(t.up);
         }
     }
 
@@ -307,6 +385,10 @@ impl<I: Escrowed> Escrowed for crate::multi::Multi<I> {
 
     fn headroom(&self, member: usize, state: &Vec<I::State>) -> Headroom {
         self.members()[member].headroom(0, &state[member])
+    }
+
+    fn refuses_duplicates(&self, member: usize) -> bool {
+        self.members()[member].refuses_duplicates(0)
     }
 
     fn demands(&self, payload: &[u8], out: &mut Vec<Demand>) {
@@ -412,5 +494,86 @@ mod tests {
         // the debit of 5 made room for 5 more credits here (5 + 5)
         let p = encode_parts(&[(1, &d(10))]).unwrap();
         r.admit_local(&mut k, None, &[], &p).unwrap();
+    }
+
+    #[test]
+    fn merge_admits_what_the_origin_admitted() {
+        use crate::invariants::Builtin;
+        // a duplicate element is a no-op, not a refusal: the id is recorded
+        let mut k = Kernel::new(Builtin::uniqueness_cell(), CausalityMode::Exact);
+        k.admit(&FactId([1; 32]), &[], &[7, 0]).unwrap();
+        let before = k.state().clone();
+        assert_eq!(k.admit(&FactId([2; 32]), &[], &[7, 0]).unwrap_err().code(), crate::ErrorCode::DuplicateElement);
+        k.admit_merge(&FactId([2; 32]), &[], &[7, 0]).unwrap();
+        assert_eq!(*k.state(), before);
+        assert_eq!(k.len(), 2);
+        assert_eq!(k.admit_merge(&FactId([2; 32]), &[], &[7, 0]).unwrap_err().code(), crate::ErrorCode::DuplicateFact);
+        // causality still judged
+        let e = k.admit_merge(&FactId([3; 32]), &[FactId([9; 32])], &[8, 0]).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::CausalityViolation);
+        // uniqueSet: duplicate key no-op, max_elements left to escrow
+        let mut k = Kernel::new(Builtin::unique_set(Some(1)).unwrap(), CausalityMode::Exact);
+        k.admit(&FactId([1; 32]), &[], &[1; 32]).unwrap();
+        let cell = k.state().cell;
+        k.admit_merge(&FactId([2; 32]), &[], &[1; 32]).unwrap();
+        assert_eq!(k.state().cell, cell);
+        k.admit_merge(&FactId([3; 32]), &[], &[2; 32]).unwrap();
+        assert_eq!(crate::invariants::uniqueness::UniqueSet::count(&k.state().cell), 2);
+        // malformed payloads are still refused
+        assert!(k.admit_merge(&FactId([4; 32]), &[], &[1; 3]).is_err());
+        // totalSupply: escrowed bounds are the origin's business
+        let mut k = Kernel::new(TotalSupply::new(10, 0, 20).unwrap(), CausalityMode::Exact);
+        k.admit_merge(&FactId([1; 32]), &[], &d(-15)).unwrap();
+        assert_eq!(balance(&k), -5);
+        k.admit_merge(&FactId([2; 32]), &[], &d(30)).unwrap();
+        assert_eq!(balance(&k), 25);
+    }
+
+    #[test]
+    fn a_uniqueness_guard_on_other_parts_needs_coordination() {
+        use crate::invariants::Builtin;
+        let m = Multi::new(vec![Builtin::uniqueness_cell(), Builtin::total_supply(0, i128::MIN, i128::MAX).unwrap()]).unwrap();
+        let mut k = Kernel::new(m, CausalityMode::Exact);
+        let mut r = Replication::new(&k, &[1, 2], 1, EscrowConfig::default()).unwrap();
+        let both = encode_parts(&[(0, &[7, 0]), (1, &d(5))]).unwrap();
+        let e = r.admit_local(&mut k, None, &[], &both).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::RequiresCoordination);
+        assert!(e.to_string().contains("uniqueness"), "{e}");
+        let alone = encode_parts(&[(0, &[7, 0])]).unwrap();
+        r.admit_local(&mut k, None, &[], &alone).unwrap();
+        let pay = encode_parts(&[(1, &d(5))]).unwrap();
+        r.admit_local(&mut k, None, &[], &pay).unwrap();
+    }
+
+    #[test]
+    fn credited_quota_is_spent_here_never_granted() {
+        use crate::escrow::QuotaRequest;
+        let inv = TotalSupply::new(10, 0, i128::MAX).unwrap();
+        let mut k = Kernel::new(inv, CausalityMode::Exact);
+        let mut r = Replication::new(&k, &[1, 2], 1, EscrowConfig { reserve_percent: 0, ..EscrowConfig::default() }).unwrap();
+        r.admit_local(&mut k, None, &[], &d(20)).unwrap();
+        let pool = r.pool_mut(0, Side::Down).unwrap();
+        assert_eq!((pool.available(1), pool.pinned()), (Some(25), 20));
+        let g = pool.on_request(&QuotaRequest { request_id: 1, from: 2, to: 1, amount: 100 }).unwrap();
+        assert_eq!(g.amount, 5, "only the initial share can leave");
+        // spending draws on the credit first; a refused fact gives it back exactly
+        let e = r.admit_local(&mut k, None, &[FactId([9; 32])], &d(-20)).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::CausalityViolation);
+        assert_eq!(r.pool(0, Side::Down).unwrap().pinned(), 20);
+        r.admit_local(&mut k, None, &[], &d(-20)).unwrap();
+        assert_eq!(r.pool(0, Side::Down).unwrap().pinned(), 0);
+        assert_eq!(balance(&k), 10);
+    }
+
+    #[test]
+    fn a_restart_forfeits_the_local_share() {
+        let inv = TotalSupply::new(100, 0, i128::MAX).unwrap();
+        let mut k = Kernel::new(inv, CausalityMode::Exact);
+        let mut r = Replication::new(&k, &[1, 2], 1, EscrowConfig::default()).unwrap();
+        r.forfeit_local(1 << 40);
+        assert_eq!(r.pool(0, Side::Down).unwrap().available(1), Some(0));
+        assert_eq!(r.admit_local(&mut k, None, &[], &d(-1)).unwrap_err().code(), crate::ErrorCode::InsufficientQuota);
+        assert_eq!(r.pool(0, Side::Down).unwrap().next_request_id(), 1 << 40);
+        assert_eq!(r.pools().count(), 1);
     }
 }

@@ -54,6 +54,22 @@ impl<I: Invariant + Clone> Tenants<I> {
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
         self.by_name.keys().map(|s| s.as_str())
     }
+
+    /// Tenant names in slot (creation) order.
+    pub fn names_by_slot(&self) -> Vec<&str> {
+        let mut v: Vec<(&usize, &String)> = self.by_name.iter().map(|(n, i)| (i, n)).collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, n)| n.as_str()).collect()
+    }
+
+    pub fn get_slot(&self, slot: usize) -> Option<&Kernel<I>> {
+        self.kernels.get(slot)
+    }
+
+    /// The invariant and configuration every tenant starts from.
+    pub fn template(&self) -> (&I, &KernelConfig) {
+        (&self.template, &self.config)
+    }
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ fn main() {
         for _ in 0..runs {
             let mut acc = 0u64;
             let t = Instant::now();
-            let r = Wal::replay(&d, 1, |r: RecordRef<'_>| {
+            let r = Wal::replay(&d, &[], 1, |r: RecordRef<'_>| {
                 acc = acc.wrapping_add(r.seq ^ r.id[0] as u64 ^ r.deps.len() as u64 ^ r.payload.len() as u64);
                 Ok::<(), WalError>(())
             })

@@ -1,29 +1,38 @@
 //! Checkpoints: `ckpt-<seq:020>.ctfs`, caller-provided tagged sections plus
-//! the WAL seq they cover, protected by a tiered BLAKE3 hash.
+//! the WAL seq they cover and the configuration fingerprint of the kernel
+//! that wrote them, protected by a tiered BLAKE3 hash.
 //!
-//! ## Layout (little-endian)
+//! ## Layout (little-endian), format version 2
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `CTFSCKPT` |
-//! | 4 | format version (1) |
+//! | 4 | format version (2) |
 //! | 4 | chunk size (1 MiB) |
 //! | 8 | seq covered (every record with seq <= it is reflected) |
 //! | 4 | section count |
-//! | 4 | reserved (0) |
+//! | 4 | fingerprint length `f` (at most 64 KiB) |
+//! | f | configuration fingerprint (opaque here; see `ctfs_core::fingerprint`) |
 //! | 16 × sections | section table: tag u32, reserved u32 (0), length u64 |
 //! | ... | section data, concatenated |
 //! | 32 × chunks | chunk hashes: every section split into chunk-size pieces (the last may be shorter; an empty section has none), each hashed with BLAKE3 in derive-key mode (`"ctfs checkpoint v1 chunk"`) |
-//! | 32 | root: BLAKE3 derive-key (`"ctfs checkpoint v1 root"`) over header ‖ section table ‖ chunk hashes |
+//! | 32 | root: BLAKE3 derive-key (`"ctfs checkpoint v1 root"`) over header ‖ fingerprint ‖ section table ‖ chunk hashes |
+//!
+//! Format 1 (written before fingerprints existed) is the same with `f`
+//! fixed at 0 (a reserved field); it still verifies, and loads with
+//! [`Checkpoint::fingerprint`] `None`: its configuration is unknown, so a
+//! kernel refuses it (`CONFIG_MISMATCH`) unless told to adopt it.
 //!
 //! Loading recomputes every chunk hash, compares it with the stored one,
-//! recomputes the root over the header, table and stored chunk hashes and
-//! compares it with the stored root; the file size must match the table
-//! exactly. Any bit flip or truncation therefore fails with
-//! `CHECKPOINT_CORRUPT` (data: its chunk hash; header/table/chunk hashes:
-//! the root; the root itself: mismatch). Chunking keeps verification
+//! recomputes the root over the header, fingerprint, table and stored chunk
+//! hashes and compares it with the stored root; the file size must match the
+//! table exactly. Any bit flip or truncation therefore fails with
+//! `CHECKPOINT_CORRUPT` (data: its chunk hash; header/fingerprint/table/chunk
+//! hashes: the root; the root itself: mismatch). Chunking keeps verification
 //! streaming-friendly and points at the damaged chunk.
 //!
-//! Written atomically: `<name>.tmp`, fdatasync, rename, fsync of the directory.
+//! Written atomically: `<name>.tmp`, fdatasync, rename, fsync of the
+//! directory. The directory must exist (it is never re-created: a kernel
+//! whose directory was removed must fail, not write into a new one).
 
 use crate::error::WalError;
 use crate::format::{fsync_dir, list_seq_files, rd_u32, rd_u64};
@@ -33,12 +42,16 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"CTFSCKPT";
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
+/// The format before configuration fingerprints (still read).
+pub const CHECKPOINT_VERSION_LEGACY: u32 = 1;
 /// Chunk size of the tiered hash.
 pub const CHECKPOINT_CHUNK: usize = 1 << 20;
 const HEADER_LEN: usize = 32;
 const ENTRY_LEN: usize = 16;
 const MAX_SECTIONS: usize = 1 << 20;
+/// Largest fingerprint a checkpoint (or a segment header) carries.
+pub(crate) const MAX_FINGERPRINT: usize = 64 * 1024;
 const CHUNK_CTX: &str = "ctfs checkpoint v1 chunk";
 const ROOT_CTX: &str = "ctfs checkpoint v1 root";
 
@@ -54,6 +67,10 @@ pub struct Checkpoint {
     /// WAL seq covered: replay from `seq + 1`.
     pub seq: u64,
     pub root: [u8; 32],
+    /// Format 2: the configuration fingerprint of the writer; format 1: `None`.
+    fingerprint: Option<Vec<u8>>,
+    /// Format version of the file.
+    pub version: u32,
     data: Vec<u8>,
     sections: Vec<(u32, Range<usize>)>,
 }
@@ -70,6 +87,21 @@ impl Checkpoint {
     pub fn section_count(&self) -> usize {
         self.sections.len()
     }
+    /// The writer's configuration fingerprint (`None`: format 1, unknown).
+    pub fn fingerprint(&self) -> Option<&[u8]> {
+        self.fingerprint.as_deref()
+    }
+    /// `CONFIG_MISMATCH` unless this checkpoint was written under `expected`.
+    pub fn check_fingerprint(&self, expected: &[u8]) -> Result<(), WalError> {
+        match self.fingerprint() {
+            Some(f) if f == expected => Ok(()),
+            found => Err(WalError::ConfigMismatch {
+                path: self.path.clone(),
+                found: found.map(<[u8]>::to_vec),
+                expected: expected.to_vec(),
+            }),
+        }
+    }
 }
 
 fn chunk_hash(data: &[u8]) -> [u8; 32] {
@@ -82,21 +114,42 @@ fn chunks_of(len: usize) -> usize {
     len.div_ceil(CHECKPOINT_CHUNK)
 }
 
-/// Writes a checkpoint covering `seq` with these sections, atomically.
-/// Returns its path.
-pub fn write_checkpoint(dir: impl AsRef<Path>, seq: u64, sections: &[(u32, &[u8])]) -> Result<PathBuf, WalError> {
-    let dir = dir.as_ref();
+/// Writes a checkpoint covering `seq` with these sections and the writer's
+/// configuration `fingerprint`, atomically, into the existing directory
+/// `dir`. Returns its path.
+pub fn write_checkpoint(
+    dir: impl AsRef<Path>,
+    seq: u64,
+    fingerprint: &[u8],
+    sections: &[(u32, &[u8])],
+) -> Result<PathBuf, WalError> {
+    write_checkpoint_as(dir.as_ref(), seq, Some(fingerprint), sections)
+}
+
+/// `fingerprint: None` writes format 1 (tests of the legacy rule only).
+#[doc(hidden)]
+pub fn write_checkpoint_as(
+    dir: &Path,
+    seq: u64,
+    fingerprint: Option<&[u8]>,
+    sections: &[(u32, &[u8])],
+) -> Result<PathBuf, WalError> {
     if sections.len() > MAX_SECTIONS {
         return Err(WalError::InvalidArgument(format!("{} sections (at most {MAX_SECTIONS})", sections.len())));
     }
-    std::fs::create_dir_all(dir).map_err(|e| WalError::io(format!("create {}", dir.display()), e))?;
-    let mut head = Vec::with_capacity(HEADER_LEN + ENTRY_LEN * sections.len());
+    let fp = fingerprint.unwrap_or(&[]);
+    if fp.len() > MAX_FINGERPRINT {
+        return Err(WalError::InvalidArgument(format!("fingerprint of {} bytes (at most {MAX_FINGERPRINT})", fp.len())));
+    }
+    let mut head = Vec::with_capacity(HEADER_LEN + fp.len() + ENTRY_LEN * sections.len());
     head.extend_from_slice(&CHECKPOINT_MAGIC);
-    head.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    let version = if fingerprint.is_some() { CHECKPOINT_VERSION } else { CHECKPOINT_VERSION_LEGACY };
+    head.extend_from_slice(&version.to_le_bytes());
     head.extend_from_slice(&(CHECKPOINT_CHUNK as u32).to_le_bytes());
     head.extend_from_slice(&seq.to_le_bytes());
     head.extend_from_slice(&(sections.len() as u32).to_le_bytes());
-    head.extend_from_slice(&0u32.to_le_bytes());
+    head.extend_from_slice(&(fp.len() as u32).to_le_bytes());
+    head.extend_from_slice(fp);
     for (tag, data) in sections {
         head.extend_from_slice(&tag.to_le_bytes());
         head.extend_from_slice(&0u32.to_le_bytes());
@@ -152,7 +205,7 @@ fn verify(path: &Path, data: Vec<u8>) -> Result<Checkpoint, WalError> {
         return bad("bad magic".into());
     }
     let version = rd_u32(&data, 8);
-    if version != CHECKPOINT_VERSION {
+    if version != CHECKPOINT_VERSION && version != CHECKPOINT_VERSION_LEGACY {
         return bad(format!("unsupported version {version}"));
     }
     let chunk = rd_u32(&data, 12) as usize;
@@ -161,13 +214,18 @@ fn verify(path: &Path, data: Vec<u8>) -> Result<Checkpoint, WalError> {
     }
     let seq = rd_u64(&data, 16);
     let count = rd_u32(&data, 24) as usize;
-    if rd_u32(&data, 28) != 0 {
+    let fp_len = rd_u32(&data, 28) as usize;
+    if version == CHECKPOINT_VERSION_LEGACY && fp_len != 0 {
         return bad("reserved header field not zero".into());
+    }
+    if fp_len > MAX_FINGERPRINT {
+        return bad(format!("fingerprint length {fp_len} over limit"));
     }
     if count > MAX_SECTIONS {
         return bad(format!("section count {count} over limit"));
     }
-    let table_end = HEADER_LEN + count * ENTRY_LEN;
+    let table_start = HEADER_LEN + fp_len;
+    let table_end = table_start + count * ENTRY_LEN;
     if table_end > data.len() {
         return bad("section table truncated".into());
     }
@@ -175,7 +233,7 @@ fn verify(path: &Path, data: Vec<u8>) -> Result<Checkpoint, WalError> {
     let mut at = table_end;
     let mut n_chunks = 0usize;
     for i in 0..count {
-        let e = HEADER_LEN + i * ENTRY_LEN;
+        let e = table_start + i * ENTRY_LEN;
         let tag = rd_u32(&data, e);
         if rd_u32(&data, e + 4) != 0 {
             return bad(format!("section {i}: reserved field not zero"));
@@ -216,7 +274,8 @@ fn verify(path: &Path, data: Vec<u8>) -> Result<Checkpoint, WalError> {
     {
         return bad(format!("header seq {seq} does not match file name seq {name_seq}"));
     }
-    Ok(Checkpoint { path: path.to_path_buf(), seq, root, data, sections })
+    let fingerprint = (version == CHECKPOINT_VERSION).then(|| data[HEADER_LEN..table_start].to_vec());
+    Ok(Checkpoint { path: path.to_path_buf(), seq, root, fingerprint, version, data, sections })
 }
 
 /// Checkpoint files of `dir` as (seq from the name, path), oldest first.

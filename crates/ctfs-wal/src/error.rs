@@ -34,12 +34,16 @@ pub enum WalError {
     BackendUnavailable(String),
     /// The log was closed.
     Closed,
+    /// A segment or checkpoint was written under another configuration
+    /// fingerprint than the one the log is opened with (`found: None`: an
+    /// old file of format 1, which records none). Nothing is read from it.
+    ConfigMismatch { path: PathBuf, found: Option<Vec<u8>>, expected: Vec<u8> },
 }
 
 impl WalError {
     /// Stable code: `BUFFER_FULL`, `WAL_CORRUPT`, `CHECKPOINT_CORRUPT`,
     /// `WAL_FAILED`, `IO_ERROR`, `INVALID_ARGUMENT`, `BACKEND_UNAVAILABLE`,
-    /// `WAL_CLOSED`.
+    /// `WAL_CLOSED`, `CONFIG_MISMATCH`.
     pub fn code(&self) -> &'static str {
         match self {
             WalError::BufferFull { .. } => "BUFFER_FULL",
@@ -50,6 +54,7 @@ impl WalError {
             WalError::RecordTooLarge { .. } | WalError::InvalidArgument(_) => "INVALID_ARGUMENT",
             WalError::BackendUnavailable(_) => "BACKEND_UNAVAILABLE",
             WalError::Closed => "WAL_CLOSED",
+            WalError::ConfigMismatch { .. } => "CONFIG_MISMATCH",
         }
     }
 
@@ -86,6 +91,18 @@ impl fmt::Display for WalError {
             WalError::InvalidArgument(m) => write!(f, "INVALID_ARGUMENT: {m}"),
             WalError::BackendUnavailable(m) => write!(f, "BACKEND_UNAVAILABLE: {m}"),
             WalError::Closed => write!(f, "WAL_CLOSED: the WAL is closed"),
+            WalError::ConfigMismatch { path, found: Some(found), expected } => write!(
+                f,
+                "CONFIG_MISMATCH: {} was {}; nothing was read. Open the directory with the configuration that wrote it",
+                path.display(),
+                ctfs_core::fingerprint::describe_mismatch(found, expected)
+            ),
+            WalError::ConfigMismatch { path, found: None, expected } => write!(
+                f,
+                "CONFIG_MISMATCH: {} was written in an older format (1) that does not record the kernel's configuration, so it cannot be checked against this one ({}); nothing was read. If it was written with exactly this configuration, open it once with the upgradeFormat option to record it; otherwise open it with the configuration that wrote it",
+                path.display(),
+                ctfs_core::fingerprint::describe(expected)
+            ),
         }
     }
 }

@@ -6,10 +6,18 @@ use std::path::{Path, PathBuf};
 
 /// Segment header magic.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"CTFSWAL\0";
-/// Segment format version.
-pub const FORMAT_VERSION: u32 = 1;
-/// Size of the fixed segment header.
-pub const SEGMENT_HEADER_LEN: usize = 32;
+/// Segment format version (2: the header carries the configuration fingerprint).
+pub const FORMAT_VERSION: u32 = 2;
+/// The format before configuration fingerprints (still read, never written).
+pub const FORMAT_VERSION_LEGACY: u32 = 1;
+/// Size of a segment header without fingerprint (format 1, or format 2 with
+/// an empty fingerprint); format 2 adds the fingerprint's length.
+pub const SEGMENT_HEADER_MIN_LEN: usize = 32;
+
+/// Size of a format-2 segment header carrying a fingerprint of `fingerprint_len` bytes.
+pub const fn segment_header_len(fingerprint_len: usize) -> usize {
+    SEGMENT_HEADER_MIN_LEN + fingerprint_len
+}
 /// Bytes of a record before its deps: len, seq, id, dep_count, flags, payload_len.
 pub const RECORD_FIXED_LEN: usize = 4 + 8 + 32 + 2 + 2 + 4;
 /// Smallest record: no deps, empty payload, checksum.
@@ -58,20 +66,29 @@ pub(crate) fn rd_u64(b: &[u8], o: usize) -> u64 {
 /// bytes (checksum) are left untouched; see [`seal_record`].
 #[inline]
 pub(crate) fn encode_record_unsealed(out: &mut [u8], seq: u64, id: &Id, deps: &[Id], payload: &[u8], flags: u16) {
+    encode_record_parts_unsealed(out, seq, id, deps, payload, &[], flags)
+}
+
+/// [`encode_record_unsealed`] with the payload field made of `payload`
+/// followed by `trailer` (caller-defined metadata the flags announce).
+#[inline]
+pub(crate) fn encode_record_parts_unsealed(out: &mut [u8], seq: u64, id: &Id, deps: &[Id], payload: &[u8], trailer: &[u8], flags: u16) {
     let total = out.len();
-    debug_assert_eq!(total, record_size(deps.len(), payload.len()));
+    let body = payload.len() + trailer.len();
+    debug_assert_eq!(total, record_size(deps.len(), body));
     out[0..4].copy_from_slice(&((total - 4) as u32).to_le_bytes());
     out[4..12].copy_from_slice(&seq.to_le_bytes());
     out[12..44].copy_from_slice(id);
     out[44..46].copy_from_slice(&(deps.len() as u16).to_le_bytes());
     out[46..48].copy_from_slice(&flags.to_le_bytes());
-    out[48..52].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    out[48..52].copy_from_slice(&(body as u32).to_le_bytes());
     let mut o = RECORD_FIXED_LEN;
     for d in deps {
         out[o..o + 32].copy_from_slice(d);
         o += 32;
     }
     out[o..o + payload.len()].copy_from_slice(payload);
+    out[o + payload.len()..o + body].copy_from_slice(trailer);
 }
 
 /// Writes the CRC32C of `rec[..len-4]` into its last four bytes.
@@ -155,40 +172,85 @@ pub(crate) fn valid_record_after(buf: &[u8], from: usize, min_seq: u64) -> Optio
     None
 }
 
-/// Encodes a segment header.
-pub(crate) fn encode_segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER_LEN] {
-    let mut h = [0u8; SEGMENT_HEADER_LEN];
+/// Encodes a format-2 segment header: magic, version u32 (2), header length
+/// u32 (32 + f), first seq u64, fingerprint length u32 (f), the fingerprint,
+/// CRC32C of everything before it.
+pub(crate) fn encode_segment_header(first_seq: u64, fingerprint: &[u8]) -> Vec<u8> {
+    let n = segment_header_len(fingerprint.len());
+    let mut h = Vec::with_capacity(n);
+    h.extend_from_slice(&SEGMENT_MAGIC);
+    h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h.extend_from_slice(&(n as u32).to_le_bytes());
+    h.extend_from_slice(&first_seq.to_le_bytes());
+    h.extend_from_slice(&(fingerprint.len() as u32).to_le_bytes());
+    h.extend_from_slice(fingerprint);
+    let c = crc32c::crc32c(&h);
+    h.extend_from_slice(&c.to_le_bytes());
+    h
+}
+
+/// A format-1 header (32 bytes, no fingerprint): for tests of the legacy rule.
+#[doc(hidden)]
+pub fn encode_segment_header_legacy(first_seq: u64) -> [u8; SEGMENT_HEADER_MIN_LEN] {
+    let mut h = [0u8; SEGMENT_HEADER_MIN_LEN];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&FORMAT_VERSION_LEGACY.to_le_bytes());
+    h[12..16].copy_from_slice(&(SEGMENT_HEADER_MIN_LEN as u32).to_le_bytes());
     h[16..24].copy_from_slice(&first_seq.to_le_bytes());
     let c = crc32c::crc32c(&h[..28]);
     h[28..32].copy_from_slice(&c.to_le_bytes());
     h
 }
 
-/// Validates a segment header and returns its first seq.
-pub(crate) fn parse_segment_header(buf: &[u8]) -> Result<u64, String> {
-    if buf.len() < SEGMENT_HEADER_LEN {
-        return Err(format!("segment header incomplete ({} of {SEGMENT_HEADER_LEN} bytes)", buf.len()));
+/// A parsed segment header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentHeader<'a> {
+    pub first_seq: u64,
+    /// Bytes of the header: records start here.
+    pub len: usize,
+    /// The writer's configuration fingerprint; `None` for format 1.
+    pub fingerprint: Option<&'a [u8]>,
+}
+
+/// Validates a segment header (format 2, or the legacy format 1).
+pub(crate) fn parse_segment_header(buf: &[u8]) -> Result<SegmentHeader<'_>, String> {
+    if buf.len() < SEGMENT_HEADER_MIN_LEN {
+        return Err(format!("segment header incomplete ({} of {SEGMENT_HEADER_MIN_LEN} bytes)", buf.len()));
     }
     if buf[0..8] != SEGMENT_MAGIC {
         return Err("bad segment magic".into());
     }
-    if crc32c::crc32c(&buf[..28]) != rd_u32(buf, 28) {
-        return Err("segment header checksum mismatch".into());
-    }
     let version = rd_u32(buf, 8);
-    if version != FORMAT_VERSION {
-        return Err(format!("unsupported segment format version {version}"));
+    let len = rd_u32(buf, 12) as usize;
+    let first_seq = rd_u64(buf, 16);
+    match version {
+        FORMAT_VERSION_LEGACY => {
+            if crc32c::crc32c(&buf[..28]) != rd_u32(buf, 28) {
+                return Err("segment header checksum mismatch".into());
+            }
+            if len != SEGMENT_HEADER_MIN_LEN {
+                return Err("unexpected segment header length".into());
+            }
+            if rd_u32(buf, 24) != 0 {
+                return Err("reserved header field not zero".into());
+            }
+            Ok(SegmentHeader { first_seq, len, fingerprint: None })
+        }
+        FORMAT_VERSION => {
+            let fp_len = rd_u32(buf, 24) as usize;
+            if fp_len > crate::checkpoint::MAX_FINGERPRINT || len != segment_header_len(fp_len) {
+                return Err("segment header length does not match its fingerprint length".into());
+            }
+            if buf.len() < len {
+                return Err(format!("segment header incomplete ({} of {len} bytes)", buf.len()));
+            }
+            if crc32c::crc32c(&buf[..len - 4]) != rd_u32(buf, len - 4) {
+                return Err("segment header checksum mismatch".into());
+            }
+            Ok(SegmentHeader { first_seq, len, fingerprint: Some(&buf[28..len - 4]) })
+        }
+        v => Err(format!("unsupported segment format version {v}")),
     }
-    if rd_u32(buf, 12) as usize != SEGMENT_HEADER_LEN {
-        return Err("unexpected segment header length".into());
-    }
-    if rd_u32(buf, 24) != 0 {
-        return Err("reserved header field not zero".into());
-    }
-    Ok(rd_u64(buf, 16))
 }
 
 /// `wal-<first_seq:020>.log`
@@ -267,14 +329,32 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_garbage() {
-        let h = encode_segment_header(77);
-        assert_eq!(parse_segment_header(&h).unwrap(), 77);
-        for i in 0..SEGMENT_HEADER_LEN * 8 {
-            let mut x = h;
+        let fp = b"CTFSCFG\0 some fingerprint bytes";
+        let h = encode_segment_header(77, fp);
+        assert_eq!(h.len(), segment_header_len(fp.len()));
+        assert_eq!(parse_segment_header(&h).unwrap(), SegmentHeader { first_seq: 77, len: h.len(), fingerprint: Some(&fp[..]) });
+        for i in 0..h.len() * 8 {
+            let mut x = h.clone();
+            x[i / 8] ^= 1 << (i % 8);
+            assert!(parse_segment_header(&x).is_err(), "bit {i}");
+        }
+        for n in 0..h.len() {
+            assert!(parse_segment_header(&h[..n]).is_err());
+        }
+        // records follow the header: extra bytes are not part of it
+        let mut more = h.clone();
+        more.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(parse_segment_header(&more).unwrap().len, h.len());
+        let empty = encode_segment_header(5, &[]);
+        assert_eq!(parse_segment_header(&empty).unwrap().fingerprint, Some(&[][..]));
+        // format 1 still parses, without a fingerprint
+        let old = encode_segment_header_legacy(9);
+        assert_eq!(parse_segment_header(&old).unwrap(), SegmentHeader { first_seq: 9, len: 32, fingerprint: None });
+        for i in 0..SEGMENT_HEADER_MIN_LEN * 8 {
+            let mut x = old;
             x[i / 8] ^= 1 << (i % 8);
             assert!(parse_segment_header(&x).is_err());
         }
-        assert!(parse_segment_header(&h[..31]).is_err());
         // No panic on arbitrary short/garbage input.
         for n in 0..80 {
             let g: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();

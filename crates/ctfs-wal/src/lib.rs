@@ -40,9 +40,15 @@
 //! checkpoints (large, long-lived, copied around), see [`checkpoint`].
 //!
 //! ## Segment files
-//! `wal-<first_seq:020>.log`, starting with a 32-byte header: magic
-//! `CTFSWAL\0`, format version u32 (1), header length u32 (32), first seq
-//! u64, reserved u32 (0), CRC32C of the preceding 28 bytes. A segment is
+//! `wal-<first_seq:020>.log`, starting with a header: magic `CTFSWAL\0`,
+//! format version u32 (2), header length u32 (32 + f), first seq u64,
+//! fingerprint length u32 (f), the log user's configuration fingerprint
+//! ([`WalOptions::fingerprint`], f bytes), CRC32C of everything before it.
+//! Every segment must carry the fingerprint the log is opened with, or
+//! opening fails with `CONFIG_MISMATCH` (nothing is read, cut or moved).
+//! Format 1 (a 32-byte header whose fingerprint-length field was reserved)
+//! records no fingerprint and is refused the same way until
+//! [`upgrade_format`] stamps it. A segment is
 //! rolled when the next record would take it past
 //! [`WalOptions::segment_size`] (default 64 MiB); a new segment's header is
 //! synced and the directory fsynced before any record goes into it; the
@@ -62,15 +68,21 @@
 //! ## Recovery
 //! [`Wal::open`] scans the segments in seq order and validates each header
 //! and record (length limits, `len` vs `dep_count`/`payload_len`, CRC32C, seq
-//! continuity within and across segments). The first invalid bytes are a
-//! **torn tail** when they lie in the last segment and no valid record with
-//! seq >= the expected one starts anywhere after them: the file is truncated
-//! to the last valid record (a last segment whose header is torn is
-//! removed), [`Recovery::bytes_cut`] / [`Recovery::torn_tail_at`] say so, and
-//! appends continue from there. Anything else is **corruption**:
-//! `WAL_CORRUPT` with segment and offset, or, with
-//! [`WalOptions::truncate_corrupt`], truncation there (later segments
-//! deleted) reported in [`Recovery::truncated_at`]. Records are handed to the
+//! continuity within and across segments). Records below the replay start
+//! of [`Wal::open_with_replay`] are covered by the caller's checkpoint:
+//! damage among them and gaps below it are skipped and reported in
+//! [`Recovery::covered_damage`], never cut. Otherwise, the first invalid
+//! bytes are a **torn tail** when they lie in the last segment and no valid
+//! record with seq >= the expected one starts anywhere after them: the file
+//! is truncated to the last valid record (a last segment whose header is
+//! torn is removed), [`Recovery::bytes_cut`] / [`Recovery::torn_tail_at`]
+//! say so, and appends continue from there. Anything else (a gap included)
+//! is **corruption**: `WAL_CORRUPT` with segment and offset, or, with
+//! [`WalOptions::truncate_corrupt`], a cut there: the bytes removed are
+//! moved aside into `*.corrupt` files first (never deleted), reported in
+//! [`Recovery::truncated_at`], [`Recovery::truncate_reason`] and
+//! [`Recovery::moved_aside`]. [`inspect`] decides health with the same
+//! scan, read-only. Records are handed to the
 //! replay callback during the same pass ([`Wal::open_with_replay`]), or
 //! later, read-only, with [`Wal::replay`]. Replay runs at 15–26 M small
 //! records/s from the page cache (`benches/wal_recovery.rs`).
@@ -96,10 +108,12 @@
 //! ```no_run
 //! use ctfs_wal::*;
 //! let dir = std::path::Path::new("/tmp/ctfs-data");
+//! let fingerprint = b"the kernel's configuration".to_vec();
 //! let ckpt = latest_valid_checkpoint(dir).unwrap();
 //! let from = ckpt.checkpoint.as_ref().map_or(1, |c| c.seq + 1);
 //! // ... restore the kernel from `ckpt.checkpoint` sections ...
-//! let opts = WalOptions { notifier: Some(Box::new(|durable| { /* resolve promises <= durable */ let _ = durable; })), ..Default::default() };
+//! if let Some(c) = &ckpt.checkpoint { c.check_fingerprint(&fingerprint).unwrap(); }
+//! let opts = WalOptions { fingerprint, notifier: Some(Box::new(|durable| { /* resolve promises <= durable */ let _ = durable; })), ..Default::default() };
 //! let (mut wal, recovery) = Wal::open_with_replay(dir, opts, from, |r| {
 //!     // kernel.apply(r.seq, r.id, r.deps, r.payload, r.flags)
 //!     let _ = r;
@@ -118,20 +132,26 @@ mod error;
 mod format;
 mod inspect;
 mod recovery;
+mod upgrade;
 mod wal;
 
 pub use backend::{Backend, UringMode, io_uring_available};
 #[doc(hidden)]
 pub use backend::{FaultAction, FaultHook};
+#[doc(hidden)]
+pub use checkpoint::write_checkpoint_as;
 pub use checkpoint::{
-    CHECKPOINT_CHUNK, Checkpoint, LatestCheckpoint, checkpoint_file_name, latest_valid_checkpoint, list_checkpoints,
-    load_checkpoint, remove_checkpoints_before, write_checkpoint,
+    CHECKPOINT_CHUNK, CHECKPOINT_VERSION, Checkpoint, LatestCheckpoint, checkpoint_file_name, latest_valid_checkpoint,
+    list_checkpoints, load_checkpoint, remove_checkpoints_before, write_checkpoint,
 };
 pub use error::WalError;
+#[doc(hidden)]
+pub use format::encode_segment_header_legacy;
 pub use format::{
-    FORMAT_VERSION, HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
-    encode_record, parse_record, record_size, segment_file_name,
+    FORMAT_VERSION, FORMAT_VERSION_LEGACY, HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, SEGMENT_HEADER_MIN_LEN,
+    SEGMENT_MAGIC, encode_record, parse_record, record_size, segment_file_name, segment_header_len,
 };
 pub use inspect::{CheckpointInfo, Damage, DamageKind, InspectReport, SegmentInfo, inspect};
 pub use recovery::Recovery;
+pub use upgrade::upgrade_format;
 pub use wal::{CompactReport, DurableHandle, FailureNotifier, Notifier, Wal, WalOptions, WalStats, compact_dir};

@@ -32,10 +32,10 @@
 use crate::backend::{Backend, FaultHook, Faulty, Io, Portable, UringMode, probe_uring};
 use crate::error::WalError;
 use crate::format::{
-    HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, SEGMENT_HEADER_LEN, encode_record_unsealed,
-    encode_segment_header, fsync_dir, list_segments, record_size, seal_record, segment_file_name,
+    HARD_MAX_RECORD_LEN, Id, MIN_RECORD_LEN, RecordRef, encode_record_parts_unsealed, encode_segment_header, fsync_dir,
+    list_segments, record_size, seal_record, segment_file_name, segment_header_len,
 };
-use crate::recovery::{NO_REPLAY, Recovery, scan};
+use crate::recovery::{NO_REPLAY, Recovery, ScanOptions, scan};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
@@ -64,9 +64,16 @@ pub struct WalOptions {
     /// Largest record accepted (default 1 MiB; at most `buffer_capacity / 2`
     /// and 64 MiB).
     pub max_record_bytes: usize,
-    /// On corruption before the tail: truncate there (dropping everything
-    /// after it) instead of failing with `WAL_CORRUPT`.
+    /// On corruption before the tail (and not covered by the caller's
+    /// checkpoint, see [`Wal::open_with_replay`]): cut the log there instead
+    /// of failing with `WAL_CORRUPT`. The bytes removed are moved aside into
+    /// `*.corrupt` files next to the log, never deleted.
     pub truncate_corrupt: bool,
+    /// The configuration fingerprint of the log's user (opaque here; see
+    /// `ctfs_core::fingerprint`): written into every segment header, and
+    /// every existing segment must carry the same bytes, or opening fails
+    /// with `CONFIG_MISMATCH` (default: empty).
+    pub fingerprint: Vec<u8>,
     /// Durable-frontier callback, once per batch, on the writer thread.
     pub notifier: Option<Notifier>,
     /// Failure callback, once, on the writer thread.
@@ -85,6 +92,7 @@ impl Default for WalOptions {
             buffer_capacity: 16 << 20,
             max_record_bytes: 1 << 20,
             truncate_corrupt: false,
+            fingerprint: Vec::new(),
             notifier: None,
             on_failure: None,
             fault_hook: None,
@@ -101,6 +109,7 @@ impl std::fmt::Debug for WalOptions {
             .field("buffer_capacity", &self.buffer_capacity)
             .field("max_record_bytes", &self.max_record_bytes)
             .field("truncate_corrupt", &self.truncate_corrupt)
+            .field("fingerprint", &self.fingerprint.len())
             .field("notifier", &self.notifier.is_some())
             .field("on_failure", &self.on_failure.is_some())
             .finish()
@@ -229,6 +238,8 @@ pub struct Wal {
     closed: bool,
     /// flock'ed `LOCK` file; released by `close`.
     lock_file: Option<File>,
+    /// The directory itself, opened at `open`: tells whether it was removed.
+    dir_handle: Option<File>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -256,7 +267,10 @@ fn check_options(o: &WalOptions) -> Result<(), WalError> {
             o.max_record_bytes
         ));
     }
-    if o.segment_size < (SEGMENT_HEADER_LEN + MIN_RECORD_LEN) as u64 {
+    if o.fingerprint.len() > crate::checkpoint::MAX_FINGERPRINT {
+        return bad(format!("fingerprint of {} bytes (at most {})", o.fingerprint.len(), crate::checkpoint::MAX_FINGERPRINT));
+    }
+    if o.segment_size < (segment_header_len(o.fingerprint.len()) + MIN_RECORD_LEN) as u64 {
         return bad(format!("segment_size {} too small", o.segment_size));
     }
     Ok(())
@@ -274,7 +288,7 @@ fn select_backend(o: &WalOptions) -> Result<(Box<dyn Io>, Option<String>), WalEr
 }
 
 #[cfg(target_os = "linux")]
-fn lock_dir(dir: &Path) -> Result<File, WalError> {
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, WalError> {
     use std::os::fd::AsRawFd;
     let p = dir.join("LOCK");
     let f = OpenOptions::new()
@@ -295,7 +309,7 @@ fn lock_dir(dir: &Path) -> Result<File, WalError> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lock_dir(dir: &Path) -> Result<File, WalError> {
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, WalError> {
     let p = dir.join("LOCK");
     OpenOptions::new()
         .create(true)
@@ -307,10 +321,10 @@ fn lock_dir(dir: &Path) -> Result<File, WalError> {
 
 /// Creates segment `first_seq` in `dir`: header written and fsynced, then
 /// the directory fsynced. Returns the open file.
-fn create_segment(dir: &Path, first_seq: u64) -> std::io::Result<(PathBuf, File)> {
+fn create_segment(dir: &Path, first_seq: u64, fingerprint: &[u8]) -> std::io::Result<(PathBuf, File)> {
     let path = dir.join(segment_file_name(first_seq));
     let f = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
-    let h = encode_segment_header(first_seq);
+    let h = encode_segment_header(first_seq, fingerprint);
     // Header + file size durable (fdatasync), then the directory entry.
     crate::backend::Portable.write_durable(&f, 0, &[&h])?;
     fsync_dir(dir)?;
@@ -330,9 +344,13 @@ impl Wal {
     /// use: load the newest valid checkpoint (seq `S`), then
     /// `open_with_replay(dir, opts, S + 1, apply)`. Records are passed before
     /// the whole log is validated: if recovery then fails (`WAL_CORRUPT`),
-    /// the caller must discard what it applied. `from_seq` below the first
-    /// seq still in the log (compacted away) or beyond `last_seq + 1` is
-    /// `INVALID_ARGUMENT`.
+    /// the caller must discard what it applied.
+    ///
+    /// Records below `from_seq` are covered by the caller (its checkpoint):
+    /// damage among them is skipped and reported in
+    /// [`Recovery::covered_damage`], never cut; a log that ends below
+    /// `from_seq` continues in a new segment starting there. A log that
+    /// starts after `from_seq` (a missing segment) is `WAL_CORRUPT`.
     pub fn open_with_replay<E, F>(
         dir: impl AsRef<Path>,
         mut opts: WalOptions,
@@ -348,9 +366,17 @@ impl Wal {
         let (io, backend_note) = select_backend(&opts)?;
         std::fs::create_dir_all(&dir).map_err(|e| WalError::io(format!("create {}", dir.display()), e))?;
         let lock_file = lock_dir(&dir)?;
-        let scanned = scan(&dir, true, opts.truncate_corrupt, from_seq, f)?;
+        let dir_handle = File::open(&dir).map_err(|e| WalError::io(format!("open {}", dir.display()), e))?;
+        let scan_opts = ScanOptions {
+            repair: true,
+            truncate_corrupt: opts.truncate_corrupt,
+            from_seq,
+            fingerprint: Some(&opts.fingerprint),
+        };
+        let scanned = scan(&dir, &scan_opts, f)?;
         let mut recovery = scanned.recovery;
         let next_seq = recovery.last_seq + 1;
+        let header_len = segment_header_len(opts.fingerprint.len()) as u64;
 
         let (seg_path, seg_file, seg_len) = match scanned.active {
             Some((path, _first, len)) => {
@@ -366,10 +392,10 @@ impl Wal {
                 (path, f, len)
             }
             None => {
-                let (p, f) = create_segment(&dir, next_seq)
+                let (p, f) = create_segment(&dir, next_seq, &opts.fingerprint)
                     .map_err(|e| WalError::io(format!("create segment in {}", dir.display()), e))?;
                 recovery.segments += 1;
-                (p, f, SEGMENT_HEADER_LEN as u64)
+                (p, f, header_len)
             }
         };
 
@@ -388,6 +414,8 @@ impl Wal {
             seg_len,
             seg_written: seg_len,
             seg_limit: opts.segment_size,
+            header_len,
+            fingerprint: std::mem::take(&mut opts.fingerprint),
             pos: 0,
             next_seq,
             runs: Vec::with_capacity(4),
@@ -411,6 +439,7 @@ impl Wal {
                 backend_note,
                 closed: false,
                 lock_file: Some(lock_file),
+                dir_handle: Some(dir_handle),
             },
             recovery,
         ))
@@ -420,12 +449,47 @@ impl Wal {
     /// to `f`, read-only: a torn tail ends the replay (reported in
     /// `bytes_cut`/`torn_tail_at`, nothing is modified); corruption is
     /// `WAL_CORRUPT`. Records borrow an internal read buffer (zero-copy).
-    pub fn replay<E, F>(dir: impl AsRef<Path>, from_seq: u64, f: F) -> Result<Recovery, E>
+    /// Every segment must carry `fingerprint`.
+    pub fn replay<E, F>(dir: impl AsRef<Path>, fingerprint: &[u8], from_seq: u64, f: F) -> Result<Recovery, E>
     where
         E: From<WalError>,
         F: FnMut(RecordRef<'_>) -> Result<(), E>,
     {
-        Ok(scan(dir.as_ref(), false, false, from_seq, f)?.recovery)
+        let o = ScanOptions { repair: false, truncate_corrupt: false, from_seq, fingerprint: Some(fingerprint) };
+        Ok(scan(dir.as_ref(), &o, f)?.recovery)
+    }
+
+    /// `IO_ERROR` unless the directory opened at [`Wal::open`] is still
+    /// reachable under its path: not removed (its link count is not 0) and
+    /// not replaced by another directory. Checkpoints check this first, so
+    /// that writing one into a removed directory fails instead of "succeeding"
+    /// somewhere nothing will ever read it.
+    pub fn check_dir(&self) -> Result<(), WalError> {
+        let gone = |why: &str| {
+            WalError::io(
+                format!("the data directory {} {why}", self.dir.display()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        };
+        let Some(h) = &self.dir_handle else { return Err(WalError::Closed) };
+        let open = h.metadata().map_err(|e| WalError::io(format!("fstat {}", self.dir.display()), e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if open.nlink() == 0 {
+                return Err(gone("was removed while the kernel was open"));
+            }
+            match std::fs::metadata(&self.dir) {
+                Ok(now) if now.dev() == open.dev() && now.ino() == open.ino() => Ok(()),
+                Ok(_) => Err(gone("was replaced by another directory while the kernel was open")),
+                Err(_) => Err(gone("was removed while the kernel was open")),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = open;
+            std::fs::metadata(&self.dir).map(|_| ()).map_err(|_| gone("was removed while the kernel was open"))
+        }
     }
 
     /// `"io_uring"` or `"portable"`.
@@ -567,8 +631,16 @@ impl Wal {
     /// `durable_seq() >= seq` / the notifier reported it.
     #[inline]
     pub fn append(&mut self, id: &Id, deps: &[Id], payload: &[u8], flags: u16) -> Result<u64, WalError> {
+        self.append_with_trailer(id, deps, payload, &[], flags)
+    }
+
+    /// [`append`](Self::append) with `trailer` stored after the payload in
+    /// the record's payload field (replay returns them together; the flags
+    /// tell the caller how to split them). Size checks count both.
+    #[inline]
+    pub fn append_with_trailer(&mut self, id: &Id, deps: &[Id], payload: &[u8], trailer: &[u8], flags: u16) -> Result<u64, WalError> {
         self.check_state()?;
-        let n = self.check_size(deps.len(), payload.len())?;
+        let n = self.check_size(deps.len(), payload.len() + trailer.len())?;
         let (start, pad) = self.place(n)?;
         let cap = self.shared.cap;
         let seq = self.next_seq;
@@ -581,7 +653,7 @@ impl Wal {
             }
             let off = (start % cap as u64) as usize;
             let dst = std::slice::from_raw_parts_mut(self.shared.buf.add(off), n);
-            encode_record_unsealed(dst, seq, id, deps, payload, flags);
+            encode_record_parts_unsealed(dst, seq, id, deps, payload, trailer, flags);
         }
         self.head = start + n as u64;
         self.next_seq = seq + 1;
@@ -638,6 +710,7 @@ impl Wal {
         }
         self.closed = true;
         self.lock_file = None;
+        self.dir_handle = None;
         if self.is_failed() { Err(self.shared.failed_error()) } else { Ok(()) }
     }
 
@@ -702,6 +775,9 @@ struct Writer {
     /// Bytes of the segment already written.
     seg_written: u64,
     seg_limit: u64,
+    /// Bytes of a segment header (it carries the fingerprint).
+    header_len: u64,
+    fingerprint: Vec<u8>,
     pos: u64,
     next_seq: u64,
     /// Contiguous ring ranges (offset, len) to write to the current segment.
@@ -783,12 +859,12 @@ impl Writer {
 
     fn roll(&mut self) -> std::io::Result<()> {
         self.write_runs()?;
-        let (path, file) = create_segment(&self.dir, self.next_seq)?;
+        let (path, file) = create_segment(&self.dir, self.next_seq, &self.fingerprint)?;
         self.shared.fsyncs.fetch_add(2, Ordering::Relaxed);
         self.shared.segments_created.fetch_add(1, Ordering::Relaxed);
         self.seg_file = file;
         self.seg_path = path;
-        self.seg_len = SEGMENT_HEADER_LEN as u64;
+        self.seg_len = self.header_len;
         self.seg_written = self.seg_len;
         Ok(())
     }
@@ -812,7 +888,7 @@ impl Writer {
                 continue;
             }
             let total = len + 4;
-            if self.seg_len + total as u64 > self.seg_limit && self.seg_len > SEGMENT_HEADER_LEN as u64 {
+            if self.seg_len + total as u64 > self.seg_limit && self.seg_len > self.header_len {
                 self.roll()?;
             }
             // SAFETY: as above; the producer wrote the whole record before

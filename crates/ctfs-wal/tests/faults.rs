@@ -48,7 +48,7 @@ fn torn_last_record_at_every_byte() {
         let (recs, r) = replay_all(d.path(), 1).unwrap();
         assert_eq!(recs.len() as u64, n - 1, "cut {cut}");
         assert_eq!(r.bytes_cut, (cut - last_off) as u64);
-        let rep = inspect(d.path()).unwrap();
+        let rep = inspect(d.path(), None).unwrap();
         assert!(rep.corruption.is_empty());
         assert_eq!(rep.torn_tail.as_ref().map(|t| t.1), Some(last_off as u64));
         // Open cuts it and continues at seq n.
@@ -97,7 +97,7 @@ fn random_bit_flips_always_detected() {
         let offs = record_offsets(bytes);
         let rec_at = offs.iter().find(|(o, l)| byte >= *o && byte < o + l).map(|x| x.0);
         let is_last_record = si + 1 == files.len() && rec_at == offs.last().map(|x| x.0);
-        let ins = inspect(d.path()).unwrap();
+        let ins = inspect(d.path(), None).unwrap();
         match Wal::open(d.path(), portable()) {
             Ok((wal, r)) => {
                 drop(wal);
@@ -119,7 +119,7 @@ fn random_bit_flips_always_detected() {
                 // Read-only replay fails the same way, after handing out only
                 // intact records.
                 let mut got = Vec::new();
-                let e = Wal::replay(d.path(), 1, |r| {
+                let e = Wal::replay(d.path(), &[], 1, |r| {
                     got.push(Owned::from(r));
                     Ok::<(), WalError>(())
                 })
@@ -150,7 +150,7 @@ fn truncate_corrupt_drops_the_rest() {
     let e = Wal::open(d.path(), portable()).unwrap_err();
     assert_eq!(e.code(), "WAL_CORRUPT");
     assert!(e.to_string().contains(&format!("offset {o}")), "{e}");
-    let rep = inspect(d.path()).unwrap();
+    let rep = inspect(d.path(), None).unwrap();
     assert!(!rep.is_healthy());
     assert!(rep.to_string().contains("CORRUPT"));
     // With truncate_corrupt: cut there, later segments deleted, reported.
@@ -167,7 +167,7 @@ fn truncate_corrupt_drops_the_rest() {
     wal.close().unwrap();
     let (recs, _) = replay_all(d.path(), 1).unwrap();
     assert_eq!(recs.len() as u64, seq_at + 5);
-    assert!(inspect(d.path()).unwrap().is_healthy());
+    assert!(inspect(d.path(), None).unwrap().is_healthy());
 }
 
 #[test]
@@ -216,8 +216,8 @@ fn garbage_files_never_panic() {
             })[..32]);
         }
         std::fs::write(d.path().join(segment_file_name(1)), &g).unwrap();
-        let _ = inspect(d.path()).unwrap();
-        let _ = Wal::replay(d.path(), 1, |_| Ok::<(), WalError>(()));
+        let _ = inspect(d.path(), None).unwrap();
+        let _ = Wal::replay(d.path(), &[], 1, |_| Ok::<(), WalError>(()));
         match Wal::open(d.path(), portable()) {
             Ok((w, r)) => {
                 drop(w);
@@ -231,8 +231,8 @@ fn garbage_files_never_panic() {
 #[test]
 fn checkpoint_every_bit_flip_and_truncation_detected() {
     let d = TempDir::new("ckpt");
-    let p1 = write_checkpoint(d.path(), 10, &[(1, b"old state"), (2, b"")]).unwrap();
-    let p2 = write_checkpoint(d.path(), 20, &[(1, b"kernel state v2"), (7, &[9u8; 100]), (3, b"")]).unwrap();
+    let p1 = write_checkpoint(d.path(), 10, &[], &[(1, b"old state"), (2, b"")]).unwrap();
+    let p2 = write_checkpoint(d.path(), 20, &[], &[(1, b"kernel state v2"), (7, &[9u8; 100]), (3, b"")]).unwrap();
     let good = std::fs::read(&p2).unwrap();
     let c = load_checkpoint(&p2).unwrap();
     assert_eq!(c.seq, 20);
@@ -264,10 +264,13 @@ fn checkpoint_every_bit_flip_and_truncation_detected() {
     assert_eq!(l.checkpoint.as_ref().unwrap().path, p1);
     assert_eq!(l.skipped.len(), 1);
     assert_eq!(l.skipped[0].0, p2);
-    let rep = inspect(d.path()).unwrap();
+    let rep = inspect(d.path(), None).unwrap();
     assert_eq!(rep.checkpoints.len(), 2);
     assert!(rep.checkpoints[0].valid && !rep.checkpoints[1].valid);
-    assert!(!rep.is_healthy());
+    // open falls back to the checkpoint at 10 (no log record is needed): healthy, the bad file listed
+    assert!(rep.is_healthy());
+    assert_eq!(rep.anchor, Some(10));
+    assert!(rep.to_string().contains("INVALID"));
     // A copy under another seq's name is refused too.
     std::fs::write(&p2, &good).unwrap();
     let p3 = d.path().join(checkpoint_file_name(30));
@@ -284,8 +287,8 @@ fn checkpoint_every_bit_flip_and_truncation_detected() {
 fn checkpoint_multi_chunk_random_flips() {
     let d = TempDir::new("ckptbig");
     let big: Vec<u8> = (0..(CHECKPOINT_CHUNK * 2 + 12345)).map(|i| (i * 131 % 251) as u8).collect();
-    let p0 = write_checkpoint(d.path(), 5, &[(1, b"base")]).unwrap();
-    let p = write_checkpoint(d.path(), 50, &[(1, &big), (2, b"tail section")]).unwrap();
+    let p0 = write_checkpoint(d.path(), 5, &[], &[(1, b"base")]).unwrap();
+    let p = write_checkpoint(d.path(), 50, &[], &[(1, &big), (2, b"tail section")]).unwrap();
     let good = std::fs::read(&p).unwrap();
     assert_eq!(load_checkpoint(&p).unwrap().section(1).unwrap(), &big[..]);
     let mut rng = Rng::new(99);

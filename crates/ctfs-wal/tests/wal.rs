@@ -80,7 +80,7 @@ fn segment_roll_and_wraparound() {
         for s in &segs {
             assert!(std::fs::metadata(s).unwrap().len() <= 4096);
         }
-        let rep = inspect(d.path()).unwrap();
+        let rep = inspect(d.path(), None).unwrap();
         assert!(rep.is_healthy(), "{rep}");
         assert_eq!(rep.records, 3001);
         let mut next = 1;
@@ -219,10 +219,12 @@ fn failed_state_is_final() {
     for b in backends() {
         for after in [false, true] {
             let d = TempDir::new("failed");
-            let writes = Arc::new(AtomicUsize::new(0));
-            let w2 = writes.clone();
+            // Armed once records 1..=10 are durable (however many batches
+            // the writer made of them): every later durable write fails.
+            let armed = Arc::new(AtomicUsize::new(0));
+            let w2 = armed.clone();
             let hook: FaultHook = Arc::new(move |_, _| {
-                if w2.fetch_add(1, Ordering::SeqCst) >= 1 {
+                if w2.load(Ordering::SeqCst) == 1 {
                     let e = std::io::Error::from_raw_os_error(5); // EIO
                     if after { FaultAction::FailAfter(e) } else { FaultAction::FailBefore(e) }
                 } else {
@@ -244,6 +246,7 @@ fn failed_state_is_final() {
             let (mut wal, _) = Wal::open(d.path(), o).unwrap();
             append_n(&mut wal, 1, 10);
             assert_eq!(wal.flush().unwrap(), 10);
+            armed.store(1, Ordering::SeqCst);
             // The writer may fail on record 11 before we append the rest:
             // from then on appends fail with WAL_FAILED (and change nothing).
             for n in 11..=20u64 {
@@ -307,7 +310,7 @@ fn compaction_with_checkpoint() {
     append_n(&mut wal, 1, 1000);
     wal.flush().unwrap();
     let before = segments(d.path()).len();
-    write_checkpoint(d.path(), 600, &[(1, b"state at 600")]).unwrap();
+    write_checkpoint(d.path(), 600, &[], &[(1, b"state at 600")]).unwrap();
     let rep = wal.compact_before(601).unwrap();
     assert!(!rep.removed.is_empty());
     let after = segments(d.path());
@@ -321,8 +324,8 @@ fn compaction_with_checkpoint() {
     assert_eq!(recs.len(), 410);
     assert!(r.first_seq <= 601 && r.first_seq > 1);
     assert_eq!(recs[0], expected(601));
-    // Replaying from before the compacted point is refused.
-    assert_eq!(replay_all(d.path(), 1).unwrap_err().code(), "INVALID_ARGUMENT");
+    // Replaying from before the compacted point is refused: seqs 1.. are in no checkpoint.
+    assert_eq!(replay_all(d.path(), 1).unwrap_err().code(), "WAL_CORRUPT");
     let mut n = 0;
     let (_wal, rec) = Wal::open_with_replay(d.path(), o(), 601, |_| {
         n += 1;

@@ -97,6 +97,13 @@ fn cell_check<C: CellInvariant>(inv: &C, fact: &Fact<'_>, cell: &StateCell) -> R
     Ok(BuiltinEffect { cell: scratch, ext: ExtEffect::None })
 }
 
+/// [`cell_check`] with the replicated merge semantics.
+fn cell_merge<C: CellInvariant>(inv: &C, fact: &Fact<'_>, cell: &StateCell) -> Result<BuiltinEffect, InvariantError> {
+    let mut scratch = *cell;
+    inv.apply_merge(fact, &mut scratch)?;
+    Ok(BuiltinEffect { cell: scratch, ext: ExtEffect::None })
+}
+
 fn mismatch() -> InvariantError {
     InvariantError::Violation(Cow::Borrowed("internal error: the state does not belong to this invariant"))
 }
@@ -241,6 +248,30 @@ impl Invariant for Builtin {
         }
     }
 
+    fn check_merge(&self, fact: &Fact<'_>, state: &BuiltinState) -> Result<BuiltinEffect, InvariantError> {
+        let cell = &state.cell;
+        match self {
+            Builtin::TotalSupply(i) => cell_merge(i, fact, cell),
+            Builtin::Max(i) => cell_merge(i, fact, cell),
+            Builtin::GCounter(i) => cell_merge(i, fact, cell),
+            Builtin::BoundedGCounter(i) => cell_merge(i, fact, cell),
+            Builtin::Lww(i) => cell_merge(i, fact, cell),
+            Builtin::UniquenessCell(i) => cell_merge(i, fact, cell),
+            Builtin::GGraphCell(i) => cell_merge(i, fact, cell),
+            Builtin::UniqueSet(i) => {
+                let Extension::Set(keys) = &state.ext else { return Err(mismatch()) };
+                let SetEffect { cell, key } = i.merge_parts(fact.payload, &state.cell, keys)?;
+                Ok(BuiltinEffect { cell, ext: ExtEffect::InsertKey(key) })
+            }
+            Builtin::Graph(i) => {
+                let Extension::Graph(g) = &state.ext else { return Err(mismatch()) };
+                let GraphEffect { cell, edge } = i.check_parts_with(fact.payload, &state.cell, g, false)?;
+                Ok(BuiltinEffect { cell, ext: edge.map_or(ExtEffect::None, |(f, t)| ExtEffect::InsertEdge(f, t)) })
+            }
+            Builtin::Custom(i) => cell_merge(i, fact, cell),
+        }
+    }
+
     #[inline(always)]
     fn commit(&self, effect: BuiltinEffect, state: &mut BuiltinState) {
         state.cell = effect.cell;
@@ -291,6 +322,12 @@ fn ext_commit(effect: ExtEffect, ext: &mut Extension) {
 /// (32 B each, sorted)` and for a graph `count u64 | edges (from u64, to
 /// u64, sorted)`. Sorted so that equal states encode to equal bytes.
 impl crate::kernel::SnapshotState for Builtin {
+    /// The cell: for the heap variants it holds the count and an
+    /// order-independent digest of every element.
+    fn digest_state(&self, state: &BuiltinState, hasher: &mut blake3::Hasher) {
+        hasher.update(&state.cell.0);
+    }
+
     fn encode_state(&self, state: &BuiltinState, out: &mut Vec<u8>) {
         out.extend_from_slice(&state.cell.0);
         match &state.ext {
@@ -366,6 +403,10 @@ impl crate::kernel::SnapshotState for Builtin {
 impl Escrowed for Builtin {
     fn member_class(&self, _member: usize) -> (&str, AlgebraicClass) {
         (Invariant::name(self), Builtin::class(self))
+    }
+
+    fn refuses_duplicates(&self, _member: usize) -> bool {
+        matches!(self, Builtin::UniquenessCell(_) | Builtin::UniqueSet(_))
     }
 
     fn headroom(&self, _member: usize, state: &BuiltinState) -> crate::replica::Headroom {

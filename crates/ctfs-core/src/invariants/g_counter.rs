@@ -147,6 +147,17 @@ impl CellInvariant for BoundedGCounter {
         c
     }
 
+    /// Replicated merge: the bound was enforced by the origin's escrow quota.
+    fn apply_merge(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
+        let inc = increment(fact.payload, "boundedGCounter")?;
+        let sum = u128_at(cell, SUM);
+        let next = sum
+            .checked_add(inc as u128)
+            .ok_or_else(|| violation(format!("boundedGCounter sum {sum} + {inc} overflows u128")))?;
+        set_u128(cell, SUM, next);
+        Ok(())
+    }
+
     #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
         let inc = increment(fact.payload, "boundedGCounter")?;

@@ -358,6 +358,13 @@ impl Graph {
     /// The admission decision on a summary cell and graph, changing neither.
     #[inline]
     pub fn check_parts(&self, payload: &[u8], cell: &StateCell, g: &VertexGraph) -> Result<GraphEffect, InvariantError> {
+        self.check_parts_with(payload, cell, g, true)
+    }
+
+    /// [`check_parts`](Self::check_parts), with `enforce_max: false` for a
+    /// replicated merge (the origin's escrow quota enforced `max_edges`).
+    #[inline]
+    pub fn check_parts_with(&self, payload: &[u8], cell: &StateCell, g: &VertexGraph, enforce_max: bool) -> Result<GraphEffect, InvariantError> {
         let p = exact_payload::<PAYLOAD_LEN>(payload, "graph", "u64 from, u64 to")?;
         let from = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
         let to = u64::from_le_bytes(p[8..].try_into().expect("8 bytes"));
@@ -379,7 +386,8 @@ impl Graph {
             return Err(violation(format!("graph edge {from} -> {to}: vertex {to} already has in-degree {m} (the limit)")));
         }
         let edges = cell.u64_at(EDGES);
-        if let Some(m) = self.max_edges
+        if enforce_max
+            && let Some(m) = self.max_edges
             && edges >= m
         {
             return Err(violation(format!("graph is full: {edges} of at most {m} edges")));
@@ -419,6 +427,10 @@ impl Invariant for Graph {
 
     fn check(&self, fact: &Fact<'_>, state: &GraphState) -> Result<GraphEffect, InvariantError> {
         self.check_parts(fact.payload, &state.cell, &state.graph)
+    }
+
+    fn check_merge(&self, fact: &Fact<'_>, state: &GraphState) -> Result<GraphEffect, InvariantError> {
+        self.check_parts_with(fact.payload, &state.cell, &state.graph, false)
     }
 
     fn commit(&self, effect: GraphEffect, state: &mut GraphState) {

@@ -87,6 +87,18 @@ impl CellInvariant for TotalSupply {
 
     #[inline(always)]
     fn apply(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
+        self.apply_bounded(fact, cell, true)
+    }
+
+    /// Replicated merge: the escrowed bounds were enforced by the origin's quota.
+    fn apply_merge(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
+        self.apply_bounded(fact, cell, false)
+    }
+}
+
+impl TotalSupply {
+    #[inline(always)]
+    fn apply_bounded(&self, fact: &Fact<'_>, cell: &mut StateCell, enforce: bool) -> Result<(), InvariantError> {
         let raw: [u8; 16] = fact.payload.try_into().map_err(|_| {
             InvariantError::MalformedPayload(Cow::Owned(format!(
                 "totalSupply expects a 16-byte i128 delta, got {} bytes",
@@ -99,12 +111,12 @@ impl CellInvariant for TotalSupply {
         let next = balance.checked_add(delta).ok_or_else(|| {
             InvariantError::Violation(Cow::Owned(format!("balance {balance} + {delta} overflows i128")))
         })?;
-        if next < min {
+        if enforce && next < min {
             return Err(InvariantError::Violation(Cow::Owned(format!(
                 "balance {balance} + ({delta}) = {next} would fall below min {min}"
             ))));
         }
-        if next > max {
+        if enforce && next > max {
             return Err(InvariantError::Violation(Cow::Owned(format!(
                 "balance {balance} + {delta} = {next} would exceed max {max}"
             ))));

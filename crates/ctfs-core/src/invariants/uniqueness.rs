@@ -116,6 +116,14 @@ impl CellInvariant for UniquenessCell {
         cell.0[byte] |= bit;
         Ok(())
     }
+
+    /// Replicated merge: an element another replica added too is a no-op.
+    fn apply_merge(&self, fact: &Fact<'_>, cell: &mut StateCell) -> Result<(), InvariantError> {
+        match self.apply(fact, cell) {
+            Err(InvariantError::DuplicateElement) => Ok(()),
+            other => other,
+        }
+    }
 }
 
 pub const COUNT: usize = 0;
@@ -208,12 +216,22 @@ impl UniqueSet {
     /// changing either.
     #[inline]
     pub fn check_parts(&self, payload: &[u8], cell: &StateCell, keys: &KeySet) -> Result<SetEffect, InvariantError> {
+        self.check_parts_with(payload, cell, keys, true)
+    }
+
+    /// [`check_parts`](Self::check_parts), with `enforce_max: false` for a
+    /// replicated merge (the origin's escrow quota enforced `max_elements`).
+    /// A key already present is still [`InvariantError::DuplicateElement`];
+    /// the merge turns it into a no-op.
+    #[inline]
+    pub fn check_parts_with(&self, payload: &[u8], cell: &StateCell, keys: &KeySet, enforce_max: bool) -> Result<SetEffect, InvariantError> {
         let key = exact_payload::<KEY_LEN>(payload, "uniqueSet", "32-byte key")?;
         if keys.contains(&key) {
             return Err(InvariantError::DuplicateElement);
         }
         let count = cell.u64_at(COUNT);
-        if let Some(max) = self.max_elements
+        if enforce_max
+            && let Some(max) = self.max_elements
             && count >= max
         {
             return Err(violation(format!("uniqueSet is full: {count} of at most {max} elements")));
@@ -222,6 +240,18 @@ impl UniqueSet {
         next.set_u64(COUNT, count + 1);
         digest_add(&mut next, DIGEST, &key);
         Ok(SetEffect { cell: next, key })
+    }
+
+    /// The replicated merge of an insert: a key already present is a no-op
+    /// effect (re-inserting it changes nothing), `max_elements` is not checked.
+    pub fn merge_parts(&self, payload: &[u8], cell: &StateCell, keys: &KeySet) -> Result<SetEffect, InvariantError> {
+        match self.check_parts_with(payload, cell, keys, false) {
+            Err(InvariantError::DuplicateElement) => {
+                let key = exact_payload::<KEY_LEN>(payload, "uniqueSet", "32-byte key")?;
+                Ok(SetEffect { cell: *cell, key })
+            }
+            other => other,
+        }
     }
 
     #[inline]
@@ -249,6 +279,10 @@ impl Invariant for UniqueSet {
 
     fn check(&self, fact: &Fact<'_>, state: &UniqueSetState) -> Result<SetEffect, InvariantError> {
         self.check_parts(fact.payload, &state.cell, &state.keys)
+    }
+
+    fn check_merge(&self, fact: &Fact<'_>, state: &UniqueSetState) -> Result<SetEffect, InvariantError> {
+        self.merge_parts(fact.payload, &state.cell, &state.keys)
     }
 
     fn commit(&self, effect: SetEffect, state: &mut UniqueSetState) {

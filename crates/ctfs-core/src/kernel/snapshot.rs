@@ -40,11 +40,24 @@ pub const META_LEN: usize = META_FIXED + PRECISE_CAPACITY * 32;
 pub trait SnapshotState: Invariant {
     fn encode_state(&self, state: &Self::State, out: &mut Vec<u8>);
     fn decode_state(&self, bytes: &[u8]) -> Result<Self::State, String>;
+    /// Feeds a digest of the state to `hasher`: equal states feed equal
+    /// bytes. Cheap enough to compute on every anti-entropy round (heap
+    /// states may feed their order-independent summary instead of every
+    /// element). Default: the encoded state.
+    fn digest_state(&self, state: &Self::State, hasher: &mut blake3::Hasher) {
+        let mut out = Vec::new();
+        self.encode_state(state, &mut out);
+        hasher.update(&out);
+    }
 }
 
 impl<T: CellInvariant> SnapshotState for T {
     fn encode_state(&self, state: &StateCell, out: &mut Vec<u8>) {
         out.extend_from_slice(state.as_bytes());
+    }
+
+    fn digest_state(&self, state: &StateCell, hasher: &mut blake3::Hasher) {
+        hasher.update(state.as_bytes());
     }
 
     fn decode_state(&self, bytes: &[u8]) -> Result<StateCell, String> {
@@ -64,6 +77,12 @@ impl<I: SnapshotState> SnapshotState for Multi<I> {
             m.encode_state(s, out);
             let len = (out.len() - at - 8) as u64;
             out[at..at + 8].copy_from_slice(&len.to_le_bytes());
+        }
+    }
+
+    fn digest_state(&self, state: &Vec<I::State>, hasher: &mut blake3::Hasher) {
+        for (m, s) in self.members().iter().zip(state) {
+            m.digest_state(s, hasher);
         }
     }
 
@@ -118,6 +137,14 @@ impl<'a> Reader<'a> {
 }
 
 impl<I: SnapshotState> Kernel<I> {
+    /// A 256-bit digest of the state (see [`SnapshotState::digest_state`]):
+    /// replicas with equal state have equal digests.
+    pub fn state_digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        self.invariant.digest_state(&self.state, &mut h);
+        *h.finalize().as_bytes()
+    }
+
     /// Everything a checkpoint needs to rebuild this kernel.
     pub fn snapshot(&self) -> KernelSnapshot {
         let f = &self.frontier;

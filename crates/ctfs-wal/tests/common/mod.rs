@@ -83,7 +83,7 @@ pub fn append_n(wal: &mut Wal, from: u64, to: u64) {
 
 pub fn replay_all(dir: &Path, from: u64) -> Result<(Vec<Owned>, ctfs_wal::Recovery), WalError> {
     let mut v = Vec::new();
-    let r = Wal::replay(dir, from, |r| {
+    let r = Wal::replay(dir, &[], from, |r| {
         v.push(Owned::from(r));
         Ok::<(), WalError>(())
     })?;
@@ -145,7 +145,7 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
 /// Byte offsets of every record in a segment file.
 pub fn record_offsets(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut v = Vec::new();
-    let mut off = ctfs_wal::SEGMENT_HEADER_LEN;
+    let mut off = ctfs_wal::SEGMENT_HEADER_MIN_LEN;
     while off < bytes.len() {
         let (_, n) = ctfs_wal::parse_record(bytes, off).expect("valid record");
         v.push((off, n));
