@@ -2,8 +2,8 @@
 import test from 'ava'
 import fc from 'fast-check'
 
-import { CtfsError, Kernel, invariants as I, type InvariantSpec } from '../src/index.ts'
-import { rid, snapshot } from './helpers.ts'
+import { CtfsError, DurableKernel, Kernel, invariants as I, type InvariantSpec } from '../src/index.ts'
+import { rid, snapshot, tempDir } from './helpers.ts'
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const u64le = (n: bigint) => {
@@ -276,4 +276,104 @@ test('custom: bad options are TypeError / RangeError', (t) => {
   type({ ...ok, apply: 'f' })
   type({ ...ok, read: 1 })
   t.notThrows(() => I.custom({ ...ok, initial: new Uint8Array(64) }))
+})
+
+// ------------------------------------------------ apply must be synchronous
+
+/** Records unhandled rejections while `f` runs, and a little after it. */
+async function unhandledDuring(f: () => unknown): Promise<unknown[]> {
+  const seen: unknown[] = []
+  const onRejection = (reason: unknown) => seen.push(reason)
+  process.on('unhandledRejection', onRejection)
+  try {
+    await f()
+    await new Promise((r) => setTimeout(r, 30))
+  } finally {
+    process.off('unhandledRejection', onRejection)
+  }
+  return seen
+}
+
+/** The issue 8 reproduction, and apply results that are promises or thenables. */
+const asyncRules: Array<[string, (payload: Uint8Array, state: DataView) => unknown]> = [
+  [
+    'async apply that writes then throws',
+    async (_p, s) => {
+      s.setUint8(0, 7)
+      throw new Error('no')
+    },
+  ],
+  [
+    'async apply that writes and resolves',
+    async (_p, s) => {
+      s.setUint8(0, 7)
+    },
+  ],
+  ['apply returning a rejected promise', (_p, s) => (s.setUint8(0, 7), Promise.reject(new Error('later')))],
+  ['apply returning a thenable', (_p, s) => (s.setUint8(0, 7), { then() {} })],
+  [
+    'apply returning an object whose then getter throws',
+    (_p, s) => (
+      s.setUint8(0, 7),
+      {
+        get then(): never {
+          throw new Error('getter')
+        },
+      }
+    ),
+  ],
+]
+
+for (const [title, rule] of asyncRules) {
+  test(`custom: ${title} is refused (INVARIANT_VIOLATION), state unchanged, no unhandled rejection`, async (t) => {
+    const c = I.custom({ name: 'async', class: 'group', initial: new Uint8Array(1), apply: rule as never })
+    const k = new Kernel({ invariant: c })
+    const m = I.multi({ c, g: I.gCounter() })
+    const km = new Kernel({ invariant: m })
+    const unhandled = await unhandledDuring(() => {
+      const e = t.throws(() => k.admit(new Uint8Array([1])), { instanceOf: CtfsError })
+      t.is(e?.code, 'INVARIANT_VIOLATION')
+      t.regex(e?.message ?? '', /apply must be synchronous/)
+      t.deepEqual(k.state, new Uint8Array(64))
+      t.is(k.stats.admitted, 0)
+      // in a batch: refused per fact, the other facts admitted
+      const r = k.admitBatch([{ payload: new Uint8Array([1]) }, { payload: new Uint8Array([2]) }])
+      t.is(r.admitted, 0)
+      t.is(r.code(1), 'INVARIANT_VIOLATION')
+      t.regex(r.errors[0]?.error.message ?? '', /apply must be synchronous/)
+      t.deepEqual(k.state, new Uint8Array(64))
+      // in a multi kernel: the whole fact is refused, the other member untouched
+      const me = t.throws(() => km.admit(m.fact({ c: new Uint8Array([1]), g: m.specs.g.increment(5) })), { instanceOf: CtfsError })
+      t.regex(me?.message ?? '', /apply must be synchronous/)
+      t.deepEqual(km.state, new Uint8Array(128))
+    })
+    t.deepEqual(unhandled, [])
+  })
+}
+
+test('custom: an async apply is refused during durable replay too (WAL_REPLAY_REFUSED), no unhandled rejection', async (t) => {
+  const dir = tempDir(t, 'ctfs-async-replay-')
+  const sync = I.custom({ name: 'counter', class: 'group', initial: new Uint8Array(1), apply: (_p, s) => s.setUint8(0, s.getUint8(0) + 1) })
+  const k = await DurableKernel.open({ dir, invariant: sync, backend: 'portable' })
+  await k.admitDurable(new Uint8Array([1]))
+  await k.close()
+  const asyncVersion = I.custom({
+    name: 'counter',
+    class: 'group',
+    initial: new Uint8Array(1),
+    async apply(_p, s) {
+      s.setUint8(0, s.getUint8(0) + 1)
+      throw new Error('no')
+    },
+  })
+  const unhandled = await unhandledDuring(async () => {
+    const e = await t.throwsAsync(DurableKernel.open({ dir, invariant: asyncVersion, backend: 'portable' }), { instanceOf: CtfsError })
+    t.is(e?.code, 'WAL_REPLAY_REFUSED')
+    t.regex(e?.message ?? '', /apply must be synchronous/)
+  })
+  t.deepEqual(unhandled, [])
+  // the directory is intact: the synchronous rule still opens it
+  const again = await DurableKernel.open({ dir, invariant: sync, backend: 'portable' })
+  t.deepEqual(again.read(), new Uint8Array([1]))
+  await again.close()
 })

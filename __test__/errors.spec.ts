@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
 import test from 'ava'
 
-import { CtfsError, ERROR_CODES, Kernel, invariants, type CtfsErrorCode } from '../src/index.ts'
+import { CtfsError, ERROR_CODES, Kernel, OTHER_ERROR_CODES, invariants, type CtfsErrorCode } from '../src/index.ts'
 import { native } from '../src/native.ts'
 import { rid } from './helpers.ts'
 
@@ -34,4 +38,18 @@ test('every code a kernel produces today, with its message', (t) => {
   t.is(k.stats.admitted, 3)
   t.is(k.stats.rejected.CAUSAL_HORIZON_EXCEEDED, 1)
   t.is(k.stats.rejected.MALFORMED_FACT, 1) // the maxDeps refusal happened in JS, before the native call
+})
+
+test('every error code is documented in the README error tables, BUSY included', (t) => {
+  const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md'), 'utf8')
+  const errors = readme.slice(readme.indexOf('## Errors'), readme.indexOf('## Performance'))
+  for (const code of [...ERROR_CODES.slice(1), ...OTHER_ERROR_CODES]) t.true(errors.includes(`\`${code}\``), code)
+  t.true(ERROR_CODES.includes('BUSY'))
+})
+
+test("gGraph's out-of-range refusal names the real range, 0..15", (t) => {
+  const k = new Kernel({ invariant: invariants.gGraph() })
+  const e = t.throws(() => k.admit(new Uint8Array([3, 16])), { instanceOf: CtfsError })
+  t.is(e?.code, 'MALFORMED_FACT')
+  t.regex(e?.message ?? '', /gGraph vertices are 0\.\.15 \(16 vertices\), got edge 3 -> 16/)
 })

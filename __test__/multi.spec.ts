@@ -191,7 +191,10 @@ test('multi: bad inputs', (t) => {
   t.notThrows(() => I.multi(Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`m${i}`, I.gCounter()]))))
   const m = accounts()
   range(() => m.fact({}))
-  range(() => m.fact({ carol: new Uint8Array(16) } as never))
+  t.like(t.throws(() => m.fact({ carol: new Uint8Array(16) } as never), { instanceOf: TypeError }), {
+    code: 'ERR_INVALID_ARG_VALUE',
+    message: "parts has an unknown key 'carol' (known keys: 'alice', 'bob')",
+  })
   type(() => m.fact({ alice: 'x' as never }))
   type(() => m.fact(null as never))
   range(() => m.memberIndex('carol' as never))

@@ -1,7 +1,6 @@
 import test from 'ava'
 
-import { CtfsError, DurableKernel, Escrow, Kernel, invariants } from '../src/index.ts'
-import { tempDir } from './helpers.ts'
+import { CtfsError, Escrow, Kernel, invariants } from '../src/index.ts'
 
 const supply = () => invariants.totalSupply({ initial: 100n, min: 0n })
 const balance = (k: Kernel<ReturnType<typeof supply>>) => k.invariant.read(k.state).balance
@@ -77,13 +76,7 @@ test('invariants whose class needs coordination are refused in replicated mode',
   // a 16-vertex graph with an out-degree limit: two replicas could each add
   // an edge under the limit and exceed it together, and escrow cannot split
   // per-vertex limits: coordination required.
-  const graph = {
-    name: 'gGraph',
-    class: 'nonCommutative' as const,
-    coordination: 'required' as const,
-    read: (s: Uint8Array) => s,
-    native: { kind: 'gGraph', maxOutDegree: 1 },
-  }
+  const graph = invariants.gGraph({ maxOutDegree: 1 })
   const k = new Kernel({ invariant: graph, replica: { nodes: [1n, 2n], local: 1n } })
   t.is(k.coordination, 'required')
   const before = k.state
@@ -126,11 +119,3 @@ test('Escrow: ledger split, consume, transfer, backoff schedule', (t) => {
   t.is(t.throws(() => r.onGrant(new Uint8Array(3)), { instanceOf: CtfsError })?.code, 'MALFORMED_MESSAGE')
 })
 
-test('durable replicated kernels are refused until escrow quotas are persisted', async (t) => {
-  const dir = tempDir(t, 'ctfs-replica-')
-  const e = await t.throwsAsync<CtfsError>(DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } }))
-  t.is(e?.code, 'INVALID_ARGUMENT')
-  const k = await DurableKernel.open({ dir, invariant: supply() })
-  t.is(t.throws<CtfsError>(() => k.tenant('a'))?.code, 'INVALID_ARGUMENT')
-  await k.close()
-})

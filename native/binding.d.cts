@@ -70,6 +70,11 @@ export declare class NativeKernel {
    * message when the log fails).
    */
   static open(cfg: NativeKernelConfig, rules: Array<unknown> | undefined | null, durable: NativeDurableConfig, onDurable: unknown): NativeKernel
+  /**
+   * True while the kernel is inside one of its own admissions (a custom
+   * rule is running): every other call would be refused with `BUSY`.
+   */
+  isBusy(): boolean
   /** Details of the last refused single admission. */
   lastError(): NativeError | null
   /** Details of every refusal in the last batch. */

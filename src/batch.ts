@@ -1,14 +1,16 @@
+import { checkKeys, isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
-import { FACT_ID_BYTES, checkFactId, type FactId } from './fact-id.ts'
+import { FACT_ID_BYTES, checkFactId, isFactId, type FactId } from './fact-id.ts'
+import { int } from './invariants/common.ts'
 
-/** One fact for {@link FactBatch.add} / `kernel.admitBatch([...])`. */
+/** One fact for `kernel.admitBatch([...])`. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
 export interface FactInput {
   payload: Uint8Array
   id?: FactId
   deps?: readonly FactId[]
 }
 
-/** Options of a single admission. */
+/** Options of a single admission. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
 export interface AdmitOptions {
   /** The fact's id. Omit it and the kernel derives a fresh one (keyed BLAKE3). */
   id?: FactId
@@ -16,9 +18,15 @@ export interface AdmitOptions {
   deps?: readonly FactId[]
 }
 
+/** The keys of {@link AdmitOptions}. @internal */
+export const ADMIT_OPTION_KEYS: readonly string[] = ['id', 'deps']
+/** The keys of {@link FactInput}. @internal */
+export const FACT_INPUT_KEYS: readonly string[] = ['payload', 'id', 'deps']
+
 const HEADER_BYTES = 8
 const FLAG_HAS_ID = 1
 const MAX_BATCH_DEPS = 0xffff
+const MAX_BYTES = 0xffff_ffff * 2
 
 /**
  * Many facts packed into one buffer, admitted with one native call
@@ -37,12 +45,15 @@ export class FactBatch {
   #offsets: number[] = []
 
   /** @param capacityBytes initial buffer size; it grows as needed. */
-  constructor(capacityBytes = 64 * 1024) {
-    if (!Number.isSafeInteger(capacityBytes) || capacityBytes < 0) {
-      throw outOfRange('capacityBytes', 'a non-negative integer', capacityBytes)
-    }
-    this.#buf = new Uint8Array(Math.max(capacityBytes, 64))
+  constructor(capacityBytes: number | bigint = 64 * 1024) {
+    const cap = int(capacityBytes, 'capacityBytes', 0, MAX_BYTES)
+    this.#buf = new Uint8Array(Math.max(cap, 64))
     this.#view = new DataView(this.#buf.buffer)
+  }
+
+  /** True for a batch built by this class (`instanceof` is fooled by `Object.create(FactBatch.prototype)`). @internal */
+  static isBatch(v: unknown): v is FactBatch {
+    return typeof v === 'object' && v !== null && #buf in v
   }
 
   /** Number of facts in the batch. */
@@ -55,20 +66,37 @@ export class FactBatch {
     return this.#used
   }
 
-  /** Appends a fact; returns its index in the batch. */
+  /** Appends a fact; returns its index in the batch. Unknown option keys are a TypeError (`ERR_INVALID_ARG_VALUE`). */
   add(payload: Uint8Array, options?: AdmitOptions): number {
-    if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+      for (const key in options) if (key !== 'id' && key !== 'deps') checkKeys(options, ADMIT_OPTION_KEYS)
+    }
+    return this.#append(payload, options, 'options')
+  }
+
+  /** Appends `fact` (`{ payload, id?, deps? }`), element `index` of an array of facts (`batch[index]` in errors). @internal */
+  addFact(fact: FactInput, index: number): number {
+    if (typeof fact !== 'object' || fact === null) throw invalidArgType(`batch[${index}]`, 'a fact object { payload, id?, deps? }', fact)
+    for (const key in fact) if (key !== 'payload' && key !== 'id' && key !== 'deps') checkKeys(fact, FACT_INPUT_KEYS, `batch[${index}]`)
+    return this.#append(fact.payload, fact, index)
+  }
+
+  /** `from`: 'options' (add), or the index of a fact in an array (admitBatch). */
+  #append(payload: Uint8Array, options: AdmitOptions | undefined, from: 'options' | number): number {
+    // names for errors are built only on the error path
+    const name = (): string => (from === 'options' ? from : `batch[${from}]`)
+    if (!isUint8Array(payload)) throw invalidArgType(from === 'options' ? 'payload' : `${name()}.payload`, 'a Uint8Array', payload)
     let id: FactId | undefined
     let deps: readonly FactId[] = []
     if (options !== undefined) {
-      if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
       id = options.id
-      if (id !== undefined) checkFactId(id, 'options.id')
+      if (id !== undefined && !isFactId(id)) checkFactId(id, `${name()}.id`)
       if (options.deps !== undefined) {
-        if (!Array.isArray(options.deps)) throw invalidArgType('options.deps', 'an array of fact ids', options.deps)
+        if (!Array.isArray(options.deps)) throw invalidArgType(`${name()}.deps`, 'an array of fact ids', options.deps)
         deps = options.deps
-        if (deps.length > MAX_BATCH_DEPS) throw outOfRange('options.deps', `at most ${MAX_BATCH_DEPS} ids`, deps)
-        for (let i = 0; i < deps.length; i++) checkFactId(deps[i], `options.deps[${i}]`)
+        if (deps.length > MAX_BATCH_DEPS) throw outOfRange(`${name()}.deps`, `at most ${MAX_BATCH_DEPS} ids`, deps)
+        for (let i = 0; i < deps.length; i++) if (!isFactId(deps[i])) checkFactId(deps[i], `${name()}.deps[${i}]`)
       }
     }
     const size = HEADER_BYTES + FACT_ID_BYTES + deps.length * FACT_ID_BYTES + payload.length
@@ -97,8 +125,11 @@ export class FactBatch {
    * one. `undefined` for a fact whose id is still to be derived.
    */
   id(index: number): FactId | undefined {
-    const at = this.#offsets[index]
-    if (at === undefined) throw outOfRange('index', `in [0, ${this.length})`, index)
+    const at = typeof index === 'number' && Number.isInteger(index) ? this.#offsets[index] : undefined
+    if (at === undefined) {
+      if (typeof index !== 'number') throw invalidArgType('index', 'an integer', index)
+      throw outOfRange('index', `in [0, ${this.length})`, index)
+    }
     if ((this.#buf[at]! & FLAG_HAS_ID) === 0) return undefined
     return this.#buf.slice(at + HEADER_BYTES, at + HEADER_BYTES + FACT_ID_BYTES)
   }
@@ -146,7 +177,7 @@ export class FactBatch {
 
   #reserve(extra: number): void {
     const need = this.#used + extra
-    if (need > 0xffff_ffff * 2) throw outOfRange('batch', 'smaller than 8 GiB', need)
+    if (need > MAX_BYTES) throw outOfRange('batch', 'smaller than 8 GiB', need)
     if (need <= this.#buf.length) return
     let cap = this.#buf.length * 2
     while (cap < need) cap *= 2

@@ -1,9 +1,11 @@
 import type { BatchResult } from './kernel.ts'
 import type { AdmitOptions, FactBatch, FactInput } from './batch.ts'
-import { CtfsError, invalidArgType, outOfRange, rethrowNative } from './errors.ts'
+import { checkKeys } from './args.ts'
+import { CtfsError, busyError, invalidArgType, outOfRange, rethrowNative } from './errors.ts'
 import type { FactId } from './fact-id.ts'
+import { int } from './invariants/common.ts'
 import type { InvariantSpec } from './invariants/types.ts'
-import { Kernel, type KernelOptions } from './kernel.ts'
+import { KERNEL_OPTION_KEYS, Kernel, type KernelOptions } from './kernel.ts'
 import type { Multi } from './invariants/multi.ts'
 import {
   native,
@@ -46,10 +48,21 @@ export interface DurableKernelOptions<I extends InvariantSpec> extends KernelOpt
    */
   upgradeFormat?: boolean
   /** Bytes of the in-memory log queue (default 16 MiB). Full = `BUFFER_FULL`. */
-  bufferBytes?: number
+  bufferBytes?: number | bigint
   /** Segment size in bytes before the log rolls to a new file (default 64 MiB). */
-  segmentBytes?: number
+  segmentBytes?: number | bigint
 }
+
+/** Every key {@link DurableKernel.open} accepts: the kernel's and the log's. */
+const DURABLE_OPTION_KEYS: readonly string[] = [
+  ...KERNEL_OPTION_KEYS,
+  'dir',
+  'backend',
+  'truncateCorrupt',
+  'upgradeFormat',
+  'bufferBytes',
+  'segmentBytes',
+]
 
 /** What recovery did when the kernel was opened. */
 export interface RecoveryReport {
@@ -209,7 +222,8 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   readonly #frontier: DurableFrontier
   #closed = false
 
-  private constructor(options: DurableKernelOptions<I>, frontier: DurableFrontier) {
+  /** `options` as validated by {@link DurableKernel.open} (sizes as numbers). */
+  private constructor(options: DurableKernelOptions<I> & { bufferBytes?: number; segmentBytes?: number }, frontier: DurableFrontier) {
     let nk: NativeKernel | undefined
     const durable = durableConfig(options)
     // Built outside this scope: the native log holds the callback for as long
@@ -235,6 +249,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
    */
   static async open<I extends InvariantSpec>(options: DurableKernelOptions<I>): Promise<DurableKernel<I>> {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    checkKeys(options, DURABLE_OPTION_KEYS)
     if (typeof options.dir !== 'string' || options.dir.length === 0) throw invalidArgType('options.dir', 'a directory path', options.dir)
     const b = options.backend
     if (b !== undefined && b !== 'auto' && b !== 'io_uring' && b !== 'portable') {
@@ -243,17 +258,17 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     if (options.upgradeFormat !== undefined && typeof options.upgradeFormat !== 'boolean') {
       throw invalidArgType('options.upgradeFormat', 'a boolean', options.upgradeFormat)
     }
+    const tc = options.truncateCorrupt
+    if (tc !== undefined && typeof tc !== 'boolean') throw invalidArgType('options.truncateCorrupt', 'a boolean', tc)
+    const sizes: { bufferBytes?: number; segmentBytes?: number } = {}
     for (const k of ['bufferBytes', 'segmentBytes'] as const) {
-      const v = options[k]
-      if (v !== undefined && !(Number.isInteger(v) && v >= 4096 && v <= 2 ** 31)) {
-        throw outOfRange(`options.${k}`, 'an integer between 4096 and 2^31', v)
-      }
+      if (options[k] !== undefined) sizes[k] = int(options[k], `options.${k}`, 4096, 2 ** 31)
     }
-    return new DurableKernel(options, new DurableFrontier())
+    return new DurableKernel({ ...options, bufferBytes: undefined, segmentBytes: undefined, ...sizes }, new DurableFrontier())
   }
 
   #info(): NativeDurability {
-    const d = this.#nk.durability()
+    const d = rethrowNative(() => this.#nk.durability())
     if (d === null || d === undefined) throw new CtfsError('WAL_CLOSED', 'the kernel is closed')
     return d
   }
@@ -313,6 +328,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
 
   /** Resolves when every fact admitted so far is durable. */
   async flush(): Promise<void> {
+    if (this.#nk.isBusy()) throw busyError()
     await this.#frontier.wait(this.#appended(), undefined)
   }
 
@@ -325,6 +341,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
    *   replaced) while the kernel was open, or the file system refuses
    */
   async checkpoint(): Promise<{ seq: number }> {
+    if (this.#nk.isBusy()) throw busyError()
     if (this.#closed) throw new CtfsError('WAL_CLOSED', 'the kernel is closed')
     const seq = rethrowNative(() => this.#nk.checkpoint())
     this.#frontier.advance(seq, undefined)
@@ -338,6 +355,8 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
    * that everything admitted is durable and the directory is free.
    */
   async close(): Promise<void> {
+    // From inside an admission (a custom rule): refused before anything changes.
+    if (this.#nk.isBusy()) throw busyError()
     if (this.#closed) return
     this.#closed = true
     let seq: number
@@ -351,7 +370,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
 }
 
 /** The durability options for the native layer. */
-function durableConfig(options: DurableKernelOptions<InvariantSpec>): NativeDurableConfig {
+function durableConfig(options: DurableKernelOptions<InvariantSpec> & { bufferBytes?: number; segmentBytes?: number }): NativeDurableConfig {
   const names = (options.invariant as Partial<Multi<Record<string, InvariantSpec>>>).names
   return {
     dir: options.dir,

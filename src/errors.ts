@@ -1,9 +1,13 @@
+import { types } from 'node:util'
+
 import type { FactId } from './fact-id.ts'
 import type { NativeError } from './native.ts'
 
 /**
  * Stable error codes. The position in this list is the numeric status the
- * native layer returns; never reorder, only append.
+ * native layer returns; never reorder, only append. `BUSY`: the kernel was
+ * called from inside one of its own admissions (a custom invariant's
+ * `apply` calling back into its kernel); nothing changed.
  */
 export const ERROR_CODES = [
   'OK',
@@ -19,6 +23,7 @@ export const ERROR_CODES = [
   'INSUFFICIENT_QUOTA',
   'WAL_FAILED',
   'WAL_CLOSED',
+  'BUSY',
 ] as const
 
 /**
@@ -53,16 +58,60 @@ export type CtfsErrorCode = Exclude<(typeof ERROR_CODES)[number], 'OK'> | (typeo
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<string>([...ERROR_CODES.slice(1), ...OTHER_ERROR_CODES])
 
+/** `code`s of the N-API layer's own errors (napi-rs `Status` names). */
+const NAPI_STATUSES: ReadonlySet<string> = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NameExpected',
+  'FunctionExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'GenericFailure',
+  'PendingException',
+  'Cancelled',
+  'EscapeCalledTwice',
+  'HandleScopeMismatch',
+  'CallbackScopeMismatch',
+  'QueueFull',
+  'Closing',
+  'BigintExpected',
+  'DateExpected',
+  'ArrayBufferExpected',
+  'DetachableArraybufferExpected',
+  'WouldDeadlock',
+  'NoExternalBuffersAllowed',
+  'Unknown',
+])
+
 /**
- * Turns an error thrown by the native layer as `"[CODE] message"` into a
- * {@link CtfsError}; anything else is returned unchanged.
+ * Turns an error thrown by the native layer into the public error shape:
+ * `"[CODE] message"` becomes a {@link CtfsError}; any other error of the
+ * N-API layer (an argument the JS layer should have refused first) becomes
+ * a TypeError with code `ERR_INVALID_ARG_VALUE`. Anything else (a CtfsError,
+ * a Node-style TypeError / RangeError, a value a user callback threw) is
+ * returned unchanged.
  * @internal
  */
 export function fromNativeThrow(e: unknown): unknown {
-  if (!(e instanceof Error)) return e
+  if (!(e instanceof Error) || e instanceof CtfsError) return e
   const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(e.message)
-  if (m === null || !KNOWN_CODES.has(m[1] as string)) return e
-  return new CtfsError(m[1] as CtfsErrorCode, m[2] as string)
+  if (m !== null && KNOWN_CODES.has(m[1] as string)) return new CtfsError(m[1] as CtfsErrorCode, m[2] as string)
+  const code = (e as { code?: unknown }).code
+  if (typeof code === 'string' && NAPI_STATUSES.has(code)) {
+    const err = new TypeError(`invalid argument: ${e.message.trim() || code}`)
+    return Object.assign(err, { code: 'ERR_INVALID_ARG_VALUE' as const })
+  }
+  return e
+}
+
+/** The error of a call into a kernel from inside one of its own admissions. @internal */
+export function busyError(): CtfsError {
+  return new CtfsError(
+    'BUSY',
+    "the kernel is busy: it was called from inside one of its own admissions (a custom invariant's apply); nothing was changed — apply must not call its kernel",
+  )
 }
 
 /** Runs `f`, rethrowing native `"[CODE] ..."` errors as {@link CtfsError}. @internal */
@@ -119,6 +168,12 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
   return Object.assign(err, { code: 'ERR_INVALID_ARG_TYPE' as const })
 }
 
+/** A TypeError with Node's `ERR_INVALID_ARG_VALUE` code: the right type, a value that is not allowed. */
+export function invalidArgValue(name: string, problem: string): TypeError {
+  const err = new TypeError(`${name} ${problem}`)
+  return Object.assign(err, { code: 'ERR_INVALID_ARG_VALUE' as const })
+}
+
 /** A RangeError with Node's `ERR_OUT_OF_RANGE` code. */
 export function outOfRange(name: string, expected: string, actual: unknown): RangeError {
   const err = new RangeError(`${name} must be ${expected}; got ${describe(actual)}`)
@@ -126,8 +181,17 @@ export function outOfRange(name: string, expected: string, actual: unknown): Ran
 }
 
 function describe(v: unknown): string {
+  try {
+    return describeValue(v)
+  } catch {
+    return 'a value that cannot be described'
+  }
+}
+
+function describeValue(v: unknown): string {
   if (v === null) return 'null'
-  if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`
+  if (types.isUint8Array(v)) return `a ${Buffer.isBuffer(v) ? 'Buffer' : 'Uint8Array'} of ${v.length} bytes`
+  if (types.isProxy(v)) return 'a Proxy'
   if (Array.isArray(v)) return `an array of ${v.length}`
   switch (typeof v) {
     case 'string':

@@ -1,17 +1,18 @@
-import { CtfsError, invalidArgType, rethrowNative } from './errors.ts'
-import { U128_MAX, u64 } from './invariants/common.ts'
-import { native, type NativeEscrow } from './native.ts'
+import { isUint8Array } from './args.ts'
+import { CtfsError, invalidArgType, outOfRange, rethrowNative } from './errors.ts'
+import { U128_MAX, int, optionsOf, u64 } from './invariants/common.ts'
+import { native, type NativeEscrow, type NativeEscrowOptions } from './native.ts'
 
 /** Options of an {@link Escrow} (and of a replicated kernel's escrow). */
 export interface EscrowOptions {
   /** First retry delay of a quota request (default 500 ms); doubles per retry. */
-  backoffBaseMs?: number
+  backoffBaseMs?: number | bigint
   /** Longest retry delay (default 4,000 ms). */
-  backoffMaxMs?: number
-  /** Sends of one request before it is given up (default 6). */
-  maxAttempts?: number
-  /** Share of its available quota a node keeps when granting (default 50). */
-  reservePercent?: number
+  backoffMaxMs?: number | bigint
+  /** Sends of one request before it is given up (default 6; at least 1). */
+  maxAttempts?: number | bigint
+  /** Share of its available quota a node keeps when granting (0..100, default 50). */
+  reservePercent?: number | bigint
 }
 
 /** One node's share of the bound. */
@@ -31,6 +32,34 @@ export interface QuotaPoll {
 
 /** What applying a grant did. */
 export type GrantOutcome = 'applied' | 'appliedLate' | 'denied' | 'ignored'
+
+const ESCROW_OPTION_KEYS: readonly string[] = ['backoffBaseMs', 'backoffMaxMs', 'maxAttempts', 'reservePercent']
+/** Longest backoff delay accepted: about 24 days (setTimeout's limit). */
+const MAX_BACKOFF_MS = 2 ** 31 - 1
+
+/** Validated {@link EscrowOptions} (`name` in errors). @internal */
+export function escrowOptions(o: EscrowOptions | undefined, name: string): NativeEscrowOptions {
+  const v = optionsOf(o, ESCROW_OPTION_KEYS, name)
+  const out: NativeEscrowOptions = {}
+  if (v.backoffBaseMs !== undefined) out.backoffBaseMs = int(v.backoffBaseMs, `${name}.backoffBaseMs`, 1, MAX_BACKOFF_MS)
+  if (v.backoffMaxMs !== undefined) out.backoffMaxMs = int(v.backoffMaxMs, `${name}.backoffMaxMs`, 1, MAX_BACKOFF_MS)
+  if (v.maxAttempts !== undefined) out.maxAttempts = int(v.maxAttempts, `${name}.maxAttempts`, 1, 2 ** 32 - 1)
+  if (v.reservePercent !== undefined) out.reservePercent = int(v.reservePercent, `${name}.reservePercent`, 0, 100)
+  return out
+}
+
+/** A time in ms (`Date.now()` scale): a finite number ≥ 0. @internal */
+export function nowMsOf(v: unknown, name = 'nowMs'): number {
+  if (typeof v !== 'number') throw invalidArgType(name, 'a number of milliseconds (e.g. Date.now())', v)
+  if (!Number.isFinite(v) || v < 0) throw outOfRange(name, 'a finite number of milliseconds >= 0', v)
+  return v
+}
+
+/** An encoded quota message argument. @internal */
+export function messageArg(v: unknown, name: string): Uint8Array {
+  if (!isUint8Array(v)) throw invalidArgType(name, 'an encoded quota message (a Uint8Array)', v)
+  return v
+}
 
 /** A node id: a bigint or safe integer in [0, 2^64). @internal */
 export function nodeId(v: bigint | number, name: string): bigint {
@@ -72,29 +101,32 @@ export function toPoll(p: { resend: Uint8Array[]; gaveUp: Uint8Array[] }): Quota
 export class Escrow {
   readonly #n: NativeEscrow
 
-  constructor(total: bigint | number, options: EscrowOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
-    this.#n = rethrowNative(() => new native.NativeEscrow(amount(total, 'total'), options))
+  constructor(total: bigint | number, options?: EscrowOptions) {
+    const t = amount(total, 'total')
+    const o = escrowOptions(options, 'options')
+    this.#n = rethrowNative(() => new native.NativeEscrow(t, o))
   }
 
   /** Splits the total evenly over `nodes` (remainder to the lowest ids). Once. */
   initialize(nodes: readonly (bigint | number)[]): void {
     if (!Array.isArray(nodes)) throw invalidArgType('nodes', 'an array of node ids', nodes)
-    rethrowNative(() => this.#n.initialize(nodes.map((n, i) => nodeId(n, `nodes[${i}]`))))
+    const ids = nodes.map((n, i) => nodeId(n, `nodes[${i}]`))
+    rethrowNative(() => this.#n.initialize(ids))
   }
 
   /** Makes this manager one replica's view: only `node`'s share changes from now on. */
   setLocal(node: bigint | number): void {
-    rethrowNative(() => this.#n.setLocal(nodeId(node, 'node')))
+    const id = nodeId(node, 'node')
+    rethrowNative(() => this.#n.setLocal(id))
   }
 
   get total(): bigint {
-    return this.#n.total()
+    return rethrowNative(() => this.#n.total())
   }
 
   /** Every node's share. */
   get quotas(): Quota[] {
-    return this.#n.quotas()
+    return rethrowNative(() => this.#n.quotas())
   }
 
   /** One node's share. */
@@ -107,48 +139,57 @@ export class Escrow {
 
   /** Consumes `amount` of `node`'s quota, or throws `INSUFFICIENT_QUOTA` and changes nothing. */
   tryConsume(node: bigint | number, value: bigint | number): void {
-    rethrowNative(() => this.#n.tryConsume(nodeId(node, 'node'), amount(value, 'amount')))
+    const [n, a] = [nodeId(node, 'node'), amount(value, 'amount')]
+    rethrowNative(() => this.#n.tryConsume(n, a))
   }
 
   /** Gives back consumed quota (e.g. a refund). */
   release(node: bigint | number, value: bigint | number): void {
-    rethrowNative(() => this.#n.release(nodeId(node, 'node'), amount(value, 'amount')))
+    const [n, a] = [nodeId(node, 'node'), amount(value, 'amount')]
+    rethrowNative(() => this.#n.release(n, a))
   }
 
   /** Adds new headroom to `node` (and the total), e.g. money credited on that node. */
   credit(node: bigint | number, value: bigint | number): void {
-    rethrowNative(() => this.#n.credit(nodeId(node, 'node'), amount(value, 'amount')))
+    const [n, a] = [nodeId(node, 'node'), amount(value, 'amount')]
+    rethrowNative(() => this.#n.credit(n, a))
   }
 
   /** Moves available quota between nodes (ledger mode). */
   transfer(from: bigint | number, to: bigint | number, value: bigint | number): void {
-    rethrowNative(() => this.#n.transfer(nodeId(from, 'from'), nodeId(to, 'to'), amount(value, 'amount')))
+    const [f, t, a] = [nodeId(from, 'from'), nodeId(to, 'to'), amount(value, 'amount')]
+    rethrowNative(() => this.#n.transfer(f, t, a))
   }
 
-  /** An encoded request for `amount` from `peer`, or null if one is pending or the peer is backing off. */
+  /**
+   * An encoded request for `amount` from `peer`, or null if one is pending
+   * or the peer is backing off. `nowMs`: a finite time ≥ 0 in ms (default `Date.now()`).
+   */
   requestQuota(peer: bigint | number, value: bigint | number, nowMs: number = Date.now()): Uint8Array | null {
-    return message(rethrowNative(() => this.#n.requestQuota(nodeId(peer, 'peer'), amount(value, 'amount'), nowMs)))
+    const [p, a, now] = [nodeId(peer, 'peer'), amount(value, 'amount'), nowMsOf(nowMs)]
+    return message(rethrowNative(() => this.#n.requestQuota(p, a, now)))
   }
 
   /** Answers an encoded request from a peer with an encoded grant (amount 0 = denial). */
   onRequest(request: Uint8Array): Uint8Array {
-    if (!(request instanceof Uint8Array)) throw invalidArgType('request', 'a Uint8Array', request)
-    return new Uint8Array(rethrowNative(() => this.#n.onRequest(request)))
+    const r = messageArg(request, 'request')
+    return new Uint8Array(rethrowNative(() => this.#n.onRequest(r)))
   }
 
   /** Applies an encoded grant from a peer. Duplicates are `'ignored'`. */
   onGrant(grant: Uint8Array, nowMs: number = Date.now()): GrantOutcome {
-    if (!(grant instanceof Uint8Array)) throw invalidArgType('grant', 'a Uint8Array', grant)
-    return rethrowNative(() => this.#n.onGrant(grant, nowMs)) as GrantOutcome
+    const [g, now] = [messageArg(grant, 'grant'), nowMsOf(nowMs)]
+    return rethrowNative(() => this.#n.onGrant(g, now)) as GrantOutcome
   }
 
   /** Requests due for a resend, and those given up. */
   poll(nowMs: number = Date.now()): QuotaPoll {
-    return toPoll(this.#n.poll(nowMs))
+    const now = nowMsOf(nowMs)
+    return toPoll(rethrowNative(() => this.#n.poll(now)))
   }
 
   /** Requests awaiting a grant. */
   get pending(): number {
-    return this.#n.pending()
+    return rethrowNative(() => this.#n.pending())
   }
 }

@@ -1,3 +1,4 @@
+import { isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
 
 /** A fact id: exactly 32 bytes. */
@@ -8,8 +9,14 @@ export const FACT_ID_BYTES = 32
 
 /** Throws TypeError / RangeError unless `id` is a 32-byte Uint8Array. */
 export function checkFactId(id: unknown, name = 'id'): asserts id is FactId {
-  if (!(id instanceof Uint8Array)) throw invalidArgType(name, 'a 32-byte Uint8Array', id)
+  if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)
+  if (!isUint8Array(id)) throw invalidArgType(name, 'a 32-byte Uint8Array', id)
   if (id.length !== FACT_ID_BYTES) throw outOfRange(name, 'exactly 32 bytes long', id)
+}
+
+/** True for a real 32-byte Uint8Array (the check without an error to build). @internal */
+export function isFactId(v: unknown): v is FactId {
+  return isUint8Array(v) && v.length === FACT_ID_BYTES
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
@@ -46,8 +53,23 @@ export function compareFactIds(a: FactId, b: FactId): number {
  * whatever the arrival order. `undefined` for an empty list.
  */
 export function lowestFactId(ids: Iterable<FactId>): FactId | undefined {
+  const expected = 'an iterable of fact ids (e.g. an array)'
+  if (typeof ids !== 'object' || ids === null || typeof (ids as Partial<Iterable<FactId>>)[Symbol.iterator] !== 'function') {
+    throw invalidArgType('ids', expected, ids)
+  }
+  let it: Iterator<FactId>
+  try {
+    it = ids[Symbol.iterator]()
+  } catch (cause) {
+    // e.g. an object dressed up as a typed array, whose iterator refuses it
+    throw Object.assign(invalidArgType('ids', expected, ids), { cause })
+  }
   let best: FactId | undefined
-  for (const id of ids) if (best === undefined || compareFactIds(id, best) < 0) best = id
+  for (let i = 0, r = it.next(); r.done !== true; r = it.next(), i++) {
+    const id = r.value
+    if (!isFactId(id)) checkFactId(id, `ids[${i}]`)
+    if (best === undefined || compareFactIds(id, best) < 0) best = id
+  }
   return best
 }
 
@@ -66,7 +88,7 @@ export function packFactIds(ids: readonly FactId[], name: string, scratch: Uint8
   const bytes = ids.length * FACT_ID_BYTES
   if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, 8 * FACT_ID_BYTES))
   for (let i = 0; i < ids.length; i++) {
-    checkFactId(ids[i], `${name}[${i}]`)
+    if (!isFactId(ids[i])) checkFactId(ids[i], `${name}[${i}]`)
     scratch.set(ids[i] as FactId, i * FACT_ID_BYTES)
   }
   return { packed: scratch.subarray(0, bytes), scratch }

@@ -1,10 +1,22 @@
-import { FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
-import { CtfsError, ERROR_CODES, fromNativeError, invalidArgType, outOfRange, rethrowNative, type CtfsErrorCode } from './errors.ts'
+import { checkKeys, isUint8Array } from './args.ts'
+import { ADMIT_OPTION_KEYS, FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
+import {
+  CtfsError,
+  ERROR_CODES,
+  busyError,
+  fromNativeError,
+  invalidArgType,
+  invalidArgValue,
+  outOfRange,
+  rethrowNative,
+  type CtfsErrorCode,
+} from './errors.ts'
 import { Replica, nativeReplica, type ReplicaOptions } from './replica.ts'
-import { FACT_ID_BYTES, checkFactId, packFactIds, type FactId } from './fact-id.ts'
+import { FACT_ID_BYTES, checkFactId, isFactId, packFactIds, type FactId } from './fact-id.ts'
 import type { AlgebraicClass, Coordination, CustomApply, InvariantSpec, StateOf } from './invariants/types.ts'
 import { resolveMember } from './invariants/multi.ts'
-import { u64 } from './invariants/common.ts'
+import { int, u64 } from './invariants/common.ts'
+import { internalsOf } from './invariants/registry.ts'
 import {
   native,
   type FastPath,
@@ -38,14 +50,14 @@ export interface KernelOptions<I extends InvariantSpec> {
   /** Escalating mode: Bloom saturation (0..1, exclusive) that triggers the exact index. Default 0.4. */
   escalationThreshold?: number
   /** Largest payload in bytes (default 65,536; at most 16 MiB). */
-  maxPayloadBytes?: number
+  maxPayloadBytes?: number | bigint
   /** Most dependencies per fact (default 256; at most 65,535). */
-  maxDeps?: number
+  maxDeps?: number | bigint
   /**
    * Most facts tracked. Past it the kernel refuses with
    * `CAUSAL_HORIZON_EXCEEDED` rather than forget (default 2^32 - 2).
    */
-  maxFacts?: number
+  maxFacts?: number | bigint
   /**
    * Makes this kernel one replica of a cluster: local admission then refuses
    * facts that need coordination (`REQUIRES_COORDINATION`) and routes
@@ -130,13 +142,15 @@ export class BatchResult {
     return this.#status.length
   }
 
-  /** Whether fact `index` was admitted. */
+  /** Whether fact `index` was admitted (false for an index past the end). */
   ok(index: number): boolean {
+    if (typeof index !== 'number') throw invalidArgType('index', 'an integer', index)
     return this.#status[index] === 0
   }
 
-  /** The refusal code of fact `index`, or `undefined` if it was admitted. */
+  /** The refusal code of fact `index`, or `undefined` if it was admitted (or past the end). */
   code(index: number): CtfsErrorCode | undefined {
+    if (typeof index !== 'number') throw invalidArgType('index', 'an integer', index)
     const s = this.#status[index]
     return s === 0 || s === undefined ? undefined : (ERROR_CODES[s] as CtfsErrorCode)
   }
@@ -155,6 +169,19 @@ export class BatchResult {
 
 const EMPTY: Uint8Array = new Uint8Array(0)
 const CAUSALITY_MODES: readonly CausalityMode[] = ['bloom', 'exact', 'escalating']
+/** The status of a call made from inside one of the kernel's own admissions. */
+const BUSY_STATUS = ERROR_CODES.indexOf('BUSY')
+/** The keys of {@link KernelOptions}. @internal */
+export const KERNEL_OPTION_KEYS: readonly string[] = [
+  'invariant',
+  'causality',
+  'escalationThreshold',
+  'maxPayloadBytes',
+  'maxDeps',
+  'maxFacts',
+  'replica',
+]
+const REQUIREMENT_KEYS: readonly string[] = ['facts', 'clock']
 
 function toFrontier(f: NativeFrontier): Frontier {
   const recent: FactId[] = []
@@ -162,10 +189,8 @@ function toFrontier(f: NativeFrontier): Frontier {
   return { clock: new Uint8Array(f.clock), count: f.count, digest: new Uint8Array(f.digest), recent }
 }
 
-function checkLimit(v: unknown, name: string, max: number): void {
-  if (v === undefined) return
-  if (typeof v !== 'number') throw invalidArgType(name, 'a number', v)
-  if (!Number.isInteger(v) || v < 1 || v > max) throw outOfRange(name, `an integer in [1, ${max}]`, v)
+function limit(v: unknown, name: string, max: number): number | undefined {
+  return v === undefined ? undefined : int(v, name, 1, max)
 }
 
 /**
@@ -196,27 +221,32 @@ export class Domain<I extends InvariantSpec> {
    * Throws {@link CtfsError} when refused; a refused fact changes nothing.
    *
    * @param payload the bytes the invariant interprets (e.g. `supply.delta(5n)`)
+   * @param options `{ id?, deps? }`; any other key is a TypeError
+   *   (`ERR_INVALID_ARG_VALUE`) naming it — never ignored
    * @throws CtfsError `DUPLICATE_FACT`, `CAUSALITY_VIOLATION`, `INVARIANT_VIOLATION`,
-   *   `MALFORMED_FACT`, `PAYLOAD_TOO_LARGE`, `CAUSAL_HORIZON_EXCEEDED`
+   *   `MALFORMED_FACT`, `PAYLOAD_TOO_LARGE`, `CAUSAL_HORIZON_EXCEEDED`; `BUSY`
+   *   when called from inside this kernel's own custom `apply`
    * @throws TypeError / RangeError for arguments of the wrong type or length
    */
   admit(payload: Uint8Array, options?: AdmitOptions): FactId {
-    if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)
+    if (!isUint8Array(payload)) throw invalidArgType('payload', 'a Uint8Array', payload)
     let deps = EMPTY
     let id: FactId | undefined
     if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+      // The common shapes ({id}, {deps}, {id, deps}) pass with two compares per key.
+      for (const key in options) if (key !== 'id' && key !== 'deps') checkKeys(options, ADMIT_OPTION_KEYS)
       id = options.id
-      if (id !== undefined) checkFactId(id, 'options.id')
+      if (id !== undefined && !isFactId(id)) checkFactId(id, 'options.id')
       if (options.deps !== undefined) deps = this.#packDeps(options.deps)
     }
     if (id !== undefined) {
       const status = this.#fast.admitWithId(this.#domain, id, payload, deps)
-      if (status !== 0) throw this.#lastError()
+      if (status !== 0) throw this.#lastError(status)
       return id
     }
     const status = this.#fast.admitDerived(this.#domain, this.#out, payload, deps)
-    if (status !== 0) throw this.#lastError()
+    if (status !== 0) throw this.#lastError(status)
     return this.#out.slice()
   }
 
@@ -226,24 +256,22 @@ export class Domain<I extends InvariantSpec> {
    */
   admitBatch(batch: FactBatch | readonly FactInput[]): BatchResult {
     let b: FactBatch
-    if (batch instanceof FactBatch) b = batch
+    if (FactBatch.isBatch(batch)) b = batch
     else if (Array.isArray(batch)) {
       b = new FactBatch()
       for (let i = 0; i < batch.length; i++) {
-        const f = batch[i] as FactInput
-        if (typeof f !== 'object' || f === null) throw invalidArgType(`batch[${i}]`, 'a fact object', f)
-        b.add(f.payload, f)
+        b.addFact(batch[i] as FactInput, i)
       }
     } else throw invalidArgType('batch', 'a FactBatch or an array of facts', batch)
     const status = new Uint8Array(b.length)
-    const read = this.#fast.admitBatch(this.#domain, b.packed, status)
+    const read = rethrowNative(() => this.#fast.admitBatch(this.#domain, b.packed, status))
     const nk = this.#native
     return new BatchResult(read === status.length ? status : status.subarray(0, read), b, () => nk.batchErrors())
   }
 
   /** A copy of the state bytes (64). Decode with `invariant.read(state)` or {@link read}. */
   get state(): Uint8Array {
-    return new Uint8Array(this.#native.state(this.#domain))
+    return new Uint8Array(rethrowNative(() => this.#native.state(this.#domain)))
   }
 
   /** The state, decoded by the invariant. */
@@ -257,7 +285,7 @@ export class Domain<I extends InvariantSpec> {
   }
 
   get frontier(): Frontier {
-    return toFrontier(this.#native.frontier(this.#domain))
+    return toFrontier(rethrowNative(() => this.#native.frontier(this.#domain)))
   }
 
   /**
@@ -266,7 +294,7 @@ export class Domain<I extends InvariantSpec> {
    */
   contains(id: FactId): 'yes' | 'no' | 'maybe' {
     checkFactId(id)
-    const r = this.#native.contains(this.#domain, id)
+    const r = rethrowNative(() => this.#native.contains(this.#domain, id))
     return r === 1 ? 'yes' : r === 2 ? 'maybe' : 'no'
   }
 
@@ -275,7 +303,7 @@ export class Domain<I extends InvariantSpec> {
    * uniqueSet member's name or index (default: the first uniqueSet member).
    */
   has(key: Uint8Array, member?: string | number): boolean {
-    if (!(key instanceof Uint8Array)) throw invalidArgType('key', 'a 32-byte Uint8Array', key)
+    if (!isUint8Array(key)) throw invalidArgType('key', 'a 32-byte Uint8Array', key)
     if (key.length !== 32) throw outOfRange('key', '32 bytes long', key)
     const m = resolveMember(this.invariant, member, 'uniqueSet')
     return rethrowNative(() => this.#native.setContains(this.#domain, m, key))
@@ -302,13 +330,19 @@ export class Domain<I extends InvariantSpec> {
     if (typeof required !== 'object' || required === null) {
       throw invalidArgType('required', 'an object { facts } or { clock }', required)
     }
+    checkKeys(required, REQUIREMENT_KEYS, 'required')
+    const { facts, clock } = required
+    if (facts !== undefined && clock !== undefined) {
+      throw invalidArgValue('required', 'must have either facts or clock, not both: { facts } is exact, { clock } a probabilistic superset test')
+    }
     let v
-    if (required.facts !== undefined) {
-      v = this.#native.queryFacts(this.#domain, this.#packIds(required.facts, 'required.facts'))
-    } else if (required.clock !== undefined) {
-      if (!(required.clock instanceof Uint8Array)) throw invalidArgType('required.clock', 'a 64-byte Uint8Array', required.clock)
-      if (required.clock.length !== 64) throw outOfRange('required.clock', '64 bytes', required.clock)
-      v = this.#native.queryClock(this.#domain, required.clock)
+    if (facts !== undefined) {
+      const packed = this.#packIds(facts, 'required.facts')
+      v = rethrowNative(() => this.#native.queryFacts(this.#domain, packed))
+    } else if (clock !== undefined) {
+      if (!isUint8Array(clock)) throw invalidArgType('required.clock', 'a 64-byte Uint8Array', clock)
+      if (clock.length !== 64) throw outOfRange('required.clock', '64 bytes', clock)
+      v = rethrowNative(() => this.#native.queryClock(this.#domain, clock))
     } else throw invalidArgType('required', 'an object { facts } or { clock }', required)
     if (v === null || v === undefined) return null
     const state = new Uint8Array(v.state)
@@ -316,7 +350,7 @@ export class Domain<I extends InvariantSpec> {
   }
 
   get stats(): KernelStats {
-    const s = this.#native.stats(this.#domain)
+    const s = rethrowNative(() => this.#native.stats(this.#domain))
     const rejected = {} as Record<CtfsErrorCode, number>
     for (let i = 1; i < ERROR_CODES.length; i++) rejected[ERROR_CODES[i] as CtfsErrorCode] = s.rejected[i] ?? 0
     return {
@@ -331,8 +365,9 @@ export class Domain<I extends InvariantSpec> {
     }
   }
 
-  #lastError(): CtfsError {
-    const e = this.#native.lastError()
+  #lastError(status: number): CtfsError {
+    if (status === BUSY_STATUS) return busyError()
+    const e = rethrowNative(() => this.#native.lastError())
     return e ? fromNativeError(e) : new CtfsError('MALFORMED_FACT', 'refused without details')
   }
 
@@ -344,8 +379,9 @@ export class Domain<I extends InvariantSpec> {
       throw new CtfsError('MALFORMED_FACT', `malformed fact: ${n} dependencies; the limit is ${this.#maxDeps} (maxDeps)`)
     }
     if (n === 1) {
-      checkFactId(deps[0], 'options.deps[0]')
-      return deps[0]
+      const d = deps[0]
+      if (!isFactId(d)) checkFactId(d, 'options.deps[0]')
+      return d
     }
     return this.#packIds(deps, 'options.deps')
   }
@@ -395,36 +431,39 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
 
   /**
    * @param options the invariant, causality mode and limits
-   * @param open @internal builds the native kernel another way (durable kernels)
+   * @param open @internal builds the native kernel another way (durable
+   *   kernels, which check the keys of their own options first)
+   * @throws TypeError (`ERR_INVALID_ARG_TYPE`, or `ERR_INVALID_ARG_VALUE`
+   *   for an unknown option key) / RangeError (`ERR_OUT_OF_RANGE`)
    */
   constructor(options: KernelOptions<I>, open?: (config: NativeKernelConfig, rules: CustomApply[] | undefined) => NativeKernel) {
     if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+    if (open === undefined) checkKeys(options, KERNEL_OPTION_KEYS)
     const inv = options.invariant
-    if (typeof inv !== 'object' || inv === null || typeof inv.native !== 'object') {
-      throw invalidArgType('options.invariant', 'an invariant (e.g. invariants.totalSupply(...))', inv)
-    }
+    const built = internalsOf(inv, 'options.invariant')
     const mode = options.causality ?? 'exact'
+    if (typeof mode !== 'string') throw invalidArgType('options.causality', "'bloom', 'exact' or 'escalating'", mode)
     if (!CAUSALITY_MODES.includes(mode)) throw outOfRange('options.causality', "'bloom', 'exact' or 'escalating'", mode)
     const t = options.escalationThreshold
     if (t !== undefined) {
       if (typeof t !== 'number') throw invalidArgType('options.escalationThreshold', 'a number', t)
       if (!(t > 0 && t < 1)) throw outOfRange('options.escalationThreshold', 'in (0, 1)', t)
     }
-    checkLimit(options.maxPayloadBytes, 'options.maxPayloadBytes', 16 * 1024 * 1024)
-    checkLimit(options.maxDeps, 'options.maxDeps', 65_535)
-    checkLimit(options.maxFacts, 'options.maxFacts', 2 ** 32 - 2)
+    const maxPayloadBytes = limit(options.maxPayloadBytes, 'options.maxPayloadBytes', 16 * 1024 * 1024)
+    const maxDeps = limit(options.maxDeps, 'options.maxDeps', 65_535)
+    const maxFacts = limit(options.maxFacts, 'options.maxFacts', 2 ** 32 - 2)
     const config: NativeKernelConfig = {
-      invariant: inv.native,
-      ...(inv.members !== undefined ? { members: [...inv.members] } : {}),
+      invariant: built.native,
+      ...(built.members !== undefined ? { members: [...built.members] } : {}),
       causality: mode,
       ...(t !== undefined ? { escalationThreshold: t } : {}),
-      ...(options.maxPayloadBytes !== undefined ? { maxPayloadBytes: options.maxPayloadBytes } : {}),
-      ...(options.maxDeps !== undefined ? { maxDeps: options.maxDeps } : {}),
-      ...(options.maxFacts !== undefined ? { maxFacts: options.maxFacts } : {}),
+      ...(maxPayloadBytes !== undefined ? { maxPayloadBytes } : {}),
+      ...(maxDeps !== undefined ? { maxDeps } : {}),
+      ...(maxFacts !== undefined ? { maxFacts } : {}),
     }
     const replica = nativeReplica(options.replica)
     if (replica !== undefined) config.replica = replica
-    const rules = inv.rules !== undefined ? [...inv.rules] : undefined
+    const rules = built.rules !== undefined ? [...built.rules] : undefined
     const nk = rethrowNative(() => (open !== undefined ? open(config, rules) : new native.NativeKernel(config, rules)))
     const info = nk.info()
     const fast = nk.fastPath()
@@ -435,7 +474,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     this.invariantClass = info.class as AlgebraicClass
     this.coordination = info.coordination as Coordination
     this.limits = { maxPayloadBytes: info.maxPayloadBytes, maxDeps: info.maxDeps, maxFacts: info.maxFacts }
-    this.replica = replica !== undefined ? new Replica(nk, replica.local) : null
+    this.replica = replica !== undefined ? new Replica(nk, replica.local, built.members?.length ?? 1) : null
   }
 
   /** The replica side (escrow, remote facts) when created with `replica`, else null. */
@@ -450,6 +489,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)
     if (name.length === 0 || name.length > 256) throw outOfRange('name', '1 to 256 characters long', name)
     let t = this.#tenants.get(name)
+    if (t !== undefined && this.#nativeKernel.isBusy()) throw busyError()
     if (t === undefined) {
       const domain = rethrowNative(() => this.#nativeKernel.tenant(name))
       t = new Tenant(this.#nativeKernel, this.#fast, domain, this.invariant, this.limits.maxDeps, name)
@@ -460,6 +500,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
 
   /** Names of the tenants created so far. */
   get tenants(): string[] {
+    if (this.#nativeKernel.isBusy()) throw busyError()
     return [...this.#tenants.keys()]
   }
 }

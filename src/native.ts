@@ -22,4 +22,5 @@ export type {
   NativeInspect,
   NativeRecovery,
   NativeEscrow,
+  NativeEscrowOptions,
 } from '../native/binding.cjs'

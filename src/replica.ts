@@ -1,8 +1,22 @@
+import { isUint8Array } from './args.ts'
 import type { AdmitOptions } from './batch.ts'
-import { CtfsError, fromNativeError, invalidArgType, rethrowNative } from './errors.ts'
-import { amount, message, nodeId, toPoll, type EscrowOptions, type GrantOutcome, type Quota, type QuotaPoll } from './escrow.ts'
+import { CtfsError, fromNativeError, invalidArgType, outOfRange, rethrowNative } from './errors.ts'
+import {
+  amount,
+  escrowOptions,
+  message,
+  messageArg,
+  nodeId,
+  nowMsOf,
+  toPoll,
+  type EscrowOptions,
+  type GrantOutcome,
+  type Quota,
+  type QuotaPoll,
+} from './escrow.ts'
 import { checkFactId, packFactIds, type FactId } from './fact-id.ts'
-import type { NativeKernel } from './native.ts'
+import { int, optionsOf } from './invariants/common.ts'
+import type { NativeEscrowOptions, NativeKernel } from './native.ts'
 import { ReplicaSync, type SyncOptions } from './sync.ts'
 
 /** Replicated admission: this kernel is one replica among `nodes`. */
@@ -18,16 +32,27 @@ export interface ReplicaOptions {
 /** Which bound of a bounded invariant: towards `min` or towards `max`/the bound. */
 export type BoundSide = 'down' | 'up'
 
+const REPLICA_OPTION_KEYS: readonly string[] = ['nodes', 'local', 'escrow']
+const REMOTE_OPTION_KEYS: readonly string[] = ['deps']
+const SIDES: readonly BoundSide[] = ['down', 'up']
+
 /** @internal */
-export function nativeReplica(r: ReplicaOptions | undefined): { nodes: bigint[]; local: bigint; escrow?: EscrowOptions } | undefined {
+export function nativeReplica(r: ReplicaOptions | undefined): { nodes: bigint[]; local: bigint; escrow?: NativeEscrowOptions } | undefined {
   if (r === undefined) return undefined
   if (typeof r !== 'object' || r === null) throw invalidArgType('options.replica', 'an object { nodes, local }', r)
+  optionsOf(r, REPLICA_OPTION_KEYS, 'options.replica')
   if (!Array.isArray(r.nodes)) throw invalidArgType('options.replica.nodes', 'an array of node ids', r.nodes)
   return {
     nodes: r.nodes.map((n, i) => nodeId(n, `options.replica.nodes[${i}]`)),
     local: nodeId(r.local, 'options.replica.local'),
-    ...(r.escrow !== undefined ? { escrow: r.escrow } : {}),
+    ...(r.escrow !== undefined ? { escrow: escrowOptions(r.escrow, 'options.replica.escrow') } : {}),
   }
+}
+
+function sideOf(side: unknown): BoundSide {
+  if (typeof side !== 'string') throw invalidArgType('side', "'down' or 'up'", side)
+  if (!SIDES.includes(side as BoundSide)) throw outOfRange('side', "'down' or 'up'", side)
+  return side as BoundSide
 }
 
 const EMPTY = new Uint8Array(0)
@@ -48,13 +73,15 @@ const EMPTY = new Uint8Array(0)
 export class Replica {
   readonly #nk: NativeKernel
   #sync: ReplicaSync | undefined
+  readonly #members: number
   /** This replica's node id. */
   readonly local: bigint
 
   /** @internal */
-  constructor(nk: NativeKernel, local: bigint) {
+  constructor(nk: NativeKernel, local: bigint, members: number) {
     this.#nk = nk
     this.local = local
+    this.#members = members
   }
 
   /**
@@ -79,38 +106,52 @@ export class Replica {
    * `admit`, and the invariant's merge rule (an element already in a set is
    * a no-op, an escrowed bound is the origin's business).
    */
-  admitRemote(id: FactId, payload: Uint8Array, options: Omit<AdmitOptions, 'id'> = {}): void {
+  admitRemote(id: FactId, payload: Uint8Array, options?: Omit<AdmitOptions, 'id'>): void {
     checkFactId(id, 'id')
-    if (!(payload instanceof Uint8Array)) throw invalidArgType('payload', 'a Uint8Array', payload)
-    const { packed } = packFactIds(options.deps ?? [], 'options.deps', EMPTY)
-    if (this.#nk.admitRemote(id, payload, packed) !== 0) {
-      const e = this.#nk.lastError()
+    if (!isUint8Array(payload)) throw invalidArgType('payload', 'a Uint8Array', payload)
+    const o = optionsOf(options, REMOTE_OPTION_KEYS)
+    const { packed } = packFactIds(o.deps ?? [], 'options.deps', EMPTY)
+    if (rethrowNative(() => this.#nk.admitRemote(id, payload, packed)) !== 0) {
+      const e = rethrowNative(() => this.#nk.lastError())
       throw e ? fromNativeError(e) : new CtfsError('MALFORMED_FACT', 'refused without details')
     }
   }
 
-  /** Every replica's share of member `member`'s `side` bound, or null when that side is not escrowed. */
-  quotas(side: BoundSide, member = 0): Quota[] | null {
-    return rethrowNative(() => this.#nk.escrowQuotas(member, side)) ?? null
+  /**
+   * Every replica's share of member `member`'s `side` bound, or null when
+   * that side is not escrowed. `member`: an index of the kernel's
+   * invariant (0 unless it is a multi).
+   */
+  quotas(side: BoundSide, member: number = 0): Quota[] | null {
+    const [s, m] = [sideOf(side), this.#member(member)]
+    return rethrowNative(() => this.#nk.escrowQuotas(m, s)) ?? null
   }
 
   /** An encoded quota request to `peer`, or null (one pending, or backing off). */
-  requestQuota(peer: bigint | number, value: bigint | number, side: BoundSide, member = 0, nowMs = Date.now()): Uint8Array | null {
-    return message(rethrowNative(() => this.#nk.escrowRequest(member, side, nodeId(peer, 'peer'), amount(value, 'amount'), nowMs)))
+  requestQuota(peer: bigint | number, value: bigint | number, side: BoundSide, member: number = 0, nowMs: number = Date.now()): Uint8Array | null {
+    const [p, a, s, m, now] = [nodeId(peer, 'peer'), amount(value, 'amount'), sideOf(side), this.#member(member), nowMsOf(nowMs)]
+    return message(rethrowNative(() => this.#nk.escrowRequest(m, s, p, a, now)))
   }
 
   /** Answers a peer's encoded request with an encoded grant. */
-  onRequest(request: Uint8Array, side: BoundSide, member = 0): Uint8Array {
-    return new Uint8Array(rethrowNative(() => this.#nk.escrowOnRequest(member, side, request)))
+  onRequest(request: Uint8Array, side: BoundSide, member: number = 0): Uint8Array {
+    const [r, s, m] = [messageArg(request, 'request'), sideOf(side), this.#member(member)]
+    return new Uint8Array(rethrowNative(() => this.#nk.escrowOnRequest(m, s, r)))
   }
 
   /** Applies a peer's encoded grant. */
-  onGrant(grant: Uint8Array, side: BoundSide, member = 0, nowMs = Date.now()): GrantOutcome {
-    return rethrowNative(() => this.#nk.escrowOnGrant(member, side, grant, nowMs)) as GrantOutcome
+  onGrant(grant: Uint8Array, side: BoundSide, member: number = 0, nowMs: number = Date.now()): GrantOutcome {
+    const [g, s, m, now] = [messageArg(grant, 'grant'), sideOf(side), this.#member(member), nowMsOf(nowMs)]
+    return rethrowNative(() => this.#nk.escrowOnGrant(m, s, g, now)) as GrantOutcome
   }
 
   /** Requests due for a resend (backoff 500 ms → 4 s) and given up. */
-  poll(side: BoundSide, member = 0, nowMs = Date.now()): QuotaPoll {
-    return toPoll(rethrowNative(() => this.#nk.escrowPoll(member, side, nowMs)))
+  poll(side: BoundSide, member: number = 0, nowMs: number = Date.now()): QuotaPoll {
+    const [s, m, now] = [sideOf(side), this.#member(member), nowMsOf(nowMs)]
+    return toPoll(rethrowNative(() => this.#nk.escrowPoll(m, s, now)))
+  }
+
+  #member(member: unknown): number {
+    return int(member, 'member', 0, this.#members - 1)
   }
 }

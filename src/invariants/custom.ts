@@ -1,5 +1,6 @@
 import { invalidArgType, outOfRange } from '../errors.ts'
-import { CELL_BYTES, bytes } from './common.ts'
+import { CELL_BYTES, bytes, optionsOf } from './common.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type AlgebraicClass, type Coordination, type CustomApply, type InvariantSpec } from './types.ts'
 
 const CLASSES: readonly AlgebraicClass[] = [
@@ -12,6 +13,9 @@ const CLASSES: readonly AlgebraicClass[] = [
   'growOnlyGraph',
   'nonCommutative',
 ]
+
+/** The keys of {@link CustomOptions}. */
+const KEYS: readonly string[] = ['name', 'class', 'initial', 'apply', 'read', 'version']
 
 /** Options of {@link custom}. */
 export interface CustomOptions<T> {
@@ -30,7 +34,9 @@ export interface CustomOptions<T> {
    * refuse the fact (`INVARIANT_VIOLATION` with the thrown message). Must be
    * a pure function of (payload, state, id): replicas re-running the same
    * facts must reach the same bytes. It runs synchronously inside admission
-   * on a scratch copy; it must not call back into the kernel.
+   * on a scratch copy and must be synchronous itself: an `async` apply (any
+   * returned promise or thenable) is refused with `INVARIANT_VIOLATION`.
+   * It must not call back into its kernel: such calls throw `BUSY`.
    */
   apply: CustomApply
   /** Decodes the state bytes (the first `initial.length` bytes of the cell). Default: a copy of them. */
@@ -87,6 +93,7 @@ export function custom<T = Uint8Array>(options: CustomOptions<T>): Custom<T> {
   if (typeof options !== 'object' || options === null) {
     throw invalidArgType('options', 'an object { name, class, initial, apply, read? }', options)
   }
+  optionsOf(options, KEYS)
   const { name, initial, apply, read, version } = options
   const cls = options.class
   if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)
@@ -104,7 +111,7 @@ export function custom<T = Uint8Array>(options: CustomOptions<T>): Custom<T> {
   const size = initial.length
   const initialState = Buffer.from(initial)
   const coordination: Coordination = coordinationOf(cls)
-  return {
+  return register({
     name,
     class: cls,
     coordination,
@@ -119,5 +126,5 @@ export function custom<T = Uint8Array>(options: CustomOptions<T>): Custom<T> {
       const own = state.slice(0, size)
       return read !== undefined ? read(own) : (own as T)
     },
-  }
+  })
 }

@@ -1,6 +1,7 @@
 import { invalidArgType, outOfRange } from '../errors.ts'
 import { checkState, optionsOf, readU128, u128, u64 } from './common.ts'
 import { viewOf } from './int128.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type InvariantSpec } from './types.ts'
 
 /** Payload length of a gCounter / boundedGCounter fact. */
@@ -15,9 +16,12 @@ function incrementPayload(n: bigint | number): Uint8Array {
 
 /** Options of {@link gCounter}. */
 export interface GCounterOptions {
-  /** Starting sum, in `[0, 2^128)` (default `0n`). */
-  initial?: bigint
+  /** Starting sum, in `[0, 2^128)`: a bigint or a safe integer number (default `0n`). */
+  initial?: bigint | number
 }
+
+const G_COUNTER_KEYS: readonly string[] = ['initial']
+const BOUNDED_KEYS: readonly string[] = ['bound', 'initial']
 
 /** The decoded gCounter state. */
 export interface GCounterState {
@@ -49,9 +53,9 @@ export interface GCounter extends InvariantSpec<GCounterState> {
  * views.read(k.state).sum // 3n
  */
 export function gCounter(options?: GCounterOptions): GCounter {
-  const o = optionsOf(options)
+  const o = optionsOf(options, G_COUNTER_KEYS)
   const initial = o.initial === undefined ? 0n : u128(o.initial, 'initial')
-  return {
+  return register({
     name: 'gCounter',
     class: 'commutativeMonoid',
     coordination: coordinationOf('commutativeMonoid') as 'none',
@@ -61,15 +65,15 @@ export function gCounter(options?: GCounterOptions): GCounter {
       checkState(state, 16)
       return { sum: readU128(viewOf(state), 0) }
     },
-  }
+  })
 }
 
 /** Options of {@link boundedGCounter}. */
 export interface BoundedGCounterOptions {
-  /** The largest sum allowed, in `[0, 2^128)` (required). */
-  bound: bigint
+  /** The largest sum allowed, in `[0, 2^128)` (required): a bigint or a safe integer number. */
+  bound: bigint | number
   /** Starting sum, at most `bound` (default `0n`). */
-  initial?: bigint
+  initial?: bigint | number
 }
 
 /** The decoded boundedGCounter state. */
@@ -108,12 +112,13 @@ export function boundedGCounter(options: BoundedGCounterOptions): BoundedGCounte
   if (typeof options !== 'object' || options === null) {
     throw invalidArgType('options', 'an object { bound, initial? }', options)
   }
-  const bound = u128(options.bound, 'bound')
-  const initial = options.initial === undefined ? 0n : u128(options.initial, 'initial')
+  const o = optionsOf(options, BOUNDED_KEYS)
+  const bound = u128(o.bound, 'bound')
+  const initial = o.initial === undefined ? 0n : u128(o.initial, 'initial')
   if (initial > bound) {
     throw outOfRange('initial', `at most bound (${bound})`, initial)
   }
-  return {
+  return register({
     name: 'boundedGCounter',
     class: 'bounded',
     coordination: coordinationOf('bounded') as 'escrow',
@@ -124,5 +129,5 @@ export function boundedGCounter(options: BoundedGCounterOptions): BoundedGCounte
       const v = viewOf(state)
       return { sum: readU128(v, 0), bound: readU128(v, 16) }
     },
-  }
+  })
 }

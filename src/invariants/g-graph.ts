@@ -1,4 +1,5 @@
 import { bool, checkState, int, optionsOf } from './common.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type AlgebraicClass, type InvariantSpec } from './types.ts'
 
 /** Vertices of a gGraph: `0..15`. */
@@ -7,9 +8,9 @@ export const G_GRAPH_VERTICES = 16
 /** Options of {@link gGraph}. Limits are integers in `1..16`. */
 export interface GGraphOptions {
   /** Most outgoing edges per vertex (default: none). */
-  maxOutDegree?: number
+  maxOutDegree?: number | bigint
   /** Most incoming edges per vertex (default: none). */
-  maxInDegree?: number
+  maxInDegree?: number | bigint
   /** Whether `v -> v` edges are admitted (default false). */
   allowSelfLoops?: boolean
 }
@@ -20,9 +21,9 @@ export interface GGraphState {
   edges: Array<[number, number]>
   /** Number of edges. */
   edgeCount: number
-  hasEdge(from: number, to: number): boolean
-  outDegree(v: number): number
-  inDegree(v: number): number
+  hasEdge(from: number | bigint, to: number | bigint): boolean
+  outDegree(v: number | bigint): number
+  inDegree(v: number | bigint): number
   /** The limits the cell records (null = none). */
   maxOutDegree: number | null
   maxInDegree: number | null
@@ -32,8 +33,8 @@ export interface GGraphState {
 /** A grow-only directed graph over the vertices `0..15`, in the cell. */
 export interface GGraph extends InvariantSpec<GGraphState> {
   readonly name: 'gGraph'
-  /** The payload of a fact adding the edge `from -> to` (integers in `0..15`). */
-  edge(from: number, to: number): Uint8Array
+  /** The payload of a fact adding the edge `from -> to` (integers in `0..15`, numbers or bigints). */
+  edge(from: number | bigint, to: number | bigint): Uint8Array
 }
 
 /**
@@ -60,14 +61,14 @@ export interface GGraph extends InvariantSpec<GGraphState> {
  * deps.read(k.state).hasEdge(0, 1) // true
  */
 export function gGraph(options?: GGraphOptions): GGraph {
-  const o = optionsOf(options)
+  const o = optionsOf(options, ['maxOutDegree', 'maxInDegree', 'allowSelfLoops'])
   const maxOut = o.maxOutDegree === undefined ? null : int(o.maxOutDegree, 'maxOutDegree', 1, G_GRAPH_VERTICES)
   const maxIn = o.maxInDegree === undefined ? null : int(o.maxInDegree, 'maxInDegree', 1, G_GRAPH_VERTICES)
   const selfLoops = bool(o.allowSelfLoops, 'allowSelfLoops', false)
   const reachable = selfLoops ? G_GRAPH_VERTICES : G_GRAPH_VERTICES - 1
   const limited = (maxOut !== null && maxOut < reachable) || (maxIn !== null && maxIn < reachable)
   const cls: AlgebraicClass = limited ? 'nonCommutative' : 'growOnlyGraph'
-  return {
+  return register({
     name: 'gGraph',
     class: cls,
     coordination: coordinationOf(cls),
@@ -77,7 +78,7 @@ export function gGraph(options?: GGraphOptions): GGraph {
       ...(maxIn !== null ? { maxInDegree: maxIn } : {}),
       allowSelfLoops: selfLoops,
     },
-    edge(from: number, to: number): Uint8Array {
+    edge(from: number | bigint, to: number | bigint): Uint8Array {
       return new Uint8Array([int(from, 'from', 0, G_GRAPH_VERTICES - 1), int(to, 'to', 0, G_GRAPH_VERTICES - 1)])
     },
     read(state: Uint8Array): GGraphState {
@@ -88,7 +89,7 @@ export function gGraph(options?: GGraphOptions): GGraph {
       for (let f = 0; f < G_GRAPH_VERTICES; f++) {
         for (let t = 0; t < G_GRAPH_VERTICES; t++) if ((rows[f] as number) & (1 << t)) edges.push([f, t])
       }
-      const vertex = (v: number, name: string) => int(v, name, 0, G_GRAPH_VERTICES - 1)
+      const vertex = (v: number | bigint, name: string) => int(v, name, 0, G_GRAPH_VERTICES - 1)
       const limit = (b: number) => (b === 0xff ? null : b)
       return {
         edges,
@@ -107,5 +108,5 @@ export function gGraph(options?: GGraphOptions): GGraph {
         allowSelfLoops: ((state[36] as number) & 1) !== 0,
       }
     },
-  }
+  })
 }

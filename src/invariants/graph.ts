@@ -1,5 +1,6 @@
 import { bool, checkState, int, optionsOf, u64 } from './common.ts'
 import { viewOf } from './int128.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type AlgebraicClass, type InvariantSpec } from './types.ts'
 
 /** Payload length of a graph fact. */
@@ -8,9 +9,9 @@ export const GRAPH_PAYLOAD_BYTES = 16
 /** Options of {@link graph}. */
 export interface GraphOptions {
   /** Most outgoing edges per vertex, `1..2^32−1` (default: none). */
-  maxOutDegree?: number
+  maxOutDegree?: number | bigint
   /** Most incoming edges per vertex, `1..2^32−1` (default: none). */
-  maxInDegree?: number
+  maxInDegree?: number | bigint
   /** Whether `v -> v` edges are admitted (default false). */
   allowSelfLoops?: boolean
   /** Most edges in the graph, at least 1 (default: bounded by memory). */
@@ -64,14 +65,14 @@ export interface Graph extends InvariantSpec<GraphState> {
  * k.hasEdge(1n, 2n) // true
  */
 export function graph(options?: GraphOptions): Graph {
-  const o = optionsOf(options)
+  const o = optionsOf(options, ['maxOutDegree', 'maxInDegree', 'allowSelfLoops', 'maxEdges'])
   const maxOut = o.maxOutDegree === undefined ? null : int(o.maxOutDegree, 'maxOutDegree', 1, 2 ** 32 - 1)
   const maxIn = o.maxInDegree === undefined ? null : int(o.maxInDegree, 'maxInDegree', 1, 2 ** 32 - 1)
   const selfLoops = bool(o.allowSelfLoops, 'allowSelfLoops', false)
   const maxEdges = o.maxEdges === undefined ? null : u64(o.maxEdges, 'maxEdges', 1n)
   const cls: AlgebraicClass =
     maxOut !== null || maxIn !== null ? 'nonCommutative' : maxEdges !== null ? 'bounded' : 'growOnlyGraph'
-  return {
+  return register({
     name: 'graph',
     class: cls,
     coordination: coordinationOf(cls),
@@ -96,5 +97,5 @@ export function graph(options?: GraphOptions): Graph {
       const v = viewOf(state)
       return { edges: v.getBigUint64(0, true), vertices: v.getBigUint64(8, true), digest: state.slice(16, 48) }
     },
-  }
+  })
 }

@@ -1,12 +1,11 @@
-import { invalidArgType, outOfRange } from '../errors.ts'
+import { integer } from './common.ts'
 
 export const I128_MIN = -(1n << 127n)
 export const I128_MAX = (1n << 127n) - 1n
 
-/** Throws unless `v` is a bigint within the signed 128-bit range. */
-export function checkI128(v: unknown, name: string): asserts v is bigint {
-  if (typeof v !== 'bigint') throw invalidArgType(name, 'a bigint (e.g. 100n)', v)
-  if (v < I128_MIN || v > I128_MAX) throw outOfRange(name, 'within the signed 128-bit range', v)
+/** An i128: a bigint or a safe integer number within the signed 128-bit range, as a bigint. */
+export function i128(v: unknown, name: string): bigint {
+  return integer(v, name, I128_MIN, I128_MAX, 'within the signed 128-bit range')
 }
 
 /** Writes `v` as i128 little-endian at `offset`. */

@@ -1,6 +1,7 @@
 import type { FactId } from '../fact-id.ts'
 import { bytes, checkState, optionsOf, u64 } from './common.ts'
 import { viewOf } from './int128.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type InvariantSpec } from './types.ts'
 
 /** The largest value an lww register holds, in bytes. */
@@ -56,8 +57,8 @@ export interface Lww extends InvariantSpec<LwwState> {
  * new TextDecoder().decode(title.read(k.state).value) // 'second'
  */
 export function lww(options?: Record<string, never>): Lww {
-  optionsOf(options)
-  return {
+  optionsOf(options, [])
+  return register({
     name: 'lww',
     class: 'lastWriterWins',
     coordination: coordinationOf('lastWriterWins') as 'none',
@@ -81,5 +82,5 @@ export function lww(options?: Record<string, never>): Lww {
         written,
       }
     },
-  }
+  })
 }

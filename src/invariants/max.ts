@@ -1,12 +1,15 @@
-import { I128_MIN, checkI128, readI128, viewOf, writeI128 } from './int128.ts'
+import { I128_MIN, i128, readI128, viewOf, writeI128 } from './int128.ts'
 import { checkState, optionsOf } from './common.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type InvariantSpec } from './types.ts'
 
 /** Options of {@link max}. */
 export interface MaxOptions {
-  /** The value before any fact (default `-2^127`, the true bottom). */
-  initial?: bigint
+  /** The value before any fact: an i128, a bigint or a safe integer number (default `-2^127`, the true bottom). */
+  initial?: bigint | number
 }
+
+const KEYS: readonly string[] = ['initial']
 
 /** The decoded Max state. */
 export interface MaxState {
@@ -21,8 +24,8 @@ export interface Max extends InvariantSpec<MaxState> {
   readonly name: 'max'
   readonly class: 'semilattice'
   readonly coordination: 'none'
-  /** The payload of a fact proposing `value`. */
-  value(value: bigint): Uint8Array
+  /** The payload of a fact proposing `value` (an i128: a bigint or a safe integer number). */
+  value(value: bigint | number): Uint8Array
 }
 
 /** Payload length of a Max fact. */
@@ -48,18 +51,17 @@ export const MAX_PAYLOAD_BYTES = 16
  * high.read(k.state).value // 7n
  */
 export function max(options?: MaxOptions): Max {
-  const o = optionsOf(options)
-  const initial = o.initial === undefined ? I128_MIN : o.initial
-  checkI128(initial, 'initial')
-  return {
+  const o = optionsOf(options, KEYS)
+  const initial = o.initial === undefined ? I128_MIN : i128(o.initial, 'initial')
+  return register({
     name: 'max',
     class: 'semilattice',
     coordination: coordinationOf('semilattice') as 'none',
     native: { kind: 'max', initial },
-    value(value: bigint): Uint8Array {
-      checkI128(value, 'value')
+    value(value: bigint | number): Uint8Array {
+      const v = i128(value, 'value')
       const out = new Uint8Array(MAX_PAYLOAD_BYTES)
-      writeI128(new DataView(out.buffer), 0, value)
+      writeI128(new DataView(out.buffer), 0, v)
       return out
     },
     read(state: Uint8Array): MaxState {
@@ -67,5 +69,5 @@ export function max(options?: MaxOptions): Max {
       const v = viewOf(state)
       return { value: readI128(v, 0), initial: readI128(v, 16) }
     },
-  }
+  })
 }

@@ -1,6 +1,8 @@
 import { invalidArgType, outOfRange } from '../errors.ts'
 import type { NativeInvariantConfig } from '../native.ts'
+import { isUint8Array, unknownKey } from '../args.ts'
 import { CELL_BYTES, checkState } from './common.ts'
+import { internalsOf, register } from './registry.ts'
 import { coordinationOf, type AlgebraicClass, type CustomApply, type InvariantSpec, type StateOf } from './types.ts'
 
 /** Most members of one multi invariant. */
@@ -68,13 +70,11 @@ export function multi<M extends Record<string, InvariantSpec>>(members: M): Mult
   for (const name of names) {
     if (/^(0|[1-9]\d*)$/.test(name)) throw outOfRange(`members.${name}`, 'a name that is not an array index', name)
     const spec = members[name] as InvariantSpec
-    if (typeof spec !== 'object' || spec === null || typeof spec.native !== 'object' || typeof spec.read !== 'function') {
-      throw invalidArgType(`members.${name}`, 'an invariant (e.g. invariants.totalSupply(...))', spec)
-    }
-    if (spec.members !== undefined) throw invalidArgType(`members.${name}`, 'a single invariant, not a multi', spec)
+    const own = internalsOf(spec, `members.${name}`)
+    if (own.members !== undefined) throw invalidArgType(`members.${name}`, 'a single invariant, not a multi', spec)
     const offset = rules.length
-    if (spec.rules !== undefined) rules.push(...spec.rules)
-    configs.push(spec.native.rule !== undefined ? { ...spec.native, rule: spec.native.rule + offset } : spec.native)
+    if (own.rules !== undefined) rules.push(...own.rules)
+    configs.push(own.native.rule !== undefined ? { ...own.native, rule: own.native.rule + offset } : own.native)
     if (cls === undefined || (RANK[coordinationOf(spec.class)] as number) > (RANK[coordinationOf(cls)] as number)) cls = spec.class
     index.set(name, index.size)
   }
@@ -88,7 +88,7 @@ export function multi<M extends Record<string, InvariantSpec>>(members: M): Mult
     return i
   }
 
-  return {
+  return register({
     name: 'multi',
     class: memberClass,
     coordination: coordinationOf(memberClass),
@@ -103,9 +103,10 @@ export function multi<M extends Record<string, InvariantSpec>>(members: M): Mult
       const addressed: Array<[number, Uint8Array]> = []
       for (const key of Object.keys(parts)) {
         const p = parts[key as keyof M]
+        const i = index.get(key)
+        if (i === undefined) throw unknownKey(key, names, 'parts')
         if (p === undefined) continue
-        const i = memberIndex(key as keyof M & string)
-        if (!(p instanceof Uint8Array)) throw invalidArgType(`parts.${key}`, 'a Uint8Array payload', p)
+        if (!isUint8Array(p)) throw invalidArgType(`parts.${key}`, 'a Uint8Array payload', p)
         addressed.push([i, p])
       }
       if (addressed.length === 0) throw outOfRange('parts', 'a payload for at least one member', parts)
@@ -133,7 +134,7 @@ export function multi<M extends Record<string, InvariantSpec>>(members: M): Mult
       })
       return out as MultiState<M>
     },
-  }
+  })
 }
 
 /**

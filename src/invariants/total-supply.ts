@@ -1,16 +1,24 @@
 import { invalidArgType, outOfRange } from '../errors.ts'
-import { I128_MAX, I128_MIN, checkI128, readI128, viewOf, writeI128 } from './int128.ts'
+import { isUint8Array } from '../args.ts'
+import { checkState, int, optionsOf } from './common.ts'
+import { I128_MAX, I128_MIN, i128, readI128, viewOf, writeI128 } from './int128.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type AlgebraicClass, type InvariantSpec } from './types.ts'
 
-/** Options of {@link totalSupply}. All bigints; bounds default to the i128 range. */
+/**
+ * Options of {@link totalSupply}: i128 values, each a bigint or a safe
+ * integer number; bounds default to the i128 range.
+ */
 export interface TotalSupplyOptions {
   /** Starting balance (default `0n`). Must lie within `[min, max]`. */
-  initial?: bigint
+  initial?: bigint | number
   /** Lowest allowed balance (default: unbounded, -2^127). */
-  min?: bigint
+  min?: bigint | number
   /** Highest allowed balance (default: unbounded, 2^127 - 1). */
-  max?: bigint
+  max?: bigint | number
 }
+
+const KEYS: readonly string[] = ['initial', 'min', 'max']
 
 /** The decoded TotalSupply state. */
 export interface SupplyState {
@@ -22,10 +30,16 @@ export interface SupplyState {
 /** A TotalSupply invariant: conservation of an i128 balance within `[min, max]`. */
 export interface TotalSupply extends InvariantSpec<SupplyState> {
   readonly name: 'totalSupply'
-  /** The payload of a fact that adds `delta` (negative to spend) to the balance. */
-  delta(delta: bigint): Uint8Array
-  /** Writes the 16-byte payload of `delta` into `target` at `offset` (no allocation). */
-  writeDelta(target: Uint8Array, offset: number, delta: bigint): void
+  /**
+   * The payload of a fact that adds `delta` (negative to spend) to the
+   * balance: an i128, a bigint or a safe integer number.
+   */
+  delta(delta: bigint | number): Uint8Array
+  /**
+   * Writes the 16-byte payload of `delta` into `target` at `offset` (no
+   * allocation); `offset` is an integer in `[0, target.length − 16]`.
+   */
+  writeDelta(target: Uint8Array, offset: number | bigint, delta: bigint | number): void
   readonly bounded: boolean
 }
 
@@ -47,44 +61,40 @@ export const TOTAL_SUPPLY_PAYLOAD_BYTES = 16
  * k.admit(supply.delta(-200n))
  * supply.read(k.state).balance // 800n
  */
-export function totalSupply(options: TotalSupplyOptions = {}): TotalSupply {
-  if (typeof options !== 'object' || options === null) {
-    throw invalidArgType('options', 'an object', options)
-  }
-  const initial = options.initial === undefined ? 0n : options.initial
-  const min = options.min === undefined ? I128_MIN : options.min
-  const max = options.max === undefined ? I128_MAX : options.max
-  checkI128(initial, 'initial')
-  checkI128(min, 'min')
-  checkI128(max, 'max')
+export function totalSupply(options?: TotalSupplyOptions): TotalSupply {
+  const o = optionsOf(options, KEYS)
+  const initial = o.initial === undefined ? 0n : i128(o.initial, 'initial')
+  const min = o.min === undefined ? I128_MIN : i128(o.min, 'min')
+  const max = o.max === undefined ? I128_MAX : i128(o.max, 'max')
   if (min > max) throw outOfRange('min', `at most max (${max})`, min)
   if (initial < min || initial > max) throw outOfRange('initial', `within [${min}, ${max}]`, initial)
   const bounded = min !== I128_MIN || max !== I128_MAX
   const cls: AlgebraicClass = bounded ? 'bounded' : 'group'
 
-  const writeDelta = (target: Uint8Array, offset: number, delta: bigint): void => {
-    checkI128(delta, 'delta')
-    writeI128(viewOf(target), offset, delta)
+  const writeDelta = (target: Uint8Array, offset: number | bigint, delta: bigint | number): void => {
+    if (!isUint8Array(target)) throw invalidArgType('target', 'a Uint8Array', target)
+    if (target.length < TOTAL_SUPPLY_PAYLOAD_BYTES) throw outOfRange('target', `at least ${TOTAL_SUPPLY_PAYLOAD_BYTES} bytes long`, target)
+    const at = int(offset, 'offset', 0, target.length - TOTAL_SUPPLY_PAYLOAD_BYTES)
+    writeI128(viewOf(target), at, i128(delta, 'delta'))
   }
 
-  return {
+  return register({
     name: 'totalSupply',
     class: cls,
     coordination: coordinationOf(cls),
     bounded,
     native: { kind: 'totalSupply', initial, min, max },
-    delta(delta: bigint): Uint8Array {
-      checkI128(delta, 'delta')
+    delta(delta: bigint | number): Uint8Array {
+      const d = i128(delta, 'delta')
       const out = new Uint8Array(TOTAL_SUPPLY_PAYLOAD_BYTES)
-      writeI128(new DataView(out.buffer), 0, delta)
+      writeI128(new DataView(out.buffer), 0, d)
       return out
     },
     writeDelta,
     read(state: Uint8Array): SupplyState {
-      if (!(state instanceof Uint8Array)) throw invalidArgType('state', 'a Uint8Array', state)
-      if (state.length < 48) throw outOfRange('state', 'at least 48 bytes (a state cell)', state)
+      checkState(state, 48)
       const v = viewOf(state)
       return { balance: readI128(v, 0), min: readI128(v, 16), max: readI128(v, 32) }
     },
-  }
+  })
 }

@@ -32,7 +32,10 @@ export function coordinationOf(cls: AlgebraicClass): Coordination {
 
 /**
  * An invariant description: how to build its payloads, how to read its
- * state, and its algebra. Pass it to `new Kernel({ invariant })`.
+ * state, and its algebra. Pass it to `new Kernel({ invariant })`. Only
+ * specs made by the `invariants.*` factories are accepted (they are frozen;
+ * a copied or hand-made spec is a TypeError): the kernel is built from the
+ * configuration the factory validated, never from `native` as it stands.
  */
 export interface InvariantSpec<TState = unknown> {
   /** The invariant's name, e.g. `'totalSupply'`. */

@@ -1,5 +1,6 @@
 import { bytes, checkState, optionsOf, u64, U64_MAX } from './common.ts'
 import { viewOf } from './int128.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type InvariantSpec } from './types.ts'
 
 /** Key length of a uniqueSet. */
@@ -63,10 +64,10 @@ export interface UniqueSet extends InvariantSpec<UniqueSetState> {
  * k.has(key) // true
  */
 export function uniqueSet(options?: UniqueSetOptions): UniqueSet {
-  const o = optionsOf(options)
+  const o = optionsOf(options, ['maxElements'])
   const maxElements = o.maxElements === undefined ? null : u64(o.maxElements, 'maxElements', 1n, U64_MAX - 1n)
   const cls = maxElements === null ? 'idempotentSet' : 'bounded'
-  return {
+  return register({
     name: 'uniqueSet',
     class: cls,
     coordination: coordinationOf(cls),
@@ -81,5 +82,5 @@ export function uniqueSet(options?: UniqueSetOptions): UniqueSet {
       const m = v.getBigUint64(40, true)
       return { count: v.getBigUint64(0, true), digest: state.slice(8, 40), maxElements: m === U64_MAX ? null : m }
     },
-  }
+  })
 }

@@ -1,4 +1,5 @@
 import { checkState, int, optionsOf } from './common.ts'
+import { register } from './registry.ts'
 import { coordinationOf, type InvariantSpec } from './types.ts'
 
 /** Size of the uniqueness universe: elements are `0..511`. */
@@ -10,8 +11,8 @@ export interface UniquenessState {
   count: number
   /** The elements, ascending. */
   elements: number[]
-  /** Whether `element` is in the set. */
-  has(element: number): boolean
+  /** Whether `element` (an integer in `0..511`) is in the set. */
+  has(element: number | bigint): boolean
 }
 
 /** An exact set over the elements `0..511`, each admitted at most once. */
@@ -19,8 +20,8 @@ export interface Uniqueness extends InvariantSpec<UniquenessState> {
   readonly name: 'uniqueness'
   readonly class: 'idempotentSet'
   readonly coordination: 'none'
-  /** The payload of a fact adding `element` (an integer in `0..511`). */
-  add(element: number): Uint8Array
+  /** The payload of a fact adding `element` (an integer in `0..511`, a number or a bigint). */
+  add(element: number | bigint): Uint8Array
 }
 
 function popcount8(b: number): number {
@@ -51,13 +52,13 @@ function popcount8(b: number): number {
  * k.admit(seats.add(12)) // throws CtfsError DUPLICATE_ELEMENT
  */
 export function uniqueness(options?: Record<string, never>): Uniqueness {
-  optionsOf(options)
-  return {
+  optionsOf(options, [])
+  return register({
     name: 'uniqueness',
     class: 'idempotentSet',
     coordination: coordinationOf('idempotentSet') as 'none',
     native: { kind: 'uniqueness' },
-    add(element: number): Uint8Array {
+    add(element: number | bigint): Uint8Array {
       const e = int(element, 'element', 0, UNIQUENESS_UNIVERSE - 1)
       return new Uint8Array([e & 0xff, e >> 8])
     },
@@ -75,11 +76,11 @@ export function uniqueness(options?: Record<string, never>): Uniqueness {
       return {
         count,
         elements,
-        has(element: number): boolean {
+        has(element: number | bigint): boolean {
           const e = int(element, 'element', 0, UNIQUENESS_UNIVERSE - 1)
           return ((bits[e >> 3] as number) & (1 << (e & 7))) !== 0
         },
       }
     },
-  }
+  })
 }

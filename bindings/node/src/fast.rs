@@ -17,6 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
 
+use ctfs_core::ErrorCode;
 use napi::bindgen_prelude::{Env, FromNapiValue, Object};
 use napi::sys::{self, napi_callback_info, napi_env, napi_value};
 use napi::{Error, Result, Status};
@@ -42,11 +43,7 @@ impl From<Error> for Throw {
 fn throw(env: napi_env, t: Throw) {
     let (code, msg, ty) = match t {
         Throw::Type(m) => ("ERR_INVALID_ARG_TYPE", m, true),
-        Throw::Busy => (
-            "ERR_CTFS_BUSY",
-            "the kernel is busy: it was called again from inside one of its own admissions".to_owned(),
-            false,
-        ),
+        Throw::Busy => ("BUSY", format!("[BUSY] {}", crate::kernel::BUSY_MESSAGE), false),
         Throw::Panic => ("ERR_CTFS_PANIC", "internal error in the ctfs native addon (a Rust panic was caught)".to_owned(), false),
     };
     let code = CString::new(code).unwrap_or_default();
@@ -141,7 +138,9 @@ unsafe extern "C" fn admit_with_id(env: napi_env, info: napi_callback_info) -> n
         let domain = uint32(env, a[0], "domain")?;
         let (id, payload, deps) =
             unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
-        let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
+        // Re-entered from a custom rule: a status, like every refusal (the
+        // JS layer throws `BUSY` for it); nothing was touched.
+        let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
         let status = st.admit_with_id(domain, id, payload, deps)?;
         status_value(env, status)
     })
@@ -154,7 +153,7 @@ unsafe extern "C" fn admit_derived(env: napi_env, info: napi_callback_info) -> n
         let domain = uint32(env, a[0], "domain")?;
         let (out, payload, deps) =
             unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
-        let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
+        let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
         let status = st.admit_derived(domain, out, payload, deps)?;
         status_value(env, status)
     })

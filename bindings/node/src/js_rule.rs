@@ -6,7 +6,10 @@
 //! buffer holding the current state. The rule mutates `state` or throws; a
 //! throw becomes `INVARIANT_VIOLATION` with the thrown message, and the
 //! kernel's state is untouched either way until every check has passed
-//! (the core runs the rule on a scratch copy).
+//! (the core runs the rule on a scratch copy). `apply` must be synchronous:
+//! a returned promise or thenable is refused (`INVARIANT_VIOLATION`), and a
+//! promise's rejection is handled here so it cannot surface as an unhandled
+//! rejection.
 //!
 //! The function is held by an N-API reference, created on the kernel's
 //! thread with that thread's `napi_env`. The kernel (an `Rc`) never leaves
@@ -136,6 +139,9 @@ impl JsRule {
                 return Err(violation(self.message_of(thrown)));
             }
             check(status, "calling apply")?;
+            // An async apply (or one returning any thenable) ran only up to
+            // its first await: refuse it, whatever it wrote.
+            self.refuse_thenable(result)?;
             // apply may have transferred (detached) the buffer: then its memory is gone.
             let mut detached = false;
             check(sys::napi_is_detached_arraybuffer(env, state_ab, &mut detached), "checking the state buffer")?;
@@ -144,6 +150,72 @@ impl JsRule {
             }
             ptr::copy_nonoverlapping(state_data, state.as_mut_ptr(), state.len());
             Ok(())
+        }
+    }
+}
+
+/// The rejection handler attached to a refused async apply's promise: its
+/// rejection is the refusal we already reported, not an unhandled one.
+unsafe extern "C" fn ignore_rejection(_env: napi_env, _info: sys::napi_callback_info) -> napi_value {
+    ptr::null_mut()
+}
+
+/// The message of a refused async apply.
+const NOT_SYNCHRONOUS: &str = "custom invariant apply must be synchronous: it returned a promise or another thenable (an async function?); the fact is refused and the state is unchanged";
+
+impl JsRule {
+    /// Refuses `result` if it is a promise or a thenable (an object or
+    /// function with a callable `then`). A promise's rejection is handled
+    /// (with a no-op), so that refusing it cannot also kill the process with
+    /// an unhandled rejection.
+    unsafe fn refuse_thenable(&self, result: napi_value) -> Result<(), InvariantError> {
+        let env = self.env;
+        // SAFETY: live env, inside the handle scope of `apply`.
+        unsafe {
+            let mut ty = 0;
+            check(sys::napi_typeof(env, result, &mut ty), "reading apply's result")?;
+            if ty != sys::ValueType::napi_object && ty != sys::ValueType::napi_function {
+                return Ok(());
+            }
+            let mut is_promise = false;
+            check(sys::napi_is_promise(env, result, &mut is_promise), "reading apply's result")?;
+            // `then` may be a getter: user code, which may throw.
+            let mut then = ptr::null_mut();
+            let key = c"then";
+            let status = sys::napi_get_named_property(env, result, key.as_ptr(), &mut then);
+            let mut pending = false;
+            sys::napi_is_exception_pending(env, &mut pending);
+            if pending {
+                let mut thrown = ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(env, &mut thrown);
+                return Err(violation(format!("{NOT_SYNCHRONOUS} (reading its `then` threw: {})", self.message_of(thrown))));
+            }
+            check(status, "reading apply's result")?;
+            let mut then_ty = 0;
+            check(sys::napi_typeof(env, then, &mut then_ty), "reading apply's result")?;
+            if then_ty != sys::ValueType::napi_function {
+                return if is_promise { Err(violation(NOT_SYNCHRONOUS)) } else { Ok(()) };
+            }
+            if is_promise {
+                // promise.then(undefined, ignore): marks the rejection handled.
+                let mut ignore = ptr::null_mut();
+                let name = c"ignoreRejection";
+                let mut undefined = ptr::null_mut();
+                if sys::napi_create_function(env, name.as_ptr(), 15, Some(ignore_rejection), ptr::null_mut(), &mut ignore) == sys::Status::napi_ok
+                    && sys::napi_get_undefined(env, &mut undefined) == sys::Status::napi_ok
+                {
+                    let argv = [undefined, ignore];
+                    let mut derived = ptr::null_mut();
+                    sys::napi_call_function(env, result, then, argv.len(), argv.as_ptr(), &mut derived);
+                    let mut pending = false;
+                    sys::napi_is_exception_pending(env, &mut pending);
+                    if pending {
+                        let mut ignored = ptr::null_mut();
+                        sys::napi_get_and_clear_last_exception(env, &mut ignored);
+                    }
+                }
+            }
+            Err(violation(NOT_SYNCHRONOUS))
         }
     }
 }

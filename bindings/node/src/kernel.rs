@@ -479,14 +479,18 @@ fn pool<'a>(st: &'a KernelState, member: u32, side: &str) -> Result<Option<&'a c
 fn pool_mut<'a>(st: &'a mut KernelState, member: u32, side: &str) -> Result<&'a mut ctfs_core::escrow::EscrowManager> {
     let s = side_of(side)?;
     let r = st.replication.as_mut().ok_or_else(|| invalid("the kernel is not replicated (option replica)"))?;
-    r.pool_mut(member as usize, s).ok_or_else(|| invalid(format!("invariant {member} has no escrowed '{side}' bound")))
+    r.pool_mut(member as usize, s)
+        .ok_or_else(|| invalid(format!("[INVALID_ARGUMENT] invariant {member} has no escrowed '{side}' bound: replica.quotas('{side}', {member}) is null")))
 }
 
+/// What every call into a kernel that is already inside one of its own
+/// admissions (a custom invariant's rule calling back) is told. Nothing
+/// changed; the JS layer turns it into `CtfsError` `BUSY`.
+pub(crate) const BUSY_MESSAGE: &str =
+    "the kernel is busy: it was called from inside one of its own admissions (a custom invariant's apply); nothing was changed — apply must not call its kernel";
+
 fn busy() -> Error {
-    Error::new(
-        Status::GenericFailure,
-        "the kernel is busy: it was called again from inside one of its own admissions",
-    )
+    Error::new(Status::GenericFailure, format!("[BUSY] {BUSY_MESSAGE}"))
 }
 
 /// Runs one protocol input against the kernel: sets what may be pushed
@@ -676,6 +680,13 @@ impl NativeKernel {
             drop(unsafe { Box::from_raw(weak as *mut std::rc::Weak<RefCell<KernelState>>) });
         }
         Ok(NativeKernel { shared })
+    }
+
+    /// True while the kernel is inside one of its own admissions (a custom
+    /// rule is running): every other call would be refused with `BUSY`.
+    #[napi(catch_unwind)]
+    pub fn is_busy(&self) -> bool {
+        self.shared.try_borrow_mut().is_err()
     }
 
     /// Details of the last refused single admission.

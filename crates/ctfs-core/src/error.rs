@@ -24,10 +24,14 @@ pub enum ErrorCode {
     InsufficientQuota = 10,
     WalFailed = 11,
     WalClosed = 12,
+    /// The kernel was called from inside one of its own admissions (a
+    /// custom invariant's rule calling back into its kernel). Never produced
+    /// by the core itself: the bindings report it; nothing changed.
+    Busy = 13,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Ok,
         ErrorCode::DuplicateFact,
         ErrorCode::CausalityViolation,
@@ -41,6 +45,7 @@ impl ErrorCode {
         ErrorCode::InsufficientQuota,
         ErrorCode::WalFailed,
         ErrorCode::WalClosed,
+        ErrorCode::Busy,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -59,6 +64,7 @@ impl ErrorCode {
             ErrorCode::InsufficientQuota => "INSUFFICIENT_QUOTA",
             ErrorCode::WalFailed => "WAL_FAILED",
             ErrorCode::WalClosed => "WAL_CLOSED",
+            ErrorCode::Busy => "BUSY",
         }
     }
 }

@@ -300,11 +300,11 @@ impl Node {
 
     /// A node that continues from a recovered state: the version vector and
     /// the records a durable host replayed from its log (their floors set
-    /// where a checkpoint cut the log). Own facts already held count as
-    /// pushed: anti-entropy delivers whatever peers lack.
+    /// where a checkpoint cut the log). Facts of earlier epochs reach peers
+    /// by anti-entropy; this epoch's facts (admitted before the protocol was
+    /// attached) are pushed.
     pub fn resume(cfg: SyncConfig, vv: VersionVector, store: FactStore) -> Result<Node, String> {
         let mut n = Node::new(cfg)?;
-        n.pushed = vv.get(&n.me);
         n.vv = vv;
         n.store = store;
         Ok(n)
@@ -425,7 +425,8 @@ impl Node {
         }
         while self.pushed < newest {
             let from = self.pushed + 1;
-            let (records, n) = self.store.run(&self.me, from, self.cfg.push_max_facts, self.fact_budget());
+            let most = self.cfg.push_max_facts.min((newest - self.pushed) as usize);
+            let (records, n) = self.store.run(&self.me, from, most, self.fact_budget());
             if n == 0 {
                 // not in the store (cannot happen for own facts): skip them
                 self.pushed = newest;
@@ -979,5 +980,87 @@ impl Node {
         self.stats.snapshots_installed += 1;
         self.changed();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Replicated;
+    use ctfs_core::invariants::Builtin;
+    use ctfs_core::{CausalityMode, EscrowConfig, KernelConfig, Multi};
+
+    type R = Replicated<Multi<Builtin>>;
+
+    fn pair() -> [(R, Node); 2] {
+        [1, 2].map(|local| {
+            let h = Replicated::new(Multi::single(Builtin::g_counter(0)), KernelConfig::new(CausalityMode::Exact), &[1, 2], local, EscrowConfig::default())
+                .unwrap();
+            (h, Node::new(SyncConfig::new(local, 1, vec![1, 2], [3; 32], [4; 32])).unwrap())
+        })
+    }
+
+    fn fid(n: u64) -> FactId {
+        FactId(*blake3::hash(&n.to_le_bytes()).as_bytes())
+    }
+
+    #[test]
+    fn push_limit_holds_back_facts_until_allowed() {
+        let [(mut ha, mut a), (mut hb, mut b)] = pair();
+        for i in 0..10 {
+            ha.admit_local(Some(&fid(i)), &[], &1u64.to_le_bytes()).unwrap();
+            a.local_fact(&fid(i), &[], &1u64.to_le_bytes());
+        }
+        a.set_push_limit(Some(4));
+        let mut out = Outbox::default();
+        a.flush(&mut out);
+        for f in out.frames.drain(..) {
+            b.handle_frame(&mut hb, &f.bytes, 0, &mut Outbox::default()).unwrap();
+        }
+        assert_eq!(hb.fact_count(), 4);
+        assert_eq!(a.unpushed(), 6);
+        a.set_push_limit(None);
+        a.flush(&mut out);
+        for f in out.frames.drain(..) {
+            b.handle_frame(&mut hb, &f.bytes, 0, &mut Outbox::default()).unwrap();
+        }
+        assert_eq!(hb.fact_count(), 10);
+    }
+
+    #[test]
+    fn a_resumed_node_pushes_its_epoch_and_keeps_its_vector() {
+        let [(mut ha, a), (mut hb, mut b)] = pair();
+        // what a durable host recovered: 3 facts of an earlier epoch and 2 of this one
+        let old = Origin { node: 1, epoch: 0 };
+        let mut vv = VersionVector::new();
+        let mut store = FactStore::new();
+        for (o, n) in [(old, 3u64), (a.origin(), 2)] {
+            for s in 1..=n {
+                let id = fid(o.epoch * 100 + s);
+                let mut rec = Vec::new();
+                message::encode_fact(&mut rec, &id, &[], &1u64.to_le_bytes());
+                store.append(o, s, &rec);
+                ha.kernel.admit(&id, &[], &1u64.to_le_bytes()).unwrap();
+            }
+            vv.set(o, n);
+        }
+        let cfg = a.config().clone();
+        let mut a = Node::resume(cfg, vv.clone(), store).unwrap();
+        assert_eq!(a.version_vector(), &vv);
+        assert_eq!(a.unpushed(), 2, "this epoch's facts are pushed");
+        // anti-entropy brings the earlier epoch's facts
+        let mut out = Outbox::default();
+        a.flush(&mut out);
+        a.tick(&mut ha, 0, &mut out);
+        b.tick(&mut hb, 0, &mut out);
+        for _ in 0..6 {
+            let frames = std::mem::take(&mut out.frames);
+            for f in frames {
+                let (h, n) = if f.to == 1 { (&mut ha, &mut a) } else { (&mut hb, &mut b) };
+                let _ = n.handle_frame(h, &f.bytes, 0, &mut out);
+            }
+        }
+        assert_eq!(hb.fact_count(), 5);
+        assert_eq!(b.version_vector(), &vv);
     }
 }

@@ -110,7 +110,7 @@ pub const FLAG_SELF_LOOPS: u8 = 1;
 const NO_LIMIT: u8 = 0xFF;
 pub const CELL_PAYLOAD_LEN: usize = 2;
 
-/// Grow-only graph over the vertices `0..16`, entirely in the cell.
+/// Grow-only graph over the 16 vertices `0..=15`, entirely in the cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GGraphCell {
     limits: DegreeLimits,
@@ -192,7 +192,7 @@ impl CellInvariant for GGraphCell {
         let [from, to] = exact_payload::<CELL_PAYLOAD_LEN>(fact.payload, "gGraph", "u8 from, u8 to")?;
         if from >= VERTICES || to >= VERTICES {
             return Err(InvariantError::MalformedPayload(std::borrow::Cow::Owned(format!(
-                "gGraph vertices are 0..{VERTICES}, got edge {from} -> {to}"
+                "gGraph vertices are 0..{} ({VERTICES} vertices), got edge {from} -> {to}", VERTICES - 1
             ))));
         }
         if from == to && !self.limits.allow_self_loops {
@@ -492,6 +492,9 @@ mod tests {
             assert!(matches!(inv.check(&fact(bad), &r.state), Err(InvariantError::MalformedPayload(_))));
         }
         assert!(GGraphCell::payload(16, 0).is_none());
+        // The message names the real range, 0..15.
+        let e = inv.check(&fact(&[3, 16]), &r.state).unwrap_err();
+        assert!(matches!(&e, InvariantError::MalformedPayload(m) if m.contains("vertices are 0..15") && m.contains("3 -> 16")), "{e:?}");
         assert!(GGraphCell::new(limits(false, Some(0), None)).is_err());
         assert!(GGraphCell::new(limits(false, None, Some(17))).is_err());
         // Self loops when allowed.
