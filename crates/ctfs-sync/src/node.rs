@@ -371,9 +371,15 @@ impl Node {
         }
     }
 
-    /// Makes the next [`tick`](Self::tick) probe every peer.
+    /// Makes the next [`tick`](Self::tick) probe every peer, and forgets
+    /// which peers were in sync: [`is_synced`](Self::is_synced) (and the
+    /// [`Event::Synced`] that comes with it) is true again only after an
+    /// exchange that starts now. A host waiting for convergence calls this
+    /// first, so that a match seen before its call cannot answer it (the
+    /// peer may have admitted facts since).
     pub fn probe_soon(&mut self) {
         self.next_probe_ms = 0;
+        self.changed();
     }
 
     fn changed(&mut self) {
@@ -979,5 +985,60 @@ impl Node {
         self.stats.snapshots_installed += 1;
         self.changed();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ctfs_core::invariants::Builtin;
+    use ctfs_core::{CausalityMode, EscrowConfig, KernelConfig, Multi};
+
+    use super::*;
+    use crate::host::Replicated;
+
+    type R = Replicated<Multi<Builtin>>;
+
+    fn pair() -> [(Node, R); 2] {
+        let nodes = [1, 2];
+        [1, 2].map(|local| {
+            let host = R::new(Multi::single(Builtin::g_counter(0)), KernelConfig::new(CausalityMode::Exact), &nodes, local, EscrowConfig::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let node = Node::new(SyncConfig::new(local, 1, nodes.to_vec(), [7; 32], [3; 32])).unwrap_or_else(|e| panic!("{e}"));
+            (node, host)
+        })
+    }
+
+    /// Delivers frames between the two until quiet.
+    fn settle(r: &mut [(Node, R); 2], now: u64) {
+        let mut q: Vec<Outgoing> = Vec::new();
+        for (node, host) in r.iter_mut() {
+            let mut out = Outbox::default();
+            node.tick(host, now, &mut out);
+            q.extend(out.frames);
+        }
+        while let Some(f) = q.pop() {
+            let (node, host) = &mut r[(f.to - 1) as usize];
+            let mut out = Outbox::default();
+            let _ = node.handle_frame(host, &f.bytes, now, &mut out);
+            q.extend(out.frames);
+        }
+    }
+
+    #[test]
+    fn probe_soon_forgets_sync_until_a_new_exchange_confirms_it() {
+        let mut r = pair();
+        settle(&mut r, 10);
+        assert!(r[0].0.is_synced(2) && r[1].0.is_synced(1));
+        // node 2 admits a fact node 1 has not seen: node 1's flag is stale
+        let (n2, h2) = &mut r[1];
+        let payload = 1u64.to_le_bytes();
+        let id = h2.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+        n2.local_fact(&id, &[], &payload);
+        assert!(r[0].0.is_synced(2), "node 1 cannot know yet");
+        r[0].0.probe_soon();
+        assert!(!r[0].0.is_synced(2), "probe_soon forgets the old match");
+        settle(&mut r, 20);
+        assert!(r[0].0.is_synced(2), "a new exchange confirms it");
+        assert_eq!(r[0].1.fact_count(), 1);
     }
 }
