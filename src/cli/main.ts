@@ -3,6 +3,8 @@
 import { inspect } from '../durable.ts'
 import { isCtfsError } from '../errors.ts'
 import { runDemo } from './demo.ts'
+import { nodeCommand } from './node.ts'
+import { clusterDemoCommand } from './cluster-demo.ts'
 
 const USAGE = `usage: ctfs <command>
 
@@ -12,6 +14,8 @@ commands:
   inspect <dir>      verify a durable kernel's data directory read-only (log segments,
                      sequence range, checkpoints) and print a report; exit code 0 when
                      healthy, 1 when damage was found, 2 on usage or I/O errors
+  node [options]     run one replica of a cluster (ctfs node --help)
+  cluster-demo       three replica processes on 127.0.0.1 converge through a crash (npm start)
   help               this text`
 
 async function main(argv: string[]): Promise<number> {
@@ -42,6 +46,10 @@ async function main(argv: string[]): Promise<number> {
       console.log(report.text)
       return report.healthy ? 0 : 1
     }
+    case 'node':
+      return nodeCommand(rest)
+    case 'cluster-demo':
+      return clusterDemoCommand(rest)
     case undefined:
     case 'help':
     case '--help':
