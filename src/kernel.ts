@@ -435,7 +435,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     this.invariantClass = info.class as AlgebraicClass
     this.coordination = info.coordination as Coordination
     this.limits = { maxPayloadBytes: info.maxPayloadBytes, maxDeps: info.maxDeps, maxFacts: info.maxFacts }
-    this.replica = replica !== undefined ? new Replica(nk, replica.local) : null
+    this.replica = replica !== undefined ? new Replica(nk, replica.local, replica.nodes) : null
   }
 
   /** The replica side (escrow, remote facts) when created with `replica`, else null. */

@@ -50,11 +50,14 @@ export class Replica {
   #sync: ReplicaSync | undefined
   /** This replica's node id. */
   readonly local: bigint
+  /** Every node of the cluster (`replica.nodes`), this one included. */
+  readonly nodes: readonly bigint[]
 
   /** @internal */
-  constructor(nk: NativeKernel, local: bigint) {
+  constructor(nk: NativeKernel, local: bigint, nodes: readonly bigint[]) {
     this.#nk = nk
     this.local = local
+    this.nodes = Object.freeze([...nodes])
   }
 
   /**

@@ -40,8 +40,8 @@ function entry(): { file: string; args: string[] } {
 export interface NodeSpec {
   id: number
   port: number
-  /** Every node's id and port (the peers are the others). */
-  all: Array<{ id: number; port: number }>
+  /** The peers this node is told about: id and the port to dial (a proxy's, in partition tests). */
+  peers: Array<{ id: number; port?: number }>
   keyFile: string
   invariant: string
   /** Data directory (durable); none: in memory. */
@@ -84,10 +84,9 @@ export class NodeProcess {
   async start(timeoutMs = 20_000): Promise<void> {
     const s = this.spec
     const e = entry()
-    const peers = s.all
-      .filter((n) => n.id !== s.id)
-      .map((n) => `${n.id}@127.0.0.1:${n.port}`)
-      .join(',')
+    const dialled = s.peers.filter((n) => n.port !== undefined)
+    const peers = dialled.map((n) => `${n.id}@127.0.0.1:${n.port}`).join(',')
+    const nodes = [s.id, ...s.peers.map((n) => n.id)].sort((a, b) => a - b).join(',')
     const args = [
       ...e.args,
       e.file,
@@ -96,8 +95,9 @@ export class NodeProcess {
       String(s.id),
       '--listen',
       `127.0.0.1:${s.port}`,
-      '--peers',
-      peers,
+      ...(peers !== '' ? ['--peers', peers] : []),
+      '--nodes',
+      nodes,
       '--key-file',
       s.keyFile,
       '--invariant',
@@ -190,7 +190,7 @@ export async function startCluster(o: {
       new NodeProcess({
         id,
         port,
-        all,
+        peers: all.filter((p) => p.id !== id),
         keyFile: o.keyFile,
         invariant: o.invariant,
         ...(o.dirs?.(id) !== undefined ? { dir: o.dirs(id) as string } : {}),

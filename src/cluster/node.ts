@@ -14,7 +14,7 @@ import { nowMs, type Digests, type ReplicaSync, type SyncEvent, type SyncOptions
 import type { BackoffOptions } from './backoff.ts'
 import { loadClusterFile, parseAddress, parsePeer, parsePeers, readKeyFile, type Address, type PeerAddress, type PeerSpec } from './peers.ts'
 import { TcpTransport } from './tcp.ts'
-import { ClusterError, type FrameSource, type Transport, type TransportStats } from './transport.ts'
+import { ClusterError, type FrameSource, type Transport, type TransportHandlers, type TransportStats } from './transport.ts'
 
 /** Options of {@link replicate}. */
 export interface ReplicateOptions {
@@ -139,11 +139,11 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
     this.#peers = new Set(peers)
   }
 
-  /** @internal */
-  async start(tickMs: number): Promise<void> {
+  /** @internal the transport's callbacks are connected here (it was started by {@link replicate}). */
+  bind(relay: Relay, tickMs: number): void {
     // nothing is reachable until the transport says so
     for (const p of this.#peers) this.sync.setPeerUp(p, false)
-    await this.#transport.start({
+    relay.connect({
       frame: (data, source) => this.#receive(data, source),
       peerUp: (peer) => this.#peerUp(peer),
       peerDown: (peer, reason) => this.#peerDown(peer, reason),
@@ -237,7 +237,7 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
   addPeer(peer: PeerSpec): void {
     const p = parsePeer(peer)
     if (p.id === this.local) throw outOfRange('peer', `a node other than the local node ${this.local}`, peer)
-    checkMember(this.sync, p.id)
+    checkMember(this.kernel.replica?.nodes ?? [], p.id)
     this.#peers.add(p.id)
     this.#transport.addPeer(p)
   }
@@ -396,14 +396,50 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
   }
 }
 
-function checkMember(sync: ReplicaSync, id: bigint): void {
-  try {
-    sync.setPeerUp(id, false)
-  } catch (e) {
-    if (e instanceof CtfsError && e.code === 'INVALID_ARGUMENT') {
-      throw new ClusterError('INVALID_ARGUMENT', `node ${id} is not one of this kernel's replica.nodes: every node of the cluster must be listed there (escrow splits bounds among them)`, { peer: id })
+function checkMember(nodes: readonly bigint[], id: bigint): void {
+  if (!nodes.includes(id)) {
+    throw new ClusterError('INVALID_ARGUMENT', `node ${id} is not one of this kernel's replica.nodes (${nodes.join(', ')}): every node of the cluster must be listed there (escrow splits bounds among them)`, { peer: id })
+  }
+}
+
+/**
+ * Transport callbacks that wait for their target: the transport starts
+ * (and listens) before the protocol is attached, so that a failure to
+ * listen leaves the kernel untouched. Whatever arrives in between is
+ * replayed in order.
+ */
+class Relay implements TransportHandlers {
+  #target: TransportHandlers | null = null
+  #queued: Array<(h: TransportHandlers) => void> = []
+
+  connect(target: TransportHandlers): void {
+    this.#target = target
+    const q = this.#queued
+    this.#queued = []
+    for (const f of q) f(target)
+  }
+
+  frame(data: Uint8Array, source: FrameSource): void {
+    if (this.#target !== null) this.#target.frame(data, source)
+    else {
+      const copy = new Uint8Array(data)
+      this.#queued.push((h) => h.frame(copy, source))
     }
-    throw e
+  }
+
+  peerUp(peer: bigint): void {
+    if (this.#target !== null) this.#target.peerUp(peer)
+    else this.#queued.push((h) => h.peerUp(peer))
+  }
+
+  peerDown(peer: bigint, reason: ClusterError | null): void {
+    if (this.#target !== null) this.#target.peerDown(peer, reason)
+    else this.#queued.push((h) => h.peerDown(peer, reason))
+  }
+
+  error(e: ClusterError): void {
+    if (this.#target !== null) this.#target.error(e)
+    else this.#queued.push((h) => h.error(e))
   }
 }
 
@@ -461,10 +497,7 @@ export async function replicate<I extends InvariantSpec>(kernel: Kernel<I>, opti
     const given = new Set(peers.map((p) => p.id))
     peers = [...peers, ...file.nodes.filter((n) => n.id !== local && !given.has(n.id))]
   }
-  // attach (validates the protocol options), then check the peers against replica.nodes
-  const sync = replica.sync(syncOptions)
-  for (const p of peers) checkMember(sync, p.id)
-  const allPeers = sync.stats.peers.map((p) => p.peer)
+  for (const p of peers) checkMember(replica.nodes, p.id)
   const transport =
     options.transport ??
     new TcpTransport({
@@ -476,8 +509,18 @@ export async function replicate<I extends InvariantSpec>(kernel: Kernel<I>, opti
       peerTimeoutMs,
       ...(options.reconnect !== undefined ? { reconnect: options.reconnect } : {}),
     })
-  const node = new ClusterNode(kernel, sync, transport, allPeers)
-  await node.start(tickMs)
+  // Listen first, attach last: if anything fails, the kernel is left as it was.
+  const relay = new Relay()
+  await transport.start(relay)
+  let sync: ReplicaSync
+  try {
+    sync = replica.sync(syncOptions)
+  } catch (e) {
+    await transport.close()
+    throw e
+  }
+  const node = new ClusterNode(kernel, sync, transport, replica.nodes.filter((n) => n !== local))
+  node.bind(relay, tickMs)
   return node
 }
 
