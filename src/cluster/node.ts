@@ -276,9 +276,17 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
 
   // -------------------------------------------------------------- inputs
 
+  /** Tells the protocol how much each reachable peer's queue can take now. */
+  #budgets(): void {
+    for (const p of this.#up) this.sync.setSendBudget(p, this.#transport.room(p))
+  }
+
   #tick(): void {
     if (this.#closed) return
-    this.#run(() => this.sync.tick(nowMs()))
+    this.#run(() => {
+      this.#budgets()
+      return this.sync.tick(nowMs())
+    })
     if (this.#waiters.size > 0) this.#checkWaiters()
   }
 
@@ -286,6 +294,7 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
     if (this.#closed) return
     let out: SyncOutput
     try {
+      this.#budgets()
       out = this.sync.receive(data, nowMs())
     } catch (e) {
       this.#fail(e)

@@ -62,6 +62,8 @@ interface Peer {
 }
 
 const noop = () => {}
+/** Room kept for the 4-byte length prefixes of up to 1,024 frames. */
+const PREFIX_ALLOWANCE = 4096
 
 /** A {@link Transport} over a mesh of TCP connections. */
 export class TcpTransport implements Transport {
@@ -130,6 +132,13 @@ export class TcpTransport implements Transport {
       return false
     }
     return link.send(frame)
+  }
+
+  room(peer: bigint): number {
+    const link = this.#peers.get(peer)?.link
+    if (link == null || link.closed) return 0
+    // the protocol counts frame bytes; keep room for the length prefixes
+    return Math.max(0, this.#o.sendQueueBytes - link.queuedBytes - PREFIX_ALLOWANCE)
   }
 
   addPeer(peer: PeerAddress): void {

@@ -99,6 +99,12 @@ export interface Transport {
    * anti-entropy). Never blocks, never throws for a network failure.
    */
   send(peer: bigint, frame: Uint8Array): boolean
+  /**
+   * Bytes that can be queued for `peer` now without dropping (0 when it is
+   * not reachable; null: no limit). The node hands it to the protocol so
+   * that bulk transfers (anti-entropy rounds, snapshot chunks) fit.
+   */
+  room(peer: bigint): number | null
   /** Adds (or moves) a peer at run time. */
   addPeer(peer: PeerAddress): void
   /** Forgets a peer: its connection is closed and not reopened. */

@@ -235,6 +235,11 @@ struct Link {
     snapshot_out: Option<(Vec<u8>, [u8; 32], u64)>,
     /// Requester side: a snapshot was requested from this peer at (ms).
     snapshot_requested: Option<u64>,
+    /// Bytes the transport can take for this peer now (`None`: no limit).
+    /// Every frame sealed for the peer uses it up; bulk transfers
+    /// (anti-entropy rounds, snapshot chunks) stop where it ends instead of
+    /// producing frames a bounded send queue would drop.
+    budget: Option<usize>,
 }
 
 /// One replica's protocol state. See the [module docs](self).
@@ -371,6 +376,23 @@ impl Node {
         }
     }
 
+    /// How many bytes the transport can queue for `peer` right now (`None`:
+    /// no limit, the default). Anti-entropy rounds and snapshot chunks for
+    /// that peer stay within it (a chunk that does not fit waits for a later
+    /// tick); pushes, probes and quota messages are never held back by it. A
+    /// host with bounded send queues sets it before each input, from the
+    /// room left in the peer's queue.
+    pub fn set_send_budget(&mut self, peer: NodeId, bytes: Option<usize>) {
+        if let Some(l) = self.links.get_mut(&peer) {
+            l.budget = bytes;
+        }
+    }
+
+    /// The room left for bulk frames to `peer` (`usize::MAX`: no limit).
+    fn room(&self, peer: NodeId) -> usize {
+        self.links.get(&peer).and_then(|l| l.budget).unwrap_or(usize::MAX)
+    }
+
     /// Makes the next [`tick`](Self::tick) probe every peer, and forgets
     /// which peers were in sync: [`is_synced`](Self::is_synced) (and the
     /// [`Event::Synced`] that comes with it) is true again only after an
@@ -412,6 +434,9 @@ impl Node {
         link.send_seq += 1;
         let mut bytes = Vec::new();
         frame::seal(&self.cfg.key, &self.sender, to, link.send_seq, kind, body, &mut bytes);
+        if let Some(b) = link.budget.as_mut() {
+            *b = b.saturating_sub(bytes.len());
+        }
         let ps = self.stats.peers.entry(to).or_default();
         ps.frames_out += 1;
         ps.bytes_out += bytes.len() as u64;
@@ -764,6 +789,12 @@ impl Node {
     /// budget. True when some needed facts are below this store's floor.
     fn ship(&mut self, peer: NodeId, theirs: &VersionVector, out: &mut Outbox) -> bool {
         let budget = self.fact_budget();
+        // this round's frame bytes: the configured cap, within what the
+        // transport can take (a send budget is never exceeded; the cap may
+        // be, by one record, so that a round always makes progress)
+        let room = self.room(peer);
+        let strict = room < self.cfg.anti_entropy_max_bytes;
+        let round_max = self.cfg.anti_entropy_max_bytes.min(room);
         let mut round_bytes = 0usize;
         let mut gap = false;
         let mut w = FactsWriter::new();
@@ -776,10 +807,12 @@ impl Node {
                 continue;
             }
             while from <= upto {
-                if round_bytes >= self.cfg.anti_entropy_max_bytes {
+                if round_bytes >= round_max {
                     break 'origins;
                 }
-                let room = budget.saturating_sub(w.len());
+                // a new frame costs its header, count and MAC; a group its header
+                let cost = if w.is_empty() { frame::OVERHEAD + 2 } else { 0 } + GROUP_HEADER;
+                let room = budget.saturating_sub(w.len()).min((round_max - round_bytes).saturating_sub(cost));
                 let (records, n) = self.store.run(&o, from, usize::MAX, room.max(1));
                 if n == 0 {
                     break;
@@ -789,11 +822,14 @@ impl Node {
                     w = FactsWriter::new();
                     continue;
                 }
+                if round_bytes + cost + records.len() > round_max && (strict || round_bytes > 0) {
+                    break 'origins;
+                }
                 w.begin(o, from);
                 w.records(records, n);
                 self.stats.anti_entropy_facts_sent += n as u64;
                 self.stats.peers.entry(peer).or_default().facts_out += n as u64;
-                round_bytes += records.len();
+                round_bytes += cost + records.len();
                 from += n as u64;
             }
         }
@@ -908,6 +944,9 @@ impl Node {
         let peers: Vec<NodeId> = self.links.iter().filter(|(_, l)| l.snapshot_out.is_some()).map(|(p, _)| *p).collect();
         for p in peers {
             for _ in 0..self.cfg.snapshot_chunks_per_tick {
+                if self.room(p) < self.cfg.max_frame_bytes {
+                    break; // the transport cannot take a whole chunk now: a later tick sends it
+                }
                 let Some(l) = self.links.get_mut(&p) else { break };
                 let Some((container, root, offset)) = l.snapshot_out.as_mut() else { break };
                 let start = *offset as usize;
@@ -1022,6 +1061,70 @@ mod tests {
             let _ = node.handle_frame(host, &f.bytes, now, &mut out);
             q.extend(out.frames);
         }
+    }
+
+    fn outgoing_to(out: &Outbox, to: NodeId) -> usize {
+        out.frames.iter().filter(|f| f.to == to).map(|f| f.bytes.len()).sum()
+    }
+
+    #[test]
+    fn bulk_transfers_stay_within_the_send_budget() {
+        let mut r = pair();
+        // node 1 holds 5,000 facts node 2 lacks
+        let (n1, h1) = &mut r[0];
+        for i in 0..5_000u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        n1.set_peer_up(2, false); // no push: only anti-entropy can carry them
+        n1.set_peer_up(2, true);
+        let mut out = Outbox::default();
+        n1.tick(h1, 1, &mut out);
+        out.clear();
+        // node 2's summary asks for everything; node 1 may queue 20,000 bytes for it
+        let (n2, h2) = &mut r[1];
+        let mut summary = Vec::new();
+        Summary { ask: true, digests: n2.digests(h2), vv: n2.version_vector().clone() }.encode(&mut summary);
+        let mut frame = Vec::new();
+        let sender = Sender { config: n2.cfg.tag(), node: 2, epoch: 1 };
+        frame::seal(&[7; 32], &sender, 1, 1, Kind::Summary, &summary, &mut frame);
+        let (n1, h1) = &mut r[0];
+        n1.set_send_budget(2, Some(20_000));
+        n1.handle_frame(h1, &frame, 2, &mut out).unwrap_or_else(|e| panic!("{e:?}"));
+        let sent = outgoing_to(&out, 2);
+        assert!(sent > 15_000 && sent <= 20_000, "{sent} bytes for a budget of 20,000");
+        assert_eq!(n1.room(2), 20_000usize.saturating_sub(sent));
+        // no budget: the whole difference in one round
+        out.clear();
+        n1.set_send_budget(2, None);
+        let mut frame = Vec::new();
+        frame::seal(&[7; 32], &sender, 1, 2, Kind::Summary, &summary, &mut frame);
+        n1.handle_frame(h1, &frame, 3, &mut out).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(outgoing_to(&out, 2) > 5_000 * 48);
+    }
+
+    #[test]
+    fn snapshot_chunks_wait_for_room() {
+        let mut r = pair();
+        let (n1, h1) = &mut r[0];
+        for i in 0..70_000u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        n1.serve_snapshot(h1, 2);
+        let chunk = n1.cfg.max_frame_bytes;
+        n1.set_send_budget(2, Some(chunk - 1));
+        let mut out = Outbox::default();
+        n1.snapshot_tick(5, &mut out);
+        assert_eq!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count(), 0, "no room for a chunk");
+        n1.set_send_budget(2, Some(chunk));
+        n1.snapshot_tick(6, &mut out);
+        assert_eq!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count(), 1, "room for one");
+        n1.set_send_budget(2, None);
+        n1.snapshot_tick(7, &mut out);
+        assert!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count() > 1);
     }
 
     #[test]
