@@ -17,7 +17,7 @@ import logUpdate from 'log-update'
 import { AdminError, startCluster, writeKey, type NodeProcess } from './local-cluster.ts'
 import type { NodeStatus } from './node.ts'
 
-const INITIAL = 100_000n
+const INITIAL = 40_000n
 const INVARIANT = `counter=gCounter;balance=totalSupply:initial=${INITIAL},min=0`
 
 interface Fact {
@@ -83,10 +83,11 @@ async function drive(d: Driver, until: number, rate: number, rnd: () => number, 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-function render(rows: Row[], phase: string, elapsed: number, violations: number): string {
+function render(rows: Row[], drivers: Driver[], phase: string, elapsed: number, violations: number): string {
   const t = new Table({
-    head: ['replica', 'state', 'admitted here', 'received', 'buffered', 'quota (balance)', 'facts', 'balance', 'digest'],
+    head: ['replica', 'state', 'admitted', 'refused', 'received', 'buffered', 'quota', 'facts', 'balance', 'digest'],
     style: { head: [], border: [] },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
   })
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i] as Row
@@ -95,6 +96,7 @@ function render(rows: Row[], phase: string, elapsed: number, violations: number)
       String(i + 1),
       r.state,
       s ? String(s.local.admitted) : '-',
+      String(Object.values(drivers[i]?.refused ?? {}).reduce((a, b) => a + b, 0)),
       s ? String(s.received) : '-',
       s ? String(s.buffered) : '-',
       s ? (s.quota.find((q) => q.side === 'down')?.available ?? '-') : '-',
@@ -103,7 +105,12 @@ function render(rows: Row[], phase: string, elapsed: number, violations: number)
       s ? s.digest.slice(0, 16) : '-',
     ])
   }
-  return `ctfs cluster demo — 3 replica processes on 127.0.0.1, durable kernels\ninvariant: ${INVARIANT}\n${phase} (${(elapsed / 1000).toFixed(1)} s)   bound violations seen: ${violations}\n${t.toString()}`
+  return (
+    `ctfs cluster demo — 3 replica processes on 127.0.0.1, durable kernels\ninvariant: ${INVARIANT}\n` +
+    `${phase} (${(elapsed / 1000).toFixed(1)} s)   bound violations seen: ${violations}\n${t.toString()}\n` +
+    'admitted/received: facts since the process started; refused: INSUFFICIENT_QUOTA answers (the replica asked a peer for quota);\n' +
+    "quota: this replica's escrow share of the balance left to spend"
+  )
 }
 
 function mulberry(seed: number): () => number {
@@ -146,8 +153,10 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
   let phase = 'starting'
   let violations = 0
   let ui: ReturnType<typeof setInterval> | null = null
+  let drivers: Driver[] = []
+  let finished = false
   const draw = () => {
-    if (tty) logUpdate(render(rows, phase, Date.now() - t0, violations) + '\n' + log.slice(-6).join('\n'))
+    if (tty && !finished) logUpdate(render(rows, drivers, phase, Date.now() - t0, violations) + '\n' + log.slice(-6).join('\n'))
   }
   try {
     nodes = await startCluster({
@@ -160,11 +169,10 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
     for (const n of nodes) rows[n.id - 1]!.state = 'up'
     note(`3 replicas up (data in ${root}); seed ${seed}`)
     // live progress: status and state of every replica, every 250 ms
-    let polling = false
+    let polling: Promise<unknown> | null = null
     ui = setInterval(() => {
-      if (polling) return
-      polling = true
-      Promise.all(
+      if (polling !== null) return
+      polling = Promise.all(
         nodes.map(async (n, i) => {
           const row = rows[i]!
           if (!n.running) return
@@ -178,13 +186,13 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
           }
         }),
       ).finally(() => {
-        polling = false
+        polling = null
         draw()
       })
     }, 250)
     // the workload, into all three; replica 3 is killed at a random moment in the middle
     phase = 'workload'
-    const drivers: Driver[] = nodes.map((node) => ({ node, acked: [], unknown: [], refused: {}, sent: 0 }))
+    drivers = nodes.map((node) => ({ node, acked: [], unknown: [], refused: {}, sent: 0 }))
     const until = Date.now() + seconds * 1000
     const victim = nodes[2] as NodeProcess
     const killAt = seconds * 1000 * (0.3 + rnd() * 0.2)
@@ -205,7 +213,9 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
     await Promise.all([...drivers.map((d) => drive(d, until, rate, rnd, () => d.node !== victim || victimAlive)), chaos])
     const sent = drivers.reduce((a, d) => a + d.sent, 0)
     const acked = drivers.reduce((a, d) => a + d.acked.length, 0)
-    note(`workload done: ${sent} facts offered, ${acked} acknowledged durable, refusals ${JSON.stringify(Object.assign({}, ...drivers.map((d) => d.refused)))}`)
+    const refusals: Record<string, number> = {}
+    for (const d of drivers) for (const [code, n] of Object.entries(d.refused)) refusals[code] = (refusals[code] ?? 0) + n
+    note(`workload done: ${sent} facts offered, ${acked} acknowledged durable, refused ${JSON.stringify(refusals)}`)
 
     // convergence
     phase = 'converging'
@@ -244,7 +254,9 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
     }
     phase = 'done'
     if (ui !== null) clearInterval(ui)
+    await polling
     draw()
+    finished = true
     if (tty) logUpdate.done()
     const count = synced[0]!.count
     console.log(
@@ -261,6 +273,7 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
     return 1
   } catch (e) {
     if (ui !== null) clearInterval(ui)
+    finished = true
     if (tty) logUpdate.done()
     console.error(`FAILED: ${(e as Error).message}`)
     for (const n of nodes) console.error(`--- replica ${n.id} (last lines)\n${n.lines.slice(-10).join('\n')}`)
