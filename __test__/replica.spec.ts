@@ -126,11 +126,12 @@ test('Escrow: ledger split, consume, transfer, backoff schedule', (t) => {
   t.is(t.throws(() => r.onGrant(new Uint8Array(3)), { instanceOf: CtfsError })?.code, 'MALFORMED_MESSAGE')
 })
 
-test('durable replicated kernels are refused until escrow quotas are persisted', async (t) => {
+test('durable kernels open replicated (escrow quotas are persisted: durable-replica.spec) and refuse tenants', async (t) => {
   const dir = tempDir(t, 'ctfs-replica-')
-  const e = await t.throwsAsync<CtfsError>(DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } }))
-  t.is(e?.code, 'INVALID_ARGUMENT')
-  const k = await DurableKernel.open({ dir, invariant: supply() })
+  const r = await DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } })
+  t.deepEqual(r.replica?.nodes, [1n, 2n])
+  await r.close()
+  const k = await DurableKernel.open({ dir: tempDir(t, 'ctfs-replica-'), invariant: supply() })
   t.is(t.throws<CtfsError>(() => k.tenant('a'))?.code, 'INVALID_ARGUMENT')
   await k.close()
 })
