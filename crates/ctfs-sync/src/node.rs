@@ -235,6 +235,10 @@ struct Link {
     snapshot_out: Option<(Vec<u8>, [u8; 32], u64)>,
     /// Requester side: a snapshot was requested from this peer at (ms).
     snapshot_requested: Option<u64>,
+    /// When this replica last sent the peer a summary asking for what it
+    /// lacks (ms): the peer is shipping it, so a second request crossing it
+    /// would only make the peer ship the same facts again.
+    asked_at: Option<u64>,
     /// Bytes the transport can take for this peer now (`None`: no limit).
     /// Every frame sealed for the peer uses it up; bulk transfers
     /// (anti-entropy rounds, snapshot chunks) stop where it ends instead of
@@ -556,7 +560,7 @@ impl Node {
             }
             Kind::Summary => {
                 let s = Summary::decode(body).map_err(FrameError::Malformed)?;
-                self.on_summary(host, peer, s, out);
+                self.on_summary(host, peer, s, now_ms, out);
             }
             Kind::Gap => {
                 let theirs = message::decode_exact_vv(body).map_err(FrameError::Malformed)?;
@@ -735,6 +739,9 @@ impl Node {
         }
         Summary { ask: true, digests: mine, vv: self.vv.clone() }.encode(&mut body);
         self.stats.summaries_sent += 1;
+        if let Some(l) = self.links.get_mut(&peer) {
+            l.asked_at = Some(now_ms);
+        }
         self.seal(peer, Kind::Summary, &body, out);
     }
 
@@ -762,7 +769,7 @@ impl Node {
         }
     }
 
-    fn on_summary<H: Host>(&mut self, host: &mut H, peer: NodeId, s: Summary, out: &mut Outbox) {
+    fn on_summary<H: Host>(&mut self, host: &mut H, peer: NodeId, s: Summary, now_ms: u64, out: &mut Outbox) {
         let mine = self.digests(host);
         if s.digests.same_facts(&mine) {
             let mut body = Vec::new();
@@ -777,7 +784,12 @@ impl Node {
             self.vv.encode(&mut body);
             self.seal(peer, Kind::Gap, &body, out);
         }
-        if s.ask && self.vv.missing_from(&s.vv) > 0 {
+        // Ask for what this replica lacks, unless a summary of ours asking
+        // the same is already on its way to the peer (both sides probed at
+        // once): then the peer ships it anyway, and asking again would make
+        // it ship everything twice. A lost request is repaired next round.
+        let asked = self.links.get(&peer).and_then(|l| l.asked_at).is_some_and(|t| now_ms < t + self.cfg.anti_entropy_ms);
+        if s.ask && !asked && self.vv.missing_from(&s.vv) > 0 {
             let mut body = Vec::new();
             Summary { ask: false, digests: mine, vv: self.vv.clone() }.encode(&mut body);
             self.stats.summaries_sent += 1;
@@ -1125,6 +1137,46 @@ mod tests {
         n1.set_send_budget(2, None);
         n1.snapshot_tick(7, &mut out);
         assert!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count() > 1);
+    }
+
+    #[test]
+    fn crossing_probes_ship_the_difference_once() {
+        let mut r = pair();
+        let (n1, h1) = &mut r[0];
+        n1.set_peer_up(2, false); // node 2 is away: nothing pushed, anti-entropy carries everything
+        for i in 0..2_000u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        let mut out = Outbox::default();
+        n1.flush(&mut out);
+        assert!(out.frames.is_empty());
+        n1.set_peer_up(2, true);
+        // both probe at the same moment; deliver everything, counting facts shipped 1 -> 2
+        let mut q: Vec<Outgoing> = Vec::new();
+        for (node, host) in r.iter_mut() {
+            let mut out = Outbox::default();
+            node.tick(host, 1, &mut out);
+            q.extend(out.frames);
+        }
+        let mut shipped = 0u64;
+        while !q.is_empty() {
+            let mut next = Vec::new();
+            for f in q.drain(..) {
+                if f.to == 2 && f.kind == Kind::Facts {
+                    let body = &f.bytes[frame::HEADER_LEN..f.bytes.len() - frame::MAC_LEN];
+                    shipped += message::decode_facts(body).unwrap_or_default().iter().map(|g| g.count as u64).sum::<u64>();
+                }
+                let (node, host) = &mut r[(f.to - 1) as usize];
+                let mut out = Outbox::default();
+                let _ = node.handle_frame(host, &f.bytes, 2, &mut out);
+                next.extend(out.frames);
+            }
+            q = next;
+        }
+        assert_eq!(r[1].1.fact_count(), 2_000);
+        assert_eq!(shipped, 2_000, "each missing fact shipped once");
     }
 
     #[test]
