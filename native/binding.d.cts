@@ -487,6 +487,7 @@ export interface NativeSyncStats {
   factsDuplicate: number
   factsBuffered: number
   factsDiscarded: number
+  factsDeferred: number
   remoteRefused: number
   factsPushed: number
   pushFrames: number

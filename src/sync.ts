@@ -73,6 +73,8 @@ export interface SyncStats {
   factsDuplicate: number
   factsBuffered: number
   factsDiscarded: number
+  /** Facts from peers this kernel could not take yet (a durable kernel's log queue was full): retried, never skipped. */
+  factsDeferred: number
   remoteRefused: number
   factsPushed: number
   pushFrames: number

@@ -201,6 +201,10 @@ pub struct SyncStats {
     pub facts_duplicate: u64,
     pub facts_buffered: u64,
     pub remote_refused: u64,
+    /// Facts from peers the host could not take yet (its log's queue was
+    /// full, or the log failed): not received, kept and retried at the next
+    /// tick (anti-entropy brings them again if they are evicted).
+    pub facts_deferred: u64,
     /// Buffered facts released because no reachable peer holds what they
     /// wait for (see [`Node`] docs).
     pub facts_discarded: u64,
@@ -264,6 +268,9 @@ pub struct Node {
     next_probe_ms: u64,
     /// Origins whose buffered head may have become deliverable.
     wake: Vec<Origin>,
+    /// Origins whose next fact the host refused for now (a full log queue):
+    /// retried at the next tick.
+    retry: Vec<Origin>,
     /// Escrow: per pool, the next peer to ask (rotation).
     quota_rotation: BTreeMap<(usize, u8), usize>,
     incoming: Option<Assembly>,
@@ -300,6 +307,7 @@ impl Node {
             push_limit: None,
             next_probe_ms: 0,
             wake: Vec::new(),
+            retry: Vec::new(),
             quota_rotation: BTreeMap::new(),
             incoming: None,
             stats,
@@ -489,6 +497,7 @@ impl Node {
     /// retries quota requests, asks for quota below the low-water mark,
     /// sends snapshot chunks, and delivers facts woken by local admissions.
     pub fn tick<H: Host>(&mut self, host: &mut H, now_ms: u64, out: &mut Outbox) {
+        self.wake.append(&mut self.retry);
         self.deliver_woken(host, self.cfg.local, out);
         self.flush(out);
         if now_ms >= self.next_probe_ms {
@@ -678,6 +687,17 @@ impl Node {
             Err(AdmitError::DuplicateFact { .. }) => self.stats.facts_duplicate += 1,
             Err(AdmitError::CausalityViolation { missing, .. }) => {
                 self.buffer.block(missing, origin);
+                return false;
+            }
+            Err(AdmitError::Log { .. }) => {
+                // The host refused before changing anything (its log's queue
+                // is full, or the log failed or closed): this fact is not
+                // received. Skipping it would mark it held forever; it waits
+                // here and is retried at the next tick instead.
+                self.stats.facts_deferred += 1;
+                if !self.retry.contains(&origin) {
+                    self.retry.push(origin);
+                }
                 return false;
             }
             Err(e) => {
@@ -1177,6 +1197,68 @@ mod tests {
         }
         assert_eq!(r[1].1.fact_count(), 2_000);
         assert_eq!(shipped, 2_000, "each missing fact shipped once");
+    }
+
+    /// A host whose log refuses the next `refuse` admissions (a full queue).
+    struct Flaky {
+        inner: R,
+        refuse: usize,
+    }
+
+    impl Host for Flaky {
+        fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], origin: Origin, seq: u64) -> Result<(), AdmitError> {
+            if self.refuse > 0 {
+                self.refuse -= 1;
+                return Err(AdmitError::Log { code: ErrorCode::BufferFull, reason: "the log's queue is full".into() });
+            }
+            self.inner.admit_merge(id, deps, payload, origin, seq)
+        }
+        fn fact_count(&self) -> u64 {
+            self.inner.fact_count()
+        }
+        fn id_digest(&self) -> [u8; 32] {
+            self.inner.id_digest()
+        }
+        fn state_digest(&self) -> [u8; 32] {
+            self.inner.state_digest()
+        }
+        fn replication(&mut self) -> Option<&mut ctfs_core::replica::Replication> {
+            self.inner.replication()
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, String> {
+            self.inner.snapshot()
+        }
+        fn install_snapshot(&mut self, bytes: &[u8]) -> Result<(), String> {
+            self.inner.install_snapshot(bytes)
+        }
+    }
+
+    #[test]
+    fn facts_the_host_cannot_log_yet_are_deferred_and_retried_not_skipped() {
+        let [(mut n1, mut h1), (mut n2, h2)] = pair();
+        let mut h2 = Flaky { inner: h2, refuse: 3 };
+        let mut out = Outbox::default();
+        for i in 0..10u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        n1.flush(&mut out);
+        let push = out.frames.pop().unwrap_or_else(|| panic!("a push"));
+        let mut out = Outbox::default();
+        n2.handle_frame(&mut h2, &push.bytes, 1, &mut out).unwrap_or_else(|e| panic!("{e:?}"));
+        // the first fact was refused for now: nothing after it is admitted, nothing is marked held
+        assert_eq!(h2.fact_count(), 0);
+        assert_eq!(n2.version_vector().get(&n1.origin()), 0);
+        assert_eq!(n2.stats().facts_deferred, 1);
+        assert_eq!(n2.stats().remote_refused, 0);
+        // the next ticks retry (two more refusals), then everything goes in
+        for now in 2..6 {
+            n2.tick(&mut h2, now, &mut out);
+        }
+        assert_eq!(h2.fact_count(), 10);
+        assert_eq!(n2.version_vector().get(&n1.origin()), 10);
+        assert_eq!(n2.stats().facts_deferred, 3);
     }
 
     #[test]
