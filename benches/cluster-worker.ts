@@ -81,6 +81,12 @@ async function load(n: number, rate: number, maxBatch: number, flushSoon: boolea
   return marks
 }
 
+/** CPU time this process used so far (user + system), µs. */
+function cpuUs(): number {
+  const c = process.cpuUsage()
+  return c.user + c.system
+}
+
 function transportBytes(): { out: number; in: number } {
   const t = node.stats.transport
   return { out: t.peers.reduce((a, p) => a + p.bytesOut, 0), in: t.peers.reduce((a, p) => a + p.bytesIn, 0) }
@@ -116,7 +122,7 @@ process.on('message', async (m: { cmd: string; [k: string]: unknown }) => {
       break
     }
     case 'stats':
-      send({ cmd: 'stats', bytes: transportBytes(), count: kernel.frontier.count, snapshot, rss: process.memoryUsage.rss(), syncStats: JSON.parse(JSON.stringify(node.sync.stats, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))) })
+      send({ cmd: 'stats', cpuUs: cpuUs(), bytes: transportBytes(), count: kernel.frontier.count, snapshot, rss: process.memoryUsage.rss(), syncStats: JSON.parse(JSON.stringify(node.sync.stats, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))) })
       break
     case 'synced':
       try {

@@ -202,7 +202,9 @@ async function main(): Promise<void> {
     await Promise.all(workers.map((w) => w.call({ cmd: 'synced' })))
 
     // ---- throughput (with control)
+    let controlCpuUs = 0
     const control = (() => {
+      const c0 = process.cpuUsage()
       const g = invariants.gCounter()
       const k = new Kernel({ invariant: g })
       const inc = g.increment(1n)
@@ -212,6 +214,8 @@ async function main(): Promise<void> {
         for (let i = 0; i < 1000; i++) b.add(inc)
         k.admitBatch(b)
       }
+      const c = process.cpuUsage(c0)
+      controlCpuUs = c.user + c.system
       return N_THROUGHPUT / ((now() - t0) / 1000)
     })()
     const before = await Promise.all(workers.map((w) => w.call({ cmd: 'stats' })))
@@ -226,8 +230,13 @@ async function main(): Promise<void> {
     const after = await Promise.all(workers.map((w) => w.call({ cmd: 'stats' })))
     const wire = after.reduce((a, s, i) => a + (s.bytes as { out: number }).out - (before[i]!.bytes as { out: number }).out, 0)
     const pushed = (after[0]!.bytes as { out: number }).out - (before[0]!.bytes as { out: number }).out
+    // CPU per fact, which contention for the cores does not inflate as much as wall time
+    const cpu = after.map((s, i) => ((s.cpuUs as number) - (before[i]!.cpuUs as number)) / N_THROUGHPUT)
+    const controlCpu = controlCpuUs / N_THROUGHPUT
     const throughput = {
       facts: N_THROUGHPUT,
+      cpuUsPerFact: cpu,
+      controlCpuUsPerFact: controlCpu,
       admittedPerSec: N_THROUGHPUT / (admittedMs / 1000),
       visiblePerSec: N_THROUGHPUT / (visibleMs / 1000),
       controlPerSec: control,
@@ -240,6 +249,7 @@ async function main(): Promise<void> {
       `throughput: ${fmtRate(throughput.visiblePerSec)} facts/s visible at all three (admitted at replica 1: ${fmtRate(throughput.admittedPerSec)}/s); ` +
         `control single-node admitBatch ${fmtRate(control)}/s (ratio ${throughput.ratio.toFixed(2)}); wire ${throughput.wireBytesPerFact.toFixed(1)} B/fact (replica 1 out: ${throughput.originBytesPerFact.toFixed(1)})`,
     )
+    console.log(`cpu per fact: replica 1 ${cpu[0]!.toFixed(2)} µs, replicas 2/3 ${cpu[1]!.toFixed(2)} / ${cpu[2]!.toFixed(2)} µs; control ${controlCpu.toFixed(2)} µs`)
 
     // ---- latency at offered loads
     const latency: Array<Record<string, unknown>> = []
@@ -314,6 +324,11 @@ function summaryRows(r: Record<string, unknown>): string[][] {
   const rows: string[][] = [
     ['facts/s visible at all 3 (admitBatch at replica 1)', `${fmtRate(t.visiblePerSec!)}/s`, `single-node admitBatch ${fmtRate(t.controlPerSec!)}/s: ratio ${t.ratio!.toFixed(2)}`],
     ['wire bytes per fact (all 3 transports)', t.wireBytesPerFact!.toFixed(1), `replica 1 out ${t.originBytesPerFact!.toFixed(1)} (2 pushes)`],
+    [
+      'CPU per fact: origin / receivers',
+      `${(t.cpuUsPerFact as unknown as number[]).map((x) => x.toFixed(2)).join(' / ')} µs`,
+      `single-node admitBatch ${(t.controlCpuUsPerFact as number).toFixed(2)} µs`,
+    ],
   ]
   for (const l of lat) {
     rows.push([`admit -> visible everywhere at ${fmtRate(l.offeredPerSec!)}/s offered`, `p50 ${l.p50Ms!.toFixed(2)} ms, p99 ${l.p99Ms!.toFixed(2)} ms`, `max ${l.maxMs!.toFixed(1)} ms; push by ${(l as unknown as { push: string }).push}`])
