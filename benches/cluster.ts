@@ -23,7 +23,9 @@
 // - catch-up: replica 3 down while N facts are admitted at replica 1; then
 //   (a) restarted from its data directory (durable: log replay, then
 //   anti-entropy for what it missed), (b) restarted empty in memory,
-//   anti-entropy only, (c) restarted empty in memory, snapshot join.
+//   anti-entropy only, from both peers, (c) the same with replica 2 down
+//   (one source), (d) restarted empty in memory, snapshot join, replica 2
+//   down (with two peers the other one's anti-entropy races the snapshot).
 //   Time from its start (listening) to holding every fact, and bytes it received.
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -167,8 +169,9 @@ async function main(): Promise<void> {
 
     // ---- catch-up: replica 3 down while N facts are admitted
     const catchup: Array<Record<string, unknown>> = []
-    const catchUp = async (label: string, start: () => Promise<void>) => {
+    const catchUp = async (label: string, start: () => Promise<void>, onePeer = false) => {
       await w3.kill()
+      if (onePeer) await w2.kill() // replica 1 is the only source
       if (label.startsWith('durable')) {
         await w1.call({ cmd: 'load', n: N_CATCHUP, rate: null, maxBatch: 1000 })
         total += N_CATCHUP
@@ -185,19 +188,33 @@ async function main(): Promise<void> {
         mode: label,
         facts: total,
         missed: label.startsWith('durable') ? N_CATCHUP : total,
+        peersUp: onePeer ? 1 : 2,
         startMs: readyAt - t0,
         catchUpMs: ms,
         bytesIn: bytes.in,
         bytesPerFact: bytes.in / (label.startsWith('durable') ? N_CATCHUP : total),
         snapshot: st.snapshot,
         held: st.count,
+        sync: (({ snapshotsInstalled, snapshotBytesIn, antiEntropyFactsSent, factsDuplicate, factsAdmitted, factsDeferred }) => ({
+          snapshotsInstalled,
+          snapshotBytesIn,
+          antiEntropyFactsSent,
+          factsDuplicate,
+          factsAdmitted,
+          factsDeferred,
+        }))(st.syncStats as Record<string, number>),
       }
       catchup.push(row)
-      console.log(`catch-up ${label}: ${row.missed} facts in ${ms.toFixed(0)} ms, ${(bytes.in / 2 ** 20).toFixed(1)} MiB in (${row.bytesPerFact.toFixed(1)} B/fact)${st.snapshot ? ' [snapshot join]' : ''}; process start ${(readyAt - t0).toFixed(0)} ms`)
+      if (onePeer) {
+        await w2.start()
+        await w2.call({ cmd: 'wait', count: total, timeoutMs: 300_000 })
+      }
+      console.log(`catch-up ${label}: ${row.missed} facts in ${ms.toFixed(0)} ms, ${(bytes.in / 2 ** 20).toFixed(1)} MiB in (${row.bytesPerFact.toFixed(1)} B/fact)${st.snapshot ? ' [snapshot join]' : ''}; process start ${(readyAt - t0).toFixed(0)} ms; ${JSON.stringify(row.sync)}`)
     }
     await catchUp('durable restart (log replay + anti-entropy)', () => w3.start({ dir: dir3 }))
-    await catchUp('empty, anti-entropy only', () => w3.start({ snapshotMinFacts: null }))
-    await catchUp('empty, snapshot join', () => w3.start())
+    await catchUp('empty, anti-entropy from 2 peers', () => w3.start({ snapshotMinFacts: null }))
+    await catchUp('empty, anti-entropy from 1 peer', () => w3.start({ snapshotMinFacts: null }), true)
+    await catchUp('empty, snapshot join from 1 peer', () => w3.start(), true)
     result.catchup = catchup
     await Promise.all(workers.map((w) => w.call({ cmd: 'synced' })))
 
