@@ -119,3 +119,9 @@ test('Escrow: ledger split, consume, transfer, backoff schedule', (t) => {
   t.is(t.throws(() => r.onGrant(new Uint8Array(3)), { instanceOf: CtfsError })?.code, 'MALFORMED_MESSAGE')
 })
 
+test('durable kernels open replicated (escrow quotas are persisted: durable-replica.spec)', async (t) => {
+  const dir = tempDir(t, 'ctfs-replica-')
+  const r = await DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } })
+  t.deepEqual(r.replica?.nodes, [1n, 2n])
+  await r.close()
+})
