@@ -1,6 +1,7 @@
 import test from 'ava'
 
-import { CtfsError, Escrow, Kernel, invariants } from '../src/index.ts'
+import { CtfsError, DurableKernel, Escrow, Kernel, invariants } from '../src/index.ts'
+import { tempDir } from './helpers.ts'
 
 const supply = () => invariants.totalSupply({ initial: 100n, min: 0n })
 const balance = (k: Kernel<ReturnType<typeof supply>>) => k.invariant.read(k.state).balance
