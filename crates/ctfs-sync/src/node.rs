@@ -615,6 +615,9 @@ impl Node {
     fn handle_inner<H: Host>(&mut self, host: &mut H, bytes: &[u8], now_ms: u64, out: &mut Outbox) -> Result<(NodeId, Kind), FrameError> {
         let (h, body) = frame::open(&self.cfg.key, self.cfg.local, self.cfg.max_frame_bytes, bytes)?;
         let peer = h.sender;
+        if peer == self.cfg.local && h.kind == Kind::Broadcast {
+            return self.own_broadcast(host, h, body, out);
+        }
         let link = self.links.get_mut(&peer).ok_or(FrameError::UnknownSender)?;
         if h.config != self.sender.config {
             if !link.config_warned {
@@ -632,25 +635,7 @@ impl Node {
         ps.frames_in += 1;
         ps.bytes_in += bytes.len() as u64;
         match h.kind {
-            Kind::Facts | Kind::Broadcast => {
-                let groups = message::decode_facts(body).map_err(FrameError::Malformed)?;
-                if h.kind == Kind::Broadcast && groups.iter().any(|g| g.origin != Origin { node: peer, epoch: h.epoch }) {
-                    return Err(FrameError::Malformed("a broadcast frame carries its sender's own facts only"));
-                }
-                let before = self.stats.facts_admitted;
-                for g in &groups {
-                    self.stats.peers.entry(peer).or_default().facts_in += g.count as u64;
-                    for (i, f) in g.facts().enumerate() {
-                        self.offer(host, g.origin, g.first + i as u64, f.record, out);
-                    }
-                }
-                // counted once below, with the facts of the frame itself
-                self.deliver_woken(host, self.cfg.local, out);
-                let facts = self.stats.facts_admitted - before;
-                if facts > 0 {
-                    out.events.push(Event::Admitted { from: peer, facts });
-                }
-            }
+            Kind::Facts | Kind::Broadcast => self.receive_facts(host, peer, h, body, out)?,
             Kind::Probe => {
                 let theirs = message::decode_exact_digests(body).map_err(FrameError::Malformed)?;
                 self.on_probe(host, peer, theirs, now_ms, out);
@@ -729,6 +714,43 @@ impl Node {
             }
         }
         Ok((peer, h.kind))
+    }
+
+    /// The facts of a Facts or Broadcast frame from `peer`.
+    fn receive_facts<H: Host>(&mut self, host: &mut H, peer: NodeId, h: frame::Header, body: &[u8], out: &mut Outbox) -> Result<(), FrameError> {
+        let groups = message::decode_facts(body).map_err(FrameError::Malformed)?;
+        if h.kind == Kind::Broadcast && groups.iter().any(|g| g.origin != Origin { node: peer, epoch: h.epoch }) {
+            return Err(FrameError::Malformed("a broadcast frame carries its sender's own facts only"));
+        }
+        let before = self.stats.facts_admitted;
+        for g in &groups {
+            if let Some(ps) = self.stats.peers.get_mut(&peer) {
+                ps.facts_in += g.count as u64;
+            }
+            for (i, f) in g.facts().enumerate() {
+                self.offer(host, g.origin, g.first + i as u64, f.record, out);
+            }
+        }
+        // counted once below, with the facts of the frame itself
+        self.deliver_woken(host, self.cfg.local, out);
+        let facts = self.stats.facts_admitted - before;
+        if facts > 0 {
+            out.events.push(Event::Admitted { from: peer, facts });
+        }
+        Ok(())
+    }
+
+    /// A broadcast frame of this node, read back from the stream: this run's
+    /// own publication is ignored; an earlier run's facts (an in-memory
+    /// replica restarted empty) are taken like any peer's.
+    fn own_broadcast<H: Host>(&mut self, host: &mut H, h: frame::Header, body: &[u8], out: &mut Outbox) -> Result<(NodeId, Kind), FrameError> {
+        if h.config != self.sender.config {
+            return Err(FrameError::ConfigMismatch);
+        }
+        if h.epoch != self.me.epoch {
+            self.receive_facts(host, self.cfg.local, h, body, out)?;
+        }
+        Ok((self.cfg.local, Kind::Broadcast))
     }
 
     // ------------------------------------------------------------ delivery
@@ -1534,8 +1556,23 @@ mod broadcast_tests {
         assert_eq!(r[1].1.fact_count(), 10);
         assert_eq!(r[1].0.stats().facts_duplicate, 10);
         assert_eq!(r[1].0.stats().dropped_total(), 0);
-        // its own frame echoed back is refused
-        assert_eq!(receive(&mut r[0], &f.bytes).err(), Some(FrameError::UnknownSender));
+        // its own frame read back from the stream changes nothing
+        let out = receive(&mut r[0], &f.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.events.is_empty() && out.frames.is_empty());
+        assert_eq!(r[0].0.stats().facts_received, 0);
+        // ... but after a restart in a new epoch (in memory: empty), the earlier run's facts are taken back
+        let nodes = [1, 2, 3];
+        let mut restarted = (
+            Node::new(SyncConfig::new(1, 8, nodes.to_vec(), [9; 32], [5; 32])).unwrap_or_else(|e| panic!("{e}")),
+            R::new(Multi::single(Builtin::g_counter(0)), KernelConfig::new(CausalityMode::Exact), &nodes, 1, EscrowConfig::default()).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let out = receive(&mut restarted, &f.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.events, vec![Event::Admitted { from: 1, facts: 10 }]);
+        assert_eq!(restarted.1.fact_count(), 10);
+        // a point-to-point frame claiming to come from this node is still refused
+        let mut p = Vec::new();
+        frame::seal(&[9; 32], &r[0].0.sender, 1, 1, Kind::Probe, &[0; 72], &mut p);
+        assert_eq!(receive(&mut r[0], &p).err(), Some(FrameError::UnknownSender));
     }
 
     #[test]

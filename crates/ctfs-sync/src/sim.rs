@@ -578,13 +578,11 @@ impl Sim {
         for _ in 0..reads {
             let Some(st) = self.stream.as_mut() else { return };
             let at = st.cursor[i].max(st.floor);
-            let Some((from, bytes)) = st.entries.get(at).map(|(f, b)| (*f, b.clone())) else { break };
+            let Some(bytes) = st.entries.get(at).map(|(_, b)| b.clone()) else { break };
             if !self.rng.chance(self.net.dup_percent) {
                 st.cursor[i] = at + 1; // acknowledged; otherwise redelivered
             }
-            if from == i {
-                continue; // its own publications are not read back
-            }
+            // its own publications are read back too (an earlier run's are taken back)
             self.result.stream_delivered += 1;
             let now = self.now;
             let r = &mut self.replicas[i];
