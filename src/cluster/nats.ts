@@ -399,7 +399,7 @@ export class NatsTransport implements Transport {
     this.#subs.push(nc.subscribe(`${this.#subjects.hello}.*`, { callback: (err, m) => err === null && this.#onHello(m.subject) }))
     void this.#watchStatus(nc)
     const consumer = await this.#js.consumers.get(this.#streamName, this.#consumerName)
-    this.#messages = await consumer.consume({ max_bytes: 16 << 20, max_messages: 1000, callback: (m) => this.#onStream(m) })
+    this.#messages = await consumer.consume({ max_bytes: 16 << 20, callback: (m) => this.#onStream(m) })
     void this.#watchConsumer(this.#messages)
     const heartbeat = o.heartbeatMs ?? Math.max(50, Math.min(1000, Math.floor(this.#peerTimeoutMs / 4)))
     this.#timers.push(setInterval(() => this.#hello(), heartbeat))
