@@ -107,17 +107,25 @@ function refused(ctx: AdminContext, code: string): void {
   if (code === 'INSUFFICIENT_QUOTA') askQuota(ctx)
 }
 
+/** The admission options of a JSON fact (the payload is passed on its own: options refuse unknown keys). */
+function options(f: { id?: Uint8Array; deps?: readonly Uint8Array[] }): { id?: Uint8Array; deps?: readonly Uint8Array[] } {
+  const o: { id?: Uint8Array; deps?: readonly Uint8Array[] } = {}
+  if (f.id !== undefined) o.id = f.id
+  if (f.deps !== undefined) o.deps = f.deps
+  return o
+}
+
 async function admitOne(ctx: AdminContext, body: unknown, durable: boolean): Promise<[number, unknown]> {
   const f = factFromJson(ctx.kernel.invariant, body)
   const k = ctx.kernel
   try {
     let id
     if (durable && k instanceof DurableKernel) {
-      id = await k.admitDurable(f.payload, f)
+      id = await k.admitDurable(f.payload, options(f))
       ctx.counters.admitted++
       ctx.counters.durable++
     } else {
-      id = k.admit(f.payload, f)
+      id = k.admit(f.payload, options(f))
       ctx.counters.admitted++
     }
     ctx.node.flushSoon()
@@ -134,7 +142,7 @@ async function admitMany(ctx: AdminContext, list: unknown[], durable: boolean): 
   for (let i = 0; i < list.length; i++) {
     try {
       const f = factFromJson(ctx.kernel.invariant, list[i])
-      batch.add(f.payload, f)
+      batch.add(f.payload, options(f))
     } catch (e) {
       throw new HttpError(400, `facts[${i}]: ${(e as Error).message}`)
     }
