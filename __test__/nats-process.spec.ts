@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 
 import test, { type ExecutionContext } from 'ava'
+import { connect, type JetStreamManager, type StreamInfo } from 'nats'
 
 import { freePort, NodeProcess, writeKey } from '../src/cli/local-cluster.ts'
 import type { NodeStatus } from '../src/cli/node.ts'
@@ -60,6 +61,18 @@ const synced = (nodes: NodeProcess[], peers = 'all') =>
   Promise.all(nodes.map((n) => n.api<Digests>('GET', `/synced?peers=${peers}&timeoutMs=60000`, undefined, 90_000)))
 
 const status = (n: NodeProcess) => n.api<NodeStatus>('GET', '/status')
+
+/** The stream's info, read with a connection of the test's own (and `also` run on its manager). */
+async function streamInfo(url: string, also?: (jsm: JetStreamManager) => Promise<void>): Promise<StreamInfo> {
+  const nc = await connect({ servers: url })
+  try {
+    const jsm = await nc.jetstreamManager()
+    await also?.(jsm)
+    return await jsm.streams.info('CTFS_spec')
+  } finally {
+    await nc.close()
+  }
+}
 
 async function missingAnywhere(nodes: NodeProcess[], ids: string[]): Promise<number> {
   let missing = 0
@@ -231,8 +244,10 @@ test.serial('nats-server SIGKILLed and restarted mid-stream: nothing acknowledge
   }
   const driving = nodes.map(drive)
   await sleep(1200)
-  // what the stream acknowledged before the crash
+  // what the stream acknowledged before the crash: at most its last sequence number then
   const ackedByStream = (await Promise.all(nodes.map(status))).reduce((a, s) => a + s.stream!.acked - s.stream!.duplicates, 0)
+  const lastSeq = (await streamInfo(nats.url)).state.last_seq
+  t.true(lastSeq >= ackedByStream && ackedByStream > 0)
   await nats.kill()
   const factsAtKill = acked.length
   await sleep(800) // the replicas keep admitting while the server is down
@@ -246,19 +261,26 @@ test.serial('nats-server SIGKILLed and restarted mid-stream: nothing acknowledge
   t.is(await missingAnywhere(nodes, acked), 0)
   t.is(ds[0]!.count, acked.length)
   // the stream kept every publication it had acknowledged before the SIGKILL (file storage in -sd)
+  // publications in flight at the crash were sent again (same Msg-Id) and acknowledged
+  const settled = async () => (await Promise.all(nodes.map(status))).every((s) => s.stream!.unacked === 0)
+  for (let i = 0; i < 200 && !(await settled()); i++) await sleep(50)
   const sts = await Promise.all(nodes.map(status))
-  const { connect } = await import('nats')
-  const nc = await connect({ servers: nats.url })
-  const info = await (await nc.jetstreamManager()).streams.info('CTFS_spec')
-  await nc.close()
-  t.true(info.state.messages >= ackedByStream, `stream holds ${info.state.messages} messages, ${ackedByStream} were acknowledged before the kill`)
+  // the stream kept every message it held before the SIGKILL (file storage in -sd): sequences 1..lastSeq are all there
+  const info = await streamInfo(nats.url, async (jsm) => {
+    for (let seq = 1; seq <= lastSeq; seq++) {
+      const m = await jsm.streams.getMessage('CTFS_spec', { seq })
+      if (m.seq !== seq || m.data.length === 0) throw new Error(`message ${seq} is missing`)
+    }
+  })
+  t.is(info.state.first_seq, 1)
+  t.true(info.state.messages >= lastSeq)
   for (const s of sts) {
     t.true(s.stream!.connected)
     t.true(s.stream!.reconnects >= 1, JSON.stringify(s.stream))
     t.is(s.stream!.unacked, 0)
   }
   t.log(
-    `${acked.length} facts acknowledged durable (${factsAtKill} before the kill), ${failed} refused; stream: ${ackedByStream} publications acknowledged before the kill, ${info.state.messages} held after; ` +
+    `${acked.length} facts acknowledged durable (${factsAtKill} before the kill), ${failed} refused; stream: ${ackedByStream} publications acknowledged before the kill (last sequence ${lastSeq}, all read back after the restart), ${info.state.messages} held at the end; ` +
       `retries ${sts.map((s) => s.stream!.retries).join('/')}, duplicates ${sts.map((s) => s.stream!.duplicates).join('/')}`,
   )
 })
@@ -270,7 +292,7 @@ test.serial('a mixed cluster converges: nodes 1 and 2 on the TCP mesh, node 3 on
   const dir = tempDir(t, 'ctfs-nats-bridge-')
   const keyFile = writeKey(dir)
   const [p1, p2] = await Promise.all([freePort(), freePort()])
-  const common = { keyFile, invariant: 'c=gCounter;u=uniqueness' }
+  const common = { keyFile, invariant: 'c=gCounter;m=max' }
   const n1 = new NodeProcess({ ...common, id: 1, port: p1!, peers: [{ id: 2, port: p2! }, { id: 3 }], args: [...FAST, '--nats', nats.url] })
   const n2 = new NodeProcess({ ...common, id: 2, port: p2!, peers: [{ id: 1, port: p1! }, { id: 3 }], args: FAST })
   const n3 = new NodeProcess({ ...common, id: 3, port: 0, listen: false, peers: [{ id: 1 }, { id: 2 }], args: [...FAST, '--nats', nats.url] })
@@ -281,7 +303,7 @@ test.serial('a mixed cluster converges: nodes 1 and 2 on the TCP mesh, node 3 on
   await Promise.all(
     nodes.map(async (n) => {
       for (let b = 0; b < 10; b++) {
-        const res = await n.api<Admit>('POST', '/admit', { facts: Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? { id: hexId(), c: { increment: 1 } } : { id: hexId(), u: { add: n.id * 10_000 + b * 100 + i } })) })
+        const res = await n.api<Admit>('POST', '/admit', { facts: Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? { id: hexId(), c: { increment: 1 } } : { id: hexId(), m: { value: n.id * 10_000 + b * 100 + i } })) })
         res.ids.forEach((id) => id !== null && ids.push(id))
       }
     }),

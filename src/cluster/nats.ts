@@ -661,7 +661,10 @@ export class NatsTransport implements Transport {
         this.#s.reconnects++
         this.#outage = false
         this.#hello()
-        this.#retryNow()
+        // everything not acknowledged goes again, in flight or not: a publication
+        // lost with the connection would otherwise wait for its timeout, and the
+        // stream's duplicate window drops a second copy (same Msg-Id)
+        this.#retryNow(true)
       }
     }
   }
@@ -763,7 +766,8 @@ export class NatsTransport implements Transport {
     const js = this.#js
     if (js === null || this.#closing) return
     pub.inFlight = true
-    if (pub.tries++ > 0) this.#s.retries++
+    const attempt = ++pub.tries
+    if (attempt > 1) this.#s.retries++
     js.publish(`${this.#subjects.facts}.${this.#o.local}`, pub.data, { msgID: pub.id, timeout: this.#o.publishTimeoutMs ?? 5_000 }).then(
       (ack) => {
         if (!this.#queue.delete(pub.id)) return
@@ -774,8 +778,9 @@ export class NatsTransport implements Transport {
         this.#outage = false
       },
       (e: unknown) => {
+        // an earlier attempt failing while a later one is in flight changes nothing
+        if (this.#closing || attempt !== pub.tries || !this.#queue.has(pub.id)) return
         pub.inFlight = false
-        if (this.#closing) return
         const message = `publication to the stream ${this.#streamName} failed (retried): ${describe(e)}`
         this.#note(message)
         if (!this.#outage) {
@@ -794,8 +799,8 @@ export class NatsTransport implements Transport {
     this.#retryMs = Math.min(2_000, this.#retryMs * 2)
   }
 
-  /** Sends again, in their order, the publications not in flight. */
-  #retryNow(): void {
+  /** Sends again, in their order, the publications not in flight (`all`: every one). */
+  #retryNow(all = false): void {
     if (this.#retry !== null) {
       clearTimeout(this.#retry)
       this.#retry = null
@@ -804,7 +809,7 @@ export class NatsTransport implements Transport {
       this.#scheduleRetry()
       return
     }
-    for (const pub of this.#queue.values()) if (!pub.inFlight) this.#send(pub)
+    for (const pub of this.#queue.values()) if (all || !pub.inFlight) this.#send(pub)
   }
 
   // -------------------------------------------------------------- peers
