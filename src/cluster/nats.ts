@@ -513,7 +513,8 @@ export class NatsTransport implements Transport {
         reported,
         authenticated: (p: bigint) => {
           reported.clear()
-          this.#seen(p)
+          // a frame on its node subject is presence; one read from the stream may be hours old
+          if (via === 'node') this.#seen(p)
           return true
         },
         refuse: (error: ClusterError) => {
@@ -554,7 +555,9 @@ export class NatsTransport implements Transport {
     if (this.#closing) return // not acknowledged: delivered again next time
     const from = m.subject.slice(m.subject.lastIndexOf('.') + 1)
     const origin = /^\d{1,20}$/.test(from) ? BigInt(from) : null
-    if (origin !== this.#o.local && origin !== null) this.#handlers?.frame(m.data, this.#source(origin, 'stream'))
+    // its own publications too: the protocol ignores this run's, and takes an
+    // earlier run's back (an in-memory replica restarted empty)
+    if (origin !== null) this.#handlers?.frame(m.data, this.#source(origin, 'stream'))
     // own publications, garbage (refused by the node) and handled frames are all acknowledged, once settled
     this.#toAck.push(m)
     if (!this.#ackQueued) {
