@@ -878,7 +878,7 @@ export class NatsTransport implements Transport {
         pending: s.pending,
         behind: this.#behind(),
         consumerAcks: s.consumerAcks,
-        wire: { inMsgs: w?.inMsgs ?? 0, outMsgs: w?.outMsgs ?? 0, inBytes: w?.inBytes ?? 0, outBytes: w?.outBytes ?? 0 },
+        wire: { inMsgs: w?.inMsgs ?? 0, outMsgs: w?.outMsgs ?? 0, inBytes: w?.inBytes ?? 0, outBytes: w?.outBytes ?? 0, ...this.#socketBytes() },
         config: { ...this.#config },
         connected: this.#connected,
         disconnects: s.disconnects,
@@ -886,6 +886,14 @@ export class NatsTransport implements Transport {
         lastError: s.lastError,
       },
     }
+  }
+
+  /** Bytes through the client's socket (Node transport of the `nats` client: not part of its typed API, so read defensively). */
+  #socketBytes(): { socketBytesIn: number | null; socketBytesOut: number | null } {
+    const socket = (this.#nc as unknown as { protocol?: { transport?: { socket?: { bytesRead?: unknown; bytesWritten?: unknown } } } } | null)?.protocol?.transport?.socket
+    const read = socket?.bytesRead
+    const written = socket?.bytesWritten
+    return { socketBytesIn: typeof read === 'number' ? read : null, socketBytesOut: typeof written === 'number' ? written : null }
   }
 
   // --------------------------------------------------------------- close

@@ -130,8 +130,13 @@ export interface StreamStats {
   behind: boolean
   /** Messages acknowledged to the stream (after they were handled, and durable for a durable kernel). */
   consumerAcks: number
-  /** Bytes through the client connection (payloads and headers), both ways. */
-  wire: { inMsgs: number; outMsgs: number; inBytes: number; outBytes: number }
+  /**
+   * The client connection, both ways: messages and their payload and header
+   * bytes (the client's counters), and the bytes read from and written to
+   * its socket (protocol lines included; since the current connection, null
+   * when the client's transport does not tell).
+   */
+  wire: { inMsgs: number; outMsgs: number; inBytes: number; outBytes: number; socketBytesIn: number | null; socketBytesOut: number | null }
   /** The stream's configuration and state when this replica attached. */
   config: { retention: string; storage: string; maxAgeMs: number; maxBytes: number; maxMsgs: number; duplicateWindowMs: number; replicas: number }
   connected: boolean
