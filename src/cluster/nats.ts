@@ -93,6 +93,13 @@ export interface NatsTransportOptions {
   publishTimeoutMs?: number
   /** A delivered stream message not acknowledged within this is delivered again, ms (default 30,000). */
   ackWaitMs?: number
+  /**
+   * Stream messages a replica asks for at a time (default 256): at most this
+   * many frames wait in the client (each at most the frame limit). A byte
+   * budget is not used: a pull bounded by bytes stalls once a few large
+   * frames have used it up.
+   */
+  pullBatch?: number
   /** Connection name shown by the server (default `ctfs-node-<id>`). */
   name?: string
 }
@@ -159,6 +166,7 @@ function checkOptions(o: NatsTransportOptions): void {
   positive(o.connectTimeoutMs, 'options.connectTimeoutMs', 10, 600_000)
   positive(o.publishTimeoutMs, 'options.publishTimeoutMs', 10, 600_000)
   positive(o.ackWaitMs, 'options.ackWaitMs', 100, 2 ** 31)
+  positive(o.pullBatch, 'options.pullBatch', 1, 10_000)
   const l = o.limits
   if (l !== undefined) {
     if (typeof l !== 'object' || l === null) throw invalidArgType('options.limits', 'an object', l)
@@ -399,7 +407,7 @@ export class NatsTransport implements Transport {
     this.#subs.push(nc.subscribe(`${this.#subjects.hello}.*`, { callback: (err, m) => err === null && this.#onHello(m.subject) }))
     void this.#watchStatus(nc)
     const consumer = await this.#js.consumers.get(this.#streamName, this.#consumerName)
-    this.#messages = await consumer.consume({ max_bytes: 16 << 20, callback: (m) => this.#onStream(m) })
+    this.#messages = await consumer.consume({ max_messages: this.#o.pullBatch ?? 256, callback: (m) => this.#onStream(m) })
     void this.#watchConsumer(this.#messages)
     const heartbeat = o.heartbeatMs ?? Math.max(50, Math.min(1000, Math.floor(this.#peerTimeoutMs / 4)))
     this.#timers.push(setInterval(() => this.#hello(), heartbeat))
