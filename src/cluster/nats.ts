@@ -136,7 +136,7 @@ let loading: Promise<Nats> | null = null
 function loadNats(): Promise<Nats> {
   loading ??= import('nats').catch((e: unknown) => {
     loading = null
-    throw new ClusterError('NATS_UNAVAILABLE', `the NATS client (npm package 'nats') could not be loaded: ${(e as Error)?.message ?? e}`)
+    throw new ClusterError('NATS_UNAVAILABLE', `the NATS client (npm package 'nats', an optional peer dependency of ctfs) could not be loaded: install it with \`npm install nats@~2.29\` (${(e as Error)?.message ?? e})`)
   })
   return loading
 }
