@@ -197,6 +197,40 @@ test('a replica restarted empty (in memory) with no peer up reads every fact fro
   t.deepEqual(n3.connected, [])
 })
 
+// ------------------------------------------------------------------ hostile
+
+test('garbage and frames under another key on the stream and the node subjects: refused, reported once per source and code, honest replicas converge', async (t) => {
+  const s = await server(t)
+  const { nc } = await client(t, s)
+  const { counter, kernels: ks, nodes } = await cluster(t, s, 'hx')
+  const errors: string[] = []
+  nodes[0]!.on('error', (e) => errors.push(e.code))
+  // a replica under another key publishes to the stream (node 4: its consumer is its own)
+  const other = new Kernel({ invariant: counter, replica: { nodes: [1n, 2n, 3n, 4n], local: 4n } })
+  const foreign = await replicate(other, { key: new Uint8Array(32).fill(7), cluster: 'hx', transport: natsTransport({ servers: s.url, stream: 'CTFS_hx' }) }).catch((e) => e)
+  t.false(foreign instanceof Error, String(foreign))
+  t.teardown(() => (foreign as ClusterNode).close())
+  for (let i = 0; i < 20; i++) other.admit(counter.increment(1000))
+  const js = nc.jetstream()
+  for (let i = 0; i < 50; i++) {
+    await js.publish('ctfs.hx.facts.2', randomBytes(200), { msgID: `junk-${i}` })
+    nc.publish(`ctfs.hx.node.1.${1000 + i}`, randomBytes(100)) // made-up senders
+    nc.publish('ctfs.hx.node.1.2', randomBytes(100))
+  }
+  for (let i = 0; i < 10; i++) ks[i % 3]!.admit(counter.increment(1))
+  const ds = await Promise.all(nodes.map((n) => n.synced({ peers: 'all', timeoutMs: 20_000 })))
+  await sleep(300)
+  for (const [i, n] of nodes.entries()) {
+    t.is(ks[i]!.read().sum, 10n, `node ${n.local}: nothing from the other key or the garbage was admitted`)
+    t.deepEqual(n.digests, ds[0])
+    const refused = n.stats.transport.refused
+    t.true((refused.MALFORMED_FRAME ?? 0) + (refused.AUTH_FAILED ?? 0) >= 50, JSON.stringify({ refused, errors: n.stats.errors, dropped: n.stats.sync.dropped }))
+  }
+  // reported once per source and code, not once per frame
+  t.true(errors.length > 0 && errors.length <= 12, errors.join(', '))
+  t.log(`node 1 refused ${JSON.stringify(nodes[0]!.stats.transport.refused)}; error events: ${errors.join(', ')}`)
+})
+
 // ------------------------------------------------------------------ package
 
 test("the main entry does not load the nats client; 'ctfs/nats' is a subpath export", (t) => {

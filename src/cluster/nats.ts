@@ -509,20 +509,28 @@ export class NatsTransport implements Transport {
 
   // ------------------------------------------------------------- receive
 
-  #source(peer: bigint, via: 'node' | 'stream'): FrameSource & { reported: Set<string> } {
-    const key = `${via}:${peer}`
+  /**
+   * Where a frame came from: one source per peer (or this node, for its own
+   * publications read back) and way; subjects naming any other id share one
+   * source, so that a flood of made-up ids cannot grow this map.
+   */
+  #source(claimed: bigint, via: 'node' | 'stream'): FrameSource & { reported: Set<string> } {
+    const known = claimed === this.#o.local || this.#peers.has(claimed)
+    const key = known ? `${via}:${claimed}` : `${via}:?`
     let s = this.#sources.get(key)
     if (s === undefined) {
-      const remote = via === 'node' ? `nats ${this.#subjects.node}.${this.#o.local}.${peer}` : `stream ${this.#streamName} (${this.#subjects.facts}.${peer})`
+      const who = known ? String(claimed) : '*'
+      const remote = via === 'node' ? `nats ${this.#subjects.node}.${this.#o.local}.${who}` : `stream ${this.#streamName} (${this.#subjects.facts}.${who})`
       const reported = new Set<string>()
+      const peer = known ? claimed : undefined
       s = {
         peer,
         remote,
         reported,
         authenticated: (p: bigint) => {
           reported.clear()
-          // a frame on its node subject is presence; one read from the stream may be hours old
-          if (via === 'node') this.#seen(p)
+          // a frame on its own node subject is presence; one read from the stream may be hours old
+          if (via === 'node' && p === peer) this.#seen(p)
           return true
         },
         refuse: (error: ClusterError) => {
@@ -530,7 +538,7 @@ export class NatsTransport implements Transport {
           // a bus has no connection to close: report once per sender and code
           if (!reported.has(error.code)) {
             reported.add(error.code)
-            const p = this.#peers.get(peer)
+            const p = peer !== undefined ? this.#peers.get(peer) : undefined
             if (p !== undefined) p.lastError = error.message
             this.#handlers?.error(error)
           }

@@ -89,7 +89,8 @@ export interface ClusterEvents {
    * `CONFIG_MISMATCH` (another cluster name or kernel configuration),
    * `FRAME_TOO_LARGE`, `MALFORMED_FRAME`, `UNSUPPORTED_FRAME`,
    * `UNKNOWN_PEER`, `IO_ERROR`; over NATS also `NATS_UNAVAILABLE` (the
-   * connection to the server was lost, a publication failed: retried).
+   * connection to the server was lost, a publication failed: retried) and
+   * `STREAM_MISMATCH` (this replica's consumer was deleted).
    * Reported once per connection (or outage), never per frame. Emitted only when someone listens: an unheard error never throws
    * (`stats.errors` counts them either way).
    */
