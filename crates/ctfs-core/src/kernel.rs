@@ -7,6 +7,7 @@ use crate::fact::{Fact, FactId, IdDeriver};
 use crate::frontier::Frontier;
 use crate::id_arena::IdArena;
 use crate::invariant::{Coordination, Invariant};
+use crate::metrics::{Histogram, Sampler, record_since};
 
 mod snapshot;
 pub use snapshot::{KernelSnapshot, SnapshotState};
@@ -168,6 +169,20 @@ pub struct Kernel<I: Invariant> {
     escalated_at: Option<u64>,
     /// Set once the clock is too full to rule anything out (exact modes).
     bloom_saturated: bool,
+    /// Picks the admissions whose latency is recorded (one in 64).
+    sampler: Sampler,
+    metrics: Box<KernelMetrics>,
+}
+
+/// Histograms kept by a kernel (see [`crate::metrics`]). Counters of
+/// admissions and refusals are in [`KernelStats`].
+#[derive(Clone, Debug, Default)]
+pub struct KernelMetrics {
+    /// Nanoseconds of sampled admission attempts (admitted or refused), one
+    /// in [`crate::metrics::SAMPLE_EVERY`].
+    pub admit_ns: Histogram,
+    /// Records per batch call (recorded by the caller of the batch path).
+    pub batch_records: Histogram,
 }
 
 /// Dependencies whose table lines are prefetched together with the id's.
@@ -201,6 +216,8 @@ impl<I: Invariant> Kernel<I> {
             rejected: [0; ErrorCode::COUNT],
             escalated_at: None,
             bloom_saturated: false,
+            sampler: Sampler::default(),
+            metrics: Box::default(),
         })
     }
 
@@ -245,9 +262,13 @@ impl<I: Invariant> Kernel<I> {
     /// Admits a fact with a caller-chosen id.
     #[inline]
     pub fn admit(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
+        let t0 = self.sampler.start();
         let r = self.admit_inner::<false>(Some(id), deps, payload).map(|_| ());
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
+        }
+        if t0 != 0 {
+            record_since(&mut self.metrics.admit_ns, t0);
         }
         r
     }
@@ -260,9 +281,13 @@ impl<I: Invariant> Kernel<I> {
     /// [`AdmitError::DuplicateFact`] (the fact is already here: settled).
     #[inline]
     pub fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
+        let t0 = self.sampler.start();
         let r = self.admit_inner::<true>(Some(id), deps, payload).map(|_| ());
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
+        }
+        if t0 != 0 {
+            record_since(&mut self.metrics.admit_ns, t0);
         }
         r
     }
@@ -277,9 +302,13 @@ impl<I: Invariant> Kernel<I> {
     /// admission). Returns the id.
     #[inline]
     pub fn admit_derived(&mut self, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
+        let t0 = self.sampler.start();
         let r = self.admit_inner::<false>(None, deps, payload);
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
+        }
+        if t0 != 0 {
+            record_since(&mut self.metrics.admit_ns, t0);
         }
         r
     }
@@ -495,6 +524,16 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
+    /// The kernel's histograms (admission latency, batch sizes).
+    pub fn metrics(&self) -> &KernelMetrics {
+        &self.metrics
+    }
+
+    /// For callers that record batch sizes.
+    pub fn metrics_mut(&mut self) -> &mut KernelMetrics {
+        &mut self.metrics
+    }
+
     /// Ids admitted, in admission order (exact modes only).
     pub fn admitted_ids(&self) -> Option<impl Iterator<Item = &FactId> + '_> {
         match &self.track {
@@ -517,6 +556,8 @@ impl<I: Invariant + Clone> Clone for Kernel<I> {
             rejected: self.rejected,
             escalated_at: self.escalated_at,
             bloom_saturated: self.bloom_saturated,
+            sampler: self.sampler,
+            metrics: self.metrics.clone(),
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::format::{
     list_segments, record_size, seal_record, segment_file_name, segment_header_len,
 };
 use crate::recovery::{NO_REPLAY, Recovery, ScanOptions, scan};
+use ctfs_core::metrics::{AtomicHistogram, Histogram, Sampler, now_ns};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
@@ -131,6 +132,30 @@ pub struct WalStats {
     pub appended_seq: u64,
 }
 
+/// Histograms and gauges of the log (see [`ctfs_core::metrics`]), read
+/// with [`Wal::metrics`].
+#[derive(Clone, Debug, Default)]
+pub struct WalMetrics {
+    /// Records per group commit (one per durable batch).
+    pub group_records: Histogram,
+    /// Bytes per group commit.
+    pub group_bytes: Histogram,
+    /// Nanoseconds of the write phase of a batch (portable backend: the
+    /// `pwrite`s; io_uring writes and syncs in one operation: empty).
+    pub write_ns: Histogram,
+    /// Nanoseconds of making a batch durable: `fdatasync` (portable), or the
+    /// whole write + sync operation (io_uring).
+    pub sync_ns: Histogram,
+    /// Nanoseconds from `append` to the batch holding it being durable, for
+    /// sampled appends (one in [`ctfs_core::metrics::SAMPLE_EVERY`], at most
+    /// one in flight).
+    pub ack_ns: Histogram,
+    /// Bytes queued in the ring and not yet durable.
+    pub queue_bytes: u64,
+    /// Size of the ring.
+    pub queue_capacity: u64,
+}
+
 /// Result of [`Wal::compact_before`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -162,6 +187,15 @@ struct Shared {
     records_written: AtomicU64,
     bytes_written: AtomicU64,
     segments_created: AtomicU64,
+    group_records: AtomicHistogram,
+    group_bytes: AtomicHistogram,
+    write_ns: AtomicHistogram,
+    sync_ns: AtomicHistogram,
+    ack_ns: AtomicHistogram,
+    /// The sampled append in flight (seq, 0: none) and when it was appended
+    /// ([`now_ns`]): set by the producer, cleared by the writer once durable.
+    ack_seq: AtomicU64,
+    ack_t: AtomicU64,
 }
 
 // SAFETY: `buf` is a heap allocation owned by `Shared`; the ring protocol
@@ -205,6 +239,13 @@ impl Shared {
             records_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             segments_created: AtomicU64::new(0),
+            group_records: AtomicHistogram::new(),
+            group_bytes: AtomicHistogram::new(),
+            write_ns: AtomicHistogram::new(),
+            sync_ns: AtomicHistogram::new(),
+            ack_ns: AtomicHistogram::new(),
+            ack_seq: AtomicU64::new(0),
+            ack_t: AtomicU64::new(0),
         }
     }
 
@@ -240,6 +281,8 @@ pub struct Wal {
     lock_file: Option<File>,
     /// The directory itself, opened at `open`: tells whether it was removed.
     dir_handle: Option<File>,
+    /// Picks the appends whose durable-ack latency is measured.
+    sampler: Sampler,
 }
 
 impl std::fmt::Debug for Wal {
@@ -440,6 +483,7 @@ impl Wal {
                 closed: false,
                 lock_file: Some(lock_file),
                 dir_handle: Some(dir_handle),
+                sampler: Sampler::default(),
             },
             recovery,
         ))
@@ -538,6 +582,21 @@ impl Wal {
             segments_created: s.segments_created.load(Ordering::Relaxed),
             durable_seq: self.durable_seq(),
             appended_seq: self.appended_seq(),
+        }
+    }
+
+    /// Histograms (group commit size, write and sync latency, durable-ack
+    /// latency) and the queue's fill.
+    pub fn metrics(&self) -> WalMetrics {
+        let s = &self.shared;
+        WalMetrics {
+            group_records: s.group_records.snapshot(),
+            group_bytes: s.group_bytes.snapshot(),
+            write_ns: s.write_ns.snapshot(),
+            sync_ns: s.sync_ns.snapshot(),
+            ack_ns: s.ack_ns.snapshot(),
+            queue_bytes: self.head.saturating_sub(s.tail.0.load(Ordering::Acquire)),
+            queue_capacity: s.cap as u64,
         }
     }
 
@@ -657,6 +716,10 @@ impl Wal {
         }
         self.head = start + n as u64;
         self.next_seq = seq + 1;
+        let t0 = self.sampler.start();
+        if t0 != 0 {
+            self.sample_ack(seq, t0);
+        }
         self.shared.appended.store(seq, Ordering::Relaxed);
         self.shared.head.0.store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
@@ -664,6 +727,19 @@ impl Wal {
             self.shared.wake_writer();
         }
         Ok(seq)
+    }
+
+    /// Marks `seq` (appended at `t0`) for the durable-ack histogram, unless
+    /// an earlier sample is still in flight. Published before `head`, so the
+    /// writer sees it no later than the record.
+    #[cold]
+    #[inline(never)]
+    fn sample_ack(&self, seq: u64, t0: u64) {
+        let s = &self.shared;
+        if s.ack_seq.load(Ordering::Acquire) == 0 {
+            s.ack_t.store(t0, Ordering::Relaxed);
+            s.ack_seq.store(seq, Ordering::Release);
+        }
     }
 
     /// Blocks until everything appended so far is durable; returns that seq.
@@ -846,7 +922,18 @@ impl Writer {
                 k += 1;
                 len += l;
             }
-            self.io.write_durable(&self.seg_file, off, &slices[..k])?;
+            let t0 = if ctfs_core::metrics::ENABLED { now_ns() } else { 0 };
+            let write = self.io.write_durable(&self.seg_file, off, &slices[..k])?;
+            if ctfs_core::metrics::ENABLED {
+                let total = now_ns() - t0;
+                match write {
+                    Some(w) => {
+                        self.shared.write_ns.record(w);
+                        self.shared.sync_ns.record(total.saturating_sub(w));
+                    }
+                    None => self.shared.sync_ns.record(total),
+                }
+            }
             self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
             off += len as u64;
             bytes += len;
@@ -874,6 +961,7 @@ impl Writer {
         let buf = self.shared.buf;
         let mut pos = self.pos;
         let first_seq = self.next_seq;
+        let mut bytes = 0u64;
         while pos < head {
             let off = (pos % cap as u64) as usize;
             if cap - off < 4 {
@@ -902,6 +990,7 @@ impl Writer {
             self.seg_len += total as u64;
             self.next_seq += 1;
             pos += total as u64;
+            bytes += total as u64;
         }
         self.write_runs()?;
         // Written and synced: the ring space can be reused.
@@ -910,7 +999,15 @@ impl Writer {
         let durable = self.next_seq - 1;
         self.shared.records_written.fetch_add(self.next_seq - first_seq, Ordering::Relaxed);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        self.shared.group_records.record(self.next_seq - first_seq);
+        self.shared.group_bytes.record(bytes);
         self.shared.durable.0.store(durable, Ordering::Release);
+        let sampled = self.shared.ack_seq.load(Ordering::Acquire);
+        if sampled != 0 && sampled <= durable {
+            let t0 = self.shared.ack_t.load(Ordering::Relaxed);
+            self.shared.ack_ns.record(now_ns().saturating_sub(t0));
+            self.shared.ack_seq.store(0, Ordering::Release);
+        }
         if let Some(cb) = &self.notifier {
             cb(durable);
         }
