@@ -130,7 +130,7 @@ pub(crate) struct KernelState {
     pub(crate) log: Option<DurableLog>,
     /// Replicated admission gate (domain 0 only).
     pub(crate) replication: Option<Replication>,
-    closed: bool,
+    pub(crate) closed: bool,
     /// The env cleanup hook of a durable kernel (env, hook data), removed
     /// by `close()`.
     teardown_hook: Option<(napi::sys::napi_env, *mut std::ffi::c_void)>,
@@ -255,6 +255,9 @@ impl KernelState {
             .admit(id, deps, payload)
         });
         self.batch_errors = errors;
+        if let Ok(k) = self.domain(domain) {
+            k.metrics_mut().batch_records.record(summary.records as u64);
+        }
         Ok(summary.records as u32)
     }
 }
@@ -489,7 +492,7 @@ fn pool_mut<'a>(st: &'a mut KernelState, member: u32, side: &str) -> Result<&'a 
 pub(crate) const BUSY_MESSAGE: &str =
     "the kernel is busy: it was called from inside one of its own admissions (a custom invariant's apply); nothing was changed — apply must not call its kernel";
 
-fn busy() -> Error {
+pub(crate) fn busy() -> Error {
     Error::new(Status::GenericFailure, format!("[BUSY] {BUSY_MESSAGE}"))
 }
 
@@ -556,6 +559,7 @@ impl NativeKernel {
         if on_durable.get_type()? != napi::ValueType::Function {
             return Err(invalid("onDurable must be a function"));
         }
+        let opened_at = ctfs_core::metrics::now_ns();
         let rules = rules.as_deref().unwrap_or(&[]);
         let mut st = build_state(&env, &cfg, rules)?;
         let dir = std::path::PathBuf::from(&durable.dir);
@@ -654,6 +658,7 @@ impl NativeKernel {
         replayer.flush(&mut st.main).map_err(|e| refused(e).to_napi())?;
         let mut log = log;
         log.skipped_checkpoints = skipped;
+        log.recovery_ns = ctfs_core::metrics::now_ns() - opened_at;
         if local.is_some() {
             // This run's epoch, durable before any fact of it can exist.
             let epoch = max_epoch + 1;
