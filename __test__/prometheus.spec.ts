@@ -16,7 +16,7 @@ import { Registry } from 'prom-client'
 import { DurableKernel, FactBatch, Kernel, invariants } from '../src/index.ts'
 import { collectMetrics } from '../src/prometheus.ts'
 import { tempDir } from './helpers.ts'
-import { MISSING_PROMETHEUS, parseExposition, value, which } from './prom-helpers.ts'
+import { MISSING_PROMETHEUS, parseExposition, which } from './prom-helpers.ts'
 
 const here = import.meta.dirname
 

@@ -213,8 +213,17 @@ class Reader {
 
   str(): string {
     const n = this.u64()
-    const s = utf8.decode(this.#bytes.subarray(this.#at, this.#at + n))
-    this.#at += n + ((8 - (n % 8)) % 8)
+    const b = this.#bytes
+    const at = this.#at
+    let s = ''
+    let ascii = n <= 64
+    for (let i = 0; ascii && i < n; i++) {
+      const c = b[at + i] as number
+      if (c < 0x80) s += String.fromCharCode(c)
+      else ascii = false
+    }
+    if (!ascii) s = utf8.decode(b.subarray(at, at + n))
+    this.#at = at + n + ((8 - (n % 8)) % 8)
     return s
   }
 
@@ -241,6 +250,8 @@ class Reader {
 }
 
 const MEMBER_CODES = ['INVARIANT_VIOLATION', 'MALFORMED_FACT', 'DUPLICATE_ELEMENT'] as const
+/** Every refusal code at 0, in code order (cloned per domain: one object shape). */
+const ZERO_REFUSALS = Object.fromEntries(ERROR_CODES.slice(1).map((c) => [c, 0])) as Record<CtfsErrorCode, number>
 
 /**
  * Decodes a snapshot from `NativeKernel.metricsSnapshot()`.
@@ -259,7 +270,7 @@ export function decodeMetrics(bytes: Uint8Array, memberNames: readonly string[] 
   for (let d = 0; d < nd; d++) {
     const name = r.str()
     const admitted = r.u64()
-    const refused = {} as Record<CtfsErrorCode, number>
+    const refused = { ...ZERO_REFUSALS }
     for (let c = 0; c < codeCount; c++) {
       const n = r.u64()
       if (c > 0) refused[(ERROR_CODES[c] ?? `CODE_${c}`) as CtfsErrorCode] = n

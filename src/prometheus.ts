@@ -21,7 +21,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
 
-import { invalidArgType, invalidArgValue, outOfRange } from './errors.ts'
+import { ERROR_CODES, invalidArgType, invalidArgValue, outOfRange, type CtfsErrorCode } from './errors.ts'
+import { DurableKernel } from './durable.ts'
 import { Kernel } from './kernel.ts'
 import type { MetricsSnapshot, PowerOfTwoHistogram } from './metrics.ts'
 import type { InvariantSpec } from './invariants/types.ts'
@@ -68,12 +69,22 @@ interface Sample {
   labels: Labels
   value: number
   metricName?: string
+  /**
+   * prom-client 15 formats these once per object (cached by identity) and
+   * leaves them out of `labels`: the `kernel` label, one object per kernel.
+   * Older prom-client ignores the field and prints `labels` (which hold
+   * `kernel` too).
+   */
+  sharedLabels?: Labels
 }
 type MetricType = 'counter' | 'gauge' | 'histogram'
+/** Families are registered by group, when a kernel that has them is added. */
+type Group = 'kernel' | 'wal' | 'escrow' | 'sync'
 interface Def {
   name: string
   help: string
   type: MetricType
+  group: Group
   collect(out: Sample[], base: Labels, s: MetricsSnapshot): void
 }
 
@@ -145,9 +156,17 @@ function histogram(out: Sample[], name: string, base: Labels, h: PowerOfTwoHisto
 /** Codes a kernel's own domain always exports (zeros included), so `rate()` sees the first refusal. */
 const DROPPED_CODES = ['MALFORMED_FRAME', 'FRAME_TOO_LARGE', 'UNSUPPORTED_FRAME', 'AUTH_FAILED', 'CONFIG_MISMATCH', 'REPLAYED_FRAME', 'UNKNOWN_PEER']
 
-const gauge = (name: string, help: string, collect: Def['collect']): Def => ({ name, help, type: 'gauge', collect })
-const counter = (name: string, help: string, collect: Def['collect']): Def => ({ name, help, type: 'counter', collect })
-const hist = (name: string, help: string, collect: Def['collect']): Def => ({ name, help, type: 'histogram', collect })
+const groupOf = (name: string): Group =>
+  name.startsWith('ctfs_wal_') || name.startsWith('ctfs_recovery_') || name.startsWith('ctfs_checkpoint')
+    ? 'wal'
+    : name.startsWith('ctfs_escrow_')
+      ? 'escrow'
+      : name.startsWith('ctfs_sync_')
+        ? 'sync'
+        : 'kernel'
+const gauge = (name: string, help: string, collect: Def['collect']): Def => ({ name, help, type: 'gauge', group: groupOf(name), collect })
+const counter = (name: string, help: string, collect: Def['collect']): Def => ({ name, help, type: 'counter', group: groupOf(name), collect })
+const hist = (name: string, help: string, collect: Def['collect']): Def => ({ name, help, type: 'histogram', group: groupOf(name), collect })
 
 /** One value per kernel from part of the snapshot (skipped when that part is absent). */
 function walValue(pick: (w: NonNullable<MetricsSnapshot['wal']>) => number): Def['collect'] {
@@ -176,20 +195,39 @@ function memberLabel(s: MetricsSnapshot, index: number): string {
   return s.members[index]?.member ?? String(index)
 }
 
+/**
+ * Label objects that recur every scrape (a tenant's, a tenant's per code),
+ * cached on the kernel's label object: fewer allocations per scrape.
+ */
+const derived = new WeakMap<Labels, Map<string, Map<string, Labels>>>()
+function withLabel(base: Labels, name: string, value: string): Labels {
+  let byName = derived.get(base)
+  if (byName === undefined) derived.set(base, (byName = new Map()))
+  let byValue = byName.get(name)
+  if (byValue === undefined) byName.set(name, (byValue = new Map()))
+  let l = byValue.get(value)
+  if (l === undefined) byValue.set(value, (l = { ...base, [name]: value }))
+  return l
+}
+
+/** The refusal codes (ERROR_CODES without OK), in code order. */
+const REFUSAL_CODES = ERROR_CODES.slice(1) as CtfsErrorCode[]
+
 const DEFS: Def[] = [
   // ------------------------------------------------------------ admission
   counter('ctfs_facts_admitted_total', 'Facts admitted, per tenant (no tenant label: the kernel\'s own domain).', (out, base, s) => {
-    for (const d of s.domains) out.push({ labels: d.tenant === null ? base : { ...base, tenant: d.tenant }, value: d.admitted })
+    for (const d of s.domains) out.push({ labels: d.tenant === null ? base : withLabel(base, 'tenant', d.tenant), value: d.admitted })
   }),
   counter(
     'ctfs_facts_refused_total',
     'Facts refused, by error code and tenant. The kernel\'s own domain exports every code; a tenant exports the codes it has refused.',
     (out, base, s) => {
       for (const d of s.domains) {
-        const labels = d.tenant === null ? base : { ...base, tenant: d.tenant }
-        for (const [code, n] of Object.entries(d.refused)) {
+        const labels = d.tenant === null ? base : withLabel(base, 'tenant', d.tenant)
+        for (const code of REFUSAL_CODES) {
+          const n = d.refused[code]
           // BUSY is reported to the caller, never counted by a kernel: no series for it unless it ever is.
-          if (n > 0 || (d.tenant === null && code !== 'BUSY')) out.push({ labels: { ...labels, code }, value: n })
+          if (n > 0 || (d.tenant === null && code !== 'BUSY')) out.push({ labels: withLabel(labels, 'code', code), value: n })
         }
       }
     },
@@ -321,27 +359,54 @@ export const METRIC_NAMES: readonly string[] = DEFS.map((d) => d.name)
 class Collector {
   readonly registry: PromRegistry
   readonly kernels = new Map<string, AnyKernel>()
-  readonly #metrics: CtfsMetric[]
-  #scrape: Array<[string, MetricsSnapshot]> | null = null
+  readonly #metrics: CtfsMetric[] = []
+  readonly #groups = new Set<Group>()
+  readonly #shared = new Map<string, Labels>()
+  #scrape: Array<[Labels, MetricsSnapshot]> | null = null
 
   constructor(registry: PromRegistry) {
     this.registry = registry
-    this.#metrics = DEFS.map((d) => new CtfsMetric(d, this))
-    for (const m of this.#metrics) {
-      if (registry.getSingleMetric(m.name) !== undefined) {
-        throw invalidArgValue('options.registry', `already has a metric named ${m.name} that ctfs did not register`)
+  }
+
+  /** The families `k` reports (a plain kernel needs 13, a durable replica all of them). */
+  static groupsOf(k: AnyKernel): Group[] {
+    const g: Group[] = ['kernel']
+    if (k instanceof DurableKernel) g.push('wal')
+    if (k.replica !== null) g.push('escrow', 'sync')
+    return g
+  }
+
+  /** Checks that the families of `groups` not registered yet can be (no foreign metric of the same name). */
+  check(groups: Group[]): void {
+    for (const d of DEFS) {
+      if (groups.includes(d.group) && !this.#groups.has(d.group) && this.registry.getSingleMetric(d.name) !== undefined) {
+        throw invalidArgValue('options.registry', `already has a metric named ${d.name} that ctfs did not register`)
       }
     }
-    for (const m of this.#metrics) registry.registerMetric(m as never)
+  }
+
+  register(groups: Group[]): void {
+    for (const g of groups) {
+      if (this.#groups.has(g)) continue
+      this.#groups.add(g)
+      for (const d of DEFS) {
+        if (d.group !== g) continue
+        const m = new CtfsMetric(d, this)
+        this.#metrics.push(m)
+        this.registry.registerMetric(m as never)
+      }
+    }
   }
 
   /** One snapshot per kernel per scrape: every metric of one `registry.metrics()` call shares it. */
-  snapshots(): Array<[string, MetricsSnapshot]> {
+  snapshots(): Array<[Labels, MetricsSnapshot]> {
     if (this.#scrape === null) {
-      const s: Array<[string, MetricsSnapshot]> = []
+      const s: Array<[Labels, MetricsSnapshot]> = []
       for (const [name, k] of this.kernels) {
+        let labels = this.#shared.get(name)
+        if (labels === undefined) this.#shared.set(name, (labels = { kernel: name }))
         try {
-          s.push([name, k.metrics()])
+          s.push([labels, k.metrics()])
         } catch {
           // BUSY (scraped from inside the kernel's own admission): skipped this once.
         }
@@ -357,6 +422,8 @@ class Collector {
     for (const m of this.#metrics) {
       if (this.registry.getSingleMetric(m.name) === m) this.registry.removeSingleMetric(m.name)
     }
+    this.#metrics.length = 0
+    this.#groups.clear()
   }
 }
 
@@ -379,7 +446,11 @@ class CtfsMetric {
 
   get(): { name: string; help: string; type: MetricType; values: Sample[]; aggregator: string } {
     const values: Sample[] = []
-    for (const [kernel, s] of this.#collector.snapshots()) this.#def.collect(values, { kernel }, s)
+    for (const [shared, s] of this.#collector.snapshots()) {
+      const from = values.length
+      this.#def.collect(values, shared, s)
+      for (let i = from; i < values.length; i++) (values[i] as Sample).sharedLabels = shared
+    }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator }
   }
 
@@ -424,15 +495,14 @@ export function collectMetrics(
   if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function' || typeof registry.metrics !== 'function') {
     throw invalidArgType('options.registry', 'a prom-client Registry', registry)
   }
-  let c = collectors.get(registry)
-  if (c === undefined) {
-    c = new Collector(registry)
-    collectors.set(registry, c)
-  }
-  const collector = c
+  const collector = collectors.get(registry) ?? new Collector(registry)
   for (const [label] of entries) {
     if (collector.kernels.has(label)) throw invalidArgValue('name', `'${label}' already labels a kernel in this registry; give each kernel its own name`)
   }
+  const groups = [...new Set(entries.flatMap(([, k]) => Collector.groupsOf(k)))]
+  collector.check(groups)
+  collectors.set(registry, collector)
+  collector.register(groups)
   for (const [label, k] of entries) collector.kernels.set(label, k)
   let removed = false
   return {

@@ -1,0 +1,310 @@
+// metrics: what the instrumentation costs. Instrumented vs uninstrumented
+// admission in the same process (single admit, admitBatch, durable), and the
+// cost of a scrape of a kernel with 100 tenants.
+//
+//   npm run bench:metrics
+//   npm run bench:metrics -- --rounds 9 --json out.json    (or CTFS_BENCH_JSON=out.json)
+//
+// The control is an honest build switch, not a runtime flag: the addon is
+// built a second time with `--no-default-features` (the `metrics` cargo
+// feature off: no sampler, no clock reads, histogram records compiled out;
+// the counters that existed before the metrics stay), into
+// target/metrics-off/. Both addons are loaded in this process and driven
+// through their raw admission functions (`fastPath()`, what `kernel.admit`
+// calls after its argument checks), rounds alternating A/B and B/A; each
+// row is the median over rounds of the p50. The TypeScript wrapper is the
+// same code for both and is left out, so the ratio is the native cost's.
+import { spawnSync } from 'node:child_process'
+import { randomFillSync } from 'node:crypto'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+import { Registry } from 'prom-client'
+
+import { FactBatch, Kernel, invariants } from '../src/index.ts'
+import { internalsOf } from '../src/invariants/registry.ts'
+import { native } from '../src/native.ts'
+import { collectMetrics } from '../src/prometheus.ts'
+import { fmtNs, median, runTask, table, type TimedTask } from './common.ts'
+import { collectMachine, formatMachine } from './machine.ts'
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '7' },
+    samples: { type: 'string', default: '300' },
+    history: { type: 'string', default: '200000' },
+    json: { type: 'string' },
+  },
+})
+const rounds = Number(values.rounds)
+const samples = { samples: Number(values.samples), warmup: 30 }
+const historySize = Number(values.history)
+const jsonPath = values.json ?? process.env.CTFS_BENCH_JSON
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+// ---------------------------------------------------------- the control addon
+function buildControl(): string {
+  const targetDir = join(root, 'target', 'metrics-off')
+  process.stderr.write('building the uninstrumented control addon (cargo --no-default-features, target/metrics-off) …\n')
+  const r = spawnSync('cargo', ['build', '--release', '--no-default-features', '--manifest-path', join(root, 'bindings', 'node', 'Cargo.toml')], {
+    cwd: root,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, CARGO_TARGET_DIR: targetDir },
+  })
+  if (r.status !== 0) throw new Error('cargo build of the control addon failed')
+  const out = join(targetDir, 'ctfs-uninstrumented.node')
+  copyFileSync(join(targetDir, 'release', 'libctfs_node.so'), out)
+  return out
+}
+
+type Addon = typeof native
+const controlAddon = createRequire(import.meta.url)(buildControl()) as Addon
+const addons: Array<[string, Addon]> = [
+  ['instrumented', native],
+  ['uninstrumented', controlAddon],
+]
+
+const supply = invariants.totalSupply()
+const config = { invariant: internalsOf(supply, 'supply').native, causality: 'exact' as const }
+const payload = supply.delta(1n)
+const EMPTY = new Uint8Array(0)
+const OPS = 64
+const BATCH = 1_000
+
+function freshIds(n: number): Uint8Array[] {
+  return Array.from({ length: n }, () => randomFillSync(new Uint8Array(32)))
+}
+
+/** A kernel of `addon` with `historySize` facts already admitted (past index growth). */
+function grownKernel(addon: Addon) {
+  const nk = new addon.NativeKernel(config, undefined)
+  const fast = nk.fastPath()
+  const b = new FactBatch(BATCH * 64)
+  for (let done = 0; done < historySize; done += BATCH) {
+    b.clear()
+    for (const id of freshIds(BATCH)) b.add(payload, { id })
+    fast.admitBatch(0, b.packed, new Uint8Array(BATCH))
+  }
+  return { nk, fast }
+}
+
+let errors = 0
+function singleAdmit(addon: Addon): TimedTask {
+  const { fast } = grownKernel(addon)
+  const ids = freshIds(OPS)
+  return {
+    name: 'admit (64 per sample)',
+    opsPerSample: OPS,
+    prepare: () => {
+      for (const id of ids) randomFillSync(id)
+    },
+    loop: () => {
+      for (let j = 0; j < OPS; j++) errors += fast.admitWithId(0, ids[j]!, payload, EMPTY) === 0 ? 0 : 1
+    },
+  }
+}
+
+function batchAdmit(addon: Addon): TimedTask {
+  const { fast } = grownKernel(addon)
+  const b = new FactBatch(BATCH * 64)
+  const status = new Uint8Array(BATCH)
+  const ids = freshIds(BATCH)
+  return {
+    name: `admitBatch (${BATCH} facts)`,
+    opsPerSample: 1,
+    factsPerOp: BATCH,
+    prepare: () => {
+      b.clear()
+      for (const id of ids) b.add(payload, { id: randomFillSync(id) })
+    },
+    loop: () => {
+      if (fast.admitBatch(0, b.packed, status) !== BATCH) errors++
+    },
+    after: () => {
+      for (const s of status) errors += s === 0 ? 0 : 1
+    },
+  }
+}
+
+const dirs: string[] = []
+const durables: Array<{ close(): void }> = []
+function durableKernel(addon: Addon) {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfs-bench-metrics-'))
+  dirs.push(dir)
+  const nk = addon.NativeKernel.open(config, undefined, { dir }, () => {})
+  durables.push(nk)
+  return { nk, fast: nk.fastPath() }
+}
+
+/** Durable, volatile acknowledgement: admission + WAL append; the writer drains and syncs meanwhile. */
+function durableAdmit(addon: Addon): TimedTask {
+  const { nk, fast } = durableKernel(addon)
+  const ids = freshIds(OPS)
+  let n = 0
+  return {
+    name: 'durable admit (64 per sample, volatile ack)',
+    opsPerSample: OPS,
+    prepare: () => {
+      for (const id of ids) randomFillSync(id)
+      if (++n % 50 === 0) nk.sync() // keep the queue short (never BUFFER_FULL); untimed
+    },
+    loop: () => {
+      for (let j = 0; j < OPS; j++) errors += fast.admitWithId(0, ids[j]!, payload, EMPTY) === 0 ? 0 : 1
+    },
+  }
+}
+
+/** Durable, acknowledged: a batch of 1,000 admitted and awaited until fdatasync covered it. */
+function durableBatch(addon: Addon): TimedTask {
+  const { nk, fast } = durableKernel(addon)
+  const b = new FactBatch(BATCH * 64)
+  const status = new Uint8Array(BATCH)
+  const ids = freshIds(BATCH)
+  return {
+    name: `durable admitBatch (${BATCH}) + sync`,
+    opsPerSample: 1,
+    factsPerOp: BATCH,
+    prepare: () => {
+      b.clear()
+      for (const id of ids) b.add(payload, { id: randomFillSync(id) })
+    },
+    loop: () => {
+      fast.admitBatch(0, b.packed, status)
+      nk.sync()
+    },
+    after: () => {
+      for (const s of status) errors += s === 0 ? 0 : 1
+    },
+  }
+}
+
+const machine = collectMachine()
+console.log(formatMachine(machine))
+console.log(`control: ${addons[1]![0]} addon built with --no-default-features (target/metrics-off)\n`)
+
+const makers: Array<[string, (a: Addon) => TimedTask, { samples: number; warmup: number }]> = [
+  ['admit', singleAdmit, samples],
+  ['admitBatch', batchAdmit, { samples: Math.max(30, samples.samples / 5), warmup: 10 }],
+  ['durable admit', durableAdmit, samples],
+  ['durable admitBatch+sync', durableBatch, { samples: Math.max(30, samples.samples / 5), warmup: 10 }],
+]
+const p50 = new Map<string, number[]>()
+const p99 = new Map<string, number[]>()
+const put = (m: Map<string, number[]>, k: string, v: number) => m.set(k, [...(m.get(k) ?? []), v])
+for (let r = 0; r < rounds; r++) {
+  const order = r % 2 === 0 ? addons : [...addons].reverse()
+  for (const [row, make, s] of makers) {
+    for (const [label, addon] of order) {
+      const t = make(addon)
+      const res = runTask('metrics', t, s)
+      const per = t.factsPerOp ?? 1
+      put(p50, `${row}|${label}`, res.p50Ns / per)
+      put(p99, `${row}|${label}`, res.p99Ns / per)
+    }
+  }
+  for (const d of durables.splice(0)) d.close()
+  process.stderr.write(`  … round ${r + 1}/${rounds}\n`)
+}
+for (const d of dirs) rmSync(d, { recursive: true, force: true })
+
+const results: Array<{ row: string; instrumentedP50Ns: number; uninstrumentedP50Ns: number; overhead: number; perRound: number[] }> = []
+const rows: string[][] = []
+for (const [row] of makers) {
+  const a = p50.get(`${row}|instrumented`)!
+  const b = p50.get(`${row}|uninstrumented`)!
+  const ratios = a.map((x, i) => x / b[i]! - 1)
+  const overhead = median(a) / median(b) - 1
+  results.push({ row, instrumentedP50Ns: median(a), uninstrumentedP50Ns: median(b), overhead, perRound: ratios })
+  rows.push([
+    row,
+    fmtNs(median(b)),
+    fmtNs(median(a)),
+    `${(overhead * 100).toFixed(1)} %`,
+    ratios.map((x) => `${(x * 100).toFixed(1)}`).join(' '),
+    `${fmtNs(median(p99.get(`${row}|uninstrumented`)!))} / ${fmtNs(median(p99.get(`${row}|instrumented`)!))}`,
+  ])
+}
+console.log(`admission, per fact: exact kernel with ${historySize} facts; median over ${rounds} rounds of the p50 (${samples.samples} samples)`)
+console.log(table(['path', 'uninstrumented p50', 'instrumented p50', 'overhead', 'per round (%)', 'p99 un / instr'], rows))
+console.log(`errors (non-zero statuses): ${errors}\n`)
+
+// ------------------------------------------------------------------- scrape
+const TENANTS = 100
+const k = new Kernel({ invariant: supply })
+for (let t = 0; t < TENANTS; t++) {
+  const d = k.tenant(`tenant-${t}`)
+  for (let i = 0; i < 200; i++) d.admit(payload)
+  try {
+    d.admit(supply.delta(-1n), { deps: [new Uint8Array(32)] })
+  } catch {
+    // a CAUSALITY_VIOLATION per tenant: every tenant exports a refusal series
+  }
+}
+for (let i = 0; i < 10_000; i++) k.admit(payload)
+const registry = new Registry()
+collectMetrics(k, { registry })
+const snapTimes: number[] = []
+const scrapeTimes: number[] = []
+let bytes = 0
+for (let i = 0; i < 50; i++) {
+  k.metrics()
+  await registry.metrics() // warm-up
+}
+for (let i = 0; i < 500; i++) {
+  const t0 = performance.now()
+  k.metrics()
+  const t1 = performance.now()
+  const text = await registry.metrics()
+  const t2 = performance.now()
+  snapTimes.push((t1 - t0) * 1e6)
+  scrapeTimes.push((t2 - t1) * 1e6)
+  bytes = text.length
+}
+const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!
+const series = (await registry.metrics()).split('\n').filter((l) => l !== '' && !l.startsWith('#')).length
+console.log(`scrape of one kernel with ${TENANTS} tenants (${series} series, ${(bytes / 1024).toFixed(1)} KiB of text), 500 scrapes`)
+console.log(
+  table(
+    ['step', 'p50', 'p99'],
+    [
+      ['kernel.metrics() (native snapshot + decode)', fmtNs(pct(snapTimes, 0.5)), fmtNs(pct(snapTimes, 0.99))],
+      ['registry.metrics() (snapshot + prom-client text)', fmtNs(pct(scrapeTimes, 0.5)), fmtNs(pct(scrapeTimes, 0.99))],
+    ],
+  ),
+)
+
+if (jsonPath !== undefined) {
+  mkdirSync(dirname(resolve(jsonPath)), { recursive: true })
+  writeFileSync(
+    jsonPath,
+    JSON.stringify(
+      {
+        suite: 'metrics',
+        date: new Date().toISOString(),
+        machine,
+        rounds,
+        samples: samples.samples,
+        history: historySize,
+        admission: results,
+        errors,
+        scrape: {
+          tenants: TENANTS,
+          series,
+          bytes,
+          snapshotP50Ns: pct(snapTimes, 0.5),
+          snapshotP99Ns: pct(snapTimes, 0.99),
+          scrapeP50Ns: pct(scrapeTimes, 0.5),
+          scrapeP99Ns: pct(scrapeTimes, 0.99),
+        },
+      },
+      null,
+      2,
+    ),
+  )
+  console.log(`\nJSON written to ${jsonPath}`)
+}
