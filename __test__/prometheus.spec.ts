@@ -4,7 +4,7 @@
 // These tests FAIL, never skip, when prometheus/promtool are missing.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import test, { type ExecutionContext } from 'ava'
 import { Registry } from 'prom-client'
 
 import { DurableKernel, FactBatch, Kernel, invariants } from '../src/index.ts'
-import { collectMetrics } from '../src/prometheus.ts'
+import { METRIC_NAMES, collectMetrics } from '../src/prometheus.ts'
 import { tempDir } from './helpers.ts'
 import { MISSING_PROMETHEUS, parseExposition, which } from './prom-helpers.ts'
 
@@ -129,7 +129,7 @@ function stop(c: ChildProcess): Promise<void> {
   })
 }
 
-test('a real Prometheus scrapes a ctfs process: admitted_total equals what it admitted, histogram_quantile is a number', async (t) => {
+test('a real Prometheus scrapes a ctfs process: admitted_total equals what it admitted, histogram_quantile is a number, every dashboard query runs', async (t) => {
   const prometheus = which('prometheus')
   if (prometheus === null) return t.fail(`prometheus not found: ${MISSING_PROMETHEUS}`)
   const started = Date.now()
@@ -210,5 +210,17 @@ test('a real Prometheus scrapes a ctfs process: admitted_total equals what it ad
   t.is(q99.length, 1)
   const seconds = Number(q99[0]!.value[1])
   t.true(Number.isFinite(seconds) && seconds > 0 && seconds < 1, `p99 admission latency ${q99[0]!.value[1]} s`)
+  // 4. every query of the Grafana dashboard parses and evaluates, on metric names ctfs exports
+  const dashboard = JSON.parse(readFileSync(join(here, '..', 'dashboards', 'ctfs.json'), 'utf8')) as {
+    panels: Array<{ type: string; title: string; targets?: Array<{ expr: string }> }>
+  }
+  const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((x) => [p.title, x.expr] as const))
+  t.true(exprs.length >= 20)
+  const known = new Set(METRIC_NAMES.flatMap((m) => [m, `${m}_bucket`, `${m}_sum`, `${m}_count`]))
+  for (const [title, expr] of exprs) {
+    for (const name of expr.match(/\bctfs_[a-z_]+/g) ?? []) t.true(known.has(name), `${title}: ${name} is not a ctfs metric`)
+    const q = expr.replaceAll('$__rate_interval', '1m').replaceAll('$kernel', '.*').replaceAll('$instance', '.*')
+    await t.notThrowsAsync(query(q), `${title}: ${q}`)
+  }
   t.log(`n=${n}; p99 admission ${(seconds * 1e9).toFixed(0)} ns (histogram_quantile, interpolated in its power-of-two bucket); whole test ${Date.now() - started} ms`)
 })
