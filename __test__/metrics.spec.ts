@@ -337,6 +337,8 @@ test('one snapshot per kernel per scrape, shared by every ctfs metric', async (t
   }
   const registry = new Registry()
   collectMetrics({ a, b }, { registry })
+  t.deepEqual(calls, { a: 1, b: 1 }, 'one read at registration (which families to register)')
+  calls.a = calls.b = 0
   await registry.metrics()
   t.deepEqual(calls, { a: 1, b: 1 })
   await registry.metrics()
@@ -388,6 +390,30 @@ test('collectMetrics: labels, default registry, removal, typed argument errors',
   t.is(t.throws(() => collectMetrics(a, { registry: clash }))?.['code' as never] as unknown, 'ERR_INVALID_ARG_VALUE')
   t.is(clash.getSingleMetric('ctfs_facts_admitted_total'), undefined)
   t.true(METRIC_NAMES.every((n) => n.startsWith('ctfs_')))
+})
+
+test('prom-client features: default labels, OpenMetrics content type, Registry.merge', async (t) => {
+  const supply = invariants.totalSupply({ initial: 10n, min: 0n })
+  const k = new Kernel({ invariant: supply })
+  k.admit(supply.delta(1n))
+  t.throws(() => k.admit(supply.delta(-100n)))
+  const registry = new Registry()
+  registry.setDefaultLabels({ app: 'shop' })
+  const c = collectMetrics(k, { registry, name: 'om' })
+  let samples = parseExposition(await registry.metrics())
+  t.is(value(samples, 'ctfs_facts_admitted_total', { kernel: 'om', app: 'shop' }), 1)
+  t.is(value(samples, 'ctfs_facts_refused_total', { kernel: 'om', app: 'shop', code: 'INVARIANT_VIOLATION' }), 1)
+  const merged = Registry.merge([registry, new Registry()])
+  samples = parseExposition(await merged.metrics())
+  t.is(value(samples, 'ctfs_facts_admitted_total', { kernel: 'om' }), 1, 'a merged registry has no default labels')
+  registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never)
+  const om = await registry.metrics()
+  t.true(om.includes('# TYPE ctfs_facts_admitted counter'), 'OpenMetrics names the counter family without _total')
+  t.true(om.includes('ctfs_facts_admitted_total{kernel="om",app="shop"} 1'))
+  t.true(om.includes('ctfs_admission_latency_seconds_bucket{kernel="om",le="+Inf",app="shop"}'))
+  t.true(om.endsWith('# EOF\n'))
+  c.remove()
+  t.is(registry.getSingleMetric('ctfs_facts_admitted_total'), undefined, 'removed after OpenMetrics renamed the counters')
 })
 
 /** GET a URL on 127.0.0.1. */

@@ -4,6 +4,7 @@
 //
 //   npm run bench:metrics
 //   npm run bench:metrics -- --rounds 9 --json out.json    (or CTFS_BENCH_JSON=out.json)
+//   npm run bench:metrics -- --only admitBatch --no-scrape  (one row)
 //
 // The control is an honest build switch, not a runtime flag: the addon is
 // built a second time with `--no-default-features` (the `metrics` cargo
@@ -11,8 +12,11 @@
 // the counters that existed before the metrics stay), into
 // target/metrics-off/. Both addons are loaded in this process and driven
 // through their raw admission functions (`fastPath()`, what `kernel.admit`
-// calls after its argument checks), rounds alternating A/B and B/A; each
-// row is the median over rounds of the p50. The TypeScript wrapper is the
+// calls after its argument checks). Samples are paired: each sample times
+// the instrumented kernel's loop and the control's back to back (the order
+// alternating), so load from other processes hits both alike; a row's
+// overhead is the median of the per-pair ratios, and its p50s are the
+// medians over rounds of each side's p50. The TypeScript wrapper is the
 // same code for both and is left out, so the ratio is the native cost's.
 import { spawnSync } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
@@ -30,7 +34,7 @@ import { FactBatch, Kernel, invariants } from '../src/index.ts'
 import { internalsOf } from '../src/invariants/registry.ts'
 import { native } from '../src/native.ts'
 import { collectMetrics } from '../src/prometheus.ts'
-import { fmtNs, median, runTask, table, type TimedTask } from './common.ts'
+import { fmtNs, median, table, type TimedTask } from './common.ts'
 import { collectMachine, formatMachine } from './machine.ts'
 
 const { values } = parseArgs({
@@ -39,6 +43,9 @@ const { values } = parseArgs({
     samples: { type: 'string', default: '300' },
     history: { type: 'string', default: '200000' },
     json: { type: 'string' },
+    only: { type: 'string' },
+    'no-scrape': { type: 'boolean', default: false },
+    aa: { type: 'boolean', default: false },
   },
 })
 const rounds = Number(values.rounds)
@@ -63,7 +70,8 @@ function buildControl(): string {
 }
 
 type Addon = typeof native
-const controlAddon = createRequire(import.meta.url)(buildControl()) as Addon
+// `--aa`: the instrumented addon against itself (the A/A baseline of this method).
+const controlAddon = values.aa ? native : (createRequire(import.meta.url)(buildControl()) as Addon)
 const addons: Array<[string, Addon]> = [
   ['instrumented', native],
   ['uninstrumented', controlAddon],
@@ -193,19 +201,61 @@ const makers: Array<[string, (a: Addon) => TimedTask, { samples: number; warmup:
   ['durable admit', durableAdmit, samples],
   ['durable admitBatch+sync', durableBatch, { samples: Math.max(30, samples.samples / 5), warmup: 10 }],
 ]
-const p50 = new Map<string, number[]>()
-const p99 = new Map<string, number[]>()
-const put = (m: Map<string, number[]>, k: string, v: number) => m.set(k, [...(m.get(k) ?? []), v])
+/** Times `t.loop` once (after its `prepare`), per operation, ns. */
+function timeOnce(t: TimedTask): number {
+  t.prepare?.()
+  const t0 = performance.now()
+  t.loop()
+  const dt = (performance.now() - t0) * 1e6
+  t.after?.()
+  return dt / t.opsPerSample / (t.factsPerOp ?? 1)
+}
+
+const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!
+const stats = new Map<string, { a50: number[]; b50: number[]; a99: number[]; b99: number[]; ratios: number[]; roundRatios: number[] }>()
+const selected = values.only === undefined ? makers : makers.filter(([row]) => row === values.only)
+if (selected.length === 0) throw new Error(`--only: no row '${values.only}' (rows: ${makers.map(([r]) => r).join(', ')})`)
 for (let r = 0; r < rounds; r++) {
-  const order = r % 2 === 0 ? addons : [...addons].reverse()
-  for (const [row, make, s] of makers) {
-    for (const [label, addon] of order) {
-      const t = make(addon)
-      const res = runTask('metrics', t, s)
-      const per = t.factsPerOp ?? 1
-      put(p50, `${row}|${label}`, res.p50Ns / per)
-      put(p99, `${row}|${label}`, res.p99Ns / per)
+  for (const [row, make, s] of selected) {
+    // creation order alternates too (the first kernel's memory is placed first)
+    let a: TimedTask
+    let b: TimedTask
+    if (r % 2 === 0) {
+      a = make(addons[0]![1])
+      b = make(addons[1]![1])
+    } else {
+      b = make(addons[1]![1])
+      a = make(addons[0]![1])
     }
+    for (let i = 0; i < s.warmup; i++) {
+      timeOnce(a)
+      timeOnce(b)
+    }
+    const ta: number[] = []
+    const tb: number[] = []
+    const ratios: number[] = []
+    for (let i = 0; i < s.samples; i++) {
+      let x: number
+      let y: number
+      if ((i + r) % 2 === 0) {
+        x = timeOnce(a)
+        y = timeOnce(b)
+      } else {
+        y = timeOnce(b)
+        x = timeOnce(a)
+      }
+      ta.push(x)
+      tb.push(y)
+      ratios.push(x / y)
+    }
+    const st = stats.get(row) ?? { a50: [], b50: [], a99: [], b99: [], ratios: [], roundRatios: [] }
+    st.a50.push(pct(ta, 0.5))
+    st.b50.push(pct(tb, 0.5))
+    st.a99.push(pct(ta, 0.99))
+    st.b99.push(pct(tb, 0.99))
+    st.ratios.push(...ratios)
+    st.roundRatios.push(median(ratios))
+    stats.set(row, st)
   }
   for (const d of durables.splice(0)) d.close()
   process.stderr.write(`  … round ${r + 1}/${rounds}\n`)
@@ -214,26 +264,25 @@ for (const d of dirs) rmSync(d, { recursive: true, force: true })
 
 const results: Array<{ row: string; instrumentedP50Ns: number; uninstrumentedP50Ns: number; overhead: number; perRound: number[] }> = []
 const rows: string[][] = []
-for (const [row] of makers) {
-  const a = p50.get(`${row}|instrumented`)!
-  const b = p50.get(`${row}|uninstrumented`)!
-  const ratios = a.map((x, i) => x / b[i]! - 1)
-  const overhead = median(a) / median(b) - 1
-  results.push({ row, instrumentedP50Ns: median(a), uninstrumentedP50Ns: median(b), overhead, perRound: ratios })
+for (const [row] of selected) {
+  const st = stats.get(row)!
+  const overhead = median(st.ratios) - 1
+  results.push({ row, instrumentedP50Ns: median(st.a50), uninstrumentedP50Ns: median(st.b50), overhead, perRound: st.roundRatios.map((x) => x - 1) })
   rows.push([
     row,
-    fmtNs(median(b)),
-    fmtNs(median(a)),
+    fmtNs(median(st.b50)),
+    fmtNs(median(st.a50)),
     `${(overhead * 100).toFixed(1)} %`,
-    ratios.map((x) => `${(x * 100).toFixed(1)}`).join(' '),
-    `${fmtNs(median(p99.get(`${row}|uninstrumented`)!))} / ${fmtNs(median(p99.get(`${row}|instrumented`)!))}`,
+    st.roundRatios.map((x) => `${((x - 1) * 100).toFixed(1)}`).join(' '),
+    `${fmtNs(median(st.b99))} / ${fmtNs(median(st.a99))}`,
   ])
 }
-console.log(`admission, per fact: exact kernel with ${historySize} facts; median over ${rounds} rounds of the p50 (${samples.samples} samples)`)
-console.log(table(['path', 'uninstrumented p50', 'instrumented p50', 'overhead', 'per round (%)', 'p99 un / instr'], rows))
+console.log(`admission, per fact: exact kernel with ${historySize} facts; ${rounds} rounds of paired samples (instrumented and control back to back)`)
+console.log(table(['path', 'uninstrumented p50', 'instrumented p50', 'overhead (median of pair ratios)', 'per round (%)', 'p99 un / instr'], rows))
 console.log(`errors (non-zero statuses): ${errors}\n`)
 
 // ------------------------------------------------------------------- scrape
+if (values['no-scrape']) process.exit(0)
 const TENANTS = 100
 const k = new Kernel({ invariant: supply })
 for (let t = 0; t < TENANTS; t++) {
@@ -265,7 +314,6 @@ for (let i = 0; i < 500; i++) {
   scrapeTimes.push((t2 - t1) * 1e6)
   bytes = text.length
 }
-const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!
 const series = (await registry.metrics()).split('\n').filter((l) => l !== '' && !l.startsWith('#')).length
 console.log(`scrape of one kernel with ${TENANTS} tenants (${series} series, ${(bytes / 1024).toFixed(1)} KiB of text), 500 scrapes`)
 console.log(

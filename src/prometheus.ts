@@ -22,10 +22,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createRequire } from 'node:module'
 
 import { ERROR_CODES, invalidArgType, invalidArgValue, outOfRange, type CtfsErrorCode } from './errors.ts'
-import { DurableKernel } from './durable.ts'
-import { Kernel } from './kernel.ts'
 import type { MetricsSnapshot, PowerOfTwoHistogram } from './metrics.ts'
-import type { InvariantSpec } from './invariants/types.ts'
 
 /**
  * The part of a prom-client `Registry` ctfs uses (prom-client 13 and later
@@ -63,17 +60,25 @@ export interface MetricsCollection {
   remove(): void
 }
 
-type AnyKernel = Kernel<InvariantSpec>
+/**
+ * What {@link collectMetrics} reads: a `Kernel` or `DurableKernel` (any
+ * object whose `metrics()` returns a ctfs {@link MetricsSnapshot}; checked
+ * by shape, so two copies of ctfs in one process still work together).
+ */
+export interface MetricsSource {
+  metrics(): MetricsSnapshot
+}
+type AnyKernel = MetricsSource
+const isSource = (k: unknown): k is MetricsSource => typeof k === 'object' && k !== null && typeof (k as MetricsSource).metrics === 'function'
 type Labels = Record<string, string>
 interface Sample {
   labels: Labels
   value: number
   metricName?: string
   /**
-   * prom-client 15 formats these once per object (cached by identity) and
-   * leaves them out of `labels`: the `kernel` label, one object per kernel.
-   * Older prom-client ignores the field and prints `labels` (which hold
-   * `kernel` too).
+   * prom-client 15 formats these once per object (cached by identity); a
+   * missing one costs a fresh `{}` and a cache miss per value. ctfs passes
+   * one constant empty object (labels, `kernel` first, are all in `labels`).
    */
   sharedLabels?: Labels
 }
@@ -368,11 +373,12 @@ class Collector {
     this.registry = registry
   }
 
-  /** The families `k` reports (a plain kernel needs 13, a durable replica all of them). */
-  static groupsOf(k: AnyKernel): Group[] {
+  /** The families `k` reports (a plain kernel needs a dozen, a durable replica all of them). */
+  static groupsOf(s: MetricsSnapshot): Group[] {
     const g: Group[] = ['kernel']
-    if (k instanceof DurableKernel) g.push('wal')
-    if (k.replica !== null) g.push('escrow', 'sync')
+    if (s.wal !== null) g.push('wal')
+    // replicated: the protocol may be attached later
+    if (s.escrow !== null) g.push('escrow', 'sync')
     return g
   }
 
@@ -420,7 +426,7 @@ class Collector {
 
   unregister(): void {
     for (const m of this.#metrics) {
-      if (this.registry.getSingleMetric(m.name) === m) this.registry.removeSingleMetric(m.name)
+      if (this.registry.getSingleMetric(m.registeredAs) === m) this.registry.removeSingleMetric(m.registeredAs)
     }
     this.#metrics.length = 0
     this.#groups.clear()
@@ -429,7 +435,9 @@ class Collector {
 
 /** A prom-client metric object (the shape `Registry.registerMetric` takes) reading the shared snapshot. */
 class CtfsMetric {
-  readonly name: string
+  /** prom-client renames counters in place for OpenMetrics (drops `_total`): the name registered under. */
+  readonly registeredAs: string
+  name: string
   readonly help: string
   readonly type: MetricType
   readonly aggregator = 'sum'
@@ -438,6 +446,7 @@ class CtfsMetric {
 
   constructor(def: Def, collector: Collector) {
     this.name = def.name
+    this.registeredAs = def.name
     this.help = def.help
     this.type = def.type
     this.#def = def
@@ -446,10 +455,10 @@ class CtfsMetric {
 
   get(): { name: string; help: string; type: MetricType; values: Sample[]; aggregator: string } {
     const values: Sample[] = []
-    for (const [shared, s] of this.#collector.snapshots()) {
+    for (const [base, s] of this.#collector.snapshots()) {
       const from = values.length
-      this.#def.collect(values, shared, s)
-      for (let i = from; i < values.length; i++) (values[i] as Sample).sharedLabels = shared
+      this.#def.collect(values, base, s)
+      for (let i = from; i < values.length; i++) (values[i] as Sample).sharedLabels = NO_SHARED_LABELS
     }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator }
   }
@@ -458,6 +467,7 @@ class CtfsMetric {
   reset(): void {}
 }
 
+const NO_SHARED_LABELS: Labels = Object.freeze({}) as Labels
 const collectors = new WeakMap<object, Collector>()
 const LABEL_VALUE = /^[\x20-\x7e]{1,128}$/
 
@@ -474,19 +484,19 @@ const LABEL_VALUE = /^[\x20-\x7e]{1,128}$/
  *   prom-client is not installed
  */
 export function collectMetrics(
-  kernels: AnyKernel | Readonly<Record<string, AnyKernel>>,
+  kernels: MetricsSource | Readonly<Record<string, MetricsSource>>,
   options: CollectMetricsOptions = {},
 ): MetricsCollection {
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
   for (const key of Object.keys(options)) if (key !== 'registry' && key !== 'name') throw invalidArgValue('options', `has an unknown key '${key}' (expected registry, name)`)
   let entries: Array<[string, AnyKernel]>
-  if (kernels instanceof Kernel) {
+  if (isSource(kernels)) {
     entries = [[options.name ?? 'default', kernels]]
   } else if (typeof kernels === 'object' && kernels !== null && !Array.isArray(kernels)) {
     if (options.name !== undefined) throw invalidArgValue('options.name', 'is for a single kernel; with an object of kernels, the keys are the labels')
     entries = Object.entries(kernels)
     if (entries.length === 0) throw invalidArgValue('kernels', 'must name at least one kernel')
-    for (const [label, k] of entries) if (!(k instanceof Kernel)) throw invalidArgType(`kernels.${label}`, 'a Kernel', k)
+    for (const [label, k] of entries) if (!isSource(k)) throw invalidArgType(`kernels.${label}`, 'a Kernel', k)
   } else throw invalidArgType('kernels', 'a Kernel or an object { label: kernel }', kernels)
   for (const [label] of entries) {
     if (typeof label !== 'string' || !LABEL_VALUE.test(label)) throw invalidArgValue('name', `must be 1 to 128 printable ASCII characters, got ${JSON.stringify(label)}`)
@@ -499,7 +509,8 @@ export function collectMetrics(
   for (const [label] of entries) {
     if (collector.kernels.has(label)) throw invalidArgValue('name', `'${label}' already labels a kernel in this registry; give each kernel its own name`)
   }
-  const groups = [...new Set(entries.flatMap(([, k]) => Collector.groupsOf(k)))]
+  // Which families these kernels need (and a first read: a kernel that cannot be read fails here).
+  const groups = [...new Set(entries.flatMap(([, k]) => Collector.groupsOf(k.metrics())))]
   collector.check(groups)
   collectors.set(registry, collector)
   collector.register(groups)

@@ -191,6 +191,17 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Whether this call is the [`SAMPLE_EVERY`]-th (an increment and a
+    /// mask). Always false without the `metrics` feature.
+    #[inline(always)]
+    pub fn due(&mut self) -> bool {
+        if !ENABLED {
+            return false;
+        }
+        self.n = self.n.wrapping_add(1);
+        self.n & (SAMPLE_EVERY - 1) == 0
+    }
+
     /// 0 on most calls; on every [`SAMPLE_EVERY`]-th, the clock ([`now_ns`],
     /// never 0). Always 0 without the `metrics` feature.
     #[inline(always)]
@@ -337,6 +348,8 @@ mod tests {
         let mut s = Sampler::default();
         let timed = (0..SAMPLE_EVERY * 10).filter(|_| s.start() != 0).count();
         assert_eq!(timed, 10);
+        let due = (0..SAMPLE_EVERY * 10).filter(|_| s.due()).count();
+        assert_eq!(due, 10);
         let a = now_ns();
         let b = now_ns();
         assert!(a > 0 && b >= a);
