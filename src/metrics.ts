@@ -4,7 +4,7 @@
 import { ERROR_CODES, type CtfsErrorCode } from './errors.ts'
 
 /** The layout version this build decodes. */
-const VERSION = 1
+const VERSION = 2
 const FLAG_DURABLE = 1
 const FLAG_REPLICATED = 2
 const FLAG_SYNC = 4
@@ -70,7 +70,7 @@ export interface WalMetrics {
   writeNs: PowerOfTwoHistogram
   /** ns of fdatasync (portable) or of the whole durable write (io_uring). */
   syncNs: PowerOfTwoHistogram
-  /** ns from append to durable, sampled (one append in 64, one in flight). */
+  /** ns from append to durable, for the last fact of a sampled single admission or of a batch (one in flight at a time). */
   ackNs: PowerOfTwoHistogram
   /** ns to open: checkpoint restore and log replay. */
   recoveryNs: number
@@ -156,15 +156,21 @@ export interface SyncMetrics {
 
 /** Every metric of a kernel, read in one native call. */
 export interface MetricsSnapshot {
-  /** One admission in this many is timed for {@link admitNs}. */
+  /** One single admission in this many is timed for {@link admitNs}. */
   sampleEvery: number
   closed: boolean
   /** The kernel's own domain first, then its tenants in creation order. */
   domains: DomainMetrics[]
-  /** Sampled admission attempts (admitted or refused), ns, all domains. */
+  /**
+   * Single admissions (`admit`, `admitAsync`, `admitDurable`; admitted or
+   * refused), one call in {@link sampleEvery} timed in native code, ns,
+   * all domains.
+   */
   admitNs: PowerOfTwoHistogram
   /** Facts per `admitBatch` call, all domains. */
   batchFacts: PowerOfTwoHistogram
+  /** Native time of every `admitBatch` call, ns, all domains. */
+  batchNs: PowerOfTwoHistogram
   /** Multi invariants only (empty otherwise). */
   members: MemberMetrics[]
   /** Durable kernels only. */
@@ -279,6 +285,7 @@ export function decodeMetrics(bytes: Uint8Array, memberNames: readonly string[] 
   }
   const admitNs = r.hist()
   const batchFacts = r.hist()
+  const batchNs = r.hist()
   const nm = r.u64()
   const members: MemberMetrics[] = []
   for (let m = 0; m < nm; m++) {
@@ -394,5 +401,5 @@ export function decodeMetrics(bytes: Uint8Array, memberNames: readonly string[] 
     sync = { ...s, dropped, peers, origins }
   }
   if (!r.done) throw new Error('ctfs: metrics snapshot has trailing bytes (addon and JS layer out of step)')
-  return { sampleEvery, closed: (flags & FLAG_CLOSED) !== 0, domains, admitNs, batchFacts, members, wal, escrow, sync }
+  return { sampleEvery, closed: (flags & FLAG_CLOSED) !== 0, domains, admitNs, batchFacts, batchNs, members, wal, escrow, sync }
 }

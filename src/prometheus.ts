@@ -121,6 +121,7 @@ interface Range {
 }
 const ADMIT_RANGE: Range = { lo: 5, hi: 30, seconds: true } // 32 ns .. 1.07 s
 const IO_RANGE: Range = { lo: 10, hi: 36, seconds: true } // 1 µs .. 68.7 s
+const BATCH_RANGE: Range = { lo: 8, hi: 36, seconds: true } // 256 ns .. 68.7 s
 const CHECKPOINT_RANGE: Range = { lo: 16, hi: 40, seconds: true } // 65 µs .. 18 min
 const COUNT_RANGE: Range = { lo: 0, hi: 24, seconds: false } // 1 .. 16 M
 const BYTES_RANGE: Range = { lo: 6, hi: 32, seconds: false } // 64 B .. 4 GiB
@@ -239,10 +240,15 @@ const DEFS: Def[] = [
   ),
   hist(
     'ctfs_admission_latency_seconds',
-    'Native admission time (dedup, causality, invariant, commit) of sampled attempts, admitted or refused: one attempt in 64 is timed.',
+    'Native time of single admissions (admit/admitAsync/admitDurable, admitted or refused: dedup, causality, invariant, commit, log append): one call in 64 is timed.',
     (out, base, s) => histogram(out, 'ctfs_admission_latency_seconds', base, s.admitNs, ADMIT_RANGE),
   ),
   hist('ctfs_batch_facts', 'Facts per admitBatch call.', (out, base, s) => histogram(out, 'ctfs_batch_facts', base, s.batchFacts, COUNT_RANGE)),
+  hist(
+    'ctfs_admit_batch_duration_seconds',
+    'Native time of every admitBatch call (per fact: rate of its _sum over rate of ctfs_batch_facts_sum).',
+    (out, base, s) => histogram(out, 'ctfs_admit_batch_duration_seconds', base, s.batchNs, BATCH_RANGE),
+  ),
   gauge('ctfs_tenants', 'Tenant domains created.', (out, base, s) => out.push({ labels: base, value: s.domains.length - 1 })),
   gauge('ctfs_facts_tracked', 'Fact ids tracked exactly, all domains.', (out, base, s) => {
     out.push({ labels: base, value: s.domains.reduce((a, d) => a + d.tracked, 0) })
@@ -285,7 +291,7 @@ const DEFS: Def[] = [
   hist('ctfs_wal_fsync_seconds', 'Making a group commit durable: fdatasync (portable), or the whole write + sync operation (io_uring).', (out, base, s) => {
     if (s.wal !== null) histogram(out, 'ctfs_wal_fsync_seconds', base, s.wal.syncNs, IO_RANGE)
   }),
-  hist('ctfs_wal_durable_ack_seconds', 'From append to durable, for sampled appends (one in 64, at most one in flight).', (out, base, s) => {
+  hist('ctfs_wal_durable_ack_seconds', 'From append to durable, for the last fact of a sampled single admission (one in 64) or of a batch call; one measurement in flight at a time.', (out, base, s) => {
     if (s.wal !== null) histogram(out, 'ctfs_wal_durable_ack_seconds', base, s.wal.ackNs, IO_RANGE)
   }),
   gauge('ctfs_recovery_seconds', 'Time the last open took: checkpoint restore and log replay.', walValue((w) => w.recoveryNs / 1e9)),

@@ -10,6 +10,7 @@ use ctfs_core::{
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use ctfs_core::metrics::{self, now_ns};
 use napi::bindgen_prelude::{Buffer, Env, Unknown};
 use napi::{Error, JsValue, Result, Status};
 use napi_derive::napi;
@@ -143,6 +144,8 @@ pub(crate) struct KernelState {
     pub(crate) pending_sync: Option<Box<crate::sync::SyncRecovery>>,
     /// Durable replicated kernels: what may be pushed, frames held for the log.
     pub(crate) durable_sync: crate::sync::DurableSync,
+    /// Picks the single admissions that are timed (metrics).
+    sampler: metrics::Sampler,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
@@ -209,10 +212,33 @@ impl KernelState {
         }
     }
 
-    /// Admits one fact (`id: None` derives one) in `domain`.
+    /// Admits one fact (`id: None` derives one) in `domain`. One call in
+    /// 64 is timed (metrics).
     #[inline]
     fn admit_one(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
+        if self.sampler.due() {
+            return self.admit_one_timed(domain, id, deps, payload);
+        }
         Ok(self.route(domain)?.admit(id, deps, payload))
+    }
+
+    /// [`admit_one`](Self::admit_one), timed into the domain's admission
+    /// histogram; a durable kernel also starts a durable-ack measurement.
+    #[cold]
+    #[inline(never)]
+    fn admit_one_timed(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
+        let t0 = now_ns();
+        let r = self.route(domain)?.admit(id, deps, payload);
+        let dt = now_ns().saturating_sub(t0);
+        if let Ok(k) = self.domain(domain) {
+            k.metrics_mut().admit_ns.record(dt);
+        }
+        if r.is_ok()
+            && let Some(log) = self.log.as_ref()
+        {
+            log.wal().mark_ack();
+        }
+        Ok(r)
     }
 
     /// Admits a fact with the caller's id. Returns 0 or an error status.
@@ -238,6 +264,7 @@ impl KernelState {
     /// Admits a packed batch (see `ctfs_core::batch`); `results[i]` receives
     /// record i's status. Returns the number of records read.
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
+        let t0 = if metrics::ENABLED { now_ns() } else { 0 };
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
         let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, tenant, closed } = self.route(domain)?;
@@ -255,8 +282,19 @@ impl KernelState {
             .admit(id, deps, payload)
         });
         self.batch_errors = errors;
-        if let Ok(k) = self.domain(domain) {
-            k.metrics_mut().batch_records.record(summary.records as u64);
+        // Timed per call, outside the per-record loop (no clock read in it).
+        if metrics::ENABLED {
+            let dt = now_ns().saturating_sub(t0);
+            if let Ok(k) = self.domain(domain) {
+                let m = k.metrics_mut();
+                m.batch_records.record(summary.records as u64);
+                m.batch_ns.record(dt);
+            }
+            if summary.admitted > 0
+                && let Some(log) = self.log.as_ref()
+            {
+                log.wal().mark_ack();
+            }
         }
         Ok(summary.records as u32)
     }
@@ -372,7 +410,21 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
             Some(gate)
         }
     };
-    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None, sync: None, replica_nodes, pending_sync: None, durable_sync: Default::default() })
+    Ok(KernelState {
+        main,
+        tenants,
+        last_error: None,
+        batch_errors: Vec::new(),
+        log: None,
+        replication,
+        closed: false,
+        teardown_hook: None,
+        sync: None,
+        replica_nodes,
+        pending_sync: None,
+        durable_sync: Default::default(),
+        sampler: Default::default(),
+    })
 }
 
 /// The configuration fingerprint of a kernel (see `ctfs_core::fingerprint`).

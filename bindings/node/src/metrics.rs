@@ -13,7 +13,7 @@ use napi_derive::napi;
 use crate::kernel::{KernelState, NativeKernel};
 
 /// Layout version (the first u64 of a snapshot).
-pub(crate) const VERSION: u64 = 1;
+pub(crate) const VERSION: u64 = 2;
 
 const FLAG_DURABLE: u64 = 1;
 const FLAG_REPLICATED: u64 = 2;
@@ -27,7 +27,7 @@ const FLAG_CLOSED: u64 = 8;
 /// ```text
 /// header   version, sample_every, code_count C, flags
 /// domains  D; D × { name str ("" for the kernel), admitted, rejected[C], tracked, index_bytes }
-///          admit_ns hist, batch_records hist            (merged over domains)
+///          admit_ns hist, batch_records hist, batch_ns hist     (merged over domains)
 /// members  M (0: single member); M × { admitted, refused[3] }   (summed over domains)
 /// durable  (flag) backend str, failed, durable_seq, appended_seq, fsyncs, batches,
 ///          records_written, bytes_written, segments_created, queue_bytes, queue_capacity,
@@ -68,6 +68,7 @@ pub(crate) fn encode(st: &KernelState) -> Vec<u8> {
     e.u64(1 + names.len() as u64);
     let mut admit_ns = Histogram::new();
     let mut batch_records = Histogram::new();
+    let mut batch_ns = Histogram::new();
     let members = st.main.invariant().len();
     let mut member_totals = vec![(0u64, [0u64; 3]); if members > 1 { members } else { 0 }];
     let domains = std::iter::once(("", &st.main)).chain(names.iter().enumerate().filter_map(|(slot, n)| st.tenants.get_slot(slot).map(|k| (*n, k))));
@@ -80,11 +81,12 @@ pub(crate) fn encode(st: &KernelState) -> Vec<u8> {
         e.u64(s.tracked as u64).u64(s.index_bytes as u64);
         admit_ns.merge(&k.metrics().admit_ns);
         batch_records.merge(&k.metrics().batch_records);
+        batch_ns.merge(&k.metrics().batch_ns);
         for (t, c) in member_totals.iter_mut().zip(k.invariant().member_counts()) {
             add_member(t, c);
         }
     }
-    e.histogram(&admit_ns).histogram(&batch_records);
+    e.histogram(&admit_ns).histogram(&batch_records).histogram(&batch_ns);
     e.u64(member_totals.len() as u64);
     for (admitted, refused) in &member_totals {
         e.u64(*admitted);

@@ -7,7 +7,7 @@ use crate::fact::{Fact, FactId, IdDeriver};
 use crate::frontier::Frontier;
 use crate::id_arena::IdArena;
 use crate::invariant::{Coordination, Invariant};
-use crate::metrics::{Histogram, Sampler, now_ns};
+use crate::metrics::Histogram;
 
 mod snapshot;
 pub use snapshot::{KernelSnapshot, SnapshotState};
@@ -169,20 +169,22 @@ pub struct Kernel<I: Invariant> {
     escalated_at: Option<u64>,
     /// Set once the clock is too full to rule anything out (exact modes).
     bloom_saturated: bool,
-    /// Picks the admissions whose latency is recorded (one in 64).
-    sampler: Sampler,
     metrics: Box<KernelMetrics>,
 }
 
-/// Histograms kept by a kernel (see [`crate::metrics`]). Counters of
-/// admissions and refusals are in [`KernelStats`].
+/// Histograms kept with a kernel (see [`crate::metrics`]), recorded by
+/// whoever drives it: admission itself takes no clock reads, so the core
+/// path costs nothing; the Node binding times its calls (one single
+/// admission in 64, every batch). Counters of admissions and refusals are
+/// in [`KernelStats`].
 #[derive(Clone, Debug, Default)]
 pub struct KernelMetrics {
-    /// Nanoseconds of sampled admission attempts (admitted or refused), one
-    /// in [`crate::metrics::SAMPLE_EVERY`].
+    /// Nanoseconds of sampled single admissions (admitted or refused).
     pub admit_ns: Histogram,
-    /// Records per batch call (recorded by the caller of the batch path).
+    /// Records per batch call.
     pub batch_records: Histogram,
+    /// Nanoseconds per batch call.
+    pub batch_ns: Histogram,
 }
 
 /// Dependencies whose table lines are prefetched together with the id's.
@@ -216,7 +218,6 @@ impl<I: Invariant> Kernel<I> {
             rejected: [0; ErrorCode::COUNT],
             escalated_at: None,
             bloom_saturated: false,
-            sampler: Sampler::default(),
             metrics: Box::default(),
         })
     }
@@ -262,9 +263,6 @@ impl<I: Invariant> Kernel<I> {
     /// Admits a fact with a caller-chosen id.
     #[inline]
     pub fn admit(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
-        if self.sampler.due() {
-            return self.admit_sampled::<false>(Some(id), deps, payload).map(|_| ());
-        }
         let r = self.admit_inner::<false>(Some(id), deps, payload).map(|_| ());
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
@@ -280,9 +278,6 @@ impl<I: Invariant> Kernel<I> {
     /// [`AdmitError::DuplicateFact`] (the fact is already here: settled).
     #[inline]
     pub fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8]) -> Result<(), AdmitError> {
-        if self.sampler.due() {
-            return self.admit_sampled::<true>(Some(id), deps, payload).map(|_| ());
-        }
         let r = self.admit_inner::<true>(Some(id), deps, payload).map(|_| ());
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
@@ -300,29 +295,10 @@ impl<I: Invariant> Kernel<I> {
     /// admission). Returns the id.
     #[inline]
     pub fn admit_derived(&mut self, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
-        if self.sampler.due() {
-            return self.admit_sampled::<false>(None, deps, payload);
-        }
         let r = self.admit_inner::<false>(None, deps, payload);
         if let Err(e) = &r {
             self.rejected[e.code() as usize] += 1;
         }
-        r
-    }
-
-    /// One admission in [`crate::metrics::SAMPLE_EVERY`]: the same as the
-    /// unsampled path, timed into [`KernelMetrics::admit_ns`]. Out of line
-    /// and cold, so the common path is the unsampled one plus an increment
-    /// and a branch.
-    #[cold]
-    #[inline(never)]
-    fn admit_sampled<const MERGE: bool>(&mut self, given: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
-        let t0 = now_ns();
-        let r = self.admit_inner::<MERGE>(given, deps, payload);
-        if let Err(e) = &r {
-            self.rejected[e.code() as usize] += 1;
-        }
-        self.metrics.admit_ns.record(now_ns().saturating_sub(t0));
         r
     }
 
@@ -537,12 +513,12 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
-    /// The kernel's histograms (admission latency, batch sizes).
+    /// The kernel's histograms (admission latency, batch sizes and times).
     pub fn metrics(&self) -> &KernelMetrics {
         &self.metrics
     }
 
-    /// For callers that record batch sizes.
+    /// For the caller that records them.
     pub fn metrics_mut(&mut self) -> &mut KernelMetrics {
         &mut self.metrics
     }
@@ -569,7 +545,6 @@ impl<I: Invariant + Clone> Clone for Kernel<I> {
             rejected: self.rejected,
             escalated_at: self.escalated_at,
             bloom_saturated: self.bloom_saturated,
-            sampler: self.sampler,
             metrics: self.metrics.clone(),
         }
     }

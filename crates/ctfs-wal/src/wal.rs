@@ -36,7 +36,7 @@ use crate::format::{
     list_segments, record_size, seal_record, segment_file_name, segment_header_len,
 };
 use crate::recovery::{NO_REPLAY, Recovery, ScanOptions, scan};
-use ctfs_core::metrics::{AtomicHistogram, Histogram, Sampler, now_ns};
+use ctfs_core::metrics::{AtomicHistogram, Histogram, now_ns};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
@@ -146,9 +146,9 @@ pub struct WalMetrics {
     /// Nanoseconds of making a batch durable: `fdatasync` (portable), or the
     /// whole write + sync operation (io_uring).
     pub sync_ns: Histogram,
-    /// Nanoseconds from `append` to the batch holding it being durable, for
-    /// sampled appends (one in [`ctfs_core::metrics::SAMPLE_EVERY`], at most
-    /// one in flight).
+    /// Nanoseconds from [`Wal::mark_ack`] (called by the log's user right
+    /// after an append) to the batch holding that record being durable; at
+    /// most one mark in flight.
     pub ack_ns: Histogram,
     /// Bytes queued in the ring and not yet durable.
     pub queue_bytes: u64,
@@ -192,8 +192,9 @@ struct Shared {
     write_ns: AtomicHistogram,
     sync_ns: AtomicHistogram,
     ack_ns: AtomicHistogram,
-    /// The sampled append in flight (seq, 0: none) and when it was appended
-    /// ([`now_ns`]): set by the producer, cleared by the writer once durable.
+    /// The marked record in flight (seq, 0: none) and when it was marked
+    /// ([`now_ns`]): set by the producer, claimed (compare-exchange to 0) by
+    /// whichever side sees it durable first.
     ack_seq: AtomicU64,
     ack_t: AtomicU64,
 }
@@ -259,6 +260,14 @@ impl Shared {
         self.durable_cv.notify_all();
     }
 
+    /// Records the marked ack `seq` once, whoever gets here first.
+    fn claim_ack(&self, seq: u64) {
+        let t0 = self.ack_t.load(Ordering::Relaxed);
+        if self.ack_seq.compare_exchange(seq, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.ack_ns.record(now_ns().saturating_sub(t0));
+        }
+    }
+
     fn failed_error(&self) -> WalError {
         let reason = lock(&self.failure).clone().unwrap_or_else(|| "write or fdatasync failed".into());
         WalError::Failed { reason }
@@ -281,8 +290,6 @@ pub struct Wal {
     lock_file: Option<File>,
     /// The directory itself, opened at `open`: tells whether it was removed.
     dir_handle: Option<File>,
-    /// Picks the appends whose durable-ack latency is measured.
-    sampler: Sampler,
 }
 
 impl std::fmt::Debug for Wal {
@@ -483,7 +490,6 @@ impl Wal {
                 closed: false,
                 lock_file: Some(lock_file),
                 dir_handle: Some(dir_handle),
-                sampler: Sampler::default(),
             },
             recovery,
         ))
@@ -716,10 +722,6 @@ impl Wal {
         }
         self.head = start + n as u64;
         self.next_seq = seq + 1;
-        let t0 = self.sampler.start();
-        if t0 != 0 {
-            self.sample_ack(seq, t0);
-        }
         self.shared.appended.store(seq, Ordering::Relaxed);
         self.shared.head.0.store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
@@ -729,16 +731,24 @@ impl Wal {
         Ok(seq)
     }
 
-    /// Marks `seq` (appended at `t0`) for the durable-ack histogram, unless
-    /// an earlier sample is still in flight. Published before `head`, so the
-    /// writer sees it no later than the record.
-    #[cold]
-    #[inline(never)]
-    fn sample_ack(&self, seq: u64, t0: u64) {
+    /// Starts a durable-ack measurement of the last record appended: the
+    /// time from now until the batch holding it is durable goes into
+    /// [`WalMetrics::ack_ns`]. Ignored while an earlier mark is in flight or
+    /// when nothing was appended. Called by the log's user outside its
+    /// append loops (the Node binding: on sampled calls), so `append`
+    /// itself never reads a clock.
+    pub fn mark_ack(&self) {
+        let seq = self.appended_seq();
         let s = &self.shared;
-        if s.ack_seq.load(Ordering::Acquire) == 0 {
-            s.ack_t.store(t0, Ordering::Relaxed);
-            s.ack_seq.store(seq, Ordering::Release);
+        if !ctfs_core::metrics::ENABLED || seq == 0 || s.ack_seq.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        s.ack_t.store(now_ns(), Ordering::Relaxed);
+        s.ack_seq.store(seq, Ordering::Release);
+        // Already durable (the writer may have passed it before the mark):
+        // claim it here, or the writer's next batch would record a long wait.
+        if s.durable.0.load(Ordering::Acquire) >= seq {
+            s.claim_ack(seq);
         }
     }
 
@@ -1002,11 +1012,9 @@ impl Writer {
         self.shared.group_records.record(self.next_seq - first_seq);
         self.shared.group_bytes.record(bytes);
         self.shared.durable.0.store(durable, Ordering::Release);
-        let sampled = self.shared.ack_seq.load(Ordering::Acquire);
-        if sampled != 0 && sampled <= durable {
-            let t0 = self.shared.ack_t.load(Ordering::Relaxed);
-            self.shared.ack_ns.record(now_ns().saturating_sub(t0));
-            self.shared.ack_seq.store(0, Ordering::Release);
+        let marked = self.shared.ack_seq.load(Ordering::Acquire);
+        if marked != 0 && marked <= durable {
+            self.shared.claim_ack(marked);
         }
         if let Some(cb) = &self.notifier {
             cb(durable);
