@@ -502,7 +502,8 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
   /**
    * Every metric of this kernel in one native call (no JS runs per fact):
    * admitted and refused facts by code for the kernel and each tenant,
-   * sampled admission latency (one attempt in 64), batch sizes, per-member
+   * admission latency (one single admission call in 64 is timed), batch
+   * sizes and times (every call), per-member
    * counts of a multi invariant, and — where they exist — the log's group
    * commits, write/fdatasync/durable-ack latency, queue, recovery and
    * checkpoints; the escrow pools' quotas; the replication protocol's
