@@ -153,6 +153,12 @@ export declare class NativeKernel {
   appendedSeq(): number
   /** Marks a peer reachable or not (frames are produced for reachable peers only). */
   syncSetPeerUp(peer: bigint, up: boolean): void
+  /**
+   * Bytes the transport can queue for `peer` right now (negative or not
+   * finite: no limit). Anti-entropy rounds and snapshot chunks for the
+   * peer stay within it, so a bounded send queue does not drop them.
+   */
+  syncSetSendBudget(peer: bigint, bytes: number): void
   /** Makes the next tick probe every peer. */
   syncProbeSoon(): void
   syncStats(): NativeSyncStats
@@ -492,6 +498,7 @@ export interface NativeSyncStats {
   factsDuplicate: number
   factsBuffered: number
   factsDiscarded: number
+  factsDeferred: number
   remoteRefused: number
   factsPushed: number
   pushFrames: number

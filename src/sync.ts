@@ -73,6 +73,8 @@ export interface SyncStats {
   factsDuplicate: number
   factsBuffered: number
   factsDiscarded: number
+  /** Facts from peers this kernel could not take yet (a durable kernel's log queue was full): retried, never skipped. */
+  factsDeferred: number
   remoteRefused: number
   factsPushed: number
   pushFrames: number
@@ -295,7 +297,23 @@ export class ReplicaSync {
     rethrowNative(() => this.#nk.syncSetPeerUp(nodeId(peer, 'peer'), up))
   }
 
-  /** Makes the next `tick()` probe every peer (e.g. to check convergence now). */
+  /**
+   * How many bytes the transport can queue for `peer` now (`null`: no
+   * limit, the default). Anti-entropy rounds and snapshot chunks for that
+   * peer stay within it — a chunk that does not fit waits for a later
+   * tick — so a bounded send queue does not drop them. Every frame built
+   * for the peer uses the budget up; set it again before each input.
+   */
+  setSendBudget(peer: bigint | number, bytes: number | null): void {
+    if (bytes !== null && (typeof bytes !== 'number' || !(bytes >= 0))) throw outOfRange('bytes', 'a non-negative number or null', bytes)
+    rethrowNative(() => this.#nk.syncSetSendBudget(nodeId(peer, 'peer'), bytes ?? -1))
+  }
+
+  /**
+   * Makes the next `tick()` probe every peer, and forgets which peers were
+   * in sync: `isSynced` is true again only after an exchange that starts
+   * now (use it before waiting for convergence).
+   */
   probeSoon(): void {
     rethrowNative(() => this.#nk.syncProbeSoon())
   }
