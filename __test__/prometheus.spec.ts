@@ -6,7 +6,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 
@@ -15,6 +14,7 @@ import { Registry } from 'prom-client'
 
 import { DurableKernel, FactBatch, Kernel, invariants } from '../src/index.ts'
 import { METRIC_NAMES, collectMetrics } from '../src/prometheus.ts'
+import { freePort, startCluster, writeKey } from '../src/cli/local-cluster.ts'
 import { tempDir } from './helpers.ts'
 import { MISSING_PROMETHEUS, parseExposition, which } from './prom-helpers.ts'
 
@@ -78,19 +78,6 @@ test('promtool check metrics passes on the exposition of every kind of kernel', 
   t.log(`${text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length} samples checked by promtool`)
 })
 
-/** A free TCP port on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const p = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => resolve(p))
-    })
-  })
-}
-
 function httpGet(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = get(url, (res) => {
@@ -129,6 +116,48 @@ function stop(c: ChildProcess): Promise<void> {
   })
 }
 
+/** A real Prometheus (temp config and data dir, random port on 127.0.0.1) scraping `targets` every 500 ms; fails the test if not ready in 15 s. */
+async function startPrometheus(t: ExecutionContext, prometheus: string, targets: string[]) {
+  const dir = tempDir(t, 'ctfs-prom-')
+  const port = await freePort()
+  const config = join(dir, 'prometheus.yml')
+  writeFileSync(
+    config,
+    [
+      'global:',
+      '  scrape_interval: 500ms',
+      '  evaluation_interval: 1s',
+      'scrape_configs:',
+      '  - job_name: ctfs',
+      '    scrape_interval: 500ms',
+      '    scrape_timeout: 400ms',
+      '    static_configs:',
+      `      - targets: [${targets.map((x) => `'${x}'`).join(', ')}]`,
+      '',
+    ].join('\n'),
+  )
+  const check = spawnSync(which('promtool') ?? 'promtool', ['check', 'config', config], { encoding: 'utf8' })
+  t.is(check.status, 0, `promtool check config: ${check.stdout}${check.stderr}`)
+  const prom = spawn(
+    prometheus,
+    [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  )
+  t.teardown(() => stop(prom))
+  let log = ''
+  prom.stderr!.on('data', (c: Buffer) => (log += c.toString()))
+  const api = `http://127.0.0.1:${port}`
+  const ready = await until(15_000, async () => ((await httpGet(`${api}/-/ready`)).status === 200 ? true : undefined))
+  if (ready === undefined) throw new Error(`Prometheus not ready within 15 s: ${log}`)
+  const query = async (q: string) => {
+    const r = await httpGet(`${api}/api/v1/query?query=${encodeURIComponent(q)}`)
+    const body = JSON.parse(r.body) as { status: string; data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> }; error?: string }
+    if (body.status !== 'success') throw new Error(`${q}: ${body.error}`)
+    return body.data!.result
+  }
+  return { api, query, log: () => log }
+}
+
 test('a real Prometheus scrapes a ctfs process: admitted_total equals what it admitted, histogram_quantile is a number, every dashboard query runs', async (t) => {
   const prometheus = which('prometheus')
   if (prometheus === null) return t.fail(`prometheus not found: ${MISSING_PROMETHEUS}`)
@@ -149,55 +178,13 @@ test('a real Prometheus scrapes a ctfs process: admitted_total equals what it ad
   t.is(info.admitted, n)
 
   // 2. Prometheus, scraping it every 500 ms
-  const dir = tempDir(t, 'ctfs-prom-')
-  const port = await freePort()
-  const config = join(dir, 'prometheus.yml')
-  writeFileSync(
-    config,
-    [
-      'global:',
-      '  scrape_interval: 500ms',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: ctfs',
-      '    scrape_interval: 500ms',
-      '    scrape_timeout: 400ms',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${info.port}']`,
-      '',
-    ].join('\n'),
-  )
-  const check = spawnSync(which('promtool') ?? 'promtool', ['check', 'config', config], { encoding: 'utf8' })
-  t.is(check.status, 0, `promtool check config: ${check.stdout}${check.stderr}`)
-  const prom = spawn(
-    prometheus,
-    [
-      `--config.file=${config}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  )
-  t.teardown(() => stop(prom))
-  let promLog = ''
-  prom.stderr!.on('data', (c: Buffer) => (promLog += c.toString()))
-  const api = `http://127.0.0.1:${port}`
-  const ready = await until(15_000, async () => ((await httpGet(`${api}/-/ready`)).status === 200 ? true : undefined))
-  if (ready === undefined) return t.fail(`Prometheus not ready within 15 s: ${promLog}`)
-
-  const query = async (q: string) => {
-    const r = await httpGet(`${api}/api/v1/query?query=${encodeURIComponent(q)}`)
-    const body = JSON.parse(r.body) as { status: string; data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> }; error?: string }
-    if (body.status !== 'success') throw new Error(`${q}: ${body.error}`)
-    return body.data!.result
-  }
+  const { query, log: promLog } = await startPrometheus(t, prometheus, [`127.0.0.1:${info.port}`])
   // 3. wait for the first scrape to land, then ask
   const admitted = await until(15_000, async () => {
     const r = await query('ctfs_facts_admitted_total{job="ctfs",kernel="child",tenant=""}')
     return r.length > 0 ? r : undefined
   })
-  if (admitted === undefined) return t.fail(`no ctfs_facts_admitted_total after 15 s; prometheus log: ${promLog}`)
+  if (admitted === undefined) return t.fail(`no ctfs_facts_admitted_total after 15 s; prometheus log: ${promLog()}`)
   t.is(admitted.length, 1)
   t.is(Number(admitted[0]!.value[1]), n, 'Prometheus holds exactly what the process admitted')
   const tenant = await query('ctfs_facts_admitted_total{kernel="child",tenant="acme"}')
@@ -223,4 +210,46 @@ test('a real Prometheus scrapes a ctfs process: admitted_total equals what it ad
     await t.notThrowsAsync(query(q), `${title}: ${q}`)
   }
   t.log(`n=${n}; p99 admission ${(seconds * 1e9).toFixed(0)} ns (histogram_quantile, interpolated in its power-of-two bucket); whole test ${Date.now() - started} ms`)
+})
+
+test('ctfs node --metrics: a real Prometheus scrapes a two-process cluster; replication lag reaches 0', async (t) => {
+  const prometheus = which('prometheus')
+  const promtool = which('promtool')
+  if (prometheus === null || promtool === null) return t.fail(`prometheus/promtool not found: ${MISSING_PROMETHEUS}`)
+  const dir = tempDir(t, 'ctfs-node-metrics-')
+  const keyFile = writeKey(dir)
+  const metricsPorts = [await freePort(), await freePort()]
+  const nodes = await startCluster({
+    n: 2,
+    keyFile,
+    invariant: 'gCounter',
+    dirs: (id) => join(dir, `n${id}`),
+    args: (id) => ['--status-ms', '0', '--anti-entropy-ms', '200', '--metrics', `127.0.0.1:${metricsPorts[id - 1]}`],
+  })
+  t.teardown(() => Promise.all(nodes.map((n) => n.stop())))
+  t.true(nodes[0]!.lines.some((l) => l.includes(`metrics http://127.0.0.1:${metricsPorts[0]}/metrics`)), nodes[0]!.lines.join('\n'))
+  const N = 60
+  for (let i = 0; i < N; i += 10) await nodes[0]!.api('POST', '/admit', { facts: Array.from({ length: 10 }, () => ({ increment: 1 })) })
+  await Promise.all(nodes.map((n) => n.api('GET', '/synced?peers=all&timeoutMs=20000')))
+
+  // the node's own exposition (ctfs's registry, no prom-client) passes promtool
+  const text = (await httpGet(`http://127.0.0.1:${metricsPorts[1]}/metrics`)).body
+  const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' })
+  t.is(r.status, 0, `promtool: ${r.stdout}${r.stderr}`)
+  t.is(`${r.stdout}${r.stderr}`.trim(), '')
+
+  const { query } = await startPrometheus(t, prometheus, metricsPorts.map((p) => `127.0.0.1:${p}`))
+  const all = await until(15_000, async () => {
+    const q = await query('ctfs_facts_admitted_total{job="ctfs",tenant=""}')
+    return q.length === 2 && q.every((x) => Number(x.value[1]) === N) ? q : undefined
+  })
+  t.truthy(all, 'both nodes report every fact admitted (local on node 1, from its peer on node 2)')
+  const lag = await query('max by (origin) (ctfs_sync_origin_facts) - min by (origin) (ctfs_sync_origin_facts)')
+  t.deepEqual(lag.map((x) => [x.metric.origin, x.value[1]]), [['1', '0']])
+  const up = await query('ctfs_sync_peer_up')
+  t.deepEqual(up.map((x) => x.value[1]).sort(), ['1', '1'])
+  const sent = await query('ctfs_sync_facts_sent_total{kernel="node-1",peer="2"}')
+  t.true(Number(sent[0]?.value[1]) >= N)
+  const ack = await query('histogram_quantile(0.5, sum by (le) (ctfs_wal_durable_ack_seconds_bucket{kernel="node-1"}))')
+  t.true(ack.length === 1 && Number(ack[0]!.value[1]) > 0, 'durable nodes report durable-ack latency')
 })

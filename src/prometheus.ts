@@ -537,6 +537,65 @@ export function collectMetrics(
   }
 }
 
+// ----------------------------------------------------------------- registry
+
+interface TextMetric {
+  name: string
+  get(): { name: string; help: string; type: string; values?: Sample[] } | Promise<{ name: string; help: string; type: string; values?: Sample[] }>
+}
+
+const escapeHelp = (s: string) => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
+const escapeLabel = (s: string) => escapeHelp(s).replace(/"/g, '\\"')
+
+/**
+ * A minimal registry that needs no prom-client: it holds ctfs's metrics (or
+ * any metric object with `name` and `get()`) and renders the Prometheus text
+ * format 0.0.4. For processes without prom-client — `ctfs node --metrics`
+ * uses one. With prom-client, use its `Registry` instead (your own metrics
+ * then share the endpoint).
+ *
+ * @example
+ * const registry = new MetricsRegistry()
+ * collectMetrics(kernel, { registry })
+ * await serveMetrics({ registry })
+ */
+export class MetricsRegistry implements PromRegistry {
+  readonly contentType = 'text/plain; version=0.0.4; charset=utf-8'
+  readonly #metrics = new Map<string, TextMetric>()
+
+  registerMetric(metric: never): void {
+    const m = metric as TextMetric
+    const had = this.#metrics.get(m.name)
+    if (had !== undefined && had !== m) throw new Error(`A metric with the name ${m.name} has already been registered.`)
+    this.#metrics.set(m.name, m)
+  }
+
+  removeSingleMetric(name: string): void {
+    this.#metrics.delete(name)
+  }
+
+  getSingleMetric(name: string): unknown {
+    return this.#metrics.get(name)
+  }
+
+  /** The text exposition of every metric (one `get()` each, in registration order). */
+  async metrics(): Promise<string> {
+    const got = await Promise.all([...this.#metrics.values()].map((m) => m.get()))
+    const out: string[] = []
+    for (const g of got) {
+      out.push(`# HELP ${g.name} ${escapeHelp(g.help)}`, `# TYPE ${g.name} ${g.type}`)
+      for (const v of g.values ?? []) {
+        const labels = Object.entries(v.labels ?? {})
+        const l = labels.length === 0 ? '' : `{${labels.map(([k, x]) => `${k}="${escapeLabel(String(x))}"`).join(',')}}`
+        const n = v.value
+        out.push(`${v.metricName ?? g.name}${l} ${Number.isNaN(n) ? 'NaN' : n === Infinity ? '+Inf' : n === -Infinity ? '-Inf' : String(n)}`)
+      }
+      out.push('')
+    }
+    return out.join('\n')
+  }
+}
+
 // ------------------------------------------------------------------- server
 
 /** Options of {@link serveMetrics}. */

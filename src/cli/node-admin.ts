@@ -107,17 +107,22 @@ function refused(ctx: AdminContext, code: string): void {
   if (code === 'INSUFFICIENT_QUOTA') askQuota(ctx)
 }
 
+/** The admission options of a parsed fact (admit/add refuse unknown keys such as `payload`). */
+function optionsOf(f: { id?: Uint8Array; deps?: readonly Uint8Array[] }): { id?: Uint8Array; deps?: readonly Uint8Array[] } {
+  return { ...(f.id !== undefined ? { id: f.id } : {}), ...(f.deps !== undefined ? { deps: f.deps } : {}) }
+}
+
 async function admitOne(ctx: AdminContext, body: unknown, durable: boolean): Promise<[number, unknown]> {
   const f = factFromJson(ctx.kernel.invariant, body)
   const k = ctx.kernel
   try {
     let id
     if (durable && k instanceof DurableKernel) {
-      id = await k.admitDurable(f.payload, f)
+      id = await k.admitDurable(f.payload, optionsOf(f))
       ctx.counters.admitted++
       ctx.counters.durable++
     } else {
-      id = k.admit(f.payload, f)
+      id = k.admit(f.payload, optionsOf(f))
       ctx.counters.admitted++
     }
     ctx.node.flushSoon()
@@ -134,7 +139,7 @@ async function admitMany(ctx: AdminContext, list: unknown[], durable: boolean): 
   for (let i = 0; i < list.length; i++) {
     try {
       const f = factFromJson(ctx.kernel.invariant, list[i])
-      batch.add(f.payload, f)
+      batch.add(f.payload, optionsOf(f))
     } catch (e) {
       throw new HttpError(400, `facts[${i}]: ${(e as Error).message}`)
     }
