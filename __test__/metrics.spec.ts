@@ -512,3 +512,16 @@ test("a snapshot from inside the kernel's own admission is BUSY; the kernel's co
   t.is(codeOf(inner), 'BUSY')
   t.is(k.metrics().domains[0]!.admitted, 1)
 })
+
+test('ctfs node: --metrics takes a host:port, a bad one is a usage error', async (t) => {
+  const { parseNodeArgs, NODE_USAGE } = await import('../src/cli/node.ts')
+  const { writeKey } = await import('../src/cli/local-cluster.ts')
+  const keyFile = writeKey(tempDir(t))
+  const base = ['--id', '1', '--peers', '2@127.0.0.1:7002', '--invariant', 'gCounter', '--key-file', keyFile]
+  const cfg = parseNodeArgs([...base, '--metrics', '127.0.0.1:9464'])
+  t.deepEqual('metrics' in cfg ? cfg.metrics : undefined, { host: '127.0.0.1', port: 9464 })
+  const off = parseNodeArgs(base)
+  t.is('metrics' in off ? off.metrics : undefined, null, 'off by default')
+  t.throws(() => parseNodeArgs([...base, '--metrics', 'nope']), { message: /--metrics/ })
+  t.true(NODE_USAGE.includes('--metrics HOST:PORT'))
+})
