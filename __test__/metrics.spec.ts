@@ -11,7 +11,7 @@ import test from 'ava'
 import { Registry } from 'prom-client'
 
 import { CtfsError, DurableKernel, FactBatch, Kernel, invariants, type InvariantSpec, type MetricsSnapshot } from '../src/index.ts'
-import { collectMetrics, parseMetricsAddress, serveMetrics, METRIC_NAMES } from '../src/prometheus.ts'
+import { MetricsRegistry, collectMetrics, parseMetricsAddress, serveMetrics, METRIC_NAMES } from '../src/prometheus.ts'
 import { hid, tempDir } from './helpers.ts'
 import { parseExposition, value } from './prom-helpers.ts'
 
@@ -422,6 +422,32 @@ test('prom-client features: default labels, OpenMetrics content type, Registry.m
   t.true(om.endsWith('# EOF\n'))
   c.remove()
   t.is(registry.getSingleMetric('ctfs_facts_admitted_total'), undefined, 'removed after OpenMetrics renamed the counters')
+})
+
+test('MetricsRegistry (no prom-client) renders exactly the text prom-client renders', async (t) => {
+  const supply = invariants.totalSupply({ initial: 10n, min: 0n })
+  const k = new Kernel({ invariant: supply })
+  for (let i = 0; i < 200; i++) k.admit(supply.delta(1n))
+  t.throws(() => k.admit(supply.delta(-1000n)))
+  k.tenant('a "quoted" \\ tenant').admit(supply.delta(1n))
+  const dir = tempDir(t)
+  const d = await DurableKernel.open({ dir, invariant: supply })
+  t.teardown(() => d.close())
+  await d.admitDurable(supply.delta(1n))
+  const prom = new Registry()
+  const own = new MetricsRegistry()
+  collectMetrics({ mem: k, disk: d }, { registry: prom })
+  collectMetrics({ mem: k, disk: d }, { registry: own })
+  const a = await prom.metrics()
+  const b = await own.metrics()
+  t.is(b, a)
+  t.true(b.includes('tenant="a \\"quoted\\" \\\\ tenant"'), 'label values escaped')
+  t.is(own.contentType, prom.contentType)
+  // foreign metric objects work too, and removal unregisters
+  const c = collectMetrics(k, { registry: new MetricsRegistry(), name: 'x' })
+  t.true((await c.registry.metrics()).includes('ctfs_facts_admitted_total{kernel="x"} 200'))
+  c.remove()
+  t.is(await c.registry.metrics(), '')
 })
 
 /** GET a URL on 127.0.0.1. */

@@ -139,6 +139,21 @@ function bounds(r: Range): string[] {
 }
 
 /**
+ * Label objects that recur every scrape (a tenant's, a tenant's per code),
+ * cached on the kernel's label object: fewer allocations per scrape.
+ */
+const derived = new WeakMap<Labels, Map<string, Map<string, Labels>>>()
+function withLabel(base: Labels, name: string, value: string): Labels {
+  let byName = derived.get(base)
+  if (byName === undefined) derived.set(base, (byName = new Map()))
+  let byValue = byName.get(name)
+  if (byValue === undefined) byName.set(name, (byValue = new Map()))
+  let l = byValue.get(value)
+  if (l === undefined) byValue.set(value, (l = Object.freeze({ ...base, [name]: value })))
+  return l
+}
+
+/**
  * A power-of-two histogram as Prometheus buckets. The bound `2^k` is
  * exactly the upper bound of bucket `k`, so every cumulative count is exact:
  * nothing is interpolated or lost (observations above the last bound are
@@ -148,11 +163,12 @@ function histogram(out: Sample[], name: string, base: Labels, h: PowerOfTwoHisto
   const le = bounds(r)
   let cum = 0
   for (let i = 0; i < r.lo; i++) cum += h.buckets[i] ?? 0
+  const bucket = `${name}_bucket`
   for (let k = r.lo; k <= r.hi; k++) {
     cum += h.buckets[k] ?? 0
-    out.push({ metricName: `${name}_bucket`, labels: { ...base, le: le[k - r.lo] as string }, value: cum })
+    out.push({ metricName: bucket, labels: withLabel(base, 'le', le[k - r.lo] as string), value: cum })
   }
-  out.push({ metricName: `${name}_bucket`, labels: { ...base, le: '+Inf' }, value: h.count })
+  out.push({ metricName: bucket, labels: withLabel(base, 'le', '+Inf'), value: h.count })
   out.push({ metricName: `${name}_sum`, labels: base, value: r.seconds ? h.sum / 1e9 : h.sum })
   out.push({ metricName: `${name}_count`, labels: base, value: h.count })
 }
@@ -199,21 +215,6 @@ function poolValue(pick: (p: NonNullable<MetricsSnapshot['escrow']>[number]) => 
 }
 function memberLabel(s: MetricsSnapshot, index: number): string {
   return s.members[index]?.member ?? String(index)
-}
-
-/**
- * Label objects that recur every scrape (a tenant's, a tenant's per code),
- * cached on the kernel's label object: fewer allocations per scrape.
- */
-const derived = new WeakMap<Labels, Map<string, Map<string, Labels>>>()
-function withLabel(base: Labels, name: string, value: string): Labels {
-  let byName = derived.get(base)
-  if (byName === undefined) derived.set(base, (byName = new Map()))
-  let byValue = byName.get(name)
-  if (byValue === undefined) byName.set(name, (byValue = new Map()))
-  let l = byValue.get(value)
-  if (l === undefined) byValue.set(value, (l = { ...base, [name]: value }))
-  return l
 }
 
 /** The refusal codes (ERROR_CODES without OK), in code order. */
@@ -416,7 +417,7 @@ class Collector {
       const s: Array<[Labels, MetricsSnapshot]> = []
       for (const [name, k] of this.kernels) {
         let labels = this.#shared.get(name)
-        if (labels === undefined) this.#shared.set(name, (labels = { kernel: name }))
+        if (labels === undefined) this.#shared.set(name, (labels = Object.freeze({ kernel: name })))
         try {
           s.push([labels, k.metrics()])
         } catch {
@@ -544,8 +545,24 @@ interface TextMetric {
   get(): { name: string; help: string; type: string; values?: Sample[] } | Promise<{ name: string; help: string; type: string; values?: Sample[] }>
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/
 const escapeHelp = (s: string) => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
-const escapeLabel = (s: string) => escapeHelp(s).replace(/"/g, '\\"')
+const escapeLabel = (s: string) => (NEEDS_ESCAPE.test(s) ? escapeHelp(s).replace(/"/g, '\\"') : s)
+/**
+ * Formatted `{k="v",...}` of a label object; cached for frozen ones (ctfs's
+ * label objects are frozen and reused across scrapes).
+ */
+const labelText = new WeakMap<object, string>()
+function formatLabels(labels: Labels | undefined): string {
+  if (labels === undefined) return ''
+  let t = labelText.get(labels)
+  if (t === undefined) {
+    const e = Object.entries(labels)
+    t = e.length === 0 ? '' : `{${e.map(([k, x]) => `${k}="${escapeLabel(String(x))}"`).join(',')}}`
+    if (Object.isFrozen(labels)) labelText.set(labels, t)
+  }
+  return t
+}
 
 /**
  * A minimal registry that needs no prom-client: it holds ctfs's metrics (or
@@ -585,10 +602,8 @@ export class MetricsRegistry implements PromRegistry {
     for (const g of got) {
       out.push(`# HELP ${g.name} ${escapeHelp(g.help)}`, `# TYPE ${g.name} ${g.type}`)
       for (const v of g.values ?? []) {
-        const labels = Object.entries(v.labels ?? {})
-        const l = labels.length === 0 ? '' : `{${labels.map(([k, x]) => `${k}="${escapeLabel(String(x))}"`).join(',')}}`
         const n = v.value
-        out.push(`${v.metricName ?? g.name}${l} ${Number.isNaN(n) ? 'NaN' : n === Infinity ? '+Inf' : n === -Infinity ? '-Inf' : String(n)}`)
+        out.push(`${v.metricName ?? g.name}${formatLabels(v.labels)} ${Number.isFinite(n) ? String(n) : Number.isNaN(n) ? 'NaN' : n > 0 ? '+Inf' : '-Inf'}`)
       }
       out.push('')
     }
