@@ -521,6 +521,8 @@ export interface NativeSyncStats {
   droppedCodes: Array<string>
   droppedCounts: Array<number>
   peers: Array<NativePeerStats>
+  /** This run's epoch (a durable replica chooses its own at open). */
+  epoch: number
   /** Version vector: origins (node, epoch) and counts. */
   originNodes: Array<bigint>
   originEpochs: Array<number>

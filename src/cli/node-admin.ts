@@ -14,7 +14,7 @@
 //   POST /stop             closes the node and exits
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 
-import { FactBatch } from '../batch.ts'
+import { FactBatch, type AdmitOptions, type FactInput } from '../batch.ts'
 import type { ClusterNode } from '../cluster/node.ts'
 import { parsePeer } from '../cluster/peers.ts'
 import { DurableKernel } from '../durable.ts'
@@ -132,6 +132,14 @@ async function admitOne(ctx: AdminContext, body: unknown, durable: boolean): Pro
     refused(ctx, e.code)
     return [409, { code: e.code, message: e.message }]
   }
+}
+
+/** The admission options of a parsed fact (its id and dependencies; not its payload). */
+function optionsOf(f: FactInput): AdmitOptions {
+  const o: AdmitOptions = {}
+  if (f.id !== undefined) o.id = f.id
+  if (f.deps !== undefined) o.deps = f.deps
+  return o
 }
 
 async function admitMany(ctx: AdminContext, list: unknown[], durable: boolean): Promise<[number, unknown]> {
