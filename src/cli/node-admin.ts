@@ -107,11 +107,6 @@ function refused(ctx: AdminContext, code: string): void {
   if (code === 'INSUFFICIENT_QUOTA') askQuota(ctx)
 }
 
-/** The admission options of a parsed fact (admit/add refuse unknown keys such as `payload`). */
-function optionsOf(f: { id?: Uint8Array; deps?: readonly Uint8Array[] }): { id?: Uint8Array; deps?: readonly Uint8Array[] } {
-  return { ...(f.id !== undefined ? { id: f.id } : {}), ...(f.deps !== undefined ? { deps: f.deps } : {}) }
-}
-
 async function admitOne(ctx: AdminContext, body: unknown, durable: boolean): Promise<[number, unknown]> {
   const f = factFromJson(ctx.kernel.invariant, body)
   const k = ctx.kernel
