@@ -170,6 +170,12 @@ export declare class NativeKernel {
   /** Count, id digest and state digest (72 bytes): equal on converged replicas. */
   digests(): Buffer
   info(): NativeInfo
+  /**
+   * Every metric of this kernel in one packed buffer (see
+   * `bindings/node/src/metrics.rs` for the layout; decoded by
+   * `src/metrics.ts`). Works on a closed kernel (its log section is gone).
+   */
+  metricsSnapshot(): Buffer
 }
 
 /**

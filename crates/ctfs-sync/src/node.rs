@@ -214,6 +214,9 @@ pub struct SyncStats {
     pub summaries_sent: u64,
     pub anti_entropy_facts_sent: u64,
     pub anti_entropy_bytes_sent: u64,
+    /// Anti-entropy answers that shipped facts to a peer (repairs), as
+    /// opposed to rounds that found nothing missing.
+    pub anti_entropy_repairs: u64,
     pub quota_requests_sent: u64,
     pub quota_grants_sent: u64,
     pub snapshots_sent: u64,
@@ -882,6 +885,9 @@ impl Node {
         }
         if !w.is_empty() {
             frames.push(w.finish());
+        }
+        if !frames.is_empty() {
+            self.stats.anti_entropy_repairs += 1;
         }
         for body in frames {
             self.stats.anti_entropy_bytes_sent += (body.len() + frame::OVERHEAD) as u64;
