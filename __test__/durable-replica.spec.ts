@@ -47,6 +47,7 @@ test('durable replicas converge, recover their version vector in a new epoch, an
   t.is(a.k.read().balance, 1000n - 200n - 35n)
   t.deepEqual(a.s.digests, b.s.digests)
   const epochBefore = a.s.epoch
+  t.is(epochBefore, 1, 'a new directory starts at epoch 1 (the log chooses, not Date.now())')
   const vvBefore = a.s.stats.versionVector
   await a.k.close()
 

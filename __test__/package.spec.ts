@@ -110,6 +110,8 @@ serial('npm pack --dry-run: the package ships what a user needs and no Rust benc
   for (const f of [
     'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md',
     'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js',
+    // ctfs/prometheus and the Grafana dashboard
+    'dist/prometheus.js', 'dist/prometheus.d.ts', 'dashboards/ctfs.json',
     'native/binding.cjs', 'native/loader.cjs', 'native/binding.d.cts',
     'scripts/install.cjs', 'scripts/build-native.cjs',
     // what a build from source needs

@@ -15,6 +15,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const outDir = join(here, '.readme')
 const entry = pathToFileURL(join(root, 'src', 'index.ts')).href
+const prometheusEntry = pathToFileURL(join(root, 'src', 'prometheus.ts')).href
 
 /** Where the examples' console.log output is collected while they run. */
 const PRINTED = '__readmePrinted'
@@ -42,7 +43,7 @@ export function instrument(code: string): string {
     if (pr) return `${pr[1]}assert.match(String((globalThis as any).${PRINTED}?.at(-1) ?? '(nothing printed)'), ${printedPattern(pr[2]!)})`
     return line
   })
-  return `import assert from 'node:assert/strict'\n` + lines.join('\n').replaceAll(`from 'ctfs'`, `from '${entry}'`)
+  return `import assert from 'node:assert/strict'\n` + lines.join('\n').replaceAll(`from 'ctfs'`, `from '${entry}'`).replaceAll(`from 'ctfs/prometheus'`, `from '${prometheusEntry}'`)
 }
 
 const blocks = examples(readFileSync(join(root, 'README.md'), 'utf8'))

@@ -184,6 +184,12 @@ export declare class NativeKernel {
   /** Count, id digest and state digest (72 bytes): equal on converged replicas. */
   digests(): Buffer
   info(): NativeInfo
+  /**
+   * Every metric of this kernel in one packed buffer (see
+   * `bindings/node/src/metrics.rs` for the layout; decoded by
+   * `src/metrics.ts`). Works on a closed kernel (its log section is gone).
+   */
+  metricsSnapshot(): Buffer
 }
 
 /**
@@ -535,6 +541,8 @@ export interface NativeSyncStats {
   droppedCodes: Array<string>
   droppedCounts: Array<number>
   peers: Array<NativePeerStats>
+  /** This run's epoch (a durable replica chooses its own at open). */
+  epoch: number
   /** Version vector: origins (node, epoch) and counts. */
   originNodes: Array<bigint>
   originEpochs: Array<number>

@@ -15,6 +15,16 @@ export type {
   Requirement,
 } from './kernel.ts'
 export { FactBatch } from './batch.ts'
+export type {
+  MetricsSnapshot,
+  DomainMetrics,
+  MemberMetrics,
+  WalMetrics,
+  EscrowPoolMetrics,
+  PeerMetrics,
+  SyncMetrics,
+  PowerOfTwoHistogram,
+} from './metrics.ts'
 export { DurableKernel, inspect } from './durable.ts'
 export type {
   DurableKernelOptions,

@@ -15,6 +15,7 @@ import { Replica, nativeReplica, type ReplicaOptions } from './replica.ts'
 import { FACT_ID_BYTES, checkFactId, isFactId, packFactIds, type FactId } from './fact-id.ts'
 import type { AlgebraicClass, Coordination, CustomApply, InvariantSpec, StateOf } from './invariants/types.ts'
 import { resolveMember } from './invariants/multi.ts'
+import { decodeMetrics, type MetricsSnapshot } from './metrics.ts'
 import { int, u64 } from './invariants/common.ts'
 import { internalsOf } from './invariants/registry.ts'
 import {
@@ -496,6 +497,24 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
       this.#tenants.set(name, t)
     }
     return t
+  }
+
+  /**
+   * Every metric of this kernel in one native call (no JS runs per fact):
+   * admitted and refused facts by code for the kernel and each tenant,
+   * admission latency (one single admission call in 64 is timed), batch
+   * sizes and times (every call), per-member
+   * counts of a multi invariant, and — where they exist — the log's group
+   * commits, write/fdatasync/durable-ack latency, queue, recovery and
+   * checkpoints; the escrow pools' quotas; the replication protocol's
+   * per-peer frames and bytes, dropped frames, causal buffer and
+   * anti-entropy. `ctfs/prometheus` exposes the same snapshot to prom-client.
+   * @throws CtfsError `BUSY` from inside one of the kernel's own admissions
+   */
+  metrics(): MetricsSnapshot {
+    const inv = this.invariant as unknown as { name: string; names?: readonly string[] }
+    const names = inv.name === 'multi' && Array.isArray(inv.names) ? inv.names : []
+    return decodeMetrics(rethrowNative(() => this.#nativeKernel.metricsSnapshot()), names)
   }
 
   /** Names of the tenants created so far. */

@@ -285,7 +285,8 @@ export class ReplicaSync {
     rethrowNative(() => nk.syncAttach(cfg))
     this.#nk = nk
     this.local = local
-    this.epoch = cfg.epoch
+    // a durable replica runs in the epoch its log chose, not the one asked for
+    this.epoch = rethrowNative(() => nk.syncStats()).epoch
   }
 
   /** Handles one frame received from a peer. */
@@ -388,7 +389,7 @@ export class ReplicaSync {
     const s = rethrowNative(() => this.#nk.syncStats())
     const dropped: Record<string, number> = {}
     s.droppedCodes.forEach((c, i) => (dropped[c] = s.droppedCounts[i] ?? 0))
-    const { droppedCodes: _c, droppedCounts: _n, originNodes, originEpochs, originCounts, ...rest } = s
+    const { droppedCodes: _c, droppedCounts: _n, originNodes, originEpochs, originCounts, epoch: _e, ...rest } = s
     return {
       ...rest,
       dropped,

@@ -11,8 +11,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import Table from 'cli-table3'
-import logUpdate from 'log-update'
 
 import { AdminError, startCluster, writeKey, type NodeProcess } from './local-cluster.ts'
 import type { NodeStatus } from './node.ts'
@@ -83,12 +81,47 @@ async function drive(d: Driver, until: number, rate: number, rnd: () => number, 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * The terminal libraries of the live view (log-update, cli-table3): dev
+ * dependencies of the repository (`npm start`), not of the package, which
+ * has no runtime dependencies. Without them the demo prints plain lines.
+ */
+interface Terminal {
+  table(head: string[], rows: string[][]): string
+  update(text: string): void
+  done(): void
+}
+
+async function terminal(): Promise<Terminal | null> {
+  try {
+    const [{ default: Table }, { default: logUpdate }] = await Promise.all([import('cli-table3'), import('log-update')])
+    return {
+      table(head, rows) {
+        const t = new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } })
+        for (const r of rows) t.push(r)
+        return t.toString()
+      },
+      update: (text) => logUpdate(text),
+      done: () => logUpdate.done(),
+    }
+  } catch {
+    return null
+  }
+}
+
+let term: Terminal | null = null
+
+/** A table: cli-table3's when installed, else aligned columns. */
+function table(head: string[], rows: string[][]): string {
+  if (term !== null) return term.table(head, rows)
+  const all = [head, ...rows]
+  const w = head.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)))
+  return all.map((r) => r.map((v, c) => v.padEnd(w[c] ?? 0)).join('  ')).join('\n')
+}
+
 function render(rows: Row[], drivers: Driver[], phase: string, elapsed: number, violations: number): string {
-  const t = new Table({
-    head: ['replica', 'state', 'admitted', 'refused', 'received', 'buffered', 'quota', 'facts', 'balance', 'digest'],
-    style: { head: [], border: [] },
-    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-  })
+  const head = ['replica', 'state', 'admitted', 'refused', 'received', 'buffered', 'quota', 'facts', 'balance', 'digest']
+  const t: string[][] = []
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i] as Row
     const s = r.status
@@ -107,7 +140,7 @@ function render(rows: Row[], drivers: Driver[], phase: string, elapsed: number, 
   }
   return (
     `ctfs cluster demo — 3 replica processes on 127.0.0.1, durable kernels\ninvariant: ${INVARIANT}\n` +
-    `${phase} (${(elapsed / 1000).toFixed(1)} s)   bound violations seen: ${violations}\n${t.toString()}\n` +
+    `${phase} (${(elapsed / 1000).toFixed(1)} s)   bound violations seen: ${violations}\n${table(head, t)}\n` +
     'admitted/received: facts since the process started; refused: INSUFFICIENT_QUOTA answers (the replica asked a peer for quota);\n' +
     "quota: this replica's escrow share of the balance left to spend"
   )
@@ -138,7 +171,9 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
     console.error('usage: ctfs cluster-demo [--seconds 2..600 (default 12)] [--rate facts/s per replica (default 2000)] [--seed N] [--keep]')
     return 2
   }
-  const tty = process.stdout.isTTY === true
+  // the live view needs a terminal and its libraries; otherwise plain lines
+  if (process.stdout.isTTY === true) term = await terminal()
+  const tty = term !== null
   const root = mkdtempSync(join(tmpdir(), 'ctfs-demo-'))
   const keyFile = writeKey(root)
   const rnd = mulberry(seed)
@@ -156,7 +191,7 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
   let drivers: Driver[] = []
   let finished = false
   const draw = () => {
-    if (tty && !finished) logUpdate(render(rows, drivers, phase, Date.now() - t0, violations) + '\n' + log.slice(-6).join('\n'))
+    if (tty && !finished) term?.update(render(rows, drivers, phase, Date.now() - t0, violations) + '\n' + log.slice(-6).join('\n'))
   }
   try {
     nodes = await startCluster({
@@ -257,7 +292,7 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
     await polling
     draw()
     finished = true
-    if (tty) logUpdate.done()
+    if (tty) term?.done()
     const count = synced[0]!.count
     console.log(
       `\n${ackedIds.length} facts acknowledged durable (${present.size} more of ${unknown.length} in flight at the crash made it in); ` +
@@ -274,7 +309,7 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
   } catch (e) {
     if (ui !== null) clearInterval(ui)
     finished = true
-    if (tty) logUpdate.done()
+    if (tty) term?.done()
     console.error(`FAILED: ${(e as Error).message}`)
     for (const n of nodes) console.error(`--- replica ${n.id} (last lines)\n${n.lines.slice(-10).join('\n')}`)
     return 1

@@ -52,18 +52,6 @@ class UsageError extends Error {
 const help = { type: 'boolean', short: 'h' } as const
 
 const COMMANDS: Record<string, Command> = {
-  node: {
-    usage: 'usage: ctfs node [options] (see ctfs node --help)',
-    options: {},
-    run: async () => 2,
-    raw: nodeCommand,
-  },
-  'cluster-demo': {
-    usage: 'usage: ctfs cluster-demo [options] (see ctfs cluster-demo --help)',
-    options: {},
-    run: async () => 2,
-    raw: clusterDemoCommand,
-  },
   demo: {
     usage: `usage: ctfs demo [--facts N]
 
@@ -107,6 +95,18 @@ options:
       console.log(report.text)
       return report.healthy ? 0 : 1
     },
+  },
+  node: {
+    usage: 'usage: ctfs node [options] (see ctfs node --help)',
+    options: {},
+    run: async () => 2,
+    raw: nodeCommand,
+  },
+  'cluster-demo': {
+    usage: 'usage: ctfs cluster-demo [options] (see ctfs cluster-demo --help)',
+    options: {},
+    run: async () => 2,
+    raw: clusterDemoCommand,
   },
 }
 

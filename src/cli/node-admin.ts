@@ -14,7 +14,7 @@
 //   POST /stop             closes the node and exits
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 
-import { FactBatch } from '../batch.ts'
+import { FactBatch, type AdmitOptions, type FactInput } from '../batch.ts'
 import type { ClusterNode } from '../cluster/node.ts'
 import { parsePeer } from '../cluster/peers.ts'
 import { DurableKernel } from '../durable.ts'
@@ -107,25 +107,17 @@ function refused(ctx: AdminContext, code: string): void {
   if (code === 'INSUFFICIENT_QUOTA') askQuota(ctx)
 }
 
-/** The admission options of a JSON fact (the payload is passed on its own: options refuse unknown keys). */
-function options(f: { id?: Uint8Array; deps?: readonly Uint8Array[] }): { id?: Uint8Array; deps?: readonly Uint8Array[] } {
-  const o: { id?: Uint8Array; deps?: readonly Uint8Array[] } = {}
-  if (f.id !== undefined) o.id = f.id
-  if (f.deps !== undefined) o.deps = f.deps
-  return o
-}
-
 async function admitOne(ctx: AdminContext, body: unknown, durable: boolean): Promise<[number, unknown]> {
   const f = factFromJson(ctx.kernel.invariant, body)
   const k = ctx.kernel
   try {
     let id
     if (durable && k instanceof DurableKernel) {
-      id = await k.admitDurable(f.payload, options(f))
+      id = await k.admitDurable(f.payload, optionsOf(f))
       ctx.counters.admitted++
       ctx.counters.durable++
     } else {
-      id = k.admit(f.payload, options(f))
+      id = k.admit(f.payload, optionsOf(f))
       ctx.counters.admitted++
     }
     ctx.node.flushSoon()
@@ -137,12 +129,20 @@ async function admitOne(ctx: AdminContext, body: unknown, durable: boolean): Pro
   }
 }
 
+/** The admission options of a parsed fact (its id and dependencies; not its payload). */
+function optionsOf(f: FactInput): AdmitOptions {
+  const o: AdmitOptions = {}
+  if (f.id !== undefined) o.id = f.id
+  if (f.deps !== undefined) o.deps = f.deps
+  return o
+}
+
 async function admitMany(ctx: AdminContext, list: unknown[], durable: boolean): Promise<[number, unknown]> {
   const batch = new FactBatch()
   for (let i = 0; i < list.length; i++) {
     try {
       const f = factFromJson(ctx.kernel.invariant, list[i])
-      batch.add(f.payload, options(f))
+      batch.add(f.payload, optionsOf(f))
     } catch (e) {
       throw new HttpError(400, `facts[${i}]: ${(e as Error).message}`)
     }

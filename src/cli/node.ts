@@ -12,6 +12,7 @@ import { DurableKernel } from '../durable.ts'
 import { isCtfsError } from '../errors.ts'
 import type { InvariantSpec } from '../invariants/index.ts'
 import { Kernel } from '../kernel.ts'
+import { MetricsRegistry, collectMetrics, serveMetrics, type MetricsServer } from '../prometheus.ts'
 import { startAdmin, type LocalCounters } from './node-admin.ts'
 import { parseInvariant } from './invariant-spec.ts'
 
@@ -34,6 +35,8 @@ connection per peer, and a local admin interface (HTTP on 127.0.0.1).
   --cluster NAME         cluster name: nodes of other clusters are refused
   --admin HOST:PORT      admin interface, loopback only (default 127.0.0.1:0: any free port)
   --status-ms MS         print a status line every MS ms (default 5000; 0: never)
+  --metrics HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464;
+                         port 0: any free port); off by default
   --anti-entropy-ms MS   anti-entropy period (default 1000)
   --tick-ms MS           push and timer period (default 2)
   --max-frame-bytes N    largest frame sent or accepted (default 1048576)
@@ -74,8 +77,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   'gen-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
-  // Hook: the metrics issue adds `metrics: { type: 'string' }` here and
-  // starts its endpoint in `runNode` from `RunningNode` (node, kernel).
+  metrics: { type: 'string' },
 } as const
 
 class UsageError extends Error {}
@@ -99,6 +101,8 @@ export interface NodeConfig {
   key: Uint8Array
   cluster: string | undefined
   admin: Address
+  /** Where to serve `/metrics` (null: not served). */
+  metrics: Address | null
   statusMs: number
   antiEntropyMs: number | undefined
   tickMs: number | undefined
@@ -174,8 +178,10 @@ export function parseNodeArgs(argv: string[]): NodeConfig | { genKey: string } |
   if (keyFile === undefined) throw new UsageError('--key-file is required (make a key with: ctfs node --gen-key ./cluster.key)')
   const key = readKeyFile(keyFile)
   let admin: Address
+  let metrics: Address | null = null
   try {
     admin = parseAddress(v.admin ?? '127.0.0.1:0', '--admin')
+    if (v.metrics !== undefined) metrics = parseAddress(v.metrics, '--metrics')
   } catch (e) {
     throw new UsageError((e as Error).message)
   }
@@ -190,6 +196,7 @@ export function parseNodeArgs(argv: string[]): NodeConfig | { genKey: string } |
     key,
     cluster: v.cluster ?? file?.cluster,
     admin,
+    metrics,
     statusMs: int(v['status-ms'], 'status-ms', 0, 3_600_000) ?? 5000,
     antiEntropyMs: int(v['anti-entropy-ms'], 'anti-entropy-ms', 1, 3_600_000),
     tickMs: int(v['tick-ms'], 'tick-ms', 1, 1000),
@@ -207,6 +214,8 @@ export interface RunningNode {
   kernel: Kernel<InvariantSpec>
   node: ClusterNode<InvariantSpec>
   adminPort: number
+  /** The `/metrics` URL when `--metrics` was given. */
+  metricsUrl: string | null
   counters: LocalCounters
   status(): NodeStatus
   close(): Promise<void>
@@ -340,6 +349,10 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
       if (statusTimer !== null) clearInterval(statusTimer)
       admin.server.close()
       admin.server.closeAllConnections()
+      if (metrics !== null) {
+        metrics.server.closeAllConnections()
+        await metrics.close()
+      }
       await node.close()
       if (kernel instanceof DurableKernel) await kernel.close()
     })()
@@ -347,6 +360,18 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
   }
   const admin = await startAdmin({ kernel, node, counters, status, stop: () => void close().then(() => process.exit(0)) }, cfg.admin.host, cfg.admin.port)
   const adminPort = admin.port
+  // Prometheus metrics of this node's kernel (no prom-client needed: ctfs's own registry).
+  let metrics: MetricsServer | null = null
+  if (cfg.metrics !== null) {
+    const registry = new MetricsRegistry()
+    collectMetrics(kernel, { registry, name: `node-${cfg.id}` })
+    try {
+      metrics = await serveMetrics({ host: cfg.metrics.host, port: cfg.metrics.port, registry })
+    } catch (e) {
+      await close()
+      throw e
+    }
+  }
   let statusTimer: ReturnType<typeof setInterval> | null = null
   if (cfg.statusMs > 0) {
     let lastFacts = 0
@@ -361,7 +386,7 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
     }, cfg.statusMs)
     statusTimer.unref()
   }
-  return { config: cfg, kernel, node, adminPort, counters, status, close }
+  return { config: cfg, kernel, node, adminPort, metricsUrl: metrics?.url ?? null, counters, status, close }
 }
 
 /** The one-line status. */
@@ -406,7 +431,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   const s = running.status()
   console.log(
     `ctfs node ${s.id} (epoch ${s.epoch}, ${s.durable ? `durable in ${parsed.dir}` : 'in memory'}) listening on ${s.listening ?? '-'}; admin ${s.admin}; ` +
-      `nodes ${parsed.nodes.join(',')}; ${s.facts} facts`,
+      `nodes ${parsed.nodes.join(',')}; ${s.facts} facts${running.metricsUrl !== null ? `; metrics ${running.metricsUrl}` : ''}`,
   )
   const stop = (signal: string) => {
     console.log(`node ${s.id}: ${signal}, closing`)

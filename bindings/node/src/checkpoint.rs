@@ -65,6 +65,7 @@ pub(crate) fn write(st: &mut KernelState) -> Result<u64> {
         .log
         .as_mut()
         .ok_or_else(|| Error::new(Status::InvalidArg, "checkpoint() needs a durable kernel (Kernel.open)"))?;
+    let t0 = ctfs_core::metrics::now_ns();
     // A removed (or replaced) directory fails here instead of "succeeding".
     log.wal().check_dir().map_err(|e| wal_error(&e))?;
     let seq = log.wal().sync().map_err(|e| wal_error(&e))?;
@@ -90,6 +91,10 @@ pub(crate) fn write(st: &mut KernelState) -> Result<u64> {
         sections.push((TAG_TENANTS, &t[..]));
     }
     ctfs_wal::write_checkpoint(&dir, seq, &log.fingerprint, &sections).map_err(|e| wal_error(&e))?;
+    let bytes: u64 = sections.iter().map(|(_, b)| b.len() as u64).sum();
+    log.checkpoints += 1;
+    log.checkpoint_bytes_last = bytes;
+    log.checkpoint_bytes_total += bytes;
     // Keep the previous checkpoint as a fallback; drop what precedes it.
     let previous = log.checkpoint_seq;
     log.checkpoint_seq = seq;
@@ -97,6 +102,7 @@ pub(crate) fn write(st: &mut KernelState) -> Result<u64> {
         ctfs_wal::remove_checkpoints_before(&dir, previous).map_err(|e| wal_error(&e))?;
         log.wal().compact_before(previous + 1).map_err(|e| wal_error(&e))?;
     }
+    log.checkpoint_ns.record(ctfs_core::metrics::now_ns() - t0);
     Ok(seq)
 }
 

@@ -132,6 +132,14 @@ pub(crate) struct DurableLog {
     pub skipped_checkpoints: Vec<String>,
     /// Recorded in every checkpoint this kernel writes.
     pub fingerprint: Vec<u8>,
+    /// Metrics: how long opening took (checkpoint restore + replay), ns.
+    pub recovery_ns: u64,
+    /// Metrics: checkpoints written by this kernel, their duration (ns)
+    /// and size (bytes of the last one, and in total).
+    pub checkpoints: u64,
+    pub checkpoint_ns: ctfs_core::metrics::Histogram,
+    pub checkpoint_bytes_last: u64,
+    pub checkpoint_bytes_total: u64,
 }
 
 impl DurableLog {
@@ -193,7 +201,18 @@ impl DurableLog {
             w.segment_size = s;
         }
         let (wal, recovery) = Wal::open_with_replay(&opts.dir, w, from_seq, replay)?;
-        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new(), fingerprint })
+        Ok(DurableLog {
+            wal,
+            recovery,
+            checkpoint_seq,
+            skipped_checkpoints: Vec::new(),
+            fingerprint,
+            recovery_ns: 0,
+            checkpoints: 0,
+            checkpoint_ns: Default::default(),
+            checkpoint_bytes_last: 0,
+            checkpoint_bytes_total: 0,
+        })
     }
 
     /// Step 1 of a durable admission.

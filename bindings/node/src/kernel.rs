@@ -10,6 +10,7 @@ use ctfs_core::{
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use ctfs_core::metrics::{self, now_ns};
 use napi::bindgen_prelude::{Buffer, Env, Unknown};
 use napi::{Error, JsValue, Result, Status};
 use napi_derive::napi;
@@ -130,7 +131,7 @@ pub(crate) struct KernelState {
     pub(crate) log: Option<DurableLog>,
     /// Replicated admission gate (domain 0 only).
     pub(crate) replication: Option<Replication>,
-    closed: bool,
+    pub(crate) closed: bool,
     /// The env cleanup hook of a durable kernel (env, hook data), removed
     /// by `close()`.
     teardown_hook: Option<(napi::sys::napi_env, *mut std::ffi::c_void)>,
@@ -143,6 +144,8 @@ pub(crate) struct KernelState {
     pub(crate) pending_sync: Option<Box<crate::sync::SyncRecovery>>,
     /// Durable replicated kernels: what may be pushed, frames held for the log.
     pub(crate) durable_sync: crate::sync::DurableSync,
+    /// Picks the single admissions that are timed (metrics).
+    sampler: metrics::Sampler,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
@@ -209,10 +212,33 @@ impl KernelState {
         }
     }
 
-    /// Admits one fact (`id: None` derives one) in `domain`.
+    /// Admits one fact (`id: None` derives one) in `domain`. One call in
+    /// 64 is timed (metrics).
     #[inline]
     fn admit_one(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
+        if self.sampler.due() {
+            return self.admit_one_timed(domain, id, deps, payload);
+        }
         Ok(self.route(domain)?.admit(id, deps, payload))
+    }
+
+    /// [`admit_one`](Self::admit_one), timed into the domain's admission
+    /// histogram; a durable kernel also starts a durable-ack measurement.
+    #[cold]
+    #[inline(never)]
+    fn admit_one_timed(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
+        let t0 = now_ns();
+        let r = self.route(domain)?.admit(id, deps, payload);
+        let dt = now_ns().saturating_sub(t0);
+        if let Ok(k) = self.domain(domain) {
+            k.metrics_mut().admit_ns.record(dt);
+        }
+        if r.is_ok()
+            && let Some(log) = self.log.as_ref()
+        {
+            log.wal().mark_ack();
+        }
+        Ok(r)
     }
 
     /// Admits a fact with the caller's id. Returns 0 or an error status.
@@ -238,6 +264,7 @@ impl KernelState {
     /// Admits a packed batch (see `ctfs_core::batch`); `results[i]` receives
     /// record i's status. Returns the number of records read.
     pub(crate) fn admit_batch(&mut self, domain: u32, packed: &mut [u8], results: &mut [u8]) -> Result<u32> {
+        let t0 = if metrics::ENABLED { now_ns() } else { 0 };
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
         let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, tenant, closed } = self.route(domain)?;
@@ -255,6 +282,20 @@ impl KernelState {
             .admit(id, deps, payload)
         });
         self.batch_errors = errors;
+        // Timed per call, outside the per-record loop (no clock read in it).
+        if metrics::ENABLED {
+            let dt = now_ns().saturating_sub(t0);
+            if let Ok(k) = self.domain(domain) {
+                let m = k.metrics_mut();
+                m.batch_records.record(summary.records as u64);
+                m.batch_ns.record(dt);
+            }
+            if summary.admitted > 0
+                && let Some(log) = self.log.as_ref()
+            {
+                log.wal().mark_ack();
+            }
+        }
         Ok(summary.records as u32)
     }
 }
@@ -369,7 +410,21 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
             Some(gate)
         }
     };
-    Ok(KernelState { main, tenants, last_error: None, batch_errors: Vec::new(), log: None, replication, closed: false, teardown_hook: None, sync: None, replica_nodes, pending_sync: None, durable_sync: Default::default() })
+    Ok(KernelState {
+        main,
+        tenants,
+        last_error: None,
+        batch_errors: Vec::new(),
+        log: None,
+        replication,
+        closed: false,
+        teardown_hook: None,
+        sync: None,
+        replica_nodes,
+        pending_sync: None,
+        durable_sync: Default::default(),
+        sampler: Default::default(),
+    })
 }
 
 /// The configuration fingerprint of a kernel (see `ctfs_core::fingerprint`).
@@ -489,7 +544,7 @@ fn pool_mut<'a>(st: &'a mut KernelState, member: u32, side: &str) -> Result<&'a 
 pub(crate) const BUSY_MESSAGE: &str =
     "the kernel is busy: it was called from inside one of its own admissions (a custom invariant's apply); nothing was changed — apply must not call its kernel";
 
-fn busy() -> Error {
+pub(crate) fn busy() -> Error {
     Error::new(Status::GenericFailure, format!("[BUSY] {BUSY_MESSAGE}"))
 }
 
@@ -556,6 +611,7 @@ impl NativeKernel {
         if on_durable.get_type()? != napi::ValueType::Function {
             return Err(invalid("onDurable must be a function"));
         }
+        let opened_at = ctfs_core::metrics::now_ns();
         let rules = rules.as_deref().unwrap_or(&[]);
         let mut st = build_state(&env, &cfg, rules)?;
         let dir = std::path::PathBuf::from(&durable.dir);
@@ -654,6 +710,7 @@ impl NativeKernel {
         replayer.flush(&mut st.main).map_err(|e| refused(e).to_napi())?;
         let mut log = log;
         log.skipped_checkpoints = skipped;
+        log.recovery_ns = ctfs_core::metrics::now_ns() - opened_at;
         if local.is_some() {
             // This run's epoch, durable before any fact of it can exist.
             let epoch = max_epoch + 1;

@@ -131,6 +131,8 @@ pub struct NativeSyncStats {
     pub dropped_codes: Vec<String>,
     pub dropped_counts: Vec<f64>,
     pub peers: Vec<NativePeerStats>,
+    /// This run's epoch (a durable replica chooses its own at open).
+    pub epoch: f64,
     /// Version vector: origins (node, epoch) and counts.
     pub origin_nodes: Vec<BigInt>,
     pub origin_epochs: Vec<f64>,
@@ -445,6 +447,7 @@ pub(crate) fn stats_of(node: &Node) -> NativeSyncStats {
                 }
             })
             .collect(),
+        epoch: node.origin().epoch as f64,
         origin_nodes: node.version_vector().iter().map(|(o, _)| BigInt::from(o.node)).collect(),
         origin_epochs: node.version_vector().iter().map(|(o, _)| o.epoch as f64).collect(),
         origin_counts: node.version_vector().iter().map(|(_, n)| n as f64).collect(),

@@ -7,6 +7,7 @@ use crate::fact::{Fact, FactId, IdDeriver};
 use crate::frontier::Frontier;
 use crate::id_arena::IdArena;
 use crate::invariant::{Coordination, Invariant};
+use crate::metrics::Histogram;
 
 mod snapshot;
 pub use snapshot::{KernelSnapshot, SnapshotState};
@@ -168,6 +169,22 @@ pub struct Kernel<I: Invariant> {
     escalated_at: Option<u64>,
     /// Set once the clock is too full to rule anything out (exact modes).
     bloom_saturated: bool,
+    metrics: Box<KernelMetrics>,
+}
+
+/// Histograms kept with a kernel (see [`crate::metrics`]), recorded by
+/// whoever drives it: admission itself takes no clock reads, so the core
+/// path costs nothing; the Node binding times its calls (one single
+/// admission in 64, every batch). Counters of admissions and refusals are
+/// in [`KernelStats`].
+#[derive(Clone, Debug, Default)]
+pub struct KernelMetrics {
+    /// Nanoseconds of sampled single admissions (admitted or refused).
+    pub admit_ns: Histogram,
+    /// Records per batch call.
+    pub batch_records: Histogram,
+    /// Nanoseconds per batch call.
+    pub batch_ns: Histogram,
 }
 
 /// Dependencies whose table lines are prefetched together with the id's.
@@ -201,6 +218,7 @@ impl<I: Invariant> Kernel<I> {
             rejected: [0; ErrorCode::COUNT],
             escalated_at: None,
             bloom_saturated: false,
+            metrics: Box::default(),
         })
     }
 
@@ -495,6 +513,16 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
+    /// The kernel's histograms (admission latency, batch sizes and times).
+    pub fn metrics(&self) -> &KernelMetrics {
+        &self.metrics
+    }
+
+    /// For the caller that records them.
+    pub fn metrics_mut(&mut self) -> &mut KernelMetrics {
+        &mut self.metrics
+    }
+
     /// Ids admitted, in admission order (exact modes only).
     pub fn admitted_ids(&self) -> Option<impl Iterator<Item = &FactId> + '_> {
         match &self.track {
@@ -517,6 +545,7 @@ impl<I: Invariant + Clone> Clone for Kernel<I> {
             rejected: self.rejected,
             escalated_at: self.escalated_at,
             bloom_saturated: self.bloom_saturated,
+            metrics: self.metrics.clone(),
         }
     }
 }

@@ -26,6 +26,7 @@
 //! addressed to several keeps the extra effects in a small vector.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use crate::fact::Fact;
 use crate::invariant::{AlgebraicClass, Coordination, Invariant, InvariantError};
@@ -41,6 +42,36 @@ pub const PART_HEADER: usize = 5;
 #[derive(Clone, Debug)]
 pub struct Multi<I: Invariant> {
     members: Vec<I>,
+    /// Per-member counters of a kernel with several members (metrics):
+    /// facts admitted that address the member, and refusals it decided.
+    /// Counted on the multi-part path only (a single member's counts are
+    /// the kernel's). Interior mutability: they never affect a decision.
+    counts: Vec<MemberCounts>,
+}
+
+/// What one member of a [`Multi`] admitted and refused.
+#[derive(Clone, Debug, Default)]
+pub struct MemberCounts {
+    /// Facts admitted with a part for this member.
+    pub admitted: Cell<u64>,
+    /// Refusals by this member: `INVARIANT_VIOLATION`, `MALFORMED_FACT`
+    /// (its part did not decode), `DUPLICATE_ELEMENT`.
+    pub refused: [Cell<u64>; 3],
+}
+
+impl MemberCounts {
+    /// The error codes of [`MemberCounts::refused`], in order.
+    pub const CODES: [crate::ErrorCode; 3] =
+        [crate::ErrorCode::InvariantViolation, crate::ErrorCode::MalformedFact, crate::ErrorCode::DuplicateElement];
+
+    fn refuse(&self, e: &InvariantError) {
+        let i = match e {
+            InvariantError::Violation(_) => 0,
+            InvariantError::MalformedPayload(_) => 1,
+            InvariantError::DuplicateElement => 2,
+        };
+        self.refused[i].set(self.refused[i].get() + 1);
+    }
 }
 
 /// The effects of one fact on the members it addresses.
@@ -58,12 +89,19 @@ impl<I: Invariant> Multi<I> {
         if members.len() > MAX_MEMBERS {
             return Err(format!("at most {MAX_MEMBERS} invariants per kernel, got {}", members.len()));
         }
-        Ok(Multi { members })
+        let counts = vec![MemberCounts::default(); members.len()];
+        Ok(Multi { members, counts })
     }
 
     /// One member: payloads go to it unchanged.
     pub fn single(member: I) -> Self {
-        Multi { members: vec![member] }
+        Multi { members: vec![member], counts: vec![MemberCounts::default()] }
+    }
+
+    /// Per-member counters (kept when there are several members; zero for a
+    /// single member, whose counts are the kernel's).
+    pub fn member_counts(&self) -> &[MemberCounts] {
+        &self.counts
     }
 
     pub fn members(&self) -> &[I] {
@@ -87,7 +125,13 @@ impl<I: Invariant> Multi<I> {
         let member = &self.members[index];
         let sub = Fact { id: fact.id, deps: fact.deps, payload: part };
         let r = if merge { member.check_merge(&sub, state) } else { member.check(&sub, state) };
-        r.map_err(|e| match e {
+        r.map_err(|e| {
+            if let Some(c) = self.counts.get(index) {
+                c.refuse(&e);
+            }
+            e
+        })
+        .map_err(|e| match e {
             InvariantError::Violation(m) if self.members.len() > 1 => {
                 InvariantError::Violation(Cow::Owned(format!("{}: {m}", member.name())))
             }
@@ -251,6 +295,12 @@ impl<I: Invariant> Multi<I> {
         while let Some((index, part)) = parts.next_part()? {
             rest.push((index, self.check_member(index as usize, fact, part, &state[index as usize], merge)?));
         }
+        // Checked means committed (the kernel commits every effect it gets).
+        for i in std::iter::once(first.0).chain(rest.iter().map(|(i, _)| *i)) {
+            if let Some(c) = self.counts.get(i as usize) {
+                c.admitted.set(c.admitted.get() + 1);
+            }
+        }
         Ok(MultiEffect { first, rest })
     }
 }
@@ -331,6 +381,33 @@ mod tests {
         }
         assert_eq!(k.len(), 0);
         assert_eq!((balance(&k.state()[0]), balance(&k.state()[1])), (100, 10));
+    }
+
+    #[test]
+    fn members_count_what_they_admit_and_refuse() {
+        let mut k = two();
+        let counts = |k: &Kernel<Multi<TotalSupply>>| -> Vec<(u64, [u64; 3])> {
+            k.invariant().member_counts().iter().map(|c| (c.admitted.get(), c.refused.clone().map(|x| x.get()))).collect()
+        };
+        let both = encode_parts(&[(0, &delta(-30)), (1, &delta(30))]).unwrap();
+        k.admit(&FactId([1; 32]), &[], &both).unwrap();
+        k.admit(&FactId([2; 32]), &[], &encode_parts(&[(1, &delta(1))]).unwrap()).unwrap();
+        // member 1 refuses (below 0); member 0 passed its check but nothing was admitted.
+        for i in 0..3u8 {
+            let p = encode_parts(&[(0, &delta(1)), (1, &delta(-1000))]).unwrap();
+            k.admit(&FactId([10 + i; 32]), &[], &p).unwrap_err();
+        }
+        // member 0's part does not decode.
+        k.admit(&FactId([20; 32]), &[], &encode_parts(&[(0, &[1, 2, 3][..])]).unwrap()).unwrap_err();
+        // framing errors belong to no member; a duplicate id never reaches them.
+        k.admit(&FactId([21; 32]), &[], &[9]).unwrap_err();
+        k.admit(&FactId([1; 32]), &[], &both).unwrap_err();
+        assert_eq!(counts(&k), vec![(1, [0, 1, 0]), (2, [3, 0, 0])]);
+        let s = k.stats();
+        assert_eq!(s.admitted, 2);
+        assert_eq!(s.rejected[crate::ErrorCode::InvariantViolation as usize], 3);
+        assert_eq!(s.rejected[crate::ErrorCode::MalformedFact as usize], 2);
+        assert_eq!(s.rejected[crate::ErrorCode::DuplicateFact as usize], 1);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::escrow::{Consumed, EscrowConfig, EscrowError, EscrowManager, NodeId};
 use crate::fact::FactId;
 use crate::invariant::{AlgebraicClass, Coordination, Invariant};
 use crate::kernel::Kernel;
-use crate::error::AdmitError;
+use crate::error::{AdmitError, ErrorCode};
 
 /// Headroom of one member's state to its bounds (`None`: that side is unbounded).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -215,6 +215,13 @@ impl Replication {
         kernel.invariant().demands(payload, &mut demands);
         let r = self.admit_gated(kernel, id, deps, payload, &demands);
         self.scratch = demands;
+        // Refusals of the gate itself (the kernel counts its own) appear in
+        // the kernel's refusal counters like every other refusal.
+        if let Err(e) = &r
+            && matches!(e.code(), ErrorCode::RequiresCoordination | ErrorCode::InsufficientQuota)
+        {
+            kernel.note_refusal(e.code());
+        }
         r
     }
 
@@ -477,6 +484,23 @@ mod tests {
         let e = r.admit_local(&mut k, Some(&FactId([1; 32])), &[FactId([9; 32])], &d(-30)).unwrap_err();
         assert_eq!(e.code(), crate::ErrorCode::CausalityViolation);
         assert_eq!(r.pool(0, Side::Down).unwrap().available(1), Some(100));
+        assert_eq!(k.stats().rejected[crate::ErrorCode::CausalityViolation as usize], 1, "counted once, by the kernel");
+    }
+
+    #[test]
+    fn gate_refusals_are_counted_in_the_kernel_stats() {
+        let inv = TotalSupply::new(100, 0, i128::MAX).unwrap();
+        let mut k = Kernel::new(inv, CausalityMode::Exact);
+        let mut r = Replication::new(&k, &[1, 2], 1, EscrowConfig::default()).unwrap();
+        for i in 0..3 {
+            let e = r.admit_local(&mut k, Some(&FactId([i; 32])), &[], &d(-60)).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InsufficientQuota);
+        }
+        r.admit_local(&mut k, None, &[], &d(-10)).unwrap();
+        let s = k.stats();
+        assert_eq!(s.admitted, 1);
+        assert_eq!(s.rejected[crate::ErrorCode::InsufficientQuota as usize], 3);
+        assert_eq!(s.rejected.iter().sum::<u64>(), 3);
     }
 
     #[test]

@@ -224,6 +224,9 @@ pub struct SyncStats {
     pub summaries_sent: u64,
     pub anti_entropy_facts_sent: u64,
     pub anti_entropy_bytes_sent: u64,
+    /// Anti-entropy answers that shipped facts to a peer (repairs), as
+    /// opposed to rounds that found nothing missing.
+    pub anti_entropy_repairs: u64,
     pub quota_requests_sent: u64,
     pub quota_grants_sent: u64,
     pub snapshots_sent: u64,
@@ -878,12 +881,26 @@ impl Node {
                 return;
             }
         }
+        if self.awaiting_snapshot(now_ms) {
+            // an empty replica joining by snapshot does not also ask for
+            // every fact one by one (from this peer or another)
+            return;
+        }
         Summary { ask: true, digests: mine, vv: self.vv.clone() }.encode(&mut body);
         self.stats.summaries_sent += 1;
         if let Some(l) = self.links.get_mut(&peer) {
             l.asked_at = Some(now_ms);
         }
         self.seal(peer, Kind::Summary, &body, out);
+    }
+
+    /// Holding nothing yet, with a snapshot arriving or just requested (a
+    /// request unanswered for two anti-entropy periods no longer holds
+    /// anti-entropy back: the frame may have been lost).
+    fn awaiting_snapshot(&self, now_ms: u64) -> bool {
+        let fresh = 2 * self.cfg.anti_entropy_ms;
+        self.vv.is_empty()
+            && (self.incoming.is_some() || self.links.values().any(|l| l.snapshot_requested.is_some_and(|t| now_ms < t + fresh)))
     }
 
     fn note_match(&mut self, peer: NodeId, mine: &Digests, theirs: &Digests, out: &mut Outbox) {
@@ -930,7 +947,7 @@ impl Node {
         // once): then the peer ships it anyway, and asking again would make
         // it ship everything twice. A lost request is repaired next round.
         let asked = self.links.get(&peer).and_then(|l| l.asked_at).is_some_and(|t| now_ms < t + self.cfg.anti_entropy_ms);
-        if s.ask && !asked && !self.catching_up && self.vv.missing_from(&s.vv) > 0 {
+        if s.ask && !asked && !self.catching_up && self.vv.missing_from(&s.vv) > 0 && !self.awaiting_snapshot(now_ms) {
             let mut body = Vec::new();
             Summary { ask: false, digests: mine, vv: self.vv.clone() }.encode(&mut body);
             self.stats.summaries_sent += 1;
@@ -988,6 +1005,9 @@ impl Node {
         }
         if !w.is_empty() {
             frames.push(w.finish());
+        }
+        if !frames.is_empty() {
+            self.stats.anti_entropy_repairs += 1;
         }
         for body in frames {
             self.stats.anti_entropy_bytes_sent += (body.len() + frame::OVERHEAD) as u64;

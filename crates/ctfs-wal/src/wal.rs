@@ -36,6 +36,7 @@ use crate::format::{
     list_segments, record_size, seal_record, segment_file_name, segment_header_len,
 };
 use crate::recovery::{NO_REPLAY, Recovery, ScanOptions, scan};
+use ctfs_core::metrics::{AtomicHistogram, Histogram, now_ns};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
@@ -131,6 +132,30 @@ pub struct WalStats {
     pub appended_seq: u64,
 }
 
+/// Histograms and gauges of the log (see [`ctfs_core::metrics`]), read
+/// with [`Wal::metrics`].
+#[derive(Clone, Debug, Default)]
+pub struct WalMetrics {
+    /// Records per group commit (one per durable batch).
+    pub group_records: Histogram,
+    /// Bytes per group commit.
+    pub group_bytes: Histogram,
+    /// Nanoseconds of the write phase of a batch (portable backend: the
+    /// `pwrite`s; io_uring writes and syncs in one operation: empty).
+    pub write_ns: Histogram,
+    /// Nanoseconds of making a batch durable: `fdatasync` (portable), or the
+    /// whole write + sync operation (io_uring).
+    pub sync_ns: Histogram,
+    /// Nanoseconds from [`Wal::mark_ack`] (called by the log's user right
+    /// after an append) to the batch holding that record being durable; at
+    /// most one mark in flight.
+    pub ack_ns: Histogram,
+    /// Bytes queued in the ring and not yet durable.
+    pub queue_bytes: u64,
+    /// Size of the ring.
+    pub queue_capacity: u64,
+}
+
 /// Result of [`Wal::compact_before`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -162,6 +187,16 @@ struct Shared {
     records_written: AtomicU64,
     bytes_written: AtomicU64,
     segments_created: AtomicU64,
+    group_records: AtomicHistogram,
+    group_bytes: AtomicHistogram,
+    write_ns: AtomicHistogram,
+    sync_ns: AtomicHistogram,
+    ack_ns: AtomicHistogram,
+    /// The marked record in flight (seq, 0: none) and when it was marked
+    /// ([`now_ns`]): set by the producer, claimed (compare-exchange to 0) by
+    /// whichever side sees it durable first.
+    ack_seq: AtomicU64,
+    ack_t: AtomicU64,
 }
 
 // SAFETY: `buf` is a heap allocation owned by `Shared`; the ring protocol
@@ -205,6 +240,13 @@ impl Shared {
             records_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             segments_created: AtomicU64::new(0),
+            group_records: AtomicHistogram::new(),
+            group_bytes: AtomicHistogram::new(),
+            write_ns: AtomicHistogram::new(),
+            sync_ns: AtomicHistogram::new(),
+            ack_ns: AtomicHistogram::new(),
+            ack_seq: AtomicU64::new(0),
+            ack_t: AtomicU64::new(0),
         }
     }
 
@@ -216,6 +258,14 @@ impl Shared {
     fn wake_durable_waiters(&self) {
         let _g = lock(&self.durable_lock);
         self.durable_cv.notify_all();
+    }
+
+    /// Records the marked ack `seq` once, whoever gets here first.
+    fn claim_ack(&self, seq: u64) {
+        let t0 = self.ack_t.load(Ordering::Relaxed);
+        if self.ack_seq.compare_exchange(seq, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            self.ack_ns.record(now_ns().saturating_sub(t0));
+        }
     }
 
     fn failed_error(&self) -> WalError {
@@ -541,6 +591,21 @@ impl Wal {
         }
     }
 
+    /// Histograms (group commit size, write and sync latency, durable-ack
+    /// latency) and the queue's fill.
+    pub fn metrics(&self) -> WalMetrics {
+        let s = &self.shared;
+        WalMetrics {
+            group_records: s.group_records.snapshot(),
+            group_bytes: s.group_bytes.snapshot(),
+            write_ns: s.write_ns.snapshot(),
+            sync_ns: s.sync_ns.snapshot(),
+            ack_ns: s.ack_ns.snapshot(),
+            queue_bytes: self.head.saturating_sub(s.tail.0.load(Ordering::Acquire)),
+            queue_capacity: s.cap as u64,
+        }
+    }
+
     /// Total on-disk size of a record; the unit of the space checks.
     #[inline]
     pub fn record_size(dep_count: usize, payload_len: usize) -> usize {
@@ -664,6 +729,27 @@ impl Wal {
             self.shared.wake_writer();
         }
         Ok(seq)
+    }
+
+    /// Starts a durable-ack measurement of the last record appended: the
+    /// time from now until the batch holding it is durable goes into
+    /// [`WalMetrics::ack_ns`]. Ignored while an earlier mark is in flight or
+    /// when nothing was appended. Called by the log's user outside its
+    /// append loops (the Node binding: on sampled calls), so `append`
+    /// itself never reads a clock.
+    pub fn mark_ack(&self) {
+        let seq = self.appended_seq();
+        let s = &self.shared;
+        if !ctfs_core::metrics::ENABLED || seq == 0 || s.ack_seq.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        s.ack_t.store(now_ns(), Ordering::Relaxed);
+        s.ack_seq.store(seq, Ordering::Release);
+        // Already durable (the writer may have passed it before the mark):
+        // claim it here, or the writer's next batch would record a long wait.
+        if s.durable.0.load(Ordering::Acquire) >= seq {
+            s.claim_ack(seq);
+        }
     }
 
     /// Blocks until everything appended so far is durable; returns that seq.
@@ -846,7 +932,18 @@ impl Writer {
                 k += 1;
                 len += l;
             }
-            self.io.write_durable(&self.seg_file, off, &slices[..k])?;
+            let t0 = if ctfs_core::metrics::ENABLED { now_ns() } else { 0 };
+            let write = self.io.write_durable(&self.seg_file, off, &slices[..k])?;
+            if ctfs_core::metrics::ENABLED {
+                let total = now_ns() - t0;
+                match write {
+                    Some(w) => {
+                        self.shared.write_ns.record(w);
+                        self.shared.sync_ns.record(total.saturating_sub(w));
+                    }
+                    None => self.shared.sync_ns.record(total),
+                }
+            }
             self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
             off += len as u64;
             bytes += len;
@@ -874,6 +971,7 @@ impl Writer {
         let buf = self.shared.buf;
         let mut pos = self.pos;
         let first_seq = self.next_seq;
+        let mut bytes = 0u64;
         while pos < head {
             let off = (pos % cap as u64) as usize;
             if cap - off < 4 {
@@ -902,6 +1000,7 @@ impl Writer {
             self.seg_len += total as u64;
             self.next_seq += 1;
             pos += total as u64;
+            bytes += total as u64;
         }
         self.write_runs()?;
         // Written and synced: the ring space can be reused.
@@ -910,7 +1009,13 @@ impl Writer {
         let durable = self.next_seq - 1;
         self.shared.records_written.fetch_add(self.next_seq - first_seq, Ordering::Relaxed);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        self.shared.group_records.record(self.next_seq - first_seq);
+        self.shared.group_bytes.record(bytes);
         self.shared.durable.0.store(durable, Ordering::Release);
+        let marked = self.shared.ack_seq.load(Ordering::Acquire);
+        if marked != 0 && marked <= durable {
+            self.shared.claim_ack(marked);
+        }
         if let Some(cb) = &self.notifier {
             cb(durable);
         }

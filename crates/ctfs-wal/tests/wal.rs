@@ -373,3 +373,49 @@ fn durable_frontier_visible_from_other_threads() {
         t.join().unwrap();
     }
 }
+
+/// The log's histograms agree exactly with its counters: one group-commit
+/// observation per durable batch, records and bytes summing to what was
+/// written, one sync timing per durable write, and a durable-ack sample.
+#[test]
+fn metrics_agree_with_counters() {
+    for b in backends() {
+        let d = TempDir::new("metrics");
+        let (mut wal, _) = Wal::open(d.path(), opts(b)).unwrap();
+        for round in 0..20u64 {
+            append_n(&mut wal, round * 100 + 1, round * 100 + 100);
+            wal.mark_ack();
+            if round % 3 == 0 {
+                wal.flush().unwrap();
+            }
+        }
+        wal.flush().unwrap();
+        let st = wal.stats();
+        let m = wal.metrics();
+        assert_eq!(m.queue_bytes, 0, "everything durable: nothing queued");
+        assert!(m.queue_capacity > 0);
+        if !ctfs_core::metrics::ENABLED {
+            continue;
+        }
+        assert_eq!(m.group_records.count(), st.batches, "{b:?}");
+        assert_eq!(m.group_records.sum(), 2000);
+        assert_eq!(m.group_bytes.count(), st.batches);
+        assert_eq!(m.group_bytes.sum(), st.bytes_written);
+        // no segment roll here: every fsync is a batch write
+        assert_eq!(m.sync_ns.count(), st.fsyncs);
+        if wal.backend() == "portable" {
+            assert_eq!(m.write_ns.count(), st.fsyncs);
+        } else {
+            assert_eq!(m.write_ns.count(), 0, "io_uring writes and syncs in one operation");
+        }
+        // one measurement per mark at most (a mark while one is in flight is ignored)
+        assert!(m.ack_ns.count() >= 1 && m.ack_ns.count() <= 20, "{:?}", m.ack_ns);
+        // a mark of a record that is already durable is taken at once
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let before = wal.metrics().ack_ns.count();
+        wal.mark_ack();
+        assert_eq!(wal.metrics().ack_ns.count(), before + 1);
+        assert!(m.sync_ns.sum() > 0);
+        wal.close().unwrap();
+    }
+}
