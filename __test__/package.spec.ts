@@ -112,6 +112,8 @@ serial('npm pack --dry-run: the package ships what a user needs and no Rust benc
     'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js',
     // ctfs/prometheus and the Grafana dashboard
     'dist/prometheus.js', 'dist/prometheus.d.ts', 'dashboards/ctfs.json',
+    // ctfs/nats (the NATS JetStream transport)
+    'dist/nats.js', 'dist/nats.d.ts', 'dist/cluster/nats.js',
     'native/binding.cjs', 'native/loader.cjs', 'native/binding.d.cts',
     'scripts/install.cjs', 'scripts/build-native.cjs',
     // what a build from source needs

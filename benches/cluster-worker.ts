@@ -16,6 +16,10 @@ interface WorkerConfig {
   dir?: string
   snapshotMinFacts?: number | null
   antiEntropyMs: number
+  /** Replicate through NATS JetStream at this server URL instead of the TCP mesh (benches/nats.ts). */
+  nats?: string
+  /** The NATS cluster (subject token and stream CTFS_<cluster>). */
+  natsCluster?: string
 }
 
 const cfg = JSON.parse(process.env.CTFS_BENCH_WORKER ?? '{}') as WorkerConfig
@@ -30,8 +34,9 @@ const kernel: Kernel<InvariantSpec> =
     : new Kernel({ invariant, replica: { nodes, local: BigInt(cfg.id) } })
 const node: ClusterNode<InvariantSpec> = await replicate(kernel, {
   key: new Uint8Array(Buffer.from(cfg.key, 'hex')),
-  listen: `127.0.0.1:${cfg.port}`,
-  peers: cfg.peers.map((p) => `${p.id}@127.0.0.1:${p.port}`),
+  ...(cfg.nats !== undefined
+    ? { cluster: cfg.natsCluster ?? 'bench', transport: (await import('../src/nats.ts')).natsTransport({ servers: cfg.nats }) }
+    : { listen: `127.0.0.1:${cfg.port}`, peers: cfg.peers.map((p) => `${p.id}@127.0.0.1:${p.port}`) }),
   sync: {
     antiEntropyMs: cfg.antiEntropyMs,
     ...(cfg.snapshotMinFacts !== undefined ? { snapshotMinFacts: cfg.snapshotMinFacts ?? Infinity } : {}),
@@ -87,8 +92,10 @@ function cpuUs(): number {
   return c.user + c.system
 }
 
+/** Bytes written to and read from the sockets: the TCP mesh's connections, or the NATS client's connection. */
 function transportBytes(): { out: number; in: number } {
   const t = node.stats.transport
+  if (t.stream !== undefined) return { out: t.stream.wire.socketBytesOut ?? NaN, in: t.stream.wire.socketBytesIn ?? NaN }
   return { out: t.peers.reduce((a, p) => a + p.bytesOut, 0), in: t.peers.reduce((a, p) => a + p.bytesIn, 0) }
 }
 

@@ -159,6 +159,20 @@ export declare class NativeKernel {
    * peer stay within it, so a bounded send queue does not drop them.
    */
   syncSetSendBudget(peer: bigint, bytes: number): void
+  /**
+   * Broadcast mode (a message bus with a stream): own facts are pushed
+   * once, as broadcast frames (`broadcast` in the output) that every
+   * member verifies; `streamed` peers read the stream and get no
+   * point-to-point push.
+   */
+  syncSetBroadcast(enabled: boolean, streamed: Array<bigint>): void
+  /** Bytes the stream can take now (negative or not finite: no limit). */
+  syncSetBroadcastBudget(bytes: number): void
+  /**
+   * Whether the replica is reading a backlog from the stream (it then
+   * does not ask peers for facts).
+   */
+  syncSetCatchingUp(catchingUp: boolean): void
   /** Makes the next tick probe every peer. */
   syncProbeSoon(): void
   syncStats(): NativeSyncStats
@@ -484,6 +498,9 @@ export interface NativeSyncOutput {
   /** Frames to send, packed: `to u64 LE | len u32 LE | bytes`, repeated. */
   frames: Buffer
   frameCount: number
+  /** Broadcast frames (for every member: a stream), packed: `len u32 LE | bytes`, repeated. */
+  broadcast: Buffer
+  broadcastCount: number
   events: Array<NativeSyncEvent>
   /** Why the received frame was dropped (receive only). */
   droppedCode?: string
@@ -511,6 +528,9 @@ export interface NativeSyncStats {
   snapshotsSent: number
   snapshotsInstalled: number
   snapshotBytesIn: number
+  broadcastFrames: number
+  broadcastBytes: number
+  asksHeld: number
   buffered: number
   bufferedBytes: number
   bufferEvicted: number

@@ -51,6 +51,9 @@ export const OTHER_ERROR_CODES = [
   'REPLAYED_FRAME',
   'UNKNOWN_PEER',
   'PEER_UNREACHABLE',
+  'NATS_UNAVAILABLE',
+  'JETSTREAM_DISABLED',
+  'STREAM_MISMATCH',
 ] as const
 
 /** The `code` of a {@link CtfsError}. */

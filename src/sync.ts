@@ -59,6 +59,12 @@ export type SyncEvent =
 /** The result of one input. */
 export interface SyncOutput {
   frames: OutgoingFrame[]
+  /**
+   * Broadcast frames (broadcast mode only, see {@link ReplicaSync.setBroadcast}):
+   * this replica's own facts, for every member — publish each once to the
+   * stream that every replica reads.
+   */
+  broadcast: Uint8Array[]
   events: SyncEvent[]
   /** Why a received frame was dropped (it changed nothing). */
   dropped?: CtfsError
@@ -87,6 +93,11 @@ export interface SyncStats {
   snapshotsSent: number
   snapshotsInstalled: number
   snapshotBytesIn: number
+  /** Broadcast frames sealed (broadcast mode), and their bytes. */
+  broadcastFrames: number
+  broadcastBytes: number
+  /** Probes left without a summary while this replica was catching up from a stream. */
+  asksHeld: number
   /** Facts waiting for their dependencies now, and their bytes. */
   buffered: number
   bufferedBytes: number
@@ -148,6 +159,15 @@ function unpack(o: NativeOutput): SyncOutput {
     frames[i] = { to, data: buf.subarray(at + 12, at + 12 + len) }
     at += 12 + len
   }
+  const broadcast: Uint8Array[] = new Array(o.broadcastCount)
+  const bb = o.broadcast
+  const bv = new DataView(bb.buffer, bb.byteOffset, bb.byteLength)
+  at = 0
+  for (let i = 0; i < o.broadcastCount; i++) {
+    const len = bv.getUint32(at, true)
+    broadcast[i] = bb.subarray(at + 4, at + 4 + len)
+    at += 4 + len
+  }
   const events: SyncEvent[] = o.events.map((e) => {
     const peer = e.peer as bigint
     switch (e.kind) {
@@ -168,7 +188,7 @@ function unpack(o: NativeOutput): SyncOutput {
         return { type: e.kind as 'synced' | 'diverged' | 'peerConfigMismatch', peer }
     }
   })
-  const out: SyncOutput = { frames, events }
+  const out: SyncOutput = { frames, broadcast, events }
   if (o.droppedCode != null) out.dropped = new CtfsError(o.droppedCode as CtfsErrorCode, o.droppedMessage ?? 'frame dropped')
   if (o.from != null) out.from = o.from
   return out
@@ -308,6 +328,41 @@ export class ReplicaSync {
   setSendBudget(peer: bigint | number, bytes: number | null): void {
     if (bytes !== null && (typeof bytes !== 'number' || !(bytes >= 0))) throw outOfRange('bytes', 'a non-negative number or null', bytes)
     rethrowNative(() => this.#nk.syncSetSendBudget(nodeId(peer, 'peer'), bytes ?? -1))
+  }
+
+  /**
+   * Broadcast mode, for a transport with a stream that every replica reads
+   * (a message bus such as NATS JetStream). With `streamed` (the peers that
+   * read the stream), this replica's own facts are pushed once, as
+   * broadcast frames in `output.broadcast` that every member verifies —
+   * whether or not a peer is reachable: the stream keeps them for replicas
+   * that are away — and `streamed` peers get no point-to-point push (other
+   * peers, reached by another transport, still do). `null`: back to
+   * point-to-point pushes to every peer.
+   */
+  setBroadcast(streamed: ReadonlyArray<bigint | number> | null): void {
+    if (streamed !== null && !Array.isArray(streamed)) throw invalidArgType('streamed', 'an array of node ids or null', streamed)
+    const peers = (streamed ?? []).map((p, i) => nodeId(p, `streamed[${i}]`))
+    rethrowNative(() => this.#nk.syncSetBroadcast(streamed !== null, peers))
+  }
+
+  /**
+   * How many bytes the stream can take now (`null`: no limit). In broadcast
+   * mode a push waits — its facts stay unpushed — until its frame fits.
+   */
+  setBroadcastBudget(bytes: number | null): void {
+    if (bytes !== null && (typeof bytes !== 'number' || !(bytes >= 0))) throw outOfRange('bytes', 'a non-negative number or null', bytes)
+    rethrowNative(() => this.#nk.syncSetBroadcastBudget(bytes ?? -1))
+  }
+
+  /**
+   * Whether this replica is reading a backlog from the stream. While it
+   * is, a probe that finds a difference gets no summary: the stream brings
+   * the facts, and asking would make the peer ship them a second time.
+   */
+  setCatchingUp(catchingUp: boolean): void {
+    if (typeof catchingUp !== 'boolean') throw invalidArgType('catchingUp', 'a boolean', catchingUp)
+    rethrowNative(() => this.#nk.syncSetCatchingUp(catchingUp))
   }
 
   /**

@@ -39,7 +39,10 @@ function entry(): { file: string; args: string[] } {
 /** Options of one replica process. */
 export interface NodeSpec {
   id: number
+  /** Where it listens for the TCP mesh. */
   port: number
+  /** False: no `--listen` (a node on NATS only, with `--nats` in `args`). Default true. */
+  listen?: boolean
   /** The peers this node is told about: id and the port to dial (a proxy's, in partition tests). */
   peers: Array<{ id: number; port?: number }>
   keyFile: string
@@ -93,8 +96,7 @@ export class NodeProcess {
       'node',
       '--id',
       String(s.id),
-      '--listen',
-      `127.0.0.1:${s.port}`,
+      ...(s.listen !== false ? ['--listen', `127.0.0.1:${s.port}`] : []),
       ...(peers !== '' ? ['--peers', peers] : []),
       '--nodes',
       nodes,

@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
 import { replicate, type ClusterNode } from '../cluster/node.ts'
+import type { StreamStats } from '../cluster/transport.ts'
 import { formatAddress, loadClusterFile, parseAddress, parsePeers, readKeyFile, type Address, type PeerAddress } from '../cluster/peers.ts'
 import { DurableKernel } from '../durable.ts'
 import { isCtfsError } from '../errors.ts'
@@ -41,6 +42,11 @@ connection per peer, and a local admin interface (HTTP on 127.0.0.1).
   --max-frame-bytes N    largest frame sent or accepted (default 1048576)
   --send-queue-bytes N   per-peer send queue (default 8388608)
   --peer-timeout-ms MS   a silent peer is unreachable after MS (default 4 anti-entropy periods, >= 2000)
+  --nats SERVERS         replicate through NATS JetStream (e.g. nats://127.0.0.1:4222, comma-separated
+                         for a NATS cluster); without --listen/--peers NATS replaces the TCP mesh; with
+                         them this node is a bridge (the mesh for its --peers, NATS for every other node)
+  --nats-stream NAME     the JetStream stream (default CTFS_<cluster>)
+  --nats-creds FILE      a NATS credentials file (.creds)
   --json                 status lines as JSON
 
 Admin interface: POST /admit (a fact or { facts: [...] }), GET /state,
@@ -65,6 +71,9 @@ const OPTIONS = {
   'max-frame-bytes': { type: 'string' },
   'send-queue-bytes': { type: 'string' },
   'peer-timeout-ms': { type: 'string' },
+  nats: { type: 'string' },
+  'nats-stream': { type: 'string' },
+  'nats-creds': { type: 'string' },
   json: { type: 'boolean' },
   'gen-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -100,6 +109,8 @@ export interface NodeConfig {
   maxFrameBytes: number | undefined
   sendQueueBytes: number | undefined
   peerTimeoutMs: number | undefined
+  /** NATS servers (replicate through JetStream), with the stream and a credentials file. */
+  nats: { servers: string[]; stream: string | undefined; credentials: string | undefined } | null
   json: boolean
 }
 
@@ -149,6 +160,12 @@ export function parseNodeArgs(argv: string[]): NodeConfig | { genKey: string } |
   } else nodes = [id, ...peers.map((p) => p.id)]
   nodes = [...new Set(nodes)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
   if (nodes.length < 2) throw new UsageError('a cluster needs peers: give --peers, --config or --nodes')
+  let nats: NodeConfig['nats'] = null
+  if (v.nats !== undefined) {
+    const servers = v.nats.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+    if (servers.length === 0) throw new UsageError('--nats needs a server URL, e.g. nats://127.0.0.1:4222')
+    nats = { servers, stream: v['nats-stream'], credentials: v['nats-creds'] }
+  } else if (v['nats-stream'] !== undefined || v['nats-creds'] !== undefined) throw new UsageError('--nats-stream and --nats-creds need --nats')
   let invariant: InvariantSpec
   try {
     invariant = parseInvariant(v.invariant ?? [])
@@ -186,6 +203,7 @@ export function parseNodeArgs(argv: string[]): NodeConfig | { genKey: string } |
     maxFrameBytes: int(v['max-frame-bytes'], 'max-frame-bytes', 4096, 2 ** 30),
     sendQueueBytes: int(v['send-queue-bytes'], 'send-queue-bytes', 4096, 2 ** 40),
     peerTimeoutMs: int(v['peer-timeout-ms'], 'peer-timeout-ms', 10, 2 ** 31),
+    nats,
     json: v.json ?? false,
   }
 }
@@ -235,6 +253,10 @@ export interface NodeStatus {
   dropped: Record<string, number>
   refused: Record<string, number>
   errors: Record<string, number>
+  /** Facts this replica sent to peers by anti-entropy (not by push or the stream). */
+  antiEntropyFactsSent: number
+  /** The NATS stream (with --nats). */
+  stream: StreamStats | null
   durability: { durableSeq: number; appendedSeq: number } | null
 }
 
@@ -245,8 +267,15 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
     cfg.dir !== null
       ? await DurableKernel.open({ dir: cfg.dir, invariant: cfg.invariant, causality: cfg.causality, replica })
       : new Kernel({ invariant: cfg.invariant, causality: cfg.causality, replica })
+  // loaded only when asked for: the `nats` client is an optional peer dependency
+  const transport = cfg.nats !== null ? (await import('../cluster/nats.ts')).natsTransport({
+    servers: cfg.nats.servers,
+    ...(cfg.nats.stream !== undefined ? { stream: cfg.nats.stream } : {}),
+    ...(cfg.nats.credentials !== undefined ? { credentials: cfg.nats.credentials } : {}),
+  }) : undefined
   const node = await replicate(kernel, {
     key: cfg.key,
+    ...(transport !== undefined ? { transport } : {}),
     ...(cfg.cluster !== undefined ? { cluster: cfg.cluster } : {}),
     listen: cfg.listen ?? undefined,
     peers: cfg.peers.map((p) => ({ id: p.id, address: p.address })),
@@ -310,6 +339,8 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
       dropped: st.sync.dropped,
       refused: st.transport.refused,
       errors: st.errors,
+      antiEntropyFactsSent: st.sync.antiEntropyFactsSent,
+      stream: st.transport.stream ?? null,
       durability: d === null ? null : { durableSeq: d.durableSeq, appendedSeq: d.appendedSeq },
     }
   }
@@ -365,7 +396,7 @@ export function statusLine(s: NodeStatus, rate: number): string {
   const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0) + s.peers.reduce((a, p) => a + p.droppedFrames, 0)
   return (
     `node ${s.id} | facts ${s.facts} (${Math.round(rate)}/s) local ${s.local.admitted} received ${s.received} | buffered ${s.buffered} | ` +
-    `peers ${peers} | quota ${quota || '-'} | dropped ${dropped} | digest ${s.digest.slice(0, 12)} | rss ${Math.round(s.rssBytes / 2 ** 20)} MiB`
+    `peers ${peers}${s.stream !== null ? ` | stream ${s.stream.connected ? `pending ${s.stream.pending}` : 'disconnected'}` : ''} | quota ${quota || '-'} | dropped ${dropped} | digest ${s.digest.slice(0, 12)} | rss ${Math.round(s.rssBytes / 2 ** 20)} MiB`
   )
 }
 

@@ -6,6 +6,7 @@
 // every output frame goes to the transport. No fact is looked at here.
 import { EventEmitter } from 'node:events'
 
+import { DurableKernel } from '../durable.ts'
 import { CtfsError, invalidArgType, outOfRange } from '../errors.ts'
 import type { InvariantSpec } from '../invariants/index.ts'
 import type { Kernel } from '../kernel.ts'
@@ -13,8 +14,17 @@ import type { BoundSide } from '../replica.ts'
 import { nowMs, type Digests, type ReplicaSync, type SyncEvent, type SyncOptions, type SyncOutput, type SyncStats } from '../sync.ts'
 import type { BackoffOptions } from './backoff.ts'
 import { loadClusterFile, parseAddress, parsePeer, parsePeers, readKeyFile, type Address, type PeerAddress, type PeerSpec } from './peers.ts'
+import { BridgeTransport } from './bridge.ts'
 import { TcpTransport } from './tcp.ts'
-import { ClusterError, type FrameSource, type Transport, type TransportHandlers, type TransportStats } from './transport.ts'
+import {
+  ClusterError,
+  type FrameSource,
+  type Transport,
+  type TransportContext,
+  type TransportFactory,
+  type TransportHandlers,
+  type TransportStats,
+} from './transport.ts'
 
 /** Options of {@link replicate}. */
 export interface ReplicateOptions {
@@ -30,8 +40,14 @@ export interface ReplicateOptions {
   peers?: readonly PeerSpec[]
   /** A JSON cluster file (see {@link ClusterFile}): every node and its address; peers and `listen` are taken from it. */
   config?: string
-  /** Replaces the TCP mesh (e.g. a message-bus transport). `listen`, `peers` and the TCP options are then unused. */
-  transport?: Transport
+  /**
+   * Another transport, or a function that builds one once the node is known
+   * (e.g. `natsTransport({ servers })`). Alone, it replaces the TCP mesh.
+   * With `listen`, `peers` or `config` as well, this node is a *bridge*: the
+   * TCP mesh carries frames to the peers it lists, the transport to every
+   * other node (see the README's NATS section).
+   */
+  transport?: Transport | TransportFactory
   /** Timer period, ms: push, probes, quota retries (default 2). */
   tickMs?: number
   /** Largest frame sent or accepted, bytes (default 1 MiB). */
@@ -72,8 +88,10 @@ export interface ClusterEvents {
    * silent), `AUTH_FAILED` (wrong cluster key, or frames of another node),
    * `CONFIG_MISMATCH` (another cluster name or kernel configuration),
    * `FRAME_TOO_LARGE`, `MALFORMED_FRAME`, `UNSUPPORTED_FRAME`,
-   * `UNKNOWN_PEER`, `IO_ERROR`. Reported once per connection, never per
-   * frame. Emitted only when someone listens: an unheard error never throws
+   * `UNKNOWN_PEER`, `IO_ERROR`; over NATS also `NATS_UNAVAILABLE` (the
+   * connection to the server was lost, a publication failed: retried) and
+   * `STREAM_MISMATCH` (this replica's consumer was deleted).
+   * Reported once per connection (or outage), never per frame. Emitted only when someone listens: an unheard error never throws
    * (`stats.errors` counts them either way).
    */
   error: [ClusterError]
@@ -128,6 +146,8 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
   #timer: ReturnType<typeof setInterval> | null = null
   #flushQueued = false
   #closed = false
+  /** Broadcast frames the stream did not take. */
+  #unpublished = 0
 
   /** @internal use {@link replicate} */
   constructor(kernel: Kernel<I>, sync: ReplicaSync, transport: Transport, peers: Iterable<bigint>) {
@@ -143,11 +163,14 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
   bind(relay: Relay, tickMs: number): void {
     // nothing is reachable until the transport says so
     for (const p of this.#peers) this.sync.setPeerUp(p, false)
+    const stream = this.#transport.stream
+    if (stream != null) this.sync.setBroadcast(stream.readers.filter((p) => this.#peers.has(p)))
     relay.connect({
       frame: (data, source) => this.#receive(data, source),
       peerUp: (peer) => this.#peerUp(peer),
       peerDown: (peer, reason) => this.#peerDown(peer, reason),
       error: (e) => this.#error(e),
+      settled: () => (this.kernel instanceof DurableKernel ? this.kernel.flush() : Promise.resolve()),
     })
     this.#timer = setInterval(() => this.#tick(), tickMs)
     this.#timer.unref()
@@ -175,7 +198,15 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
   /** Pushes facts admitted since the last push now (the timer does it within `tickMs` anyway). */
   flush(): void {
     if (this.#closed) return
-    this.#run(() => this.sync.flush())
+    this.#run(() => {
+      this.#budgets()
+      return this.sync.flush()
+    })
+  }
+
+  /** Broadcast frames the transport's stream did not take (anti-entropy carries their facts). */
+  get unpublished(): number {
+    return this.#unpublished
   }
 
   /** Pushes on the next turn of the event loop: one push for a burst of admissions. */
@@ -276,9 +307,14 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
 
   // -------------------------------------------------------------- inputs
 
-  /** Tells the protocol how much each reachable peer's queue can take now. */
+  /** Tells the protocol how much each reachable peer's queue (and the stream) can take now. */
   #budgets(): void {
     for (const p of this.#up) this.sync.setSendBudget(p, this.#transport.room(p))
+    const stream = this.#transport.stream
+    if (stream != null) {
+      this.sync.setBroadcastBudget(stream.room())
+      this.sync.setCatchingUp(stream.behind())
+    }
   }
 
   #tick(): void {
@@ -352,6 +388,10 @@ export class ClusterNode<I extends InvariantSpec = InvariantSpec> extends EventE
 
   #dispatch(out: SyncOutput): void {
     for (const f of out.frames) this.#transport.send(f.to, f.data)
+    if (out.broadcast.length > 0) {
+      const stream = this.#transport.stream
+      for (const b of out.broadcast) if (stream == null || !stream.publish(b)) this.#unpublished++
+    }
     for (const e of out.events) {
       this.emit('sync', e)
       switch (e.type) {
@@ -450,6 +490,16 @@ class Relay implements TransportHandlers {
     if (this.#target !== null) this.#target.error(e)
     else this.#queued.push((h) => h.error(e))
   }
+
+  settled(): Promise<void> {
+    const t = this.#target
+    if (t !== null) return t.settled?.() ?? Promise.resolve()
+    return new Promise<void>((resolve, reject) => this.#queued.push((h) => void (h.settled?.() ?? Promise.resolve()).then(resolve, reject)))
+  }
+}
+
+function isTransport(t: unknown): t is Transport {
+  return typeof t === 'object' && t !== null && typeof (t as Transport).start === 'function' && typeof (t as Transport).send === 'function'
 }
 
 function checkMs(v: unknown, name: string, min: number, max: number): number | undefined {
@@ -492,9 +542,7 @@ export async function replicate<I extends InvariantSpec>(kernel: Kernel<I>, opti
   if (key === undefined) throw invalidArgType('options.key', 'a 32-byte Uint8Array (or keyFile)', key)
   const cluster = options.cluster ?? file?.cluster
   const tickMs = checkMs(options.tickMs, 'options.tickMs', 1, 1000) ?? 2
-  const maxFrameBytes = options.maxFrameBytes ?? 1 << 20
-  const syncOptions: SyncOptions = { ...(options.sync ?? {}), key, maxFrameBytes }
-  if (cluster !== undefined) syncOptions.cluster = cluster
+  let maxFrameBytes = options.maxFrameBytes ?? 1 << 20
   const antiEntropyMs = options.sync?.antiEntropyMs ?? 1000
   const peerTimeoutMs = checkMs(options.peerTimeoutMs, 'options.peerTimeoutMs', 10, 2 ** 31) ?? Math.max(2000, 4 * antiEntropyMs)
 
@@ -507,20 +555,55 @@ export async function replicate<I extends InvariantSpec>(kernel: Kernel<I>, opti
     peers = [...peers, ...file.nodes.filter((n) => n.id !== local && !given.has(n.id))]
   }
   for (const p of peers) checkMember(replica.nodes, p.id)
-  const transport =
-    options.transport ??
-    new TcpTransport({
+  const given = options.transport
+  if (given !== undefined && typeof given !== 'function' && !isTransport(given)) {
+    throw invalidArgType('options.transport', 'a Transport or a function returning one (e.g. natsTransport({ servers }))', given)
+  }
+  // a transport with listen/peers/config as well: a bridge (the mesh for the peers it lists)
+  const mesh =
+    given === undefined || listen !== null || peers.length > 0
+      ? new TcpTransport({
+          local,
+          listen,
+          peers,
+          maxFrameBytes,
+          ...(options.sendQueueBytes !== undefined ? { sendQueueBytes: options.sendQueueBytes } : {}),
+          peerTimeoutMs,
+          ...(options.reconnect !== undefined ? { reconnect: options.reconnect } : {}),
+        })
+      : null
+  let other: Transport | null = null
+  if (typeof given === 'function') {
+    const onMesh = new Set(peers.map((p) => p.id))
+    const ctx: TransportContext = {
       local,
-      listen,
-      peers,
+      peers: replica.nodes.filter((n) => n !== local && !onMesh.has(n)),
+      cluster,
       maxFrameBytes,
-      ...(options.sendQueueBytes !== undefined ? { sendQueueBytes: options.sendQueueBytes } : {}),
       peerTimeoutMs,
-      ...(options.reconnect !== undefined ? { reconnect: options.reconnect } : {}),
-    })
+      resume: kernel instanceof DurableKernel && kernel.frontier.count > 0,
+    }
+    const built: unknown = given(ctx)
+    if (!isTransport(built)) throw invalidArgType('options.transport()', 'a Transport', built)
+    other = built
+  } else if (given !== undefined) other = given
+  const transport: Transport = mesh === null ? (other as Transport) : other === null ? mesh : new BridgeTransport([mesh, other])
   // Listen first, attach last: if anything fails, the kernel is left as it was.
   const relay = new Relay()
   await transport.start(relay)
+  const carried = transport.maxFrameBytes
+  if (typeof carried === 'number' && carried < maxFrameBytes) {
+    if (options.maxFrameBytes !== undefined) {
+      await transport.close()
+      throw new ClusterError(
+        'INVALID_ARGUMENT',
+        `options.maxFrameBytes ${options.maxFrameBytes} is more than the transport carries (${carried} bytes: the NATS server's max_payload, less room for headers); lower it to ${carried} at most, on every replica`,
+      )
+    }
+    maxFrameBytes = carried
+  }
+  const syncOptions: SyncOptions = { ...(options.sync ?? {}), key, maxFrameBytes }
+  if (cluster !== undefined) syncOptions.cluster = cluster
   let sync: ReplicaSync
   try {
     sync = replica.sync(syncOptions)

@@ -1121,6 +1121,43 @@ impl NativeKernel {
         })
     }
 
+    /// Broadcast mode (a message bus with a stream): own facts are pushed
+    /// once, as broadcast frames (`broadcast` in the output) that every
+    /// member verifies; `streamed` peers read the stream and get no
+    /// point-to-point push.
+    #[napi(catch_unwind)]
+    pub fn sync_set_broadcast(&self, enabled: bool, streamed: Vec<napi::bindgen_prelude::BigInt>) -> Result<()> {
+        let peers = streamed.iter().map(|p| crate::escrow::node_of(p, "peer")).collect::<Result<Vec<u64>>>()?;
+        self.with(|st| {
+            let node = st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            if let Some(p) = peers.iter().find(|p| !node.peers().contains(p)) {
+                return Err(invalid(format!("[INVALID_ARGUMENT] node {p} is not a peer of this replica")));
+            }
+            node.set_broadcast(enabled, &peers);
+            Ok(())
+        })
+    }
+
+    /// Bytes the stream can take now (negative or not finite: no limit).
+    #[napi(catch_unwind)]
+    pub fn sync_set_broadcast_budget(&self, bytes: f64) -> Result<()> {
+        self.with(|st| {
+            let node = st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            node.set_broadcast_budget((bytes.is_finite() && bytes >= 0.0).then_some(bytes as usize));
+            Ok(())
+        })
+    }
+
+    /// Whether the replica is reading a backlog from the stream (it then
+    /// does not ask peers for facts).
+    #[napi(catch_unwind)]
+    pub fn sync_set_catching_up(&self, catching_up: bool) -> Result<()> {
+        self.with(|st| {
+            st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?.set_catching_up(catching_up);
+            Ok(())
+        })
+    }
+
     /// Makes the next tick probe every peer.
     #[napi(catch_unwind)]
     pub fn sync_probe_soon(&self) -> Result<()> {

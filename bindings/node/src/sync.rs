@@ -74,6 +74,9 @@ pub struct NativeSyncOutput {
     /// Frames to send, packed: `to u64 LE | len u32 LE | bytes`, repeated.
     pub frames: Buffer,
     pub frame_count: u32,
+    /// Broadcast frames (for every member: a stream), packed: `len u32 LE | bytes`, repeated.
+    pub broadcast: Buffer,
+    pub broadcast_count: u32,
     pub events: Vec<NativeSyncEvent>,
     /// Why the received frame was dropped (receive only).
     pub dropped_code: Option<String>,
@@ -115,6 +118,9 @@ pub struct NativeSyncStats {
     pub snapshots_sent: f64,
     pub snapshots_installed: f64,
     pub snapshot_bytes_in: f64,
+    pub broadcast_frames: f64,
+    pub broadcast_bytes: f64,
+    pub asks_held: f64,
     pub buffered: f64,
     pub buffered_bytes: f64,
     pub buffer_evicted: f64,
@@ -357,17 +363,35 @@ pub(crate) fn release_held(out: &mut Outbox, held: &mut Vec<ctfs_sync::Outgoing>
 
 /// Packs an outbox for JS (and empties it).
 pub(crate) fn output(out: &mut Outbox) -> NativeSyncOutput {
-    let total: usize = out.frames.iter().map(|f| 12 + f.bytes.len()).sum();
+    let is_broadcast = |f: &ctfs_sync::Outgoing| f.kind == ctfs_sync::Kind::Broadcast;
+    let total: usize = out.frames.iter().filter(|f| !is_broadcast(f)).map(|f| 12 + f.bytes.len()).sum();
     let mut packed = Vec::with_capacity(total);
+    let mut broadcast = Vec::new();
+    let (mut frame_count, mut broadcast_count) = (0u32, 0u32);
     for f in &out.frames {
-        packed.extend_from_slice(&f.to.to_le_bytes());
-        packed.extend_from_slice(&(f.bytes.len() as u32).to_le_bytes());
-        packed.extend_from_slice(&f.bytes);
+        if is_broadcast(f) {
+            broadcast.extend_from_slice(&(f.bytes.len() as u32).to_le_bytes());
+            broadcast.extend_from_slice(&f.bytes);
+            broadcast_count += 1;
+        } else {
+            packed.extend_from_slice(&f.to.to_le_bytes());
+            packed.extend_from_slice(&(f.bytes.len() as u32).to_le_bytes());
+            packed.extend_from_slice(&f.bytes);
+            frame_count += 1;
+        }
     }
-    let frame_count = out.frames.len() as u32;
     let events = out.events.drain(..).map(event_of).collect();
     out.clear();
-    NativeSyncOutput { frames: Buffer::from(packed), frame_count, events, dropped_code: None, dropped_message: None, from: None }
+    NativeSyncOutput {
+        frames: Buffer::from(packed),
+        frame_count,
+        broadcast: Buffer::from(broadcast),
+        broadcast_count,
+        events,
+        dropped_code: None,
+        dropped_message: None,
+        from: None,
+    }
 }
 
 pub(crate) fn stats_of(node: &Node) -> NativeSyncStats {
@@ -394,6 +418,9 @@ pub(crate) fn stats_of(node: &Node) -> NativeSyncStats {
         snapshots_sent: f(s.snapshots_sent),
         snapshots_installed: f(s.snapshots_installed),
         snapshot_bytes_in: f(s.snapshot_bytes_in),
+        broadcast_frames: f(s.broadcast_frames),
+        broadcast_bytes: f(s.broadcast_bytes),
+        asks_held: f(s.asks_held),
         buffered: b.len() as f64,
         buffered_bytes: b.bytes() as f64,
         buffer_evicted: f(b.evicted()),

@@ -16,7 +16,16 @@
 //!
 //! The MAC covers the receiver's node id without carrying it, so a frame
 //! addressed to one replica does not verify at another; the sequence, with a
-//! sliding window per sender ([`ReplayWindow`]), drops a replayed frame. A
+//! sliding window per sender ([`ReplayWindow`]), drops a replayed frame.
+//!
+//! One kind is addressed to every member: [`Kind::Broadcast`] (an origin's
+//! own facts, published once to a stream that every replica reads). Its MAC
+//! is computed with receiver [`BROADCAST`] (0), so any member verifies it;
+//! the kind byte is inside the MAC, so no point-to-point frame can be turned
+//! into a broadcast one or back. Its sequence field is the origin sequence of
+//! its first fact, and it has no replay window: a stream replays by design,
+//! and facts are idempotent (an origin's facts already held are counted as
+//! duplicates by the version vector, and the kernel refuses a known id). A
 //! frame is checked in this order — length bounds (before anything is
 //! read), magic, version, kind, MAC, then the body — and any failure drops
 //! it with a [`FrameError`]: nothing is admitted, nothing allocated beyond
@@ -31,6 +40,8 @@ pub const HEADER_LEN: usize = 40;
 pub const MAC_LEN: usize = 16;
 /// Header + MAC.
 pub const OVERHEAD: usize = HEADER_LEN + MAC_LEN;
+/// The receiver id in the MAC of [`Kind::Broadcast`] frames.
+pub const BROADCAST: NodeId = 0;
 /// Default largest frame (header, body and MAC).
 pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 
@@ -52,6 +63,9 @@ pub enum Kind {
     SnapshotChunk = 8,
     /// "I hold facts you need that I cannot send (they predate my snapshot)."
     Gap = 9,
+    /// The sender's own facts, for every member (a stream): MAC with
+    /// receiver [`BROADCAST`], no replay window.
+    Broadcast = 10,
 }
 
 impl Kind {
@@ -66,6 +80,7 @@ impl Kind {
             7 => Kind::SnapshotRequest,
             8 => Kind::SnapshotChunk,
             9 => Kind::Gap,
+            10 => Kind::Broadcast,
             _ => return None,
         })
     }
@@ -81,10 +96,11 @@ impl Kind {
             Kind::SnapshotRequest => "snapshotRequest",
             Kind::SnapshotChunk => "snapshotChunk",
             Kind::Gap => "gap",
+            Kind::Broadcast => "broadcast",
         }
     }
 
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Facts,
         Kind::Probe,
         Kind::Match,
@@ -94,6 +110,7 @@ impl Kind {
         Kind::SnapshotRequest,
         Kind::SnapshotChunk,
         Kind::Gap,
+        Kind::Broadcast,
     ];
 }
 
@@ -204,7 +221,14 @@ pub fn seal(key: &[u8; 32], from: &Sender, receiver: NodeId, seq: u64, kind: Kin
     out.extend_from_slice(&tag);
 }
 
-/// Checks a frame addressed to `me` and returns its header and body. Does
+/// Seals `body` (the sender's own facts) into a [`Kind::Broadcast`] frame
+/// that every member verifies; `seq` is the origin sequence of its first fact.
+pub fn seal_broadcast(key: &[u8; 32], from: &Sender, seq: u64, body: &[u8], out: &mut Vec<u8>) {
+    seal(key, from, BROADCAST, seq, Kind::Broadcast, body, out)
+}
+
+/// Checks a frame addressed to `me` (or to every member: a
+/// [`Kind::Broadcast`] frame) and returns its header and body. Does
 /// not check the configuration tag or the sequence (the caller knows them).
 pub fn open<'a>(key: &[u8; 32], me: NodeId, max_frame: usize, frame: &'a [u8]) -> Result<(Header, &'a [u8]), FrameError> {
     if frame.len() > max_frame {
@@ -225,7 +249,8 @@ pub fn open<'a>(key: &[u8; 32], me: NodeId, max_frame: usize, frame: &'a [u8]) -
         return Err(FrameError::LengthMismatch);
     }
     let (signed, tag) = frame.split_at(frame.len() - MAC_LEN);
-    let want = mac(key, me, signed);
+    let receiver = if kind == Kind::Broadcast { BROADCAST } else { me };
+    let want = mac(key, receiver, signed);
     // Constant time is not needed for a MAC compare against a one-shot
     // forgery (no oracle reveals partial matches), but it costs nothing.
     if want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
@@ -323,6 +348,32 @@ mod tests {
         let mut g = f.clone();
         g[3] = 99;
         assert_eq!(open(&KEY, 2, DEFAULT_MAX_FRAME, &g), Err(FrameError::UnknownKind(99)));
+    }
+
+    #[test]
+    fn broadcast_frames_verify_at_every_member_and_cannot_change_kind() {
+        let mut b = Vec::new();
+        seal_broadcast(&KEY, &FROM, 40, b"facts", &mut b);
+        for me in [0, 2, 3, 1_000] {
+            let (h, body) = open(&KEY, me, DEFAULT_MAX_FRAME, &b).unwrap();
+            assert_eq!((h.kind, h.seq, body), (Kind::Broadcast, 40, &b"facts"[..]));
+        }
+        assert_eq!(open(&[8; 32], 2, DEFAULT_MAX_FRAME, &b), Err(FrameError::Unauthenticated), "wrong key");
+        // a broadcast frame relabelled as point-to-point facts verifies nowhere
+        let mut g = b.clone();
+        g[3] = Kind::Facts as u8;
+        for me in [0, 2, 3] {
+            assert_eq!(open(&KEY, me, DEFAULT_MAX_FRAME, &g), Err(FrameError::Unauthenticated));
+        }
+        // nor does a point-to-point frame relabelled as broadcast (even one addressed to node 0)
+        for to in [0, 2] {
+            let mut p = Vec::new();
+            seal(&KEY, &FROM, to, 40, Kind::Facts, b"facts", &mut p);
+            p[3] = Kind::Broadcast as u8;
+            for me in [0, 2, 3] {
+                assert_eq!(open(&KEY, me, DEFAULT_MAX_FRAME, &p), Err(FrameError::Unauthenticated));
+            }
+        }
     }
 
     proptest! {

@@ -29,6 +29,16 @@
 //! * **Escrow.** Quota requests and grants of the host's escrow pools travel
 //!   as frames; a replica asks before it runs dry (low-water mark), and the
 //!   escrow state machine makes grants idempotent and retries with backoff.
+//! * **Broadcast** (a message bus with a stream, e.g. NATS JetStream;
+//!   [`Node::set_broadcast`]). Own facts are pushed once, as
+//!   [`Kind::Broadcast`] frames that every member verifies, whether or not a
+//!   peer is up: the stream keeps them for replicas that are away. Peers that
+//!   read the stream get no point-to-point push. A received broadcast frame
+//!   must hold its sender's own facts only; it has no replay window (a stream
+//!   replays by design; facts are idempotent). While a replica reads a
+//!   backlog from the stream ([`Node::set_catching_up`]), it does not ask
+//!   peers for facts (no summary in answer to a probe): the stream brings
+//!   them, and asking would make peers ship them a second time.
 
 use std::collections::BTreeMap;
 
@@ -222,6 +232,12 @@ pub struct SyncStats {
     pub snapshots_sent: u64,
     pub snapshots_installed: u64,
     pub snapshot_bytes_in: u64,
+    /// Broadcast frames sealed (each carries up to `push_max_facts` own facts).
+    pub broadcast_frames: u64,
+    pub broadcast_bytes: u64,
+    /// Probes left without a summary because this replica was catching up
+    /// from a stream (the stream brings the difference).
+    pub asks_held: u64,
     pub peers: BTreeMap<NodeId, PeerStats>,
 }
 
@@ -251,6 +267,9 @@ struct Link {
     /// (anti-entropy rounds, snapshot chunks) stop where it ends instead of
     /// producing frames a bounded send queue would drop.
     budget: Option<usize>,
+    /// The peer reads this replica's broadcast frames (from a stream): in
+    /// broadcast mode, pushes are not sent to it point-to-point.
+    streamed: bool,
 }
 
 /// One replica's protocol state. See the [module docs](self).
@@ -277,6 +296,12 @@ pub struct Node {
     /// Escrow: per pool, the next peer to ask (rotation).
     quota_rotation: BTreeMap<(usize, u8), usize>,
     incoming: Option<Assembly>,
+    /// Push own facts as broadcast frames (see the module docs).
+    broadcast: bool,
+    /// Bytes the stream can take now (`None`: no limit).
+    broadcast_budget: Option<usize>,
+    /// Reading a backlog from the stream: no asking peers for facts.
+    catching_up: bool,
     stats: SyncStats,
     scratch: Vec<u8>,
 }
@@ -313,6 +338,9 @@ impl Node {
             retry: Vec::new(),
             quota_rotation: BTreeMap::new(),
             incoming: None,
+            broadcast: false,
+            broadcast_budget: None,
+            catching_up: false,
             stats,
             scratch: Vec::new(),
         })
@@ -403,6 +431,39 @@ impl Node {
         }
     }
 
+    /// Broadcast mode (see the module docs): own facts are pushed as
+    /// [`Kind::Broadcast`] frames (addressed to [`frame::BROADCAST`]) whether
+    /// or not a peer is up, and `streamed` peers (those reading the stream)
+    /// get no point-to-point push. Other peers (reached by another transport)
+    /// still get pushes. `false`: back to point-to-point pushes to every peer.
+    pub fn set_broadcast(&mut self, enabled: bool, streamed: &[NodeId]) {
+        self.broadcast = enabled;
+        for (p, l) in self.links.iter_mut() {
+            l.streamed = enabled && streamed.contains(p);
+        }
+    }
+
+    /// Whether own facts are pushed as broadcast frames.
+    pub fn broadcasting(&self) -> bool {
+        self.broadcast
+    }
+
+    /// How many bytes the stream can take now (`None`: no limit). In
+    /// broadcast mode a push waits (its facts stay unpushed) until its frame
+    /// fits: nothing is sealed that the transport would have to drop.
+    pub fn set_broadcast_budget(&mut self, bytes: Option<usize>) {
+        self.broadcast_budget = bytes;
+    }
+
+    /// The replica is reading a backlog from a stream (`true`) or has read
+    /// all of it (`false`). While catching up, a probe that finds a
+    /// difference gets no summary: the stream brings the facts, and asking
+    /// would make the peer ship them a second time. Facts this replica holds
+    /// and a peer lacks still go to the peer when the peer asks.
+    pub fn set_catching_up(&mut self, catching_up: bool) {
+        self.catching_up = catching_up;
+    }
+
     /// The room left for bulk frames to `peer` (`usize::MAX`: no limit).
     fn room(&self, peer: NodeId) -> usize {
         self.links.get(&peer).and_then(|l| l.budget).unwrap_or(usize::MAX)
@@ -463,20 +524,34 @@ impl Node {
     }
 
     /// Pushes every own fact not pushed yet to every peer that is up, in
-    /// frames of at most `push_max_facts`.
+    /// frames of at most `push_max_facts` (in broadcast mode: as broadcast
+    /// frames, within the stream's budget, plus point-to-point frames to the
+    /// peers that do not read the stream).
     pub fn flush(&mut self, out: &mut Outbox) {
         let mut newest = self.vv.get(&self.me);
         if let Some(limit) = self.push_limit {
             newest = newest.min(limit);
         }
+        const FRAME_COST: usize = frame::OVERHEAD + 2 + GROUP_HEADER;
         while self.pushed < newest {
             let from = self.pushed + 1;
             let most = self.cfg.push_max_facts.min((newest - self.pushed) as usize);
-            let (records, n) = self.store.run(&self.me, from, most, self.fact_budget());
+            let mut max_bytes = self.fact_budget();
+            let room = if self.broadcast { self.broadcast_budget.map(|b| b.saturating_sub(FRAME_COST)) } else { None };
+            if let Some(room) = room {
+                if room == 0 {
+                    break; // the stream cannot take a frame now: a later flush pushes
+                }
+                max_bytes = max_bytes.min(room);
+            }
+            let (records, n) = self.store.run(&self.me, from, most, max_bytes);
             if n == 0 {
                 // not in the store (cannot happen for own facts): skip them
                 self.pushed = newest;
                 break;
+            }
+            if room.is_some_and(|room| records.len() > room) {
+                break; // one fact larger than the room left
             }
             let mut w = FactsWriter::new();
             w.begin(self.me, from);
@@ -485,7 +560,18 @@ impl Node {
             self.pushed += n as u64;
             self.stats.facts_pushed += n as u64;
             self.stats.push_frames += 1;
-            let targets: Vec<NodeId> = self.up_peers().collect();
+            if self.broadcast {
+                let mut bytes = Vec::with_capacity(body.len() + frame::OVERHEAD);
+                frame::seal_broadcast(&self.cfg.key, &self.sender, from, &body, &mut bytes);
+                if let Some(b) = self.broadcast_budget.as_mut() {
+                    *b = b.saturating_sub(bytes.len());
+                }
+                self.stats.broadcast_frames += 1;
+                self.stats.broadcast_bytes += bytes.len() as u64;
+                out.frames.push(Outgoing { to: frame::BROADCAST, kind: Kind::Broadcast, bytes, hold_until: 0 });
+            }
+            let broadcast = self.broadcast;
+            let targets: Vec<NodeId> = self.links.iter().filter(|(_, l)| l.up && !(broadcast && l.streamed)).map(|(p, _)| *p).collect();
             for p in targets {
                 self.stats.peers.entry(p).or_default().facts_out += n as u64;
                 self.seal(p, Kind::Facts, &body, out);
@@ -532,6 +618,9 @@ impl Node {
     fn handle_inner<H: Host>(&mut self, host: &mut H, bytes: &[u8], now_ms: u64, out: &mut Outbox) -> Result<(NodeId, Kind), FrameError> {
         let (h, body) = frame::open(&self.cfg.key, self.cfg.local, self.cfg.max_frame_bytes, bytes)?;
         let peer = h.sender;
+        if peer == self.cfg.local && h.kind == Kind::Broadcast {
+            return self.own_broadcast(host, h, body, out);
+        }
         let link = self.links.get_mut(&peer).ok_or(FrameError::UnknownSender)?;
         if h.config != self.sender.config {
             if !link.config_warned {
@@ -540,28 +629,16 @@ impl Node {
             }
             return Err(FrameError::ConfigMismatch);
         }
-        if !link.window.accept(h.epoch, h.seq) {
+        // a broadcast frame has no replay window: a stream replays by
+        // design, and what it carries is idempotent (see the module docs)
+        if h.kind != Kind::Broadcast && !link.window.accept(h.epoch, h.seq) {
             return Err(FrameError::Replayed);
         }
         let ps = self.stats.peers.entry(peer).or_default();
         ps.frames_in += 1;
         ps.bytes_in += bytes.len() as u64;
         match h.kind {
-            Kind::Facts => {
-                let groups = message::decode_facts(body).map_err(FrameError::Malformed)?;
-                let before = self.stats.facts_admitted;
-                for g in &groups {
-                    self.stats.peers.entry(peer).or_default().facts_in += g.count as u64;
-                    for (i, f) in g.facts().enumerate() {
-                        self.offer(host, g.origin, g.first + i as u64, f.record, out);
-                    }
-                }
-                self.deliver_woken(host, peer, out);
-                let facts = self.stats.facts_admitted - before;
-                if facts > 0 {
-                    out.events.push(Event::Admitted { from: peer, facts });
-                }
-            }
+            Kind::Facts | Kind::Broadcast => self.receive_facts(host, peer, h, body, out)?,
             Kind::Probe => {
                 let theirs = message::decode_exact_digests(body).map_err(FrameError::Malformed)?;
                 self.on_probe(host, peer, theirs, now_ms, out);
@@ -640,6 +717,43 @@ impl Node {
             }
         }
         Ok((peer, h.kind))
+    }
+
+    /// The facts of a Facts or Broadcast frame from `peer`.
+    fn receive_facts<H: Host>(&mut self, host: &mut H, peer: NodeId, h: frame::Header, body: &[u8], out: &mut Outbox) -> Result<(), FrameError> {
+        let groups = message::decode_facts(body).map_err(FrameError::Malformed)?;
+        if h.kind == Kind::Broadcast && groups.iter().any(|g| g.origin != Origin { node: peer, epoch: h.epoch }) {
+            return Err(FrameError::Malformed("a broadcast frame carries its sender's own facts only"));
+        }
+        let before = self.stats.facts_admitted;
+        for g in &groups {
+            if let Some(ps) = self.stats.peers.get_mut(&peer) {
+                ps.facts_in += g.count as u64;
+            }
+            for (i, f) in g.facts().enumerate() {
+                self.offer(host, g.origin, g.first + i as u64, f.record, out);
+            }
+        }
+        // counted once below, with the facts of the frame itself
+        self.deliver_woken(host, self.cfg.local, out);
+        let facts = self.stats.facts_admitted - before;
+        if facts > 0 {
+            out.events.push(Event::Admitted { from: peer, facts });
+        }
+        Ok(())
+    }
+
+    /// A broadcast frame of this node, read back from the stream: this run's
+    /// own publication is ignored; an earlier run's facts (an in-memory
+    /// replica restarted empty) are taken like any peer's.
+    fn own_broadcast<H: Host>(&mut self, host: &mut H, h: frame::Header, body: &[u8], out: &mut Outbox) -> Result<(NodeId, Kind), FrameError> {
+        if h.config != self.sender.config {
+            return Err(FrameError::ConfigMismatch);
+        }
+        if h.epoch != self.me.epoch {
+            self.receive_facts(host, self.cfg.local, h, body, out)?;
+        }
+        Ok((self.cfg.local, Kind::Broadcast))
     }
 
     // ------------------------------------------------------------ delivery
@@ -754,6 +868,12 @@ impl Node {
         if let Some(l) = self.links.get_mut(&peer) {
             l.synced = false;
         }
+        if self.catching_up {
+            // the stream is bringing the difference: asking now would make
+            // the peer ship it a second time (the next probe asks, if needed)
+            self.stats.asks_held += 1;
+            return;
+        }
         if mine.count == 0 && theirs.count >= self.cfg.snapshot_min_facts && self.incoming.is_none() {
             let requested = self.links.get(&peer).and_then(|l| l.snapshot_requested);
             if requested.is_none_or(|t| now_ms >= t + self.cfg.snapshot_timeout_ms) {
@@ -827,7 +947,7 @@ impl Node {
         // once): then the peer ships it anyway, and asking again would make
         // it ship everything twice. A lost request is repaired next round.
         let asked = self.links.get(&peer).and_then(|l| l.asked_at).is_some_and(|t| now_ms < t + self.cfg.anti_entropy_ms);
-        if s.ask && !asked && self.vv.missing_from(&s.vv) > 0 && !self.awaiting_snapshot(now_ms) {
+        if s.ask && !asked && !self.catching_up && self.vv.missing_from(&s.vv) > 0 && !self.awaiting_snapshot(now_ms) {
             let mut body = Vec::new();
             Summary { ask: false, digests: mine, vv: self.vv.clone() }.encode(&mut body);
             self.stats.summaries_sent += 1;
@@ -1385,5 +1505,199 @@ mod flow_tests {
         settle(&mut r, 20);
         assert!(r[0].0.is_synced(2), "a new exchange confirms it");
         assert_eq!(r[0].1.fact_count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod broadcast_tests {
+    use ctfs_core::invariants::Builtin;
+    use ctfs_core::{CausalityMode, EscrowConfig, KernelConfig, Multi};
+
+    use super::*;
+    use crate::host::Replicated;
+
+    type R = Replicated<Multi<Builtin>>;
+
+    fn trio() -> Vec<(Node, R)> {
+        let nodes = [1, 2, 3];
+        nodes
+            .iter()
+            .map(|&local| {
+                let host = R::new(Multi::single(Builtin::g_counter(0)), KernelConfig::new(CausalityMode::Exact), &nodes, local, EscrowConfig::default())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut node = Node::new(SyncConfig::new(local, 7, nodes.to_vec(), [9; 32], [5; 32])).unwrap_or_else(|e| panic!("{e}"));
+                let others: Vec<NodeId> = nodes.iter().copied().filter(|n| *n != local).collect();
+                node.set_broadcast(true, &others);
+                (node, host)
+            })
+            .collect()
+    }
+
+    fn admit(r: &mut (Node, R), n: u64, deps: &[FactId]) -> Vec<FactId> {
+        let (node, host) = r;
+        (0..n)
+            .map(|i| {
+                let payload = (i + 1).to_le_bytes();
+                let id = host.admit_local(None, deps, &payload).unwrap_or_else(|e| panic!("{e}"));
+                node.local_fact(&id, deps, &payload);
+                id
+            })
+            .collect()
+    }
+
+    fn receive(r: &mut (Node, R), bytes: &[u8]) -> Result<Outbox, FrameError> {
+        let (node, host) = r;
+        let mut out = Outbox::default();
+        node.handle_frame(host, bytes, 1, &mut out).map(|_| out)
+    }
+
+    #[test]
+    fn one_broadcast_frame_reaches_every_member_and_a_replay_admits_nothing_twice() {
+        let mut r = trio();
+        // nobody is up: the stream keeps the facts for replicas that are away
+        for p in [2, 3] {
+            r[0].0.set_peer_up(p, false);
+        }
+        admit(&mut r[0], 10, &[]);
+        let mut out = Outbox::default();
+        r[0].0.flush(&mut out);
+        assert_eq!(out.frames.len(), 1, "one frame for every member, no point-to-point push");
+        let f = out.frames.pop().unwrap_or_else(|| panic!("a frame"));
+        assert_eq!((f.to, f.kind), (frame::BROADCAST, Kind::Broadcast));
+        assert_eq!(r[0].0.stats().broadcast_frames, 1);
+        for i in [1, 2] {
+            let out = receive(&mut r[i], &f.bytes).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.events, vec![Event::Admitted { from: 1, facts: 10 }]);
+            assert_eq!(r[i].1.fact_count(), 10);
+        }
+        // the stream delivers it again (a redelivery, a replay after a restart): accepted, nothing admitted twice
+        let out = receive(&mut r[1], &f.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.events.is_empty());
+        assert_eq!(r[1].1.fact_count(), 10);
+        assert_eq!(r[1].0.stats().facts_duplicate, 10);
+        assert_eq!(r[1].0.stats().dropped_total(), 0);
+        // its own frame read back from the stream changes nothing
+        let out = receive(&mut r[0], &f.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.events.is_empty() && out.frames.is_empty());
+        assert_eq!(r[0].0.stats().facts_received, 0);
+        // ... but after a restart in a new epoch (in memory: empty), the earlier run's facts are taken back
+        let nodes = [1, 2, 3];
+        let mut restarted = (
+            Node::new(SyncConfig::new(1, 8, nodes.to_vec(), [9; 32], [5; 32])).unwrap_or_else(|e| panic!("{e}")),
+            R::new(Multi::single(Builtin::g_counter(0)), KernelConfig::new(CausalityMode::Exact), &nodes, 1, EscrowConfig::default()).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let out = receive(&mut restarted, &f.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.events, vec![Event::Admitted { from: 1, facts: 10 }]);
+        assert_eq!(restarted.1.fact_count(), 10);
+        // a point-to-point frame claiming to come from this node is still refused
+        let mut p = Vec::new();
+        frame::seal(&[9; 32], &r[0].0.sender, 1, 1, Kind::Probe, &[0; 72], &mut p);
+        assert_eq!(receive(&mut r[0], &p).err(), Some(FrameError::UnknownSender));
+    }
+
+    #[test]
+    fn a_broadcast_frame_carrying_another_origins_facts_is_refused() {
+        let mut r = trio();
+        admit(&mut r[0], 3, &[]);
+        // node 2 relays node 1's facts as if they were its own broadcast
+        let (records, n) = r[0].0.store().run(&r[0].0.origin(), 1, 10, usize::MAX);
+        let mut w = FactsWriter::new();
+        w.begin(r[0].0.origin(), 1);
+        w.records(records, n);
+        let body = w.finish();
+        let mut bytes = Vec::new();
+        let sender = Sender { config: r[1].0.cfg.tag(), node: 2, epoch: 7 };
+        frame::seal_broadcast(&[9; 32], &sender, 1, &body, &mut bytes);
+        assert!(matches!(receive(&mut r[2], &bytes), Err(FrameError::Malformed(_))));
+        assert_eq!(r[2].1.fact_count(), 0);
+    }
+
+    #[test]
+    fn facts_depending_on_another_origin_wait_for_it_whatever_the_stream_order() {
+        let mut r = trio();
+        let a = admit(&mut r[0], 1, &[]);
+        let mut out = Outbox::default();
+        r[0].0.flush(&mut out);
+        let fa = out.frames.pop().unwrap_or_else(|| panic!("a frame"));
+        receive(&mut r[1], &fa.bytes).unwrap_or_else(|e| panic!("{e}"));
+        admit(&mut r[1], 1, &a);
+        r[1].0.flush(&mut out);
+        let fb = out.frames.pop().unwrap_or_else(|| panic!("a frame"));
+        // node 3 reads node 2's fact first: it waits for its dependency
+        receive(&mut r[2], &fb.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r[2].1.fact_count(), 0);
+        assert_eq!(r[2].0.buffer().len(), 1);
+        let out = receive(&mut r[2], &fa.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r[2].1.fact_count(), 2);
+        assert!(r[2].0.buffer().is_empty());
+        assert_eq!(out.events, vec![Event::Admitted { from: 1, facts: 2 }]);
+    }
+
+    #[test]
+    fn peers_off_the_stream_still_get_point_to_point_pushes() {
+        let mut r = trio();
+        r[0].0.set_broadcast(true, &[2]); // node 3 is reached by another transport (a bridge)
+        admit(&mut r[0], 5, &[]);
+        let mut out = Outbox::default();
+        r[0].0.flush(&mut out);
+        let kinds: Vec<(NodeId, Kind)> = out.frames.iter().map(|f| (f.to, f.kind)).collect();
+        assert_eq!(kinds, vec![(frame::BROADCAST, Kind::Broadcast), (3, Kind::Facts)]);
+        // broadcast off: every peer gets its own push again
+        r[0].0.set_broadcast(false, &[]);
+        admit(&mut r[0], 1, &[]);
+        out.clear();
+        r[0].0.flush(&mut out);
+        let kinds: Vec<(NodeId, Kind)> = out.frames.iter().map(|f| (f.to, f.kind)).collect();
+        assert_eq!(kinds, vec![(2, Kind::Facts), (3, Kind::Facts)]);
+    }
+
+    #[test]
+    fn pushes_wait_for_room_in_the_stream() {
+        let mut r = trio();
+        admit(&mut r[0], 100, &[]);
+        r[0].0.set_broadcast_budget(Some(200)); // room for about two facts
+        let mut out = Outbox::default();
+        r[0].0.flush(&mut out);
+        let sent: usize = out.frames.iter().map(|f| f.bytes.len()).sum();
+        assert!(sent <= 200, "{sent} bytes for a budget of 200");
+        assert!(r[0].0.unpushed() > 90, "the rest waits: {}", r[0].0.unpushed());
+        r[0].0.set_broadcast_budget(Some(0));
+        out.clear();
+        r[0].0.flush(&mut out);
+        assert!(out.frames.is_empty());
+        r[0].0.set_broadcast_budget(None);
+        r[0].0.flush(&mut out);
+        assert_eq!(r[0].0.unpushed(), 0);
+        let mut total = 0;
+        for f in &out.frames {
+            receive(&mut r[1], &f.bytes).unwrap_or_else(|e| panic!("{e}"));
+        }
+        out.clear();
+        r[0].0.set_broadcast_budget(Some(10_000));
+        r[0].0.flush(&mut out);
+        total += out.frames.len();
+        assert_eq!(total, 0, "nothing left to push");
+    }
+
+    #[test]
+    fn a_replica_catching_up_from_the_stream_does_not_ask_peers_for_facts() {
+        let mut r = trio();
+        admit(&mut r[0], 50, &[]);
+        let probe = |r: &mut Vec<(Node, R)>| {
+            let mut out = Outbox::default();
+            let (n, h) = &mut r[0];
+            n.probe_soon();
+            n.tick(h, 10, &mut out);
+            out.frames.into_iter().find(|f| f.to == 2 && f.kind == Kind::Probe).unwrap_or_else(|| panic!("a probe"))
+        };
+        let p = probe(&mut r);
+        r[1].0.set_catching_up(true);
+        let out = receive(&mut r[1], &p.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.frames.is_empty(), "no summary: the stream brings the difference");
+        assert_eq!(r[1].0.stats().asks_held, 1);
+        r[1].0.set_catching_up(false);
+        let p = probe(&mut r);
+        let out = receive(&mut r[1], &p.bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.frames.iter().map(|f| f.kind).collect::<Vec<_>>(), vec![Kind::Summary]);
     }
 }

@@ -21,6 +21,17 @@
 //! replica holds the same id set and byte-identical state, within a bounded
 //! simulated time. Everything — ids, payloads, delays, faults — derives
 //! from the seed, so `ctfs-sim --seed S` replays a run exactly.
+//!
+//! **Bus mode** (one seed in three, or `--bus on`): the replicas also share
+//! a stream, as over NATS JetStream. Own facts are pushed only as broadcast
+//! frames, published to the stream (a publication is lost at the chaos drop
+//! rate divided by three, or while the publisher is partitioned from the
+//! bus); each replica reads the stream at its own cursor, a few entries per
+//! tick, with redeliveries at the duplication rate; retention drops the
+//! oldest entries now and then; a restarted (in-memory) replica replays the
+//! stream from the oldest entry retained. Point-to-point frames (probes,
+//! summaries, anti-entropy, escrow, snapshots) travel over the faulty
+//! network as in the other runs, and must repair whatever the stream lost.
 
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::cmp::Reverse;
@@ -218,11 +229,13 @@ pub struct SimConfig {
     pub quiesce_limit_ms: u64,
     /// Print every fault and event.
     pub verbose: bool,
+    /// Bus mode (see the module docs); `None`: one seed in three.
+    pub bus: Option<bool>,
 }
 
 impl SimConfig {
     pub fn new(seed: u64) -> Self {
-        SimConfig { seed, replicas: None, scenario: None, chaos_ms: 3_000, admissions_per_s: 150, quiesce_limit_ms: 120_000, verbose: false }
+        SimConfig { seed, replicas: None, scenario: None, chaos_ms: 3_000, admissions_per_s: 150, quiesce_limit_ms: 120_000, verbose: false, bus: None }
     }
 }
 
@@ -249,6 +262,12 @@ pub struct SimResult {
     pub converge_rounds: u64,
     pub converged: bool,
     pub violations: Vec<String>,
+    /// Bus mode: stream entries published, lost before the stream, delivered, and dropped by retention.
+    pub bus: bool,
+    pub stream_published: u64,
+    pub stream_lost: u64,
+    pub stream_delivered: u64,
+    pub stream_expired: u64,
 }
 
 impl SimResult {
@@ -258,7 +277,13 @@ impl SimResult {
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        format!("npm run sim -- --seed {} --replicas {} --scenario {} --verbose", self.seed, self.replicas, self.scenario)
+        format!(
+            "npm run sim -- --seed {} --replicas {} --scenario {} --bus {} --verbose",
+            self.seed,
+            self.replicas,
+            self.scenario,
+            if self.bus { "on" } else { "off" }
+        )
     }
 }
 
@@ -337,7 +362,7 @@ fn config_id(scenario: Scenario) -> [u8; 32] {
     *blake3::hash(scenario.name().as_bytes()).as_bytes()
 }
 
-fn new_replica(seed: u64, scenario: Scenario, nodes: &[NodeId], local: NodeId, epoch: u64, restarted: bool) -> Replica {
+fn new_replica(seed: u64, scenario: Scenario, nodes: &[NodeId], local: NodeId, epoch: u64, restarted: bool, bus: bool) -> Replica {
     let mut inner = Replicated::new(
         scenario.invariant(),
         KernelConfig::new(CausalityMode::Exact),
@@ -357,7 +382,11 @@ fn new_replica(seed: u64, scenario: Scenario, nodes: &[NodeId], local: NodeId, e
     cfg.snapshot_min_facts = 50;
     cfg.max_frame_bytes = 64 << 10;
     cfg.snapshot_timeout_ms = 2_000;
-    let node = Node::new(cfg).unwrap_or_else(|e| panic!("sim: bad sync configuration: {e}"));
+    let mut node = Node::new(cfg).unwrap_or_else(|e| panic!("sim: bad sync configuration: {e}"));
+    if bus {
+        let peers: Vec<NodeId> = nodes.iter().copied().filter(|n| *n != local).collect();
+        node.set_broadcast(true, &peers);
+    }
     Replica { node, host: Checked { inner, held: HashSet::new(), violations: Vec::new() }, alive: true, epoch, known: Vec::new(), restart_at: 0 }
 }
 
@@ -399,6 +428,18 @@ impl Network {
     }
 }
 
+/// The shared stream of bus mode: every broadcast frame published, in
+/// order, and each replica's read position.
+struct Stream {
+    /// (publisher, frame); an entry's index is its stream sequence.
+    entries: Vec<(usize, Vec<u8>)>,
+    /// Entries below this were dropped by retention.
+    floor: usize,
+    cursor: Vec<usize>,
+    /// Publications lost before reaching the stream, percent.
+    loss_percent: u64,
+}
+
 // ------------------------------------------------------------------ run
 
 struct Sim {
@@ -414,6 +455,7 @@ struct Sim {
     global: BTreeMap<FactId, Vec<u8>>,
     next_id: u64,
     outbox: Outbox,
+    stream: Option<Stream>,
 }
 
 impl Sim {
@@ -432,6 +474,17 @@ impl Sim {
     fn send_outbox(&mut self, from: usize) {
         let frames = std::mem::take(&mut self.outbox.frames);
         for f in frames {
+            if f.kind == crate::frame::Kind::Broadcast {
+                let reachable = self.net.group[from] == 0;
+                match self.stream.as_mut() {
+                    Some(st) if reachable && !self.rng.chance(st.loss_percent) => {
+                        st.entries.push((from, f.bytes));
+                        self.result.stream_published += 1;
+                    }
+                    _ => self.result.stream_lost += 1,
+                }
+                continue;
+            }
             let to = self.nodes.iter().position(|n| *n == f.to).unwrap_or(from);
             if to == from || !self.replicas[to].alive {
                 self.net.dropped += 1;
@@ -507,10 +560,42 @@ impl Sim {
             if !self.replicas[i].alive || (self.now + i as u64 * 3) % TICK_MS != 0 {
                 continue;
             }
+            self.read_stream(i);
             let now = self.now;
             let r = &mut self.replicas[i];
             r.node.tick(&mut r.host, now, &mut self.outbox);
             self.send_outbox(i);
+        }
+    }
+
+    /// Bus mode: replica `i` reads a few entries of the stream (when it
+    /// reaches the bus), redelivered now and then.
+    fn read_stream(&mut self, i: usize) {
+        if self.stream.is_none() || self.net.group[i] != 0 {
+            return;
+        }
+        let reads = self.rng.range(1, 12);
+        for _ in 0..reads {
+            let Some(st) = self.stream.as_mut() else { return };
+            let at = st.cursor[i].max(st.floor);
+            let Some(bytes) = st.entries.get(at).map(|(_, b)| b.clone()) else { break };
+            if !self.rng.chance(self.net.dup_percent) {
+                st.cursor[i] = at + 1; // acknowledged; otherwise redelivered
+            }
+            // its own publications are read back too (an earlier run's are taken back)
+            self.result.stream_delivered += 1;
+            let now = self.now;
+            let r = &mut self.replicas[i];
+            let before = r.host.held.len();
+            let _ = r.node.handle_frame(&mut r.host, &bytes, now, &mut self.outbox);
+            if r.host.held.len() != before {
+                r.known = r.host.inner.kernel.admitted_ids().map(|i| i.copied().collect()).unwrap_or_default();
+            }
+            self.send_outbox(i);
+        }
+        if let Some(st) = self.stream.as_ref() {
+            let behind = st.cursor[i].max(st.floor) < st.entries.len();
+            self.replicas[i].node.set_catching_up(behind);
         }
     }
 
@@ -536,6 +621,15 @@ impl Sim {
 
     fn faults(&mut self) {
         let n = self.replicas.len();
+        // stream retention drops the oldest entries
+        if self.stream.is_some() && self.rng.chance(1) && self.rng.chance(20) {
+            let drop = self.rng.range(1, 20) as usize;
+            if let Some(st) = self.stream.as_mut() {
+                let floor = (st.floor + drop).min(st.entries.len());
+                self.result.stream_expired += (floor - st.floor) as u64;
+                st.floor = floor;
+            }
+        }
         // crash-restart
         if self.rng.chance(1) && self.rng.chance(10) {
             let i = self.rng.below(n as u64) as usize;
@@ -568,7 +662,10 @@ impl Sim {
 
     fn restart(&mut self, i: usize) {
         let epoch = self.replicas[i].epoch + 1;
-        self.replicas[i] = new_replica(self.cfg.seed, self.scenario, &self.nodes, self.nodes[i], epoch, true);
+        self.replicas[i] = new_replica(self.cfg.seed, self.scenario, &self.nodes, self.nodes[i], epoch, true, self.stream.is_some());
+        if let Some(st) = self.stream.as_mut() {
+            st.cursor[i] = st.floor; // in memory: replays what the stream still holds
+        }
         self.log(|| format!("restart replica {} (epoch {epoch})", self.nodes[i]));
     }
 
@@ -625,6 +722,9 @@ impl Sim {
         // quiescence
         self.net.group.iter_mut().for_each(|g| *g = 0);
         self.net.drop_percent = 0;
+        if let Some(st) = self.stream.as_mut() {
+            st.loss_percent = 0;
+        }
         for i in 0..self.replicas.len() {
             if !self.replicas[i].alive {
                 self.restart(i);
@@ -743,8 +843,11 @@ pub fn run(cfg: SimConfig) -> SimResult {
     let n = cfg.replicas.unwrap_or_else(|| rng.range(3, 7) as usize).clamp(1, 64);
     let scenario = cfg.scenario.unwrap_or_else(|| Scenario::ALL[rng.below(Scenario::ALL.len() as u64) as usize]);
     let nodes: Vec<NodeId> = (1..=n as u64).collect();
-    let replicas = nodes.iter().map(|&id| new_replica(cfg.seed, scenario, &nodes, id, 1, false)).collect();
+    // not drawn from `rng`: runs without the bus stay what they were
+    let bus = cfg.bus.unwrap_or(cfg.seed % 3 == 0);
+    let replicas = nodes.iter().map(|&id| new_replica(cfg.seed, scenario, &nodes, id, 1, false, bus)).collect();
     let drop_percent = rng.below(31);
+    let stream = bus.then(|| Stream { entries: Vec::new(), floor: 0, cursor: vec![0; n], loss_percent: drop_percent / 3 });
     let net = Network {
         queue: BinaryHeap::new(),
         seq: 0,
@@ -755,8 +858,8 @@ pub fn run(cfg: SimConfig) -> SimResult {
         delivered: 0,
         dropped: 0,
     };
-    let result = SimResult { seed: cfg.seed, replicas: n, scenario: scenario.name(), drop_percent, ..SimResult::default() };
-    let sim = Sim { cfg, rng, scenario, nodes, replicas, net, now: 0, result, global: BTreeMap::new(), next_id: 0, outbox: Outbox::default() };
+    let result = SimResult { seed: cfg.seed, replicas: n, scenario: scenario.name(), drop_percent, bus, ..SimResult::default() };
+    let sim = Sim { cfg, rng, scenario, nodes, replicas, net, now: 0, result, global: BTreeMap::new(), next_id: 0, outbox: Outbox::default(), stream };
     sim.run()
 }
 
@@ -780,6 +883,18 @@ mod tests {
         let b = run(SimConfig::new(7));
         assert_eq!((a.admitted, a.frames_delivered, a.converge_ms, a.crashes), (b.admitted, b.frames_delivered, b.converge_ms, b.crashes));
         assert!(a.ok(), "{:?}", a.violations);
+    }
+
+    #[test]
+    fn bus_mode_converges_for_every_scenario_through_a_lossy_stream() {
+        for (i, s) in Scenario::ALL.into_iter().enumerate() {
+            let mut cfg = SimConfig::new(2000 + i as u64);
+            cfg.scenario = Some(s);
+            cfg.bus = Some(true);
+            let r = run(cfg);
+            assert!(r.ok(), "{}: {:?} (replay: {})", s.name(), r.violations, r.replay_command());
+            assert!(r.bus && r.stream_published > 50 && r.stream_delivered > 100, "{}: the stream carried facts: {r:?}", s.name());
+        }
     }
 
     #[test]

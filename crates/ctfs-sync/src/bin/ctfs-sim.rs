@@ -23,12 +23,13 @@ struct Args {
     scenario: Option<Scenario>,
     threads: usize,
     verbose: bool,
+    bus: Option<bool>,
 }
 
-const USAGE: &str = "usage: ctfs-sim [--seeds N] [--start S] [--seed S] [--replicas 3..7] [--scenario NAME] [--threads T] [--verbose]";
+const USAGE: &str = "usage: ctfs-sim [--seeds N] [--start S] [--seed S] [--replicas 3..7] [--scenario NAME] [--bus on|off] [--threads T] [--verbose]\n  --bus: replicas also share a lossy stream (as over NATS JetStream); default: one seed in three";
 
 fn parse() -> Result<Args, String> {
-    let mut a = Args { seeds: 100, start: 1, single: None, replicas: None, scenario: None, threads: 2, verbose: false };
+    let mut a = Args { seeds: 100, start: 1, single: None, replicas: None, scenario: None, threads: 2, verbose: false, bus: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -51,6 +52,13 @@ fn parse() -> Result<Args, String> {
             }
             "--threads" => a.threads = num(value("--threads")?, "--threads")?.clamp(1, 64) as usize,
             "--verbose" => a.verbose = true,
+            "--bus" => {
+                a.bus = Some(match value("--bus")?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--bus must be on or off, got {other}")),
+                })
+            }
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -63,6 +71,7 @@ fn config(args: &Args, seed: u64) -> SimConfig {
     c.replicas = args.replicas;
     c.scenario = args.scenario;
     c.verbose = args.verbose;
+    c.bus = args.bus;
     c
 }
 
@@ -125,6 +134,14 @@ fn main() -> ExitCode {
         "anti-entropy rounds to converge after heal ({} ms each): p50 {p50}, p90 {p90}, p99 {p99}, max {max}; wall time {:.1} s",
         200,
         started.elapsed().as_secs_f64()
+    );
+    let bus = results.iter().filter(|r| r.bus).count();
+    println!(
+        "bus mode: {bus} seeds; stream entries published {}, lost before the stream {}, delivered {}, dropped by retention {}",
+        sum(|r| r.stream_published),
+        sum(|r| r.stream_lost),
+        sum(|r| r.stream_delivered),
+        sum(|r| r.stream_expired),
     );
     println!("seeds: {}, divergent: {divergent}, violations: {violations}", results.len());
     if divergent == 0 && violations == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
