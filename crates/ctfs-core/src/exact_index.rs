@@ -1,6 +1,6 @@
 //! The exact causal index: every admitted fact id, with no horizon.
 //!
-//! Three parts, each in its own module:
+//! Two parts:
 //!
 //! * the **arena** ([`IdArena`]) stores every id once, densely, in admission
 //!   order (32 bytes per id); an id's *ordinal* is its position there;
@@ -10,11 +10,8 @@
 //!   the id in the arena, so the index is exact. Each segment carries a
 //!   small Bloom filter of its keys (one byte per slot) that stays in cache,
 //!   so a fresh id, the common case, is proven absent without a DRAM round
-//!   trip;
-//! * the **staging ring** (`staging.rs`) holds the 16 newest `(key,
-//!   ordinal)` pairs while their table lines are prefetched, so that placing
-//!   an id never waits for memory; lookups check it first, and it answers
-//!   dependencies on facts just admitted without touching the table.
+//!   trip. A dependency on a fact admitted a moment ago finds its bucket
+//!   still in cache.
 //!
 //! Memory per id: 32 (arena) + 9 / load (slot and filter byte; the load lies
 //! between 0.55 and 0.82, spread across segments), measured by
@@ -25,13 +22,11 @@
 //! rebuilt larger. Inserts never fail silently; the only refusal is the
 //! optional size bound (`max_len`), reported to the caller.
 
-mod staging;
 mod table;
 
 use crate::fact::FactId;
 use crate::hash::{hash_id, random_seed};
 use crate::id_arena::IdArena;
-use staging::Staging;
 use table::{MAX_KEY, Table};
 
 /// Ordinal `u32::MAX` is reserved.
@@ -48,7 +43,6 @@ pub struct ExactIndex {
     ids: IdArena,
     seed: u64,
     table: Table,
-    staged: Staging,
     max_len: usize,
 }
 
@@ -91,7 +85,7 @@ impl ExactIndex {
             }
             table.insert(k, ord as u32);
         }
-        ExactIndex { ids, seed, table, staged: Staging::new(), max_len: max_len.min(MAX_ENTRIES) }
+        ExactIndex { ids, seed, table, max_len: max_len.min(MAX_ENTRIES) }
     }
 
     #[inline]
@@ -119,33 +113,26 @@ impl ExactIndex {
         hash_id(&id.0, self.seed)
     }
 
-    /// Asks the CPU to start loading what a lookup of a probably *fresh* id
-    /// reads: its table filter word. Admission issues it for the new id;
-    /// batches a few records ahead.
+    /// Asks the CPU to start loading what admitting a probably *fresh* id
+    /// reads: its filter word (the lookup) and its bucket (the insert).
+    /// Admission issues it for the new id; batches a few records ahead.
     #[inline(always)]
     pub fn prefetch(&self, h: u64) {
-        self.table.prefetch_filter(key(h));
+        self.table.prefetch(key(h));
     }
 
-    /// Prefetches the table line of a probably *present* id (a dependency),
-    /// unless the staging ring holds it.
+    /// Prefetches the bucket of a probably *present* id (a dependency).
     #[inline(always)]
     pub fn prefetch_present(&self, h: u64) {
-        if self.staged.matches(key(h)) == 0 {
-            self.table.prefetch(key(h));
-        }
+        self.table.prefetch_bucket(key(h));
     }
 
     /// Prefetches the arena entry of the id that most probably answers a
-    /// lookup of `h`: the first table slot with its key. Call after
-    /// `prefetch_present(h)` has had time to land.
+    /// lookup of `h`: the first slot of its home bucket with its key. Call
+    /// after `prefetch_present(h)` has had time to land.
     #[inline(always)]
     pub fn prefetch_key(&self, h: u64) {
-        let k = key(h);
-        if self.staged.matches(k) != 0 {
-            return;
-        }
-        if let Some(ord) = self.table.first_candidate(k) {
+        if let Some(ord) = self.table.first_candidate(key(h)) {
             self.ids.prefetch(ord);
         }
     }
@@ -161,15 +148,11 @@ impl ExactIndex {
         self.lookup_hashed(id, self.hash(id))
     }
 
-    /// The ordinal of `id` (hash `h`), if present: the staging ring, then
-    /// the table's filter (the fast answer for ids that are probably fresh),
-    /// then its slots.
+    /// The ordinal of `id` (hash `h`), if present: the table's filter (the
+    /// fast answer for ids that are probably fresh), then its slots.
     #[inline]
     pub fn lookup_hashed(&self, id: &FactId, h: u64) -> Option<u32> {
         let k = key(h);
-        if let Some(ord) = self.lookup_staged(id, k) {
-            return Some(ord);
-        }
         if !self.table.maybe(k) {
             return None;
         }
@@ -182,25 +165,8 @@ impl ExactIndex {
     /// would only delay.
     #[inline]
     pub fn lookup_present(&self, id: &FactId, h: u64) -> Option<u32> {
-        let k = key(h);
-        if let Some(ord) = self.lookup_staged(id, k) {
-            return Some(ord);
-        }
         let ids = &self.ids;
-        self.table.find(k, |ord| ids.get(ord) == id)
-    }
-
-    #[inline(always)]
-    fn lookup_staged(&self, id: &FactId, k: u32) -> Option<u32> {
-        let mut m = self.staged.matches(k);
-        while m != 0 {
-            let ord = self.staged.ord(m.trailing_zeros());
-            if self.ids.get(ord) == id {
-                return Some(ord);
-            }
-            m &= m - 1;
-        }
-        None
+        self.table.find(key(h), |ord| ids.get(ord) == id)
     }
 
     /// Inserts `id`, which the caller has checked is absent. Returns its ordinal.
@@ -224,11 +190,7 @@ impl ExactIndex {
         }
         debug_assert!(self.lookup_hashed(id, h).is_none(), "insert of a present id");
         let ord = self.ids.push(*id);
-        let k = key(h);
-        if let Some((k0, o0)) = self.staged.push(k, ord) {
-            self.table.insert(k0, o0);
-        }
-        self.table.prefetch(k);
+        self.table.insert(key(h), ord);
         Ok(ord)
     }
 
@@ -268,14 +230,6 @@ impl ExactIndex {
         0
     }
 
-    /// Places every staged id in the table (tests: the table alone must then
-    /// answer for everything).
-    #[cfg(test)]
-    fn flush_staged(&mut self) {
-        for (k, o) in self.staged.drain() {
-            self.table.insert(k, o);
-        }
-    }
 }
 
 impl Default for ExactIndex {
@@ -376,12 +330,12 @@ mod tests {
         let n = 400_000u64;
         for i in 0..n {
             ix.insert(&id(i)).unwrap();
-            // Every id just inserted is found while it is staged...
             assert_eq!(ix.lookup(&id(i)), Some(i as u32));
+            if i % 50_000 == 0 {
+                ix.table.check();
+            }
         }
         assert!(ix.segments() > 4, "{} segments", ix.segments());
-        ix.flush_staged();
-        // ...and by the table alone once placed.
         ix.table.check();
         for i in 0..n {
             assert_eq!(ix.lookup(&id(i)), Some(i as u32));

@@ -3,57 +3,104 @@
 //!
 //! A slot is one `u64`: `key << 32 | ordinal`, where `key` is the top 32 bits
 //! of the id's hash (never `u32::MAX`) and `ordinal` the id's position in the
-//! arena. `EMPTY` (`u64::MAX`) is greater than every slot.
+//! arena. `EMPTY` (`u64::MAX`) matches no key.
 //!
 //! **Segments** (extendible hashing): the top `depth` bits of a key select a
 //! directory entry, which names a segment; a segment of local depth `d`
-//! holds every key with one `d`-bit prefix. Each segment is an ordered
-//! linear-probing table: the key's *home* is `(key << d) * cap >> 32`, a
-//! monotone function of the key, and every cluster of occupied slots is
-//! sorted by key, so the whole segment is sorted. A lookup walks from the
-//! home and stops at the first greater slot (or an empty one); an insert
-//! shifts the rest of its cluster right by one slot. `pad` slots past the
-//! capacity take clusters that run over the end; the last slot is always
-//! empty.
+//! holds every key with one `d`-bit prefix. A segment is an array of
+//! 64-byte buckets of 8 slots (one cache line each); a key's *home* bucket
+//! is `(key << d) * buckets >> 32`, and an entry goes into the first bucket
+//! from its home that has room (bucketed linear probing). Slots fill from the
+//! left and are never removed, so a lookup reads the home bucket (one line,
+//! the eight keys compared at once) and moves on only while buckets are
+//! full; an insert writes one slot, never shifts anything. A few pad buckets
+//! past the home range take the overflow of the last ones; the last bucket
+//! is never full.
 //!
 //! **Filters**: each segment carries a blocked Bloom filter of its keys, one
-//! byte per slot (one 64-bit word per 8 slots; a key sets 4 bits of the word
-//! its home falls in, chosen by a remix of the key). At the segment's load
-//! (0.55–0.82) that is 10–15 bits per key: about 2% false positives when the
-//! segment is fullest, under 1% after it grows. The filters hold 1/9 of the
-//! table's bytes (1.3–1.8 MiB at 1M ids), which stay in cache where the slots
-//! cannot, so that a lookup of a fresh id (the common case: a new fact) is
-//! answered without a DRAM round trip. A false positive only costs the slot
-//! walk: the slots and the arena, never the filter, are the judge.
+//! 64-bit word per home bucket (a key sets 4 bits of its home bucket's word,
+//! chosen by a remix of the key): one byte per slot, 10–15 bits per key at
+//! the segment's load (0.55–0.82), about 2% false positives when the segment
+//! is fullest and under 1% after it grows. The filters are 1/9 of the
+//! table's bytes (1.3–1.8 MiB at 1M ids) and stay in cache where the buckets
+//! cannot, so a lookup of a fresh id (the common case: a new fact) is
+//! answered without a DRAM round trip. A false positive only costs the
+//! bucket walk: the slots and the arena, never the filter, are the judge.
 //!
 //! **Growth** never touches the whole table: a segment past `LOAD_MAX` is
-//! rebuilt alone, by one sequential pass over its sorted slots (which carry
-//! their keys, so neither the ids nor a hash are needed; the filter is
-//! rebuilt in the same pass), either larger (×`GROWTH`) or, past
-//! `SEG_MAX_CAP`, split into two segments by the next key bit. The longest
-//! pause is the rebuild of one segment (at most `SEG_MAX_CAP` slots). Each
-//! segment is built with a random *phase* (its load right after a rebuild
-//! lies anywhere in (`LOAD_MAX`/`GROWTH`, `LOAD_MAX`]), so segments do not
-//! all grow at the same moment and the table's memory follows the history
-//! smoothly instead of jumping by ×`GROWTH`.
+//! rebuilt alone from its own slots (which carry their keys, so neither the
+//! ids nor a hash are needed; its filter is rebuilt in the same pass),
+//! either larger (×`GROWTH`) or, past `SEG_MAX_BUCKETS`, split into two
+//! segments by the next key bit. The longest pause is the rebuild of one
+//! segment (at most ~54K slots). Each segment is built with a random *phase*
+//! (its load right after a rebuild lies anywhere in
+//! (`LOAD_MAX`/`GROWTH`, `LOAD_MAX`]), so segments do not all grow at the
+//! same moment and the table's memory follows the history smoothly instead
+//! of jumping by ×`GROWTH`.
 
 use super::prefetch_read;
 
 pub(super) const EMPTY: u64 = u64::MAX;
-/// Keys are clamped below this (so that `EMPTY` compares greater than any slot).
+/// Keys are clamped below this (so that `EMPTY`'s key half matches no key).
 pub(super) const MAX_KEY: u32 = u32::MAX - 1;
-/// A segment is rebuilt when its length reaches this fraction of its capacity.
+/// A segment is rebuilt when its length reaches this fraction of its slots.
 const LOAD_MAX: f64 = 0.82;
 const GROWTH: f64 = 1.5;
-/// Largest segment capacity (slots): a rebuild moves at most ~54K slots.
-const SEG_MAX_CAP: usize = 1 << 16;
-const MIN_CAP: usize = 16;
-/// Pad slots past the capacity (a quarter of the capacity, at most this).
-const MAX_PAD: usize = 256;
+/// Largest segment (home buckets of 8 slots): a rebuild moves at most ~13K slots.
+const SEG_MAX_BUCKETS: usize = 1 << 11;
+const MIN_BUCKETS: usize = 2;
 /// Deepest directory (2^20 segments: far more than 2^32 ids need).
 const MAX_DEPTH: u32 = 20;
-/// Slots per filter word.
-const SLOTS_PER_WORD: usize = 8;
+
+/// Eight slots, one cache line. Slots fill from the left: a bucket is full
+/// exactly when its last slot is occupied.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Bucket([u64; 8]);
+
+const EMPTY_BUCKET: Bucket = Bucket([EMPTY; 8]);
+
+impl Bucket {
+    #[inline(always)]
+    fn is_full(&self) -> bool {
+        self.0[7] != EMPTY
+    }
+
+    /// Bit i set: slot i holds `key`.
+    #[inline(always)]
+    fn matches(&self, key: u32) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is part of the x86-64 baseline; the four 16-byte loads
+        // read exactly this 64-byte, 64-aligned bucket.
+        unsafe {
+            use core::arch::x86_64::*;
+            let k = _mm_set1_epi32(key as i32);
+            let p = self.0.as_ptr() as *const __m128i;
+            // Lanes 1 and 3 of each compare are the key halves of two slots.
+            let m = |i: usize| _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(p.add(i)), k))) as u32;
+            let all = m(0) | m(1) << 4 | m(2) << 8 | m(3) << 12;
+            // Gather bits 1, 3, 5, ... 15 into bits 0..8.
+            let odd = (all >> 1) & 0x5555;
+            let odd = (odd | (odd >> 1)) & 0x3333;
+            let odd = (odd | (odd >> 2)) & 0x0F0F;
+            (odd | (odd >> 4)) & 0xFF
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let mut m = 0u32;
+            for (i, &s) in self.0.iter().enumerate() {
+                m |= (((s >> 32) as u32 == key) as u32) << i;
+            }
+            m
+        }
+    }
+
+    /// Index of the first empty slot (the bucket is not full).
+    #[inline(always)]
+    fn first_free(&self) -> usize {
+        self.0.iter().position(|&s| s == EMPTY).unwrap_or(7)
+    }
+}
 
 /// The 4 filter bits of a key (independent of its home, which picks the word).
 #[inline(always)]
@@ -65,11 +112,11 @@ fn mask(key: u32) -> u64 {
 
 #[derive(Clone)]
 struct Segment {
-    /// `cap + pad` slots; the last one is always `EMPTY`.
-    slots: Vec<u64>,
-    /// `cap / SLOTS_PER_WORD` words (at least one).
+    /// `nb` home buckets plus `pad` overflow buckets; the last one is never full.
+    buckets: Vec<Bucket>,
+    /// One word per home bucket.
     filter: Vec<u64>,
-    cap: usize,
+    nb: usize,
     len: usize,
     grow_at: usize,
     /// Bits of the key prefix this segment holds...
@@ -78,93 +125,198 @@ struct Segment {
     prefix: u32,
 }
 
+fn pad_for(nb: usize) -> usize {
+    (nb / 64).clamp(2, 8)
+}
+
 impl Segment {
-    #[inline(always)]
-    fn residual(&self, key: u32) -> u64 {
-        (((key as u64) << self.local_depth) as u32) as u64
+    fn empty(nb: usize, local_depth: u32, prefix: u32) -> Segment {
+        Segment {
+            buckets: vec![EMPTY_BUCKET; nb + pad_for(nb)],
+            filter: vec![0; nb],
+            nb,
+            len: 0,
+            grow_at: ((nb * 8) as f64 * LOAD_MAX) as usize,
+            local_depth,
+            prefix,
+        }
     }
 
+    /// The key's home bucket (a monotone function of the key).
     #[inline(always)]
     fn home(&self, key: u32) -> usize {
-        ((self.residual(key) * self.cap as u64) >> 32) as usize
-    }
-
-    #[inline(always)]
-    fn word(&self, key: u32) -> usize {
-        ((self.residual(key) * self.filter.len() as u64) >> 32) as usize
+        let residual = (((key as u64) << self.local_depth) as u32) as u64;
+        ((residual * self.nb as u64) >> 32) as usize
     }
 
     #[inline(always)]
     fn maybe(&self, key: u32) -> bool {
-        // SAFETY: `word() < filter.len()` (a fraction of it).
-        let w = unsafe { *self.filter.get_unchecked(self.word(key)) };
+        // SAFETY: `home() < nb = filter.len()`.
+        let w = unsafe { *self.filter.get_unchecked(self.home(key)) };
         let m = mask(key);
         w & m == m
     }
 
+    /// Places an entry in the first bucket from its home that has room.
+    /// `false` (nothing changed) if that would fill the last bucket.
     #[inline(always)]
-    fn note(&mut self, key: u32) {
-        let i = self.word(key);
-        self.filter[i] |= mask(key);
-    }
-}
-
-/// Writes a segment slot by slot, in key order (rebuilds and splits).
-struct Builder {
-    seg: Segment,
-    next: usize,
-}
-
-impl Builder {
-    fn new(n: usize, cap: usize, local_depth: u32, prefix: u32) -> Builder {
-        let len = cap + pad_for(cap);
-        let words = cap.div_ceil(SLOTS_PER_WORD).max(1);
-        let seg = Segment {
-            slots: Vec::with_capacity(len),
-            filter: vec![0; words],
-            cap,
-            len: n,
-            grow_at: ((cap as f64 * LOAD_MAX) as usize).max(1),
-            local_depth,
-            prefix,
-        };
-        Builder { seg, next: 0 }
-    }
-
-    /// Appends `e` (keys non-decreasing); `false` if it would reach the last slot.
-    #[inline(always)]
-    fn push(&mut self, e: u64) -> bool {
-        let key = (e >> 32) as u32;
-        let pos = self.seg.home(key).max(self.next);
-        let total = self.seg.slots.capacity();
-        if pos + 1 >= total {
-            return false;
-        }
-        // SAFETY: `pos < total` = the capacity reserved; slots from the
-        // current length up to `pos` are written here (gaps as EMPTY) before
-        // the length covers them.
+    fn place(&mut self, key: u32, e: u64) -> bool {
+        let home = self.home(key);
+        let last = self.buckets.len() - 1;
+        let mut b = home;
+        // SAFETY: the last bucket is never full, so the walk stops at `last`
+        // at the latest.
         unsafe {
-            let p = self.seg.slots.as_mut_ptr();
-            for i in self.next..pos {
-                *p.add(i) = EMPTY;
+            while self.buckets.get_unchecked(b).is_full() {
+                b += 1;
             }
-            *p.add(pos) = e;
-            self.seg.slots.set_len(pos + 1);
+            let bk = self.buckets.get_unchecked_mut(b);
+            let i = bk.first_free();
+            if b == last && i == 7 {
+                return false;
+            }
+            bk.0[i] = e;
+            *self.filter.get_unchecked_mut(home) |= mask(key);
         }
-        self.next = pos + 1;
-        self.seg.note(key);
+        self.len += 1;
         true
     }
 
-    fn finish(mut self) -> Segment {
-        let total = self.seg.slots.capacity();
-        self.seg.slots.resize(total, EMPTY);
-        self.seg
+    /// This segment's entries in a new segment of `nb` home buckets; `None`
+    /// if the overflow would reach its last bucket (then try larger).
+    fn rebuilt(&self, nb: usize) -> Option<Segment> {
+        let mut b = Builder::new(nb, self.local_depth, self.prefix);
+        for bk in &self.buckets {
+            for &e in &bk.0 {
+                if e == EMPTY {
+                    break;
+                }
+                if !b.push(e) {
+                    return None;
+                }
+            }
+        }
+        Some(b.finish())
     }
+
+    /// Splits this segment by the next key bit without moving its entries
+    /// (`nb` even): keys with the bit clear have their homes in the first
+    /// half of the buckets, at the same indexes in a segment of half the
+    /// buckets one level deeper; keys with the bit set have theirs in the
+    /// second half, at the index minus `nb / 2`. So the first half stays
+    /// here (truncated) and the second half is copied out, filters alike.
+    /// Only the buckets around the cut change: entries of the first half
+    /// that overflowed past it move into this segment's new pad, and the
+    /// second half's first cluster (up to its first bucket that was not
+    /// full) is placed again without them. Returns the second half, or
+    /// `None` (nothing changed) if the first half's overflow does not fit
+    /// its pad.
+    fn cut(&mut self) -> Option<Segment> {
+        let h = self.nb / 2;
+        let ld = self.local_depth + 1;
+        let bit = 1u32 << (32 - ld);
+        let is_hi = |e: u64| (e >> 32) as u32 & bit != 0;
+        // The cluster that straddles the cut ends at the first non-full bucket.
+        let q = (h..self.buckets.len()).find(|&b| !self.buckets[b].is_full()).unwrap_or(self.buckets.len() - 1);
+        let spill: Vec<u64> = self.buckets[h..=q].iter().flat_map(|b| b.0).filter(|&e| e != EMPTY && !is_hi(e)).collect();
+        let pad_lo = pad_for(h);
+        if spill.len() >= pad_lo * 8 {
+            return None;
+        }
+        // The right child: buckets h.. of this one, its first cluster placed again.
+        let mut right = Segment {
+            buckets: self.buckets[h..].to_vec(),
+            filter: self.filter[h..].to_vec(),
+            nb: self.nb - h,
+            len: 0,
+            grow_at: (((self.nb - h) * 8) as f64 * LOAD_MAX) as usize,
+            local_depth: ld,
+            prefix: (self.prefix << 1) | 1,
+        };
+        let moved: Vec<u64> = right.buckets[..=q - h].iter().flat_map(|b| b.0).filter(|&e| e != EMPTY && is_hi(e)).collect();
+        for b in &mut right.buckets[..=q - h] {
+            *b = EMPTY_BUCKET;
+        }
+        let right_rest: usize = right.buckets[q - h + 1..].iter().map(|b| b.0.iter().take_while(|&&e| e != EMPTY).count()).sum();
+        right.len = right_rest;
+        for e in moved {
+            // They fit where they were: the slots linear probing occupies do
+            // not depend on the insertion order, and these are a subset of
+            // what buckets h..=q held with q not full.
+            let placed = right.place((e >> 32) as u32, e);
+            debug_assert!(placed, "a re-placed entry reached the last bucket");
+        }
+        // This segment becomes the left child: buckets 0..h plus a new pad
+        // holding the spill in order (first fit: buckets home..h-1 are full).
+        let left_len = self.len - right.len;
+        self.buckets.truncate(h + pad_lo);
+        self.buckets.shrink_to_fit();
+        for b in &mut self.buckets[h..] {
+            *b = EMPTY_BUCKET;
+        }
+        for (i, &e) in spill.iter().enumerate() {
+            self.buckets[h + i / 8].0[i % 8] = e;
+        }
+        self.filter.truncate(h);
+        self.filter.shrink_to_fit();
+        self.nb = h;
+        self.len = left_len;
+        self.grow_at = ((h * 8) as f64 * LOAD_MAX) as usize;
+        self.local_depth = ld;
+        self.prefix <<= 1;
+        Some(right)
+    }
+
 }
 
-fn pad_for(cap: usize) -> usize {
-    (cap / 4).clamp(4, MAX_PAD)
+/// Fills a new segment entry by entry (rebuilds and splits): a count per
+/// bucket makes each placement O(1) and the writes move forward through
+/// memory, since entries arrive roughly in home order.
+struct Builder {
+    seg: Segment,
+    fills: Vec<u8>,
+    ok: bool,
+}
+
+impl Builder {
+    fn new(nb: usize, local_depth: u32, prefix: u32) -> Builder {
+        let seg = Segment::empty(nb, local_depth, prefix);
+        let fills = vec![0u8; seg.buckets.len()];
+        Builder { seg, fills, ok: true }
+    }
+
+    /// Places `e`; `false` if that would fill the last bucket (the segment
+    /// is then unusable: start over larger).
+    #[inline(always)]
+    fn push(&mut self, e: u64) -> bool {
+        let key = (e >> 32) as u32;
+        let home = self.seg.home(key);
+        let last = self.fills.len() - 1;
+        let mut b = home;
+        // SAFETY: `home < nb < fills.len() = buckets.len()`; the walk stops
+        // at `last` at the latest (checked before it could pass it), and
+        // `fills[b] < 8` when a slot is written.
+        unsafe {
+            while *self.fills.get_unchecked(b) == 8 && b < last {
+                b += 1;
+            }
+            let f = self.fills.get_unchecked_mut(b);
+            if b == last && *f >= 7 {
+                self.ok = false;
+                return false;
+            }
+            self.seg.buckets.get_unchecked_mut(b).0[*f as usize] = e;
+            *f += 1;
+            *self.seg.filter.get_unchecked_mut(home) |= mask(key);
+        }
+        self.seg.len += 1;
+        true
+    }
+
+    fn finish(self) -> Segment {
+        debug_assert!(self.ok);
+        self.seg
+    }
 }
 
 #[derive(Clone)]
@@ -179,26 +331,19 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) fn new(seed: u64) -> Table {
-        Table {
-            dir: vec![0],
-            depth: 0,
-            segs: vec![Builder::new(0, MIN_CAP, 0, 0).finish()],
-            len: 0,
-            rng: seed | 1,
-            rebuilds: 0,
-        }
-    }
-
-    #[inline(always)]
-    fn seg(&self, key: u32) -> &Segment {
-        // `key >> (32 - depth)` < 2^depth = dir.len(), and every directory
-        // entry names a segment: both indexings are in bounds.
-        &self.segs[self.dir[((key as u64) >> (32 - self.depth)) as usize] as usize]
+        Table { dir: vec![0], depth: 0, segs: vec![Segment::empty(MIN_BUCKETS, 0, 0)], len: 0, rng: seed | 1, rebuilds: 0 }
     }
 
     #[inline(always)]
     fn seg_index(&self, key: u32) -> usize {
+        // `key >> (32 - depth)` < 2^depth = dir.len(), and every directory
+        // entry names a segment.
         self.dir[((key as u64) >> (32 - self.depth)) as usize] as usize
+    }
+
+    #[inline(always)]
+    fn seg(&self, key: u32) -> &Segment {
+        &self.segs[self.seg_index(key)]
     }
 
     /// `false`: no slot holds `key` (the segment's filter rules it out).
@@ -212,90 +357,61 @@ impl Table {
     #[inline]
     pub(super) fn find(&self, key: u32, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
         let seg = self.seg(key);
-        let upper = ((key as u64) << 32) | 0xFFFF_FFFF;
-        let mut p = seg.home(key);
+        let mut b = seg.home(key);
         loop {
-            // SAFETY: `home < cap` and the segment's last slot (index
-            // `cap + pad - 1`) is always EMPTY, which is `> upper`: the walk
-            // returns before it could pass the end.
-            let s = unsafe { *seg.slots.get_unchecked(p) };
-            if s > upper {
+            // SAFETY: the last bucket is never full: the walk stops there.
+            let bk = unsafe { seg.buckets.get_unchecked(b) };
+            let mut m = bk.matches(key);
+            while m != 0 {
+                let ord = bk.0[m.trailing_zeros() as usize] as u32;
+                if is_it(ord) {
+                    return Some(ord);
+                }
+                m &= m - 1;
+            }
+            if !bk.is_full() {
                 return None;
             }
-            if (s >> 32) as u32 == key && is_it(s as u32) {
-                return Some(s as u32);
-            }
-            p += 1;
+            b += 1;
         }
     }
 
-    /// The ordinal in the first slot holding `key`, if any (for prefetching
-    /// the id that most probably answers a lookup).
+    /// The ordinal in the first slot holding `key` in its home bucket, if
+    /// any (for prefetching the id that most probably answers a lookup).
     #[inline]
     pub(super) fn first_candidate(&self, key: u32) -> Option<u32> {
         let seg = self.seg(key);
-        let upper = ((key as u64) << 32) | 0xFFFF_FFFF;
-        for &s in seg.slots[seg.home(key)..].iter().take(8) {
-            if s > upper {
-                return None;
-            }
-            if (s >> 32) as u32 == key {
-                return Some(s as u32);
-            }
-        }
-        None
+        let bk = &seg.buckets[seg.home(key)];
+        let m = bk.matches(key);
+        (m != 0).then(|| bk.0[m.trailing_zeros() as usize] as u32)
     }
 
-    /// Requests the filter word a lookup of `key` reads first.
+    /// Requests the bucket where `key` is looked up and inserted.
     #[inline(always)]
-    pub(super) fn prefetch_filter(&self, key: u32) {
+    pub(super) fn prefetch_bucket(&self, key: u32) {
         let seg = self.seg(key);
-        prefetch_read(seg.filter.as_ptr().wrapping_add(seg.word(key)));
+        prefetch_read(seg.buckets.as_ptr().wrapping_add(seg.home(key)));
     }
 
-    /// Requests the slot line where `key` is looked up and inserted.
+    /// Requests both the filter word and the bucket of `key`.
     #[inline(always)]
     pub(super) fn prefetch(&self, key: u32) {
         let seg = self.seg(key);
-        prefetch_read(seg.slots.as_ptr().wrapping_add(seg.home(key)));
+        let home = seg.home(key);
+        prefetch_read(seg.filter.as_ptr().wrapping_add(home));
+        prefetch_read(seg.buckets.as_ptr().wrapping_add(home));
     }
 
     /// Inserts a key (its id is absent).
     pub(super) fn insert(&mut self, key: u32, ord: u32) {
-        let mut si = self.seg_index(key);
-        if self.segs[si].len >= self.segs[si].grow_at {
-            self.grow(si);
-            si = self.seg_index(key);
-        }
-        let seg = &mut self.segs[si];
-        let upper = ((key as u64) << 32) | 0xFFFF_FFFF;
-        let last = seg.slots.len() - 1;
-        let slots = seg.slots.as_mut_ptr();
-        let mut p = seg.home(key);
-        // SAFETY: every index below is at most `last`: the walks stop at the
-        // first EMPTY slot (which is `> upper`), and slot `last` is EMPTY.
-        unsafe {
-            while *slots.add(p) <= upper {
-                p += 1;
+        let e = ((key as u64) << 32) | ord as u64;
+        loop {
+            let si = self.seg_index(key);
+            let seg = &mut self.segs[si];
+            if seg.len < seg.grow_at && seg.place(key, e) {
+                self.len += 1;
+                return;
             }
-            // Insert at p and shift the rest of the cluster right by one.
-            let mut carry = ((key as u64) << 32) | ord as u64;
-            loop {
-                let s = *slots.add(p);
-                *slots.add(p) = carry;
-                if s == EMPTY {
-                    break;
-                }
-                carry = s;
-                p += 1;
-            }
-        }
-        seg.note(key);
-        seg.len += 1;
-        self.len += 1;
-        if p == last {
-            // The cluster reached the last slot, which must stay empty:
-            // rebuild the segment larger (every slot, this one included, moves).
             self.grow(si);
         }
     }
@@ -309,61 +425,53 @@ impl Table {
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Capacity for `n` slots with a fresh random phase: the load lands in
-    /// (LOAD_MAX / GROWTH, LOAD_MAX].
-    fn phased_cap(&mut self, n: usize) -> usize {
-        let load = LOAD_MAX / GROWTH.powf(self.phase());
-        ((n as f64 / load).ceil() as usize + 1).max(MIN_CAP)
+    /// Home buckets (even) for `n` entries with a random phase: the load
+    /// lands in [LOAD_MAX / GROWTH^1.5, LOAD_MAX / GROWTH^0.5), so a rebuild
+    /// leaves room for at least ×1.22 more entries, and segments drift apart
+    /// in when they grow.
+    fn phased_buckets(&mut self, n: usize) -> usize {
+        let load = LOAD_MAX / GROWTH.powf(0.5 + self.phase());
+        let nb = ((n as f64 / load / 8.0).ceil() as usize).max(MIN_BUCKETS);
+        nb + (nb & 1)
     }
 
-    /// Rebuilds segment `si` larger, or splits it.
+    /// Makes room in segment `si`: splits it (past `SEG_MAX_BUCKETS`), or
+    /// rebuilds it larger.
+    #[inline(never)]
     fn grow(&mut self, si: usize) {
         self.rebuilds += 1;
-        let old = std::mem::replace(&mut self.segs[si], Builder::new(0, MIN_CAP, 0, 0).finish());
-        let (ld, prefix) = (old.local_depth, old.prefix);
-        let grown = ((old.cap as f64 * GROWTH) as usize).max(old.cap + 1);
-        let occupied = || old.slots.iter().copied().filter(|&e| e != EMPTY);
-        if grown <= SEG_MAX_CAP || ld >= MAX_DEPTH {
-            self.segs[si] = Self::build(occupied, old.len, grown, ld, prefix);
-            return;
+        let seg = &self.segs[si];
+        if seg.nb >= SEG_MAX_BUCKETS && seg.nb % 2 == 0 && seg.local_depth < MAX_DEPTH {
+            if let Some(right) = self.segs[si].cut() {
+                self.attach(right);
+                return;
+            }
         }
-        // Split by key bit `31 - ld`: sorted, so all 0s come first.
-        let bit = 1u32 << (31 - ld);
-        let is_hi = |e: &u64| (e >> 32) as u32 & bit != 0;
-        let n_hi = old.slots.iter().filter(|&&e| e != EMPTY && is_hi(&e)).count();
-        let n_lo = old.len - n_hi;
-        let (cap_lo, cap_hi) = (self.phased_cap(n_lo), self.phased_cap(n_hi));
-        let left = Self::build(|| occupied().filter(|e| !is_hi(e)), n_lo, cap_lo, ld + 1, prefix << 1);
-        let right = Self::build(|| occupied().filter(is_hi), n_hi, cap_hi, ld + 1, (prefix << 1) | 1);
-        if ld == self.depth {
+        let mut nb = self.phased_buckets(self.segs[si].len).max(self.segs[si].nb + 2);
+        let grown = loop {
+            if let Some(g) = self.segs[si].rebuilt(nb) {
+                break g;
+            }
+            nb += (nb / 4 + 1) & !1;
+        };
+        self.segs[si] = grown;
+    }
+
+    /// Registers `right`, just cut from another segment, in the directory.
+    fn attach(&mut self, right: Segment) {
+        let ld = right.local_depth;
+        if ld > self.depth {
             // Double the directory: entry i of depth+1 is entry i/2 of depth.
             let dir: Vec<u32> = (0..self.dir.len() * 2).map(|i| self.dir[i >> 1]).collect();
             self.dir = dir;
             self.depth += 1;
         }
         let ri = self.segs.len() as u32;
-        self.segs[si] = left;
+        let span = 1usize << (self.depth - ld);
+        let start = right.prefix as usize * span;
         self.segs.push(right);
-        // Directory entries of the right child: prefix|1 at depth ld+1.
-        let span = 1usize << (self.depth - (ld + 1));
-        let start = (((prefix << 1) | 1) as usize) * span;
         for e in &mut self.dir[start..start + span] {
             *e = ri;
-        }
-    }
-
-    /// A segment of capacity `cap` (or larger, should a cluster run past the
-    /// pad) holding the `n` sorted slots `entries()` yields.
-    fn build<It: Iterator<Item = u64>>(entries: impl Fn() -> It, n: usize, mut cap: usize, ld: u32, prefix: u32) -> Segment {
-        'retry: loop {
-            let mut b = Builder::new(n, cap, ld, prefix);
-            for e in entries() {
-                if !b.push(e) {
-                    cap += cap / 4 + 1;
-                    continue 'retry;
-                }
-            }
-            return b.finish();
         }
     }
 
@@ -372,7 +480,7 @@ impl Table {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        self.segs.iter().map(|s| (s.slots.capacity() + s.filter.capacity()) * 8).sum::<usize>()
+        self.segs.iter().map(|s| s.buckets.capacity() * 64 + s.filter.capacity() * 8).sum::<usize>()
             + self.segs.capacity() * std::mem::size_of::<Segment>()
             + self.dir.capacity() * 4
     }
@@ -384,16 +492,16 @@ impl Table {
 
     /// Home slots (capacity, pads excluded).
     pub(super) fn capacity(&self) -> usize {
-        self.segs.iter().map(|s| s.cap).sum()
+        self.segs.iter().map(|s| s.nb * 8).sum()
     }
 
-    /// Longest distance of a slot from its home.
+    /// Longest distance, in buckets, of a slot from its home bucket.
     pub(super) fn max_probe(&self) -> u64 {
         let mut m = 0;
         for s in &self.segs {
-            for (p, &e) in s.slots.iter().enumerate() {
-                if e != EMPTY {
-                    m = m.max((p - s.home((e >> 32) as u32)) as u64);
+            for (b, bk) in s.buckets.iter().enumerate() {
+                for &e in bk.0.iter().filter(|&&e| e != EMPTY) {
+                    m = m.max((b - s.home((e >> 32) as u32)) as u64);
                 }
             }
         }
@@ -408,7 +516,7 @@ impl Table {
         self.segs.len()
     }
 
-    /// Checks the structure (tests): directory, prefixes, order, homes, filters.
+    /// Checks the structure (tests): directory, prefixes, homes, filters.
     #[cfg(test)]
     pub(super) fn check(&self) {
         assert_eq!(self.dir.len(), 1 << self.depth);
@@ -418,24 +526,24 @@ impl Table {
             assert_eq!(i >> (self.depth - s.local_depth), s.prefix as usize);
         }
         for s in &self.segs {
-            let mut prev = 0u64;
             let mut n = 0;
-            for (p, &e) in s.slots.iter().enumerate() {
-                if e == EMPTY {
-                    continue;
+            for (b, bk) in s.buckets.iter().enumerate() {
+                let used = bk.0.iter().take_while(|&&e| e != EMPTY).count();
+                assert!(bk.0[used..].iter().all(|&e| e == EMPTY), "a gap inside a bucket");
+                for &e in &bk.0[..used] {
+                    n += 1;
+                    let key = (e >> 32) as u32;
+                    let home = s.home(key);
+                    assert!(home <= b, "slot before its home");
+                    assert!(s.buckets[home..b].iter().all(Bucket::is_full), "a non-full bucket between home and slot");
+                    assert!(s.maybe(key), "a key missing from its segment's filter");
+                    if s.local_depth > 0 {
+                        assert_eq!(key >> (32 - s.local_depth), s.prefix);
+                    }
                 }
-                n += 1;
-                let key = (e >> 32) as u32;
-                assert!(s.home(key) <= p, "slot before its home");
-                assert!(e >= prev, "segment not sorted");
-                assert!(s.maybe(key), "a key missing from its segment's filter");
-                if s.local_depth > 0 {
-                    assert_eq!(key >> (32 - s.local_depth), s.prefix);
-                }
-                prev = e & !0xFFFF_FFFF;
             }
             assert_eq!(n, s.len);
-            assert_eq!(*s.slots.last().unwrap(), EMPTY);
+            assert!(!s.buckets.last().unwrap().is_full());
             total += n;
         }
         assert_eq!(total, self.len);
