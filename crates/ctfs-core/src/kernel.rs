@@ -304,10 +304,9 @@ impl<I: Invariant> Kernel<I> {
             None => self.deriver.peek(deps, payload),
         };
 
-        // In exact mode, request what the id's lookup reads (its filter
-        // word) and the table lines of the first dependencies together (and
-        // then the dependencies' ids), so that their cache misses overlap
-        // instead of queueing.
+        // In exact mode, request the table lines of the id and of the first
+        // dependencies together (and then the dependencies' ids), so that
+        // their cache misses overlap instead of queueing.
         let mut dep_hash = [0u64; PREFETCH_DEPS];
         let hash = match &self.track {
             Track::Indexed(ix) => {
@@ -315,7 +314,7 @@ impl<I: Invariant> Kernel<I> {
                 ix.prefetch(h);
                 for (dh, dep) in dep_hash.iter_mut().zip(deps) {
                     *dh = ix.hash(dep);
-                    ix.prefetch_present(*dh);
+                    ix.prefetch(*dh);
                 }
                 for dh in dep_hash.iter().take(deps.len()) {
                     ix.prefetch_key(*dh);
@@ -390,7 +389,7 @@ impl<I: Invariant> Kernel<I> {
         match &self.track {
             Track::None => true,
             Track::Pending(arena) => self.frontier.recent.contains(dep) || arena.contains_linear(dep),
-            Track::Indexed(ix) => ix.lookup_present(dep, hash.unwrap_or_else(|| ix.hash(dep))).is_some(),
+            Track::Indexed(ix) => ix.lookup_hashed(dep, hash.unwrap_or_else(|| ix.hash(dep))).is_some(),
         }
     }
 
@@ -430,7 +429,7 @@ impl<I: Invariant> Kernel<I> {
                         ix.prefetch(ix.hash(id));
                     }
                     for dep in deps.iter().take(PREFETCH_DEPS) {
-                        ix.prefetch_present(ix.hash(dep));
+                        ix.prefetch(ix.hash(dep));
                     }
                 }
                 Prefetch::Keys => {

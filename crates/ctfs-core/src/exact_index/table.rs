@@ -1,5 +1,5 @@
 //! The table of the exact index: `(key, ordinal)` slots in segments that
-//! grow one at a time, each with a small filter of its keys.
+//! grow one at a time.
 //!
 //! A slot is one `u64`: `key << 32 | ordinal`, where `key` is the top 32 bits
 //! of the id's hash (never `u32::MAX`) and `ordinal` the id's position in the
@@ -9,34 +9,34 @@
 //! directory entry, which names a segment; a segment of local depth `d`
 //! holds every key with one `d`-bit prefix. A segment is an array of
 //! 64-byte buckets of 8 slots (one cache line each); a key's *home* bucket
-//! is `(key << d) * buckets >> 32`, and an entry goes into the first bucket
-//! from its home that has room (bucketed linear probing). Slots fill from the
-//! left and are never removed, so a lookup reads the home bucket (one line,
-//! the eight keys compared at once) and moves on only while buckets are
-//! full; an insert writes one slot, never shifts anything. A few pad buckets
-//! past the home range take the overflow of the last ones; the last bucket
-//! is never full.
+//! is `(key << d) * buckets >> 32`, a monotone function of the key, and an
+//! entry goes into the first bucket from its home that has room (bucketed
+//! linear probing). Slots fill from the left and are never removed, so a
+//! lookup reads the home bucket (one line, the eight keys compared at once)
+//! and moves on only while buckets are full; an insert writes one slot and
+//! never shifts anything. A few pad buckets past the home range take the
+//! overflow of the last ones; the last bucket is never full.
 //!
-//! **Filters**: each segment carries a blocked Bloom filter of its keys, one
-//! 64-bit word per home bucket (a key sets 4 bits of its home bucket's word,
-//! chosen by a remix of the key): one byte per slot, 10–15 bits per key at
-//! the segment's load (0.55–0.82), about 2% false positives when the segment
-//! is fullest and under 1% after it grows. The filters are 1/9 of the
-//! table's bytes (1.3–1.8 MiB at 1M ids) and stay in cache where the buckets
-//! cannot, so a lookup of a fresh id (the common case: a new fact) is
-//! answered without a DRAM round trip. A false positive only costs the
-//! bucket walk: the slots and the arena, never the filter, are the judge.
+//! **Growth** never touches the whole table. A segment past `LOAD_MAX` is
+//! either rebuilt alone, larger, from its own slots (they carry their keys:
+//! neither the ids nor a hash are needed), or, once it has
+//! `SEG_MAX_BUCKETS`, *cut* in two by the next key bit: since homes are
+//! monotone, the keys with that bit clear have their homes in the first
+//! half of the buckets at the same indexes, and the others in the second
+//! half at the index minus half the buckets, so the halves become the two
+//! new segments without moving entries (only the cluster straddling the cut
+//! is placed again). The longest pause is the rebuild of one segment (at
+//! most ~16K slots). Each rebuild picks a random *phase* (the load it
+//! leaves lies anywhere in [`LOAD_MAX`/`GROWTH`^1.5, `LOAD_MAX`/`GROWTH`^0.5)),
+//! so segments do not all grow at the same moment and the table's memory
+//! follows the history smoothly instead of jumping by ×`GROWTH`.
 //!
-//! **Growth** never touches the whole table: a segment past `LOAD_MAX` is
-//! rebuilt alone from its own slots (which carry their keys, so neither the
-//! ids nor a hash are needed; its filter is rebuilt in the same pass),
-//! either larger (×`GROWTH`) or, past `SEG_MAX_BUCKETS`, split into two
-//! segments by the next key bit. The longest pause is the rebuild of one
-//! segment (at most ~54K slots). Each segment is built with a random *phase*
-//! (its load right after a rebuild lies anywhere in
-//! (`LOAD_MAX`/`GROWTH`, `LOAD_MAX`]), so segments do not all grow at the
-//! same moment and the table's memory follows the history smoothly instead
-//! of jumping by ×`GROWTH`.
+//! A per-segment Bloom filter of keys (one byte per slot, in cache where the
+//! buckets are not) was measured as well, to prove fresh ids absent without
+//! reading their bucket: it brought nothing measurable, because admission
+//! needs the bucket anyway to insert the id (it is prefetched as the
+//! admission starts), while it cost a byte per slot and a mask per rebuilt
+//! slot. See the README's Performance section.
 
 use super::prefetch_read;
 
@@ -102,20 +102,10 @@ impl Bucket {
     }
 }
 
-/// The 4 filter bits of a key (independent of its home, which picks the word).
-#[inline(always)]
-fn mask(key: u32) -> u64 {
-    let x = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let x = x ^ (x >> 29);
-    (1u64 << ((x >> 40) & 63)) | (1u64 << ((x >> 46) & 63)) | (1u64 << ((x >> 52) & 63)) | (1u64 << (x >> 58))
-}
-
 #[derive(Clone)]
 struct Segment {
     /// `nb` home buckets plus `pad` overflow buckets; the last one is never full.
     buckets: Vec<Bucket>,
-    /// One word per home bucket.
-    filter: Vec<u64>,
     nb: usize,
     len: usize,
     grow_at: usize,
@@ -133,7 +123,6 @@ impl Segment {
     fn empty(nb: usize, local_depth: u32, prefix: u32) -> Segment {
         Segment {
             buckets: vec![EMPTY_BUCKET; nb + pad_for(nb)],
-            filter: vec![0; nb],
             nb,
             len: 0,
             grow_at: ((nb * 8) as f64 * LOAD_MAX) as usize,
@@ -147,14 +136,6 @@ impl Segment {
     fn home(&self, key: u32) -> usize {
         let residual = (((key as u64) << self.local_depth) as u32) as u64;
         ((residual * self.nb as u64) >> 32) as usize
-    }
-
-    #[inline(always)]
-    fn maybe(&self, key: u32) -> bool {
-        // SAFETY: `home() < nb = filter.len()`.
-        let w = unsafe { *self.filter.get_unchecked(self.home(key)) };
-        let m = mask(key);
-        w & m == m
     }
 
     /// Places an entry in the first bucket from its home that has room.
@@ -176,7 +157,6 @@ impl Segment {
                 return false;
             }
             bk.0[i] = e;
-            *self.filter.get_unchecked_mut(home) |= mask(key);
         }
         self.len += 1;
         true
@@ -204,7 +184,7 @@ impl Segment {
     /// half of the buckets, at the same indexes in a segment of half the
     /// buckets one level deeper; keys with the bit set have theirs in the
     /// second half, at the index minus `nb / 2`. So the first half stays
-    /// here (truncated) and the second half is copied out, filters alike.
+    /// here (truncated) and the second half is copied out.
     /// Only the buckets around the cut change: entries of the first half
     /// that overflowed past it move into this segment's new pad, and the
     /// second half's first cluster (up to its first bucket that was not
@@ -226,7 +206,6 @@ impl Segment {
         // The right child: buckets h.. of this one, its first cluster placed again.
         let mut right = Segment {
             buckets: self.buckets[h..].to_vec(),
-            filter: self.filter[h..].to_vec(),
             nb: self.nb - h,
             len: 0,
             grow_at: (((self.nb - h) * 8) as f64 * LOAD_MAX) as usize,
@@ -257,8 +236,6 @@ impl Segment {
         for (i, &e) in spill.iter().enumerate() {
             self.buckets[h + i / 8].0[i % 8] = e;
         }
-        self.filter.truncate(h);
-        self.filter.shrink_to_fit();
         self.nb = h;
         self.len = left_len;
         self.grow_at = ((h * 8) as f64 * LOAD_MAX) as usize;
@@ -307,7 +284,6 @@ impl Builder {
             }
             self.seg.buckets.get_unchecked_mut(b).0[*f as usize] = e;
             *f += 1;
-            *self.seg.filter.get_unchecked_mut(home) |= mask(key);
         }
         self.seg.len += 1;
         true
@@ -346,12 +322,6 @@ impl Table {
         &self.segs[self.seg_index(key)]
     }
 
-    /// `false`: no slot holds `key` (the segment's filter rules it out).
-    #[inline(always)]
-    pub(super) fn maybe(&self, key: u32) -> bool {
-        self.seg(key).maybe(key)
-    }
-
     /// Ordinals of the slots holding `key`, tried in order with `is_it`
     /// (which compares the stored id); the first accepted one is returned.
     #[inline]
@@ -388,18 +358,9 @@ impl Table {
 
     /// Requests the bucket where `key` is looked up and inserted.
     #[inline(always)]
-    pub(super) fn prefetch_bucket(&self, key: u32) {
-        let seg = self.seg(key);
-        prefetch_read(seg.buckets.as_ptr().wrapping_add(seg.home(key)));
-    }
-
-    /// Requests both the filter word and the bucket of `key`.
-    #[inline(always)]
     pub(super) fn prefetch(&self, key: u32) {
         let seg = self.seg(key);
-        let home = seg.home(key);
-        prefetch_read(seg.filter.as_ptr().wrapping_add(home));
-        prefetch_read(seg.buckets.as_ptr().wrapping_add(home));
+        prefetch_read(seg.buckets.as_ptr().wrapping_add(seg.home(key)));
     }
 
     /// Inserts a key (its id is absent).
@@ -480,15 +441,11 @@ impl Table {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        self.segs.iter().map(|s| s.buckets.capacity() * 64 + s.filter.capacity() * 8).sum::<usize>()
+        self.segs.iter().map(|s| s.buckets.capacity() * 64).sum::<usize>()
             + self.segs.capacity() * std::mem::size_of::<Segment>()
             + self.dir.capacity() * 4
     }
 
-    /// Bytes of the filters alone.
-    pub(super) fn filter_bytes(&self) -> usize {
-        self.segs.iter().map(|s| s.filter.capacity() * 8).sum()
-    }
 
     /// Home slots (capacity, pads excluded).
     pub(super) fn capacity(&self) -> usize {
@@ -516,7 +473,7 @@ impl Table {
         self.segs.len()
     }
 
-    /// Checks the structure (tests): directory, prefixes, homes, filters.
+    /// Checks the structure (tests): directory, prefixes, homes.
     #[cfg(test)]
     pub(super) fn check(&self) {
         assert_eq!(self.dir.len(), 1 << self.depth);
@@ -536,7 +493,6 @@ impl Table {
                     let home = s.home(key);
                     assert!(home <= b, "slot before its home");
                     assert!(s.buckets[home..b].iter().all(Bucket::is_full), "a non-full bucket between home and slot");
-                    assert!(s.maybe(key), "a key missing from its segment's filter");
                     if s.local_depth > 0 {
                         assert_eq!(key >> (32 - s.local_depth), s.prefix);
                     }
