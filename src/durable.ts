@@ -112,6 +112,14 @@ export interface DurabilityInfo {
   recovery: RecoveryReport
 }
 
+/** What {@link DurableKernel.traceStop} returns. @internal */
+export interface DurabilityTrace {
+  /** One per durable batch of the log writer. */
+  batches: Array<{ pickedNs: number; syncedNs: number; notifiedNs: number; firstSeq: number; lastSeq: number; rolls: number }>
+  /** One per durable-frontier callback on the JavaScript thread. */
+  callbacks: Array<{ seq: number; atNs: number }>
+}
+
 /** A fact admitted with {@link DurableKernel.admitAsync}. */
 export interface DurableAdmission {
   /** The fact's id. */
@@ -138,8 +146,11 @@ class DurableFrontier {
   readonly waiters: Waiter[] = []
   head = 0
   keepAlive: ReturnType<typeof setInterval> | null = null
+  /** While tracing: (seq, process.hrtime ns) of each native callback. */
+  trace: number[] | null = null
 
   advance(seq: number, failure: string | undefined): void {
+    if (this.trace !== null) this.trace.push(seq, Number(process.hrtime.bigint()))
     if (seq < 0) {
       this.failure = new CtfsError('WAL_FAILED', `the write-ahead log failed: ${failure ?? 'unknown error'}; facts not yet durable never will be`)
       for (let i = this.head; i < this.waiters.length; i++) (this.waiters[i] as Waiter).reject(this.failure)
@@ -324,6 +335,35 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
       return Promise.reject(e)
     }
     return this.#frontier.wait(this.#appended(), id)
+  }
+
+  /**
+   * Diagnostics: starts recording, per durable batch, when the log writer
+   * picked it up, when it was synced and when the JavaScript callback ran
+   * ({@link traceStop} returns them). For benchmarks; off by default.
+   * @internal
+   */
+  traceStart(): void {
+    rethrowNative(() => this.#nk.durabilityTrace(true))
+    this.#frontier.trace = []
+  }
+
+  /**
+   * Stops the trace started by {@link traceStart}. Times are
+   * `process.hrtime` nanoseconds.
+   * @internal
+   */
+  traceStop(): DurabilityTrace {
+    const raw = rethrowNative(() => this.#nk.durabilityTrace(false))
+    const batches: DurabilityTrace['batches'] = []
+    for (let i = 0; i + 5 < raw.length; i += 6) {
+      batches.push({ pickedNs: raw[i]!, syncedNs: raw[i + 1]!, notifiedNs: raw[i + 2]!, firstSeq: raw[i + 3]!, lastSeq: raw[i + 4]!, rolls: raw[i + 5]! })
+    }
+    const cb = this.#frontier.trace ?? []
+    this.#frontier.trace = null
+    const callbacks: DurabilityTrace['callbacks'] = []
+    for (let i = 0; i + 1 < cb.length; i += 2) callbacks.push({ seq: cb[i]!, atNs: cb[i + 1]! })
+    return { batches, callbacks }
   }
 
   /** Resolves when every fact admitted so far is durable. */

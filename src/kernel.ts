@@ -240,12 +240,13 @@ export class Domain<I extends InvariantSpec> {
       if (id !== undefined && !isFactId(id)) checkFactId(id, 'options.id')
       if (options.deps !== undefined) deps = this.#packDeps(options.deps)
     }
+    // Without dependencies the call carries one handle fewer.
     if (id !== undefined) {
-      const status = this.#fast.admitWithId(this.#domain, id, payload, deps)
+      const status = deps === EMPTY ? this.#fast.admitWithId(this.#domain, id, payload) : this.#fast.admitWithId(this.#domain, id, payload, deps)
       if (status !== 0) throw this.#lastError(status)
       return id
     }
-    const status = this.#fast.admitDerived(this.#domain, this.#out, payload, deps)
+    const status = deps === EMPTY ? this.#fast.admitDerived(this.#domain, this.#out, payload) : this.#fast.admitDerived(this.#domain, this.#out, payload, deps)
     if (status !== 0) throw this.#lastError(status)
     return this.#out.slice()
   }

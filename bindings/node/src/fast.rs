@@ -78,7 +78,7 @@ fn guard(env: napi_env, body: impl FnOnce() -> std::result::Result<napi_value, T
 /// SAFETY: `info` is the callback info of a function created by `bind`, whose
 /// data pointer is a live `Rc<RefCell<KernelState>>` (kept alive by the
 /// function's finalizer until the function is collected).
-unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; MAX_ARGS], &'a RefCell<KernelState>), Throw> {
+unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; MAX_ARGS], usize, &'a RefCell<KernelState>), Throw> {
     let mut argc = MAX_ARGS;
     let mut argv = [ptr::null_mut(); MAX_ARGS];
     let mut data: *mut c_void = ptr::null_mut();
@@ -86,8 +86,17 @@ unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Resu
     if status != sys::Status::napi_ok || data.is_null() {
         return Err(Throw::Type("could not read the call's arguments".into()));
     }
-    // Missing arguments arrive as `undefined` and fail the type checks below.
-    Ok((argv, unsafe { &*(data as *const RefCell<KernelState>) }))
+    // Missing arguments arrive as `undefined` and fail the type checks below;
+    // `argc` (the count passed) lets an optional last argument be left out.
+    Ok((argv, argc, unsafe { &*(data as *const RefCell<KernelState>) }))
+}
+
+/// The optional `deps` argument at index 3: absent (the 0-dependency call,
+/// one handle fewer to look up per crossing) means none.
+///
+/// SAFETY: as for [`bytes`].
+unsafe fn deps_arg<'a>(env: napi_env, a: &[napi_value; MAX_ARGS], argc: usize) -> std::result::Result<&'a mut [u8], Throw> {
+    if argc < 4 { Ok(&mut []) } else { unsafe { bytes(env, a[3], "deps") } }
 }
 
 fn uint32(env: napi_env, v: napi_value, name: &str) -> std::result::Result<u32, Throw> {
@@ -131,13 +140,13 @@ fn status_value(env: napi_env, status: u32) -> std::result::Result<napi_value, T
     Ok(out)
 }
 
-/// `admitWithId(domain, id, payload, deps) -> status`
+/// `admitWithId(domain, id, payload, deps?) -> status`
 unsafe extern "C" fn admit_with_id(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, kernel) = unsafe { args(env, info)? };
+        let (a, argc, kernel) = unsafe { args(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (id, payload, deps) =
-            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
+            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
         // Re-entered from a custom rule: a status, like every refusal (the
         // JS layer throws `BUSY` for it); nothing was touched.
         let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
@@ -146,13 +155,13 @@ unsafe extern "C" fn admit_with_id(env: napi_env, info: napi_callback_info) -> n
     })
 }
 
-/// `admitDerived(domain, out, payload, deps) -> status`; the id lands in `out`.
+/// `admitDerived(domain, out, payload, deps?) -> status`; the id lands in `out`.
 unsafe extern "C" fn admit_derived(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, kernel) = unsafe { args(env, info)? };
+        let (a, argc, kernel) = unsafe { args(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (out, payload, deps) =
-            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
+            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
         let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
         let status = st.admit_derived(domain, out, payload, deps)?;
         status_value(env, status)
@@ -162,7 +171,7 @@ unsafe extern "C" fn admit_derived(env: napi_env, info: napi_callback_info) -> n
 /// `admitBatch(domain, packed, results) -> records read`
 unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, kernel) = unsafe { args(env, info)? };
+        let (a, _, kernel) = unsafe { args(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
         let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;

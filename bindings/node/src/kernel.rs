@@ -1031,6 +1031,30 @@ impl NativeKernel {
         self.with(|st| run_sync(st, |node, host, out| node.need_quota(host, member as usize, side, amount, now, out)).map(|(_, o)| o))
     }
 
+    /// Diagnostics of a durable kernel's acknowledgement latency: `on`
+    /// starts (and clears) a per-batch trace of the log writer; `off` stops
+    /// it and returns the batches traced, six numbers each: picked, synced,
+    /// notified (CLOCK_MONOTONIC ns, the clock of `process.hrtime`), first
+    /// seq, last seq, segment rolls. Empty for a volatile kernel.
+    #[napi(catch_unwind)]
+    pub fn durability_trace(&self, on: bool) -> Result<Vec<f64>> {
+        self.with(|st| {
+            let Some(log) = st.log.as_ref() else { return Ok(Vec::new()) };
+            let w = log.wal();
+            if on {
+                w.set_trace(true);
+                return Ok(Vec::new());
+            }
+            w.set_trace(false);
+            Ok(w.take_trace()
+                .iter()
+                .flat_map(|t| {
+                    [t.picked_ns as f64, t.synced_ns as f64, t.notified_ns as f64, t.first_seq as f64, t.last_seq as f64, t.rolls as f64]
+                })
+                .collect())
+        })
+    }
+
     /// The log sequence of the last record appended (durable kernels; 0 otherwise).
     #[napi(catch_unwind)]
     pub fn appended_seq(&self) -> Result<f64> {

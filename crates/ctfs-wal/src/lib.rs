@@ -154,4 +154,4 @@ pub use format::{
 pub use inspect::{CheckpointInfo, Damage, DamageKind, InspectReport, SegmentInfo, inspect};
 pub use recovery::Recovery;
 pub use upgrade::upgrade_format;
-pub use wal::{CompactReport, DurableHandle, FailureNotifier, Notifier, Wal, WalOptions, WalStats, compact_dir};
+pub use wal::{BatchTrace, CompactReport, DurableHandle, FailureNotifier, Notifier, Wal, WalOptions, WalStats, compact_dir};

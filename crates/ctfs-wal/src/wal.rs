@@ -131,6 +131,44 @@ pub struct WalStats {
     pub appended_seq: u64,
 }
 
+/// Timings of one durable batch, recorded by the writer thread while
+/// tracing is on ([`Wal::set_trace`]). Times are `CLOCK_MONOTONIC`
+/// nanoseconds (the clock of Node's `process.hrtime`), so they line up with
+/// timestamps taken in JavaScript.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchTrace {
+    /// The writer saw the batch (first record) in the queue.
+    pub picked_ns: u64,
+    /// Written and fdatasync'ed (every record of the batch durable).
+    pub synced_ns: u64,
+    /// The notifier returned (the durable seq was posted to its listener).
+    pub notified_ns: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Segment rolls inside the batch (each adds a header write, a file sync
+    /// and a directory sync before the batch is durable).
+    pub rolls: u32,
+}
+
+/// Most batches a trace keeps (older ones are dropped).
+const TRACE_MAX: usize = 1 << 20;
+
+fn monotonic_ns() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid pointer; CLOCK_MONOTONIC is always available on Linux.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+    #[cfg(not(unix))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
 /// Result of [`Wal::compact_before`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -162,6 +200,9 @@ struct Shared {
     records_written: AtomicU64,
     bytes_written: AtomicU64,
     segments_created: AtomicU64,
+    /// Batch timings, when tracing (see [`Wal::set_trace`]).
+    trace_on: AtomicBool,
+    trace: Mutex<Vec<BatchTrace>>,
 }
 
 // SAFETY: `buf` is a heap allocation owned by `Shared`; the ring protocol
@@ -205,6 +246,8 @@ impl Shared {
             records_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             segments_created: AtomicU64::new(0),
+            trace_on: AtomicBool::new(false),
+            trace: Mutex::new(Vec::new()),
         }
     }
 
@@ -421,6 +464,7 @@ impl Wal {
             runs: Vec::with_capacity(4),
             notifier: opts.notifier.take(),
             on_failure: opts.on_failure.take(),
+            rolls: 0,
         };
         let thread = std::thread::Builder::new()
             .name("ctfs-wal-writer".into())
@@ -526,6 +570,21 @@ impl Wal {
     /// `true` once a write or fdatasync failed.
     pub fn is_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Starts (and clears) or stops recording a [`BatchTrace`] per durable
+    /// batch: a diagnostic for where acknowledgement latency goes. Off by
+    /// default; when off the writer reads one flag per batch.
+    pub fn set_trace(&self, on: bool) {
+        if on {
+            lock(&self.shared.trace).clear();
+        }
+        self.shared.trace_on.store(on, Ordering::Relaxed);
+    }
+
+    /// The batches traced so far (oldest first), emptying the trace.
+    pub fn take_trace(&self) -> Vec<BatchTrace> {
+        std::mem::take(&mut *lock(&self.shared.trace))
     }
 
     pub fn stats(&self) -> WalStats {
@@ -784,6 +843,8 @@ struct Writer {
     runs: Vec<(usize, usize)>,
     notifier: Option<Notifier>,
     on_failure: Option<FailureNotifier>,
+    /// Segment rolls so far (for the trace).
+    rolls: u32,
 }
 
 impl Writer {
@@ -862,6 +923,7 @@ impl Writer {
         let (path, file) = create_segment(&self.dir, self.next_seq, &self.fingerprint)?;
         self.shared.fsyncs.fetch_add(2, Ordering::Relaxed);
         self.shared.segments_created.fetch_add(1, Ordering::Relaxed);
+        self.rolls = self.rolls.wrapping_add(1);
         self.seg_file = file;
         self.seg_path = path;
         self.seg_len = self.header_len;
@@ -870,6 +932,9 @@ impl Writer {
     }
 
     fn batch(&mut self, head: u64) -> std::io::Result<()> {
+        let tracing = self.shared.trace_on.load(Ordering::Relaxed);
+        let picked_ns = if tracing { monotonic_ns() } else { 0 };
+        let rolls0 = self.rolls;
         let cap = self.shared.cap;
         let buf = self.shared.buf;
         let mut pos = self.pos;
@@ -904,6 +969,7 @@ impl Writer {
             pos += total as u64;
         }
         self.write_runs()?;
+        let synced_ns = if tracing { monotonic_ns() } else { 0 };
         // Written and synced: the ring space can be reused.
         self.pos = pos;
         self.shared.tail.0.store(pos, Ordering::Release);
@@ -913,6 +979,20 @@ impl Writer {
         self.shared.durable.0.store(durable, Ordering::Release);
         if let Some(cb) = &self.notifier {
             cb(durable);
+        }
+        if tracing {
+            let t = BatchTrace {
+                picked_ns,
+                synced_ns,
+                notified_ns: monotonic_ns(),
+                first_seq,
+                last_seq: durable,
+                rolls: self.rolls.wrapping_sub(rolls0),
+            };
+            let mut tr = lock(&self.shared.trace);
+            if tr.len() < TRACE_MAX {
+                tr.push(t);
+            }
         }
         self.shared.wake_durable_waiters();
         Ok(())
