@@ -132,18 +132,16 @@ export interface DurableAdmission {
   readonly durable: Promise<FactId>
 }
 
-interface Waiter {
-  seq: number
-  value: unknown
-  resolve: (v: unknown) => void
-  reject: (e: unknown) => void
-}
-
 /** Shared between the native callback and the kernel object. */
 class DurableFrontier {
   durable = 0
   failure: CtfsError | null = null
-  readonly waiters: Waiter[] = []
+  // Pending acknowledgements in sequence order, as parallel arrays (no
+  // object per fact): sequence, value, resolve, reject.
+  readonly seqs: number[] = []
+  readonly values: unknown[] = []
+  readonly resolves: Array<(v: unknown) => void> = []
+  readonly rejects: Array<(e: unknown) => void> = []
   head = 0
   keepAlive: ReturnType<typeof setInterval> | null = null
   /** While tracing: (seq, process.hrtime ns) of each native callback. */
@@ -151,19 +149,26 @@ class DurableFrontier {
 
   advance(seq: number, failure: string | undefined): void {
     if (this.trace !== null) this.trace.push(seq, Number(process.hrtime.bigint()))
+    const n = this.seqs.length
     if (seq < 0) {
       this.failure = new CtfsError('WAL_FAILED', `the write-ahead log failed: ${failure ?? 'unknown error'}; facts not yet durable never will be`)
-      for (let i = this.head; i < this.waiters.length; i++) (this.waiters[i] as Waiter).reject(this.failure)
-      this.head = this.waiters.length
+      for (let i = this.head; i < n; i++) this.rejects[i]!(this.failure)
+      this.head = n
     } else {
       if (seq > this.durable) this.durable = seq
-      while (this.head < this.waiters.length && (this.waiters[this.head] as Waiter).seq <= this.durable) {
-        const w = this.waiters[this.head++] as Waiter
-        w.resolve(w.value)
+      let i = this.head
+      const durable = this.durable
+      while (i < n && this.seqs[i]! <= durable) {
+        this.resolves[i]!(this.values[i])
+        i++
       }
+      this.head = i
     }
-    if (this.head === this.waiters.length) {
-      this.waiters.length = 0
+    if (this.head === n) {
+      this.seqs.length = 0
+      this.values.length = 0
+      this.resolves.length = 0
+      this.rejects.length = 0
       this.head = 0
       if (this.keepAlive !== null) {
         clearInterval(this.keepAlive)
@@ -178,9 +183,12 @@ class DurableFrontier {
     if (this.failure !== null) return Promise.reject(this.failure)
     // Hold the event loop open while someone waits (the native callback itself never does).
     if (this.keepAlive === null) this.keepAlive = setInterval(() => {}, 1 << 30)
-    return new Promise<T>((resolve, reject) =>
-      this.waiters.push({ seq, value, resolve: resolve as (v: unknown) => void, reject }),
-    )
+    this.seqs.push(seq)
+    this.values.push(value)
+    return new Promise<T>((resolve, reject) => {
+      this.resolves.push(resolve as (v: unknown) => void)
+      this.rejects.push(reject)
+    })
   }
 }
 
@@ -316,8 +324,8 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
 
   /** Admits a fact and returns a handle to await its durability. */
   admitAsync(payload: Uint8Array, options?: AdmitOptions): DurableAdmission {
-    const id = this.admit(payload, options)
-    const seq = this.#appended()
+    const id = this.admitLogged(payload, options)
+    const seq = this.admittedSeq
     const f = this.#frontier
     const durable = f.wait(seq, id)
     return { id, seq, isDurable: () => f.durable >= seq, durable }
@@ -330,11 +338,11 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   admitDurable(payload: Uint8Array, options?: AdmitOptions): Promise<FactId> {
     let id: FactId
     try {
-      id = this.admit(payload, options)
+      id = this.admitLogged(payload, options)
     } catch (e) {
       return Promise.reject(e)
     }
-    return this.#frontier.wait(this.#appended(), id)
+    return this.#frontier.wait(this.admittedSeq, id)
   }
 
   /**

@@ -9,5 +9,8 @@
 export interface FastPath {
   admitWithId(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   admitDerived(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  /** Durable kernels: the fact's log sequence once admitted, or minus the error status. */
+  admitWithIdSeq(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerivedSeq(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   admitBatch(domain: number, packed: Uint8Array, results: Uint8Array): number
 }

@@ -168,6 +168,51 @@ unsafe extern "C" fn admit_derived(env: napi_env, info: napi_callback_info) -> n
     })
 }
 
+fn double_value(env: napi_env, v: f64) -> std::result::Result<napi_value, Throw> {
+    let mut out = ptr::null_mut();
+    // SAFETY: valid env; `out` receives a new handle.
+    if unsafe { sys::napi_create_double(env, v, &mut out) } != sys::Status::napi_ok {
+        return Err(Throw::Type("could not create the result".into()));
+    }
+    Ok(out)
+}
+
+/// A durable kernel's admission result in one number: the log sequence of
+/// the fact once admitted (>= 1), or minus the error status. Saves the
+/// durable acknowledgement paths a second crossing to read the sequence.
+fn seq_or_status(st: &KernelState, status: u32) -> f64 {
+    if status != 0 {
+        return -(status as f64);
+    }
+    st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64)
+}
+
+/// `admitWithIdSeq(domain, id, payload, deps?) -> seq | -status`
+unsafe extern "C" fn admit_with_id_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, argc, kernel) = unsafe { args(env, info)? };
+        let domain = uint32(env, a[0], "domain")?;
+        let (id, payload, deps) =
+            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
+        let Ok(mut st) = kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
+        let status = st.admit_with_id(domain, id, payload, deps)?;
+        double_value(env, seq_or_status(&st, status))
+    })
+}
+
+/// `admitDerivedSeq(domain, out, payload, deps?) -> seq | -status`; the id lands in `out`.
+unsafe extern "C" fn admit_derived_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, argc, kernel) = unsafe { args(env, info)? };
+        let domain = uint32(env, a[0], "domain")?;
+        let (out, payload, deps) =
+            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
+        let Ok(mut st) = kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
+        let status = st.admit_derived(domain, out, payload, deps)?;
+        double_value(env, seq_or_status(&st, status))
+    })
+}
+
 /// `admitBatch(domain, packed, results) -> records read`
 unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
@@ -212,9 +257,11 @@ fn bind(env: &Env, kernel: &SharedKernel, name: &str, cb: Callback) -> Result<na
 #[napi]
 impl NativeKernel {
     /// The raw N-API admission functions bound to this kernel:
-    /// `{ admitWithId(domain, id, payload, deps), admitDerived(domain, out,
-    /// payload, deps), admitBatch(domain, packed, results) }`, each returning
-    /// a number (0 / error status, or records read).
+    /// `{ admitWithId(domain, id, payload, deps?), admitDerived(domain, out,
+    /// payload, deps?), admitWithIdSeq(..), admitDerivedSeq(..),
+    /// admitBatch(domain, packed, results) }`, each returning a number (0 /
+    /// error status; the `Seq` ones the fact's log sequence or minus the
+    /// status; records read).
     #[napi(catch_unwind, ts_return_type = "FastPath")]
     pub fn fast_path(&self, env: Env) -> Result<Object<'_>> {
         let raw_env = env.raw();
@@ -227,6 +274,8 @@ impl NativeKernel {
             for (name, cb) in [
                 ("admitWithId", admit_with_id as Callback),
                 ("admitDerived", admit_derived as Callback),
+                ("admitWithIdSeq", admit_with_id_seq as Callback),
+                ("admitDerivedSeq", admit_derived_seq as Callback),
                 ("admitBatch", admit_batch as Callback),
             ] {
                 let f = bind(&env, self.shared(), name, cb)?;

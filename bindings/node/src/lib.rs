@@ -21,6 +21,7 @@ mod floor;
 mod inspect;
 mod js_rule;
 mod kernel;
+mod pack;
 mod sync;
 
 use napi_derive::napi;
