@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 
 import test from 'ava'
 
-import { DurableKernel, invariants, type OutgoingFrame, type ReplicaSync } from '../src/index.ts'
+import { DurableKernel, FactBatch, Kernel, invariants, type OutgoingFrame, type ReplicaSync } from '../src/index.ts'
 import { tempDir } from './helpers.ts'
 
 const KEY = new Uint8Array(randomBytes(32))
@@ -47,6 +47,7 @@ test('durable replicas converge, recover their version vector in a new epoch, an
   t.is(a.k.read().balance, 1000n - 200n - 35n)
   t.deepEqual(a.s.digests, b.s.digests)
   const epochBefore = a.s.epoch
+  t.is(epochBefore, 1, 'a new directory starts at epoch 1 (the log chooses, not Date.now())')
   const vvBefore = a.s.stats.versionVector
   await a.k.close()
 
@@ -131,4 +132,28 @@ test('durable tenants: creation and facts are logged, replayed and checkpointed'
   t.is(k.tenant('new').read().sum, 4n)
   t.is(k.recovery.factsReplayed, 3, 'after the checkpoint only the later records were replayed: two facts and a tenant creation')
   await k.close()
+})
+
+test('a durable replica whose log queue is full defers facts from peers (BUFFER_FULL) instead of skipping them, and converges', async (t) => {
+  const g = () => invariants.gCounter()
+  const a = new Kernel({ invariant: g(), replica: { nodes, local: 1n } })
+  const sa = a.replica!.sync({ key: KEY, epoch: 1, antiEntropyMs: 20 })
+  sa.setPeerUp(2n, false) // b is away while a admits
+  for (let i = 0; i < 20; i++) {
+    const batch = new FactBatch()
+    for (let j = 0; j < 1000; j++) batch.add(a.invariant.increment(1n))
+    a.admitBatch(batch)
+  }
+  sa.flush()
+  sa.setPeerUp(2n, true)
+  // b's log queue holds 64 KiB: one anti-entropy round of 20,000 facts (about 1.8 MB to log) cannot fit
+  const b = await DurableKernel.open({ dir: tempDir(t), invariant: g(), replica: { nodes, local: 2n }, bufferBytes: 64 * 1024 })
+  const sb = b.replica!.sync({ key: KEY, antiEntropyMs: 20 })
+  const pair = { s: sa }
+  for (let round = 0; round < 1000 && b.frontier.count < 20_000; round++) await settle(pair, { s: sb }, 1)
+  t.is(b.frontier.count, 20_000)
+  t.deepEqual(sb.digests, sa.digests)
+  t.true(sb.stats.factsDeferred > 0, 'the log refused some facts for a while')
+  t.is(sb.stats.remoteRefused, 0)
+  await b.close()
 })

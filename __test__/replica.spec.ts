@@ -1,6 +1,7 @@
 import test from 'ava'
 
-import { CtfsError, Escrow, Kernel, invariants } from '../src/index.ts'
+import { CtfsError, DurableKernel, Escrow, Kernel, invariants } from '../src/index.ts'
+import { tempDir } from './helpers.ts'
 
 const supply = () => invariants.totalSupply({ initial: 100n, min: 0n })
 const balance = (k: Kernel<ReturnType<typeof supply>>) => k.invariant.read(k.state).balance
@@ -119,3 +120,9 @@ test('Escrow: ledger split, consume, transfer, backoff schedule', (t) => {
   t.is(t.throws(() => r.onGrant(new Uint8Array(3)), { instanceOf: CtfsError })?.code, 'MALFORMED_MESSAGE')
 })
 
+test('durable kernels open replicated (escrow quotas are persisted: durable-replica.spec)', async (t) => {
+  const dir = tempDir(t, 'ctfs-replica-')
+  const r = await DurableKernel.open({ dir, invariant: supply(), replica: { nodes: [1n, 2n], local: 1n } })
+  t.deepEqual(r.replica?.nodes, [1n, 2n])
+  await r.close()
+})

@@ -167,6 +167,12 @@ export declare class NativeKernel {
   appendedSeq(): number
   /** Marks a peer reachable or not (frames are produced for reachable peers only). */
   syncSetPeerUp(peer: bigint, up: boolean): void
+  /**
+   * Bytes the transport can queue for `peer` right now (negative or not
+   * finite: no limit). Anti-entropy rounds and snapshot chunks for the
+   * peer stay within it, so a bounded send queue does not drop them.
+   */
+  syncSetSendBudget(peer: bigint, bytes: number): void
   /** Makes the next tick probe every peer. */
   syncProbeSoon(): void
   syncStats(): NativeSyncStats
@@ -500,6 +506,7 @@ export interface NativeSyncStats {
   factsDuplicate: number
   factsBuffered: number
   factsDiscarded: number
+  factsDeferred: number
   remoteRefused: number
   factsPushed: number
   pushFrames: number
@@ -522,6 +529,8 @@ export interface NativeSyncStats {
   droppedCodes: Array<string>
   droppedCounts: Array<number>
   peers: Array<NativePeerStats>
+  /** This run's epoch (a durable replica chooses its own at open). */
+  epoch: number
   /** Version vector: origins (node, epoch) and counts. */
   originNodes: Array<bigint>
   originEpochs: Array<number>

@@ -72,3 +72,32 @@ export type {
   Multi,
   MultiState,
 } from './invariants/index.ts'
+export {
+  replicate,
+  ClusterNode,
+  ClusterError,
+  TcpTransport,
+  parsePeer,
+  parseAddress,
+  formatAddress,
+  loadClusterFile,
+  readKeyFile,
+} from './cluster/index.ts'
+export type {
+  ReplicateOptions,
+  ClusterEvents,
+  ClusterStats,
+  PeerEvent,
+  SyncedOptions,
+  Transport,
+  TransportHandlers,
+  FrameSource,
+  TransportStats,
+  TransportPeerStats,
+  TcpTransportOptions,
+  Address,
+  PeerAddress,
+  PeerSpec,
+  ClusterFile,
+  BackoffOptions,
+} from './cluster/index.ts'

@@ -506,7 +506,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     this.invariantClass = info.class as AlgebraicClass
     this.coordination = info.coordination as Coordination
     this.limits = { maxPayloadBytes: info.maxPayloadBytes, maxDeps: info.maxDeps, maxFacts: info.maxFacts }
-    this.replica = replica !== undefined ? new Replica(nk, replica.local, built.members?.length ?? 1) : null
+    this.replica = replica !== undefined ? new Replica(nk, replica.local, replica.nodes, built.members?.length ?? 1) : null
   }
 
   /** The replica side (escrow, remote facts) when created with `replica`, else null. */

@@ -76,11 +76,14 @@ export class Replica {
   readonly #members: number
   /** This replica's node id. */
   readonly local: bigint
+  /** Every node of the cluster (`replica.nodes`), this one included. */
+  readonly nodes: readonly bigint[]
 
   /** @internal */
-  constructor(nk: NativeKernel, local: bigint, members: number) {
+  constructor(nk: NativeKernel, local: bigint, nodes: readonly bigint[], members: number) {
     this.#nk = nk
     this.local = local
+    this.nodes = Object.freeze([...nodes])
     this.#members = members
   }
 

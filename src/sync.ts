@@ -73,6 +73,8 @@ export interface SyncStats {
   factsDuplicate: number
   factsBuffered: number
   factsDiscarded: number
+  /** Facts from peers this kernel could not take yet (a durable kernel's log queue was full): retried, never skipped. */
+  factsDeferred: number
   remoteRefused: number
   factsPushed: number
   pushFrames: number
@@ -263,7 +265,8 @@ export class ReplicaSync {
     rethrowNative(() => nk.syncAttach(cfg))
     this.#nk = nk
     this.local = local
-    this.epoch = cfg.epoch
+    // a durable replica runs in the epoch its log chose, not the one asked for
+    this.epoch = rethrowNative(() => nk.syncStats()).epoch
   }
 
   /** Handles one frame received from a peer. */
@@ -295,7 +298,23 @@ export class ReplicaSync {
     rethrowNative(() => this.#nk.syncSetPeerUp(nodeId(peer, 'peer'), up))
   }
 
-  /** Makes the next `tick()` probe every peer (e.g. to check convergence now). */
+  /**
+   * How many bytes the transport can queue for `peer` now (`null`: no
+   * limit, the default). Anti-entropy rounds and snapshot chunks for that
+   * peer stay within it — a chunk that does not fit waits for a later
+   * tick — so a bounded send queue does not drop them. Every frame built
+   * for the peer uses the budget up; set it again before each input.
+   */
+  setSendBudget(peer: bigint | number, bytes: number | null): void {
+    if (bytes !== null && (typeof bytes !== 'number' || !(bytes >= 0))) throw outOfRange('bytes', 'a non-negative number or null', bytes)
+    rethrowNative(() => this.#nk.syncSetSendBudget(nodeId(peer, 'peer'), bytes ?? -1))
+  }
+
+  /**
+   * Makes the next `tick()` probe every peer, and forgets which peers were
+   * in sync: `isSynced` is true again only after an exchange that starts
+   * now (use it before waiting for convergence).
+   */
   probeSoon(): void {
     rethrowNative(() => this.#nk.syncProbeSoon())
   }
@@ -315,7 +334,7 @@ export class ReplicaSync {
     const s = rethrowNative(() => this.#nk.syncStats())
     const dropped: Record<string, number> = {}
     s.droppedCodes.forEach((c, i) => (dropped[c] = s.droppedCounts[i] ?? 0))
-    const { droppedCodes: _c, droppedCounts: _n, originNodes, originEpochs, originCounts, ...rest } = s
+    const { droppedCodes: _c, droppedCounts: _n, originNodes, originEpochs, originCounts, epoch: _e, ...rest } = s
     return {
       ...rest,
       dropped,

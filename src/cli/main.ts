@@ -8,6 +8,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { inspect } from '../durable.ts'
 import { isCtfsError } from '../errors.ts'
 import { runDemo } from './demo.ts'
+import { nodeCommand } from './node.ts'
+import { clusterDemoCommand } from './cluster-demo.ts'
 
 /** Bounds of `ctfs demo --facts`: below 1,000 nothing shows; above 2M the demo needs gigabytes. */
 const DEMO_FACTS = { min: 1_000, max: 2_000_000, default: 300_000 }
@@ -18,6 +20,8 @@ commands:
   demo [--facts N]   admit a stream of facts into bloom, exact and escalating kernels
                      and show what each one decides
   inspect <dir>      verify a durable kernel's data directory (read-only)
+  node [options]     run one replica of a cluster (ctfs node --help)
+  cluster-demo       three replica processes on 127.0.0.1 converge through a crash (npm start)
   help [command]     this text, or a command's
 
 options:
@@ -32,6 +36,8 @@ interface Command {
   usage: string
   options: Options
   run(values: Record<string, string | boolean | (string | boolean)[] | undefined>, positionals: string[]): Promise<number>
+  /** A command that parses its own arguments (with util.parseArgs). */
+  raw?: (argv: string[]) => Promise<number>
 }
 
 /** A bad command line: printed as one line, `ctfs[ <command>]: <message>`, exit code 2. */
@@ -90,6 +96,18 @@ options:
       return report.healthy ? 0 : 1
     },
   },
+  node: {
+    usage: 'usage: ctfs node [options] (see ctfs node --help)',
+    options: {},
+    run: async () => 2,
+    raw: nodeCommand,
+  },
+  'cluster-demo': {
+    usage: 'usage: ctfs cluster-demo [options] (see ctfs cluster-demo --help)',
+    options: {},
+    run: async () => 2,
+    raw: clusterDemoCommand,
+  },
 }
 
 /** A decimal integer argument (underscores allowed: 1_000_000) in [min, max]. */
@@ -131,6 +149,7 @@ async function main(argv: string[]): Promise<number> {
   if (first.startsWith('-')) throw new UsageError(`unknown option '${first}' (see 'ctfs --help')`)
   if (!Object.hasOwn(COMMANDS, first)) throw new UsageError(`unknown command '${first}': the commands are ${Object.keys(COMMANDS).join(', ')} (see 'ctfs --help')`)
   const cmd = COMMANDS[first] as Command
+  if (cmd.raw !== undefined) return cmd.raw(rest)
   let parsed
   try {
     parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true })

@@ -1075,6 +1075,19 @@ impl NativeKernel {
         })
     }
 
+    /// Bytes the transport can queue for `peer` right now (negative or not
+    /// finite: no limit). Anti-entropy rounds and snapshot chunks for the
+    /// peer stay within it, so a bounded send queue does not drop them.
+    #[napi(catch_unwind)]
+    pub fn sync_set_send_budget(&self, peer: napi::bindgen_prelude::BigInt, bytes: f64) -> Result<()> {
+        let peer = crate::escrow::node_of(&peer, "peer")?;
+        self.with(|st| {
+            let node = st.sync.as_deref_mut().ok_or_else(|| invalid("[INVALID_ARGUMENT] replication is not attached"))?;
+            node.set_send_budget(peer, (bytes.is_finite() && bytes >= 0.0).then_some(bytes as usize));
+            Ok(())
+        })
+    }
+
     /// Makes the next tick probe every peer.
     #[napi(catch_unwind)]
     pub fn sync_probe_soon(&self) -> Result<()> {

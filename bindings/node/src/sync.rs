@@ -102,6 +102,7 @@ pub struct NativeSyncStats {
     pub facts_duplicate: f64,
     pub facts_buffered: f64,
     pub facts_discarded: f64,
+    pub facts_deferred: f64,
     pub remote_refused: f64,
     pub facts_pushed: f64,
     pub push_frames: f64,
@@ -124,6 +125,8 @@ pub struct NativeSyncStats {
     pub dropped_codes: Vec<String>,
     pub dropped_counts: Vec<f64>,
     pub peers: Vec<NativePeerStats>,
+    /// This run's epoch (a durable replica chooses its own at open).
+    pub epoch: f64,
     /// Version vector: origins (node, epoch) and counts.
     pub origin_nodes: Vec<BigInt>,
     pub origin_epochs: Vec<f64>,
@@ -378,6 +381,7 @@ pub(crate) fn stats_of(node: &Node) -> NativeSyncStats {
         facts_duplicate: f(s.facts_duplicate),
         facts_buffered: f(s.facts_buffered),
         facts_discarded: f(s.facts_discarded),
+        facts_deferred: f(s.facts_deferred),
         remote_refused: f(s.remote_refused),
         facts_pushed: f(s.facts_pushed),
         push_frames: f(s.push_frames),
@@ -416,6 +420,7 @@ pub(crate) fn stats_of(node: &Node) -> NativeSyncStats {
                 }
             })
             .collect(),
+        epoch: node.origin().epoch as f64,
         origin_nodes: node.version_vector().iter().map(|(o, _)| BigInt::from(o.node)).collect(),
         origin_epochs: node.version_vector().iter().map(|(o, _)| o.epoch as f64).collect(),
         origin_counts: node.version_vector().iter().map(|(_, n)| n as f64).collect(),

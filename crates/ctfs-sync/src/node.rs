@@ -201,6 +201,10 @@ pub struct SyncStats {
     pub facts_duplicate: u64,
     pub facts_buffered: u64,
     pub remote_refused: u64,
+    /// Facts from peers the host could not take yet (its log's queue was
+    /// full, or the log failed): not received, kept and retried at the next
+    /// tick (anti-entropy brings them again if they are evicted).
+    pub facts_deferred: u64,
     /// Buffered facts released because no reachable peer holds what they
     /// wait for (see [`Node`] docs).
     pub facts_discarded: u64,
@@ -235,6 +239,15 @@ struct Link {
     snapshot_out: Option<(Vec<u8>, [u8; 32], u64)>,
     /// Requester side: a snapshot was requested from this peer at (ms).
     snapshot_requested: Option<u64>,
+    /// When this replica last sent the peer a summary asking for what it
+    /// lacks (ms): the peer is shipping it, so a second request crossing it
+    /// would only make the peer ship the same facts again.
+    asked_at: Option<u64>,
+    /// Bytes the transport can take for this peer now (`None`: no limit).
+    /// Every frame sealed for the peer uses it up; bulk transfers
+    /// (anti-entropy rounds, snapshot chunks) stop where it ends instead of
+    /// producing frames a bounded send queue would drop.
+    budget: Option<usize>,
 }
 
 /// One replica's protocol state. See the [module docs](self).
@@ -255,6 +268,9 @@ pub struct Node {
     next_probe_ms: u64,
     /// Origins whose buffered head may have become deliverable.
     wake: Vec<Origin>,
+    /// Origins whose next fact the host refused for now (a full log queue):
+    /// retried at the next tick.
+    retry: Vec<Origin>,
     /// Escrow: per pool, the next peer to ask (rotation).
     quota_rotation: BTreeMap<(usize, u8), usize>,
     incoming: Option<Assembly>,
@@ -291,6 +307,7 @@ impl Node {
             push_limit: None,
             next_probe_ms: 0,
             wake: Vec::new(),
+            retry: Vec::new(),
             quota_rotation: BTreeMap::new(),
             incoming: None,
             stats,
@@ -371,9 +388,32 @@ impl Node {
         }
     }
 
-    /// Makes the next [`tick`](Self::tick) probe every peer.
+    /// How many bytes the transport can queue for `peer` right now (`None`:
+    /// no limit, the default). Anti-entropy rounds and snapshot chunks for
+    /// that peer stay within it (a chunk that does not fit waits for a later
+    /// tick); pushes, probes and quota messages are never held back by it. A
+    /// host with bounded send queues sets it before each input, from the
+    /// room left in the peer's queue.
+    pub fn set_send_budget(&mut self, peer: NodeId, bytes: Option<usize>) {
+        if let Some(l) = self.links.get_mut(&peer) {
+            l.budget = bytes;
+        }
+    }
+
+    /// The room left for bulk frames to `peer` (`usize::MAX`: no limit).
+    fn room(&self, peer: NodeId) -> usize {
+        self.links.get(&peer).and_then(|l| l.budget).unwrap_or(usize::MAX)
+    }
+
+    /// Makes the next [`tick`](Self::tick) probe every peer, and forgets
+    /// which peers were in sync: [`is_synced`](Self::is_synced) (and the
+    /// [`Event::Synced`] that comes with it) is true again only after an
+    /// exchange that starts now. A host waiting for convergence calls this
+    /// first, so that a match seen before its call cannot answer it (the
+    /// peer may have admitted facts since).
     pub fn probe_soon(&mut self) {
         self.next_probe_ms = 0;
+        self.changed();
     }
 
     fn changed(&mut self) {
@@ -406,6 +446,9 @@ impl Node {
         link.send_seq += 1;
         let mut bytes = Vec::new();
         frame::seal(&self.cfg.key, &self.sender, to, link.send_seq, kind, body, &mut bytes);
+        if let Some(b) = link.budget.as_mut() {
+            *b = b.saturating_sub(bytes.len());
+        }
         let ps = self.stats.peers.entry(to).or_default();
         ps.frames_out += 1;
         ps.bytes_out += bytes.len() as u64;
@@ -455,6 +498,7 @@ impl Node {
     /// retries quota requests, asks for quota below the low-water mark,
     /// sends snapshot chunks, and delivers facts woken by local admissions.
     pub fn tick<H: Host>(&mut self, host: &mut H, now_ms: u64, out: &mut Outbox) {
+        self.wake.append(&mut self.retry);
         self.deliver_woken(host, self.cfg.local, out);
         self.flush(out);
         if now_ms >= self.next_probe_ms {
@@ -526,7 +570,7 @@ impl Node {
             }
             Kind::Summary => {
                 let s = Summary::decode(body).map_err(FrameError::Malformed)?;
-                self.on_summary(host, peer, s, out);
+                self.on_summary(host, peer, s, now_ms, out);
             }
             Kind::Gap => {
                 let theirs = message::decode_exact_vv(body).map_err(FrameError::Malformed)?;
@@ -646,6 +690,17 @@ impl Node {
                 self.buffer.block(missing, origin);
                 return false;
             }
+            Err(AdmitError::Log { .. }) => {
+                // The host refused before changing anything (its log's queue
+                // is full, or the log failed or closed): this fact is not
+                // received. Skipping it would mark it held forever; it waits
+                // here and is retried at the next tick instead.
+                self.stats.facts_deferred += 1;
+                if !self.retry.contains(&origin) {
+                    self.retry.push(origin);
+                }
+                return false;
+            }
             Err(e) => {
                 self.stats.remote_refused += 1;
                 out.events.push(Event::RemoteRefused { origin, seq, code: e.code(), message: e.to_string() });
@@ -703,9 +758,26 @@ impl Node {
                 return;
             }
         }
+        if self.awaiting_snapshot(now_ms) {
+            // an empty replica joining by snapshot does not also ask for
+            // every fact one by one (from this peer or another)
+            return;
+        }
         Summary { ask: true, digests: mine, vv: self.vv.clone() }.encode(&mut body);
         self.stats.summaries_sent += 1;
+        if let Some(l) = self.links.get_mut(&peer) {
+            l.asked_at = Some(now_ms);
+        }
         self.seal(peer, Kind::Summary, &body, out);
+    }
+
+    /// Holding nothing yet, with a snapshot arriving or just requested (a
+    /// request unanswered for two anti-entropy periods no longer holds
+    /// anti-entropy back: the frame may have been lost).
+    fn awaiting_snapshot(&self, now_ms: u64) -> bool {
+        let fresh = 2 * self.cfg.anti_entropy_ms;
+        self.vv.is_empty()
+            && (self.incoming.is_some() || self.links.values().any(|l| l.snapshot_requested.is_some_and(|t| now_ms < t + fresh)))
     }
 
     fn note_match(&mut self, peer: NodeId, mine: &Digests, theirs: &Digests, out: &mut Outbox) {
@@ -732,7 +804,7 @@ impl Node {
         }
     }
 
-    fn on_summary<H: Host>(&mut self, host: &mut H, peer: NodeId, s: Summary, out: &mut Outbox) {
+    fn on_summary<H: Host>(&mut self, host: &mut H, peer: NodeId, s: Summary, now_ms: u64, out: &mut Outbox) {
         let mine = self.digests(host);
         if s.digests.same_facts(&mine) {
             let mut body = Vec::new();
@@ -747,7 +819,12 @@ impl Node {
             self.vv.encode(&mut body);
             self.seal(peer, Kind::Gap, &body, out);
         }
-        if s.ask && self.vv.missing_from(&s.vv) > 0 {
+        // Ask for what this replica lacks, unless a summary of ours asking
+        // the same is already on its way to the peer (both sides probed at
+        // once): then the peer ships it anyway, and asking again would make
+        // it ship everything twice. A lost request is repaired next round.
+        let asked = self.links.get(&peer).and_then(|l| l.asked_at).is_some_and(|t| now_ms < t + self.cfg.anti_entropy_ms);
+        if s.ask && !asked && self.vv.missing_from(&s.vv) > 0 && !self.awaiting_snapshot(now_ms) {
             let mut body = Vec::new();
             Summary { ask: false, digests: mine, vv: self.vv.clone() }.encode(&mut body);
             self.stats.summaries_sent += 1;
@@ -759,6 +836,12 @@ impl Node {
     /// budget. True when some needed facts are below this store's floor.
     fn ship(&mut self, peer: NodeId, theirs: &VersionVector, out: &mut Outbox) -> bool {
         let budget = self.fact_budget();
+        // this round's frame bytes: the configured cap, within what the
+        // transport can take (a send budget is never exceeded; the cap may
+        // be, by one record, so that a round always makes progress)
+        let room = self.room(peer);
+        let strict = room < self.cfg.anti_entropy_max_bytes;
+        let round_max = self.cfg.anti_entropy_max_bytes.min(room);
         let mut round_bytes = 0usize;
         let mut gap = false;
         let mut w = FactsWriter::new();
@@ -771,10 +854,12 @@ impl Node {
                 continue;
             }
             while from <= upto {
-                if round_bytes >= self.cfg.anti_entropy_max_bytes {
+                if round_bytes >= round_max {
                     break 'origins;
                 }
-                let room = budget.saturating_sub(w.len());
+                // a new frame costs its header, count and MAC; a group its header
+                let cost = if w.is_empty() { frame::OVERHEAD + 2 } else { 0 } + GROUP_HEADER;
+                let room = budget.saturating_sub(w.len()).min((round_max - round_bytes).saturating_sub(cost));
                 let (records, n) = self.store.run(&o, from, usize::MAX, room.max(1));
                 if n == 0 {
                     break;
@@ -784,11 +869,14 @@ impl Node {
                     w = FactsWriter::new();
                     continue;
                 }
+                if round_bytes + cost + records.len() > round_max && (strict || round_bytes > 0) {
+                    break 'origins;
+                }
                 w.begin(o, from);
                 w.records(records, n);
                 self.stats.anti_entropy_facts_sent += n as u64;
                 self.stats.peers.entry(peer).or_default().facts_out += n as u64;
-                round_bytes += records.len();
+                round_bytes += cost + records.len();
                 from += n as u64;
             }
         }
@@ -908,6 +996,9 @@ impl Node {
         let peers: Vec<NodeId> = self.links.iter().filter(|(_, l)| l.snapshot_out.is_some()).map(|(p, _)| *p).collect();
         for p in peers {
             for _ in 0..self.cfg.snapshot_chunks_per_tick {
+                if self.room(p) < self.cfg.max_frame_bytes {
+                    break; // the transport cannot take a whole chunk now: a later tick sends it
+                }
                 let Some(l) = self.links.get_mut(&p) else { break };
                 let Some((container, root, offset)) = l.snapshot_out.as_mut() else { break };
                 let start = *offset as usize;
@@ -1067,5 +1158,226 @@ mod tests {
         }
         assert_eq!(hb.fact_count(), 5);
         assert_eq!(b.version_vector(), &vv);
+    }
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use ctfs_core::invariants::Builtin;
+    use ctfs_core::{CausalityMode, EscrowConfig, KernelConfig, Multi};
+
+    use super::*;
+    use crate::host::Replicated;
+
+    type R = Replicated<Multi<Builtin>>;
+
+    fn pair() -> [(Node, R); 2] {
+        let nodes = [1, 2];
+        [1, 2].map(|local| {
+            let host = R::new(Multi::single(Builtin::g_counter(0)), KernelConfig::new(CausalityMode::Exact), &nodes, local, EscrowConfig::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let node = Node::new(SyncConfig::new(local, 1, nodes.to_vec(), [7; 32], [3; 32])).unwrap_or_else(|e| panic!("{e}"));
+            (node, host)
+        })
+    }
+
+    /// Delivers frames between the two until quiet.
+    fn settle(r: &mut [(Node, R); 2], now: u64) {
+        let mut q: Vec<Outgoing> = Vec::new();
+        for (node, host) in r.iter_mut() {
+            let mut out = Outbox::default();
+            node.tick(host, now, &mut out);
+            q.extend(out.frames);
+        }
+        while let Some(f) = q.pop() {
+            let (node, host) = &mut r[(f.to - 1) as usize];
+            let mut out = Outbox::default();
+            let _ = node.handle_frame(host, &f.bytes, now, &mut out);
+            q.extend(out.frames);
+        }
+    }
+
+    fn outgoing_to(out: &Outbox, to: NodeId) -> usize {
+        out.frames.iter().filter(|f| f.to == to).map(|f| f.bytes.len()).sum()
+    }
+
+    #[test]
+    fn bulk_transfers_stay_within_the_send_budget() {
+        let mut r = pair();
+        // node 1 holds 5,000 facts node 2 lacks
+        let (n1, h1) = &mut r[0];
+        for i in 0..5_000u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        n1.set_peer_up(2, false); // no push: only anti-entropy can carry them
+        n1.set_peer_up(2, true);
+        let mut out = Outbox::default();
+        n1.tick(h1, 1, &mut out);
+        out.clear();
+        // node 2's summary asks for everything; node 1 may queue 20,000 bytes for it
+        let (n2, h2) = &mut r[1];
+        let mut summary = Vec::new();
+        Summary { ask: true, digests: n2.digests(h2), vv: n2.version_vector().clone() }.encode(&mut summary);
+        let mut frame = Vec::new();
+        let sender = Sender { config: n2.cfg.tag(), node: 2, epoch: 1 };
+        frame::seal(&[7; 32], &sender, 1, 1, Kind::Summary, &summary, &mut frame);
+        let (n1, h1) = &mut r[0];
+        n1.set_send_budget(2, Some(20_000));
+        n1.handle_frame(h1, &frame, 2, &mut out).unwrap_or_else(|e| panic!("{e:?}"));
+        let sent = outgoing_to(&out, 2);
+        assert!(sent > 15_000 && sent <= 20_000, "{sent} bytes for a budget of 20,000");
+        assert_eq!(n1.room(2), 20_000usize.saturating_sub(sent));
+        // no budget: the whole difference in one round
+        out.clear();
+        n1.set_send_budget(2, None);
+        let mut frame = Vec::new();
+        frame::seal(&[7; 32], &sender, 1, 2, Kind::Summary, &summary, &mut frame);
+        n1.handle_frame(h1, &frame, 3, &mut out).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(outgoing_to(&out, 2) > 5_000 * 48);
+    }
+
+    #[test]
+    fn snapshot_chunks_wait_for_room() {
+        let mut r = pair();
+        let (n1, h1) = &mut r[0];
+        for i in 0..70_000u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        n1.serve_snapshot(h1, 2);
+        let chunk = n1.cfg.max_frame_bytes;
+        n1.set_send_budget(2, Some(chunk - 1));
+        let mut out = Outbox::default();
+        n1.snapshot_tick(5, &mut out);
+        assert_eq!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count(), 0, "no room for a chunk");
+        n1.set_send_budget(2, Some(chunk));
+        n1.snapshot_tick(6, &mut out);
+        assert_eq!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count(), 1, "room for one");
+        n1.set_send_budget(2, None);
+        n1.snapshot_tick(7, &mut out);
+        assert!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count() > 1);
+    }
+
+    #[test]
+    fn crossing_probes_ship_the_difference_once() {
+        let mut r = pair();
+        let (n1, h1) = &mut r[0];
+        n1.set_peer_up(2, false); // node 2 is away: nothing pushed, anti-entropy carries everything
+        for i in 0..2_000u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        let mut out = Outbox::default();
+        n1.flush(&mut out);
+        assert!(out.frames.is_empty());
+        n1.set_peer_up(2, true);
+        // both probe at the same moment; deliver everything, counting facts shipped 1 -> 2
+        let mut q: Vec<Outgoing> = Vec::new();
+        for (node, host) in r.iter_mut() {
+            let mut out = Outbox::default();
+            node.tick(host, 1, &mut out);
+            q.extend(out.frames);
+        }
+        let mut shipped = 0u64;
+        while !q.is_empty() {
+            let mut next = Vec::new();
+            for f in q.drain(..) {
+                if f.to == 2 && f.kind == Kind::Facts {
+                    let body = &f.bytes[frame::HEADER_LEN..f.bytes.len() - frame::MAC_LEN];
+                    shipped += message::decode_facts(body).unwrap_or_default().iter().map(|g| g.count as u64).sum::<u64>();
+                }
+                let (node, host) = &mut r[(f.to - 1) as usize];
+                let mut out = Outbox::default();
+                let _ = node.handle_frame(host, &f.bytes, 2, &mut out);
+                next.extend(out.frames);
+            }
+            q = next;
+        }
+        assert_eq!(r[1].1.fact_count(), 2_000);
+        assert_eq!(shipped, 2_000, "each missing fact shipped once");
+    }
+
+    /// A host whose log refuses the next `refuse` admissions (a full queue).
+    struct Flaky {
+        inner: R,
+        refuse: usize,
+    }
+
+    impl Host for Flaky {
+        fn admit_merge(&mut self, id: &FactId, deps: &[FactId], payload: &[u8], origin: Origin, seq: u64) -> Result<(), AdmitError> {
+            if self.refuse > 0 {
+                self.refuse -= 1;
+                return Err(AdmitError::Log { code: ErrorCode::BufferFull, reason: "the log's queue is full".into() });
+            }
+            self.inner.admit_merge(id, deps, payload, origin, seq)
+        }
+        fn fact_count(&self) -> u64 {
+            self.inner.fact_count()
+        }
+        fn id_digest(&self) -> [u8; 32] {
+            self.inner.id_digest()
+        }
+        fn state_digest(&self) -> [u8; 32] {
+            self.inner.state_digest()
+        }
+        fn replication(&mut self) -> Option<&mut ctfs_core::replica::Replication> {
+            self.inner.replication()
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, String> {
+            self.inner.snapshot()
+        }
+        fn install_snapshot(&mut self, bytes: &[u8]) -> Result<(), String> {
+            self.inner.install_snapshot(bytes)
+        }
+    }
+
+    #[test]
+    fn facts_the_host_cannot_log_yet_are_deferred_and_retried_not_skipped() {
+        let [(mut n1, mut h1), (mut n2, h2)] = pair();
+        let mut h2 = Flaky { inner: h2, refuse: 3 };
+        let mut out = Outbox::default();
+        for i in 0..10u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        n1.flush(&mut out);
+        let push = out.frames.pop().unwrap_or_else(|| panic!("a push"));
+        let mut out = Outbox::default();
+        n2.handle_frame(&mut h2, &push.bytes, 1, &mut out).unwrap_or_else(|e| panic!("{e:?}"));
+        // the first fact was refused for now: nothing after it is admitted, nothing is marked held
+        assert_eq!(h2.fact_count(), 0);
+        assert_eq!(n2.version_vector().get(&n1.origin()), 0);
+        assert_eq!(n2.stats().facts_deferred, 1);
+        assert_eq!(n2.stats().remote_refused, 0);
+        // the next ticks retry (two more refusals), then everything goes in
+        for now in 2..6 {
+            n2.tick(&mut h2, now, &mut out);
+        }
+        assert_eq!(h2.fact_count(), 10);
+        assert_eq!(n2.version_vector().get(&n1.origin()), 10);
+        assert_eq!(n2.stats().facts_deferred, 3);
+    }
+
+    #[test]
+    fn probe_soon_forgets_sync_until_a_new_exchange_confirms_it() {
+        let mut r = pair();
+        settle(&mut r, 10);
+        assert!(r[0].0.is_synced(2) && r[1].0.is_synced(1));
+        // node 2 admits a fact node 1 has not seen: node 1's flag is stale
+        let (n2, h2) = &mut r[1];
+        let payload = 1u64.to_le_bytes();
+        let id = h2.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+        n2.local_fact(&id, &[], &payload);
+        assert!(r[0].0.is_synced(2), "node 1 cannot know yet");
+        r[0].0.probe_soon();
+        assert!(!r[0].0.is_synced(2), "probe_soon forgets the old match");
+        settle(&mut r, 20);
+        assert!(r[0].0.is_synced(2), "a new exchange confirms it");
+        assert_eq!(r[0].1.fact_count(), 1);
     }
 }

@@ -1,0 +1,11 @@
+// Replication on the network: `replicate(kernel, options)` and its parts.
+export { replicate, ClusterNode } from './node.ts'
+export type { ReplicateOptions, ClusterEvents, ClusterStats, PeerEvent, SyncedOptions } from './node.ts'
+export { ClusterError } from './transport.ts'
+export type { Transport, TransportHandlers, FrameSource, TransportStats, TransportPeerStats } from './transport.ts'
+export { TcpTransport } from './tcp.ts'
+export type { TcpTransportOptions } from './tcp.ts'
+export { parsePeer, parseAddress, formatAddress, loadClusterFile, readKeyFile } from './peers.ts'
+export type { Address, PeerAddress, PeerSpec, ClusterFile } from './peers.ts'
+export { FrameDecoder, lengthPrefix } from './framing.ts'
+export type { BackoffOptions } from './backoff.ts'
