@@ -541,3 +541,10 @@ export interface NativeView {
   state: Buffer
   frontier: NativeFrontier
 }
+
+/**
+ * Packs `payloads.length / payloadBytes` records: payload `i` is bytes
+ * `[i * payloadBytes, (i + 1) * payloadBytes)`, id `i` is `ids[32 i..]`
+ * (absent: derived at admission), dependencies `deps[32 k i..]`.
+ */
+export declare function packFixed(payloads: Uint8Array, payloadBytes: number, ids?: Uint8Array | undefined | null, deps?: Uint8Array | undefined | null, depsPerFact?: number | undefined | null): Buffer
