@@ -240,6 +240,19 @@ async function main(): Promise<void> {
     ratio('batch per fact / core admit_packed per fact, 1 dep', batch1, pf(batch1).p50Ns, packed1, packed1.p50Ns),
     ratio('custom TS invariant / native gCounter, single admit', find(inv.rows, CUSTOM_CASE), find(inv.rows, CUSTOM_CASE).p50Ns, find(inv.rows, NATIVE_G_COUNTER_CASE), find(inv.rows, NATIVE_G_COUNTER_CASE).p50Ns),
   ]
+  const incD = find(batches, 'gCounter increments x1000: encode + fromPayloads + admitBatch, derived ids')
+  const incI = find(batches, 'gCounter increments x1000: encode + fromPayloads + admitBatch, caller ids')
+  const incCore = find(admit.core, 'core admit_packed x1000, 0 deps (mirrors caller ids)')
+  ratios.push(ratio('increments (caller ids) per fact / core admit_packed per fact, 0 deps', incI, pf(incI).p50Ns, incCore, incCore.p50Ns))
+  const targets = [
+    { name: 'gCounter increments x1000 built + admitted from JS, derived ids, ns/fact p50', value: pf(incD).p50Ns, goal: 120 },
+    { name: 'gCounter increments x1000 built + admitted from JS, caller ids, ns/fact p50', value: pf(incI).p50Ns, goal: 120 },
+    { name: 'single kernel.admit − core Kernel::admit, 0 deps, ns (p50 − p50)', value: single0.p50Ns - core0.p50Ns, goal: 40 },
+    { name: 'single kernel.admit − core Kernel::admit, 1 dep, ns (p50 − p50)', value: single1.p50Ns - core1.p50Ns, goal: 40 },
+  ]
+  print()
+  print(`== targets (history ${cfg.history.toLocaleString('en-US')} facts) ==`)
+  print(table(['target', 'value', 'goal', ''], targets.map((t) => [t.name, t.value.toFixed(1), `≤ ${t.goal}`, t.value <= t.goal ? 'met' : 'MISSED'])))
   print()
   print('== ratios (same run) ==')
   print(
@@ -292,6 +305,7 @@ async function main(): Promise<void> {
         invariants: { rows: inv.rows, history: inv.history, refused: inv.refused },
       },
       ratios,
+      targets,
       refusedTotal,
       elapsedS,
     }

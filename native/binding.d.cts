@@ -543,8 +543,9 @@ export interface NativeView {
 }
 
 /**
- * Packs `payloads.length / payloadBytes` records: payload `i` is bytes
- * `[i * payloadBytes, (i + 1) * payloadBytes)`, id `i` is `ids[32 i..]`
- * (absent: derived at admission), dependencies `deps[32 k i..]`.
+ * Packs `payloads.length / payloadBytes` records into `out` (exactly
+ * the batch's length): payload `i` is bytes `[i * payloadBytes,
+ * (i + 1) * payloadBytes)`, id `i` is `ids[32 i..]` (absent: derived at
+ * admission), dependencies `deps[32 k i..]`.
  */
-export declare function packFixed(payloads: Uint8Array, payloadBytes: number, ids?: Uint8Array | undefined | null, deps?: Uint8Array | undefined | null, depsPerFact?: number | undefined | null): Buffer
+export declare function packFixed(out: Uint8Array, payloads: Uint8Array, payloadBytes: number, ids?: Uint8Array | undefined | null, deps?: Uint8Array | undefined | null, depsPerFact?: number | undefined | null): void

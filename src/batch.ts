@@ -223,7 +223,8 @@ export class FactBatch {
     }
     const stride = HEADER_BYTES + FACT_ID_BYTES + perFact * FACT_ID_BYTES + size
     if (n * stride > MAX_BYTES) throw outOfRange('payloads', 'a batch smaller than 8 GiB', n * stride)
-    const packed: Uint8Array = native.packFixed(payloads, size, ids, deps, perFact)
+    const packed = new Uint8Array(n * stride)
+    native.packFixed(packed, payloads, size, ids, deps, perFact)
     const b = new FactBatch(0)
     b.#buf = packed
     b.#view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength)

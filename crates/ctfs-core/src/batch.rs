@@ -112,13 +112,27 @@ pub fn pack_fixed(
     deps: Option<&[u8]>,
     deps_per_fact: usize,
 ) -> Result<Vec<u8>, String> {
+    let total = packed_fixed_len(payloads.len(), payload_len, ids, deps, deps_per_fact)?;
+    let mut out = vec![0u8; total];
+    pack_fixed_into(&mut out, payloads, payload_len, ids, deps, deps_per_fact)?;
+    Ok(out)
+}
+
+/// The byte length of [`pack_fixed`]'s batch, after checking every length.
+pub fn packed_fixed_len(
+    payloads_len: usize,
+    payload_len: usize,
+    ids: Option<&[u8]>,
+    deps: Option<&[u8]>,
+    deps_per_fact: usize,
+) -> Result<usize, String> {
     if payload_len == 0 || payload_len > u32::MAX as usize {
         return Err(format!("payloadBytes must be in 1..=4294967295, got {payload_len}"));
     }
-    if payloads.len() % payload_len != 0 {
-        return Err(format!("payloads holds {} bytes, not a multiple of payloadBytes ({payload_len})", payloads.len()));
+    if payloads_len % payload_len != 0 {
+        return Err(format!("payloads holds {payloads_len} bytes, not a multiple of payloadBytes ({payload_len})"));
     }
-    let n = payloads.len() / payload_len;
+    let n = payloads_len / payload_len;
     if let Some(ids) = ids {
         if ids.len() != n * FactId::LEN {
             return Err(format!("ids must hold {} bytes (32 per fact, {n} facts), got {}", n * FactId::LEN, ids.len()));
@@ -136,8 +150,29 @@ pub fn pack_fixed(
         _ => {}
     }
     let rec = HEADER_LEN + FactId::LEN + dep_bytes + payload_len;
-    let total = rec.checked_mul(n).ok_or("the batch would not fit in memory")?;
-    let mut out = vec![0u8; total];
+    rec.checked_mul(n).ok_or_else(|| "the batch would not fit in memory".into())
+}
+
+/// [`pack_fixed`] into a caller's buffer, which must be exactly
+/// [`packed_fixed_len`] bytes long (the id fields of derived records are
+/// zeroed).
+pub fn pack_fixed_into(
+    out: &mut [u8],
+    payloads: &[u8],
+    payload_len: usize,
+    ids: Option<&[u8]>,
+    deps: Option<&[u8]>,
+    deps_per_fact: usize,
+) -> Result<(), String> {
+    let total = packed_fixed_len(payloads.len(), payload_len, ids, deps, deps_per_fact)?;
+    if out.len() != total {
+        return Err(format!("the output must be {total} bytes, got {}", out.len()));
+    }
+    let dep_bytes = deps_per_fact * FactId::LEN;
+    let rec = HEADER_LEN + FactId::LEN + dep_bytes + payload_len;
+    if rec == 0 || total == 0 {
+        return Ok(());
+    }
     let header = {
         let mut h = [0u8; HEADER_LEN];
         h[0] = if ids.is_some() { FLAG_HAS_ID } else { 0 };
@@ -145,18 +180,19 @@ pub fn pack_fixed(
         h[4..8].copy_from_slice(&(payload_len as u32).to_le_bytes());
         h
     };
-    for (i, r) in out.chunks_exact_mut(rec).enumerate() {
+    let d = HEADER_LEN + FactId::LEN;
+    for (i, (r, p)) in out.chunks_exact_mut(rec).zip(payloads.chunks_exact(payload_len)).enumerate() {
         r[..HEADER_LEN].copy_from_slice(&header);
-        if let Some(ids) = ids {
-            r[HEADER_LEN..HEADER_LEN + FactId::LEN].copy_from_slice(&ids[i * FactId::LEN..(i + 1) * FactId::LEN]);
+        match ids {
+            Some(ids) => r[HEADER_LEN..d].copy_from_slice(&ids[i * FactId::LEN..(i + 1) * FactId::LEN]),
+            None => r[HEADER_LEN..d].fill(0),
         }
-        let d = HEADER_LEN + FactId::LEN;
         if let Some(deps) = deps {
             r[d..d + dep_bytes].copy_from_slice(&deps[i * dep_bytes..(i + 1) * dep_bytes]);
         }
-        r[d + dep_bytes..].copy_from_slice(&payloads[i * payload_len..(i + 1) * payload_len]);
+        r[d + dep_bytes..].copy_from_slice(p);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -376,6 +412,11 @@ mod tests {
         assert!(pack_fixed(&payloads, 8, None, None, 1).unwrap_err().contains("deps"));
         assert!(pack_fixed(&payloads, 0, None, None, 0).is_err());
         assert_eq!(pack_fixed(&[], 8, None, None, 0).unwrap(), Vec::<u8>::new());
+        // Into a caller's buffer: stale bytes in derived records' id fields are cleared.
+        let mut out = vec![0xAB; derived.len()];
+        pack_fixed_into(&mut out, &payloads, 8, None, None, 0).unwrap();
+        assert_eq!(out, derived);
+        assert!(pack_fixed_into(&mut out[1..], &payloads, 8, None, None, 0).unwrap_err().contains("output"));
     }
 
     #[test]
