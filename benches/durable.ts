@@ -129,6 +129,9 @@ interface DurableRow {
   ackP99Ns: number
   ackMaxNs: number
   segments: number
+  /** Durable notifications delivered to JS / merged into a pending one. */
+  notifications: number
+  coalesced: number
 }
 
 /** A measured window's row: durability counters before/after, ack latencies (ms). */
@@ -161,6 +164,8 @@ function durableRow(
     ackP99Ns: pct(all, 99),
     ackMaxNs: all[all.length - 1]!,
     segments: readdirSync(dir).filter((f) => f.startsWith('wal-')).length,
+    notifications: d1.notifications - d0.notifications,
+    coalesced: d1.notificationsCoalesced - d0.notificationsCoalesced,
   }
 }
 
@@ -435,7 +440,7 @@ async function main(): Promise<void> {
   console.log(`== durable: admission acknowledged after fdatasync (totalSupply, derived ids, 1 MiB segments; control fdatasync p50 ${fmtNs(control.p50Ns)}, p99 ${fmtNs(control.p99Ns)}) ==`)
   console.log(
     table(
-      ['backend', 'mode', 'producers', 'facts', 'errors', 'facts/s', 'batches', 'facts/fsync', 'ack p50', 'ack p99', 'ack max', 'p99 / raw fsync p99', 'segments on disk'],
+      ['backend', 'mode', 'producers', 'facts', 'errors', 'facts/s', 'batches', 'facts/fsync', 'ack p50', 'ack p99', 'ack max', 'p99 / raw fsync p99', 'segments on disk', 'JS notifications (coalesced)'],
       rows.map((r) => [
         r.backend,
         r.mode,
@@ -450,6 +455,7 @@ async function main(): Promise<void> {
         fmtNs(r.ackMaxNs),
         (r.ackP99Ns / control.p99Ns).toFixed(2),
         String(r.segments),
+        `${r.notifications} (${r.coalesced})`,
       ]),
     ),
   )

@@ -269,6 +269,9 @@ export interface NativeDurability {
   bytesWritten: number
   segmentsCreated: number
   checkpointSeq: number
+  /** Durable notifications queued to JS / coalesced into a pending one. */
+  notifications: number
+  notificationsCoalesced: number
   recovery: NativeRecovery
 }
 

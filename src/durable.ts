@@ -109,6 +109,13 @@ export interface DurabilityInfo {
   recordsWritten: number
   bytesWritten: number
   checkpointSeq: number
+  /**
+   * Durable-frontier notifications delivered to JavaScript, and those merged
+   * into one already pending (the writer never queues a second while the JS
+   * thread has not run the first; the pending one carries the newest sequence).
+   */
+  notifications: number
+  notificationsCoalesced: number
   recovery: RecoveryReport
 }
 

@@ -182,9 +182,17 @@ pub(crate) struct DurableLog {
     pub skipped_checkpoints: Vec<String>,
     /// Recorded in every checkpoint this kernel writes.
     pub fingerprint: Vec<u8>,
+    /// The durable notifications' counters.
+    notices: std::sync::Arc<Coalesce>,
 }
 
 impl DurableLog {
+    /// Durable notifications queued to JS, and those coalesced into one
+    /// already pending.
+    pub(crate) fn notifications(&self) -> (u64, u64) {
+        (self.notices.posted.load(Ordering::Relaxed), self.notices.coalesced.load(Ordering::Relaxed))
+    }
+
     /// Opens the log, handing every record with `seq >= from_seq` to
     /// `replay`. `on_durable` is a JS function `(seq, failure?) => void`.
     ///
@@ -231,6 +239,7 @@ impl DurableLog {
             // never keeps the event loop alive by itself
             sys::napi_unref_threadsafe_function(env, tsfn);
         }
+        let notices = shared.clone();
         let tsfn = std::sync::Arc::new(Tsfn { raw: tsfn, shared });
         let on_ok = tsfn.clone();
         let on_fail = tsfn;
@@ -252,7 +261,7 @@ impl DurableLog {
             w.segment_size = s;
         }
         let (wal, recovery) = Wal::open_with_replay(&opts.dir, w, from_seq, replay)?;
-        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new(), fingerprint })
+        Ok(DurableLog { wal, recovery, checkpoint_seq, skipped_checkpoints: Vec::new(), fingerprint, notices })
     }
 
     /// Step 1 of a durable admission.

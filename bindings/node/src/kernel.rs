@@ -441,6 +441,9 @@ pub struct NativeDurability {
     pub bytes_written: f64,
     pub segments_created: f64,
     pub checkpoint_seq: f64,
+    /// Durable notifications queued to JS / coalesced into a pending one.
+    pub notifications: f64,
+    pub notifications_coalesced: f64,
     pub recovery: NativeRecovery,
 }
 
@@ -880,6 +883,8 @@ impl NativeKernel {
                 bytes_written: stats.bytes_written as f64,
                 segments_created: stats.segments_created as f64,
                 checkpoint_seq: log.checkpoint_seq as f64,
+                notifications: log.notifications().0 as f64,
+                notifications_coalesced: log.notifications().1 as f64,
                 recovery: NativeRecovery {
                     checkpoint_seq: log.checkpoint_seq as f64,
                     skipped_checkpoints: log.skipped_checkpoints.clone(),
