@@ -34,6 +34,8 @@ interface MirrorSpec {
   history: number
   count: number
   chunk: number
+  /** Time the kernel type the binding runs (a one-member Multi of built-ins) instead of Kernel<TotalSupply>. */
+  binding?: boolean
 }
 
 /** The Rust control mirroring one JS task, measured. */
@@ -357,7 +359,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
     make: (fx: Fixture) => TimedTask,
     samples: number,
     warmup: number,
-    core: Array<{ name: string; deps: number; packed: boolean; chunk: number }>,
+    core: Array<{ name: string; deps: number; packed: boolean; chunk: number; binding?: boolean }>,
   ): void => {
     const fx = fixture(cfg)
     if (historyBuildMs === 0) {
@@ -404,6 +406,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
 
   admission((fx) => singleTask(fx, 'admit(payload, {id}), 0 deps', false), singleSamples, singleWarmup, [
     { name: 'core Kernel::admit, 0 deps', deps: 0, packed: false, chunk: SINGLES },
+    { name: 'core Kernel::admit, 0 deps, binding kernel type', deps: 0, packed: false, chunk: SINGLES, binding: true },
   ])
   admission((fx) => singleTask(fx, 'admit(payload, {id, deps:[1]}), 1 dep', true), singleSamples, singleWarmup, [
     { name: 'core Kernel::admit, 1 dep', deps: 1, packed: false, chunk: SINGLES },
@@ -412,6 +415,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
   admission((fx) => batchTask(fx, 'admitBatch(1000 facts), 0 deps', false), batchSamples, batchWarmup, [
     { name: 'core Kernel::admit x1000, 0 deps', deps: 0, packed: false, chunk: BATCH },
     { name: 'core admit_packed x1000, 0 deps', deps: 0, packed: true, chunk: BATCH },
+    { name: 'core admit_packed x1000, 0 deps, binding kernel type', deps: 0, packed: true, chunk: BATCH, binding: true },
   ])
   admission((fx) => batchTask(fx, 'admitBatch(1000 facts), 1 dep', true), batchSamples, batchWarmup, [
     { name: 'core Kernel::admit x1000, 1 dep', deps: 1, packed: false, chunk: BATCH },
@@ -452,7 +456,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
   const runs = mirrors.map(() => [] as CoreControl['runs'])
   for (let rep = 0; rep < cfg.coreReps; rep++) {
     mirrors.forEach((m, i) => {
-      const r = native.floorCoreAdmitStats(m.history, m.count, m.deps, m.chunk, m.packed)
+      const r = native.floorCoreAdmitStats(m.history, m.count, m.deps, m.chunk, m.packed, m.binding === true)
       runs[i]!.push({ meanNs: r.meanNs, p50Ns: r.p50Ns, p99Ns: r.p99Ns, maxNs: r.maxNs })
     })
     log(`admit_js: core controls, round ${rep + 1}/${cfg.coreReps}`)

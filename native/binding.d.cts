@@ -232,7 +232,7 @@ export declare function floorCoreAdmit(history: number, count: number, deps: num
  * records encoded outside the timed region; otherwise each fact is one
  * `Kernel::admit`. Fails if any fact is refused.
  */
-export declare function floorCoreAdmitStats(history: number, count: number, deps: number, chunk: number, packed: boolean): CoreAdmitStats
+export declare function floorCoreAdmitStats(history: number, count: number, deps: number, chunk: number, packed: boolean, bindingKernel?: boolean | undefined | null): CoreAdmitStats
 
 export declare function floorNoop(): void
 
