@@ -30,18 +30,49 @@ struct Lookahead {
     pos: usize,
     count: usize,
     stage: Prefetch,
+    /// Records without an id met so far (the ones whose id is derived).
+    derived: usize,
 }
+
+/// Ids derived ahead of admission (slots stage), by record index modulo
+/// the ring size: `(record, deriver counter, id)`.
+const AHEAD_RING: usize = 16;
+type DerivedAhead = [Option<(usize, u64, FactId)>; AHEAD_RING];
 
 impl Lookahead {
     /// Advances until it is `distance` records past record `current`.
+    /// `derived_done`: records without an id before `current`. In the slots
+    /// stage, the id of a record without one is derived ahead (assuming the
+    /// derived records between `current` and it all commit), its line
+    /// prefetched and the id kept in `ahead` for its admission.
     #[inline]
-    fn advance<I: Invariant>(&mut self, kernel: &Kernel<I>, buf: &[u8], current: usize, distance: usize) {
+    fn advance<I: Invariant>(
+        &mut self,
+        kernel: &Kernel<I>,
+        buf: &[u8],
+        current: usize,
+        distance: usize,
+        derived_done: usize,
+        ahead: &mut DerivedAhead,
+    ) {
         while self.count <= current + distance && self.pos < buf.len() {
             match parse_record(buf, self.pos) {
                 Ok(r) => {
-                    let id = if r.has_id { FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first()) } else { None };
                     let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
-                    kernel.prefetch(id, deps, self.stage);
+                    if r.has_id {
+                        let id = FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first());
+                        kernel.prefetch(id, deps, self.stage);
+                    } else {
+                        if matches!(self.stage, Prefetch::Slots) {
+                            let skip = self.derived.saturating_sub(derived_done) as u64;
+                            let (counter, id) = kernel.derive_ahead(skip, deps, &buf[r.payload..r.end]);
+                            kernel.prefetch(Some(&id), deps, self.stage);
+                            ahead[self.count % AHEAD_RING] = Some((self.count, counter, id));
+                        } else {
+                            kernel.prefetch(None, deps, self.stage);
+                        }
+                        self.derived += 1;
+                    }
                     self.pos = r.end;
                     self.count += 1;
                 }
@@ -229,12 +260,14 @@ pub fn admit_packed_with<I: Invariant>(
 ) -> BatchSummary {
     let mut summary = BatchSummary::default();
     let mut pos = 0;
-    let mut slots = Lookahead { pos: 0, count: 0, stage: Prefetch::Slots };
-    let mut keys = Lookahead { pos: 0, count: 0, stage: Prefetch::Keys };
+    let mut slots = Lookahead { pos: 0, count: 0, stage: Prefetch::Slots, derived: 0 };
+    let mut keys = Lookahead { pos: 0, count: 0, stage: Prefetch::Keys, derived: 0 };
+    let mut ahead: DerivedAhead = [None; AHEAD_RING];
+    let mut derived_done = 0;
     while pos < buf.len() && summary.records < results.len() {
         let i = summary.records;
-        slots.advance(kernel, buf, i, SLOTS_AHEAD);
-        keys.advance(kernel, buf, i, KEYS_AHEAD);
+        slots.advance(kernel, buf, i, SLOTS_AHEAD, derived_done, &mut ahead);
+        keys.advance(kernel, buf, i, KEYS_AHEAD, derived_done, &mut ahead);
         summary.records += 1;
         let rec = match parse_record(buf, pos) {
             Ok(r) => r,
@@ -252,7 +285,16 @@ pub fn admit_packed_with<I: Invariant>(
             let id = FactId::from_slice(idf).unwrap_or_default();
             admit(kernel, Some(&id), deps, payload).map(|_| ())
         } else {
-            admit(kernel, None, deps, payload).map(|id| idf.copy_from_slice(&id.0))
+            derived_done += 1;
+            // The id derived ahead for this very record, if the lookahead
+            // reached it (the kernel checks that its counter still matches).
+            let hint = ahead[i % AHEAD_RING].take().filter(|&(rec, _, _)| rec == i).map(|(_, counter, id)| (counter, id));
+            kernel.hint_derived(hint);
+            let r = admit(kernel, None, deps, payload).map(|id| idf.copy_from_slice(&id.0));
+            // Never left for another admission (e.g. when this one was
+            // refused before reaching the kernel).
+            kernel.hint_derived(None);
+            r
         };
         if outcome.is_ok() {
             head[0] |= FLAG_HAS_ID;
@@ -352,6 +394,55 @@ mod tests {
     use super::*;
     use crate::invariants::TotalSupply;
     use crate::kernel::CausalityMode;
+
+    /// Ids derived ahead by the batch's lookahead are exactly the ids single
+    /// admissions derive, also when derived records in between are refused
+    /// (the counter does not move) and caller-id records are interleaved.
+    #[test]
+    fn derived_ids_match_single_admissions_whatever_is_refused() {
+        use crate::fact::IdDeriver;
+        let key = [7u8; 32];
+        let mk = || Kernel::new(TotalSupply::new(0, 0, 1_000).unwrap(), CausalityMode::Exact).with_deriver(IdDeriver::with_key(key));
+        let (mut single, mut batch) = (mk(), mk());
+        let mut buf = Vec::new();
+        let mut expected = Vec::new();
+        let mut x = 12345u64;
+        for n in 0..3000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Deltas that often overdraw (refused) or overflow the max.
+            let delta = (x % 700) as i128 - 350;
+            let payload = TotalSupply::payload(delta);
+            let caller = (x >> 20) % 5 == 0;
+            let given = FactId(*blake3::hash(&n.to_le_bytes()).as_bytes());
+            let r = if caller { single.admit(&given, &[], &payload).map(|()| given) } else { single.admit_derived(&[], &payload) };
+            expected.push(r.map_err(|e| e.code() as u8));
+            encode_record(&mut buf, caller.then_some(&given), &[], &payload);
+        }
+        let refused = expected.iter().filter(|r| r.is_err()).count();
+        assert!(refused > 300 && refused < 2700, "{refused} refused: both paths must be exercised");
+        let mut results = vec![0u8; expected.len()];
+        for chunk in [0..1000usize, 1000..2000, 2000..3000] {
+            let start = chunk.start * (HEADER_LEN + 32 + 16);
+            let end = chunk.end * (HEADER_LEN + 32 + 16);
+            admit_packed(&mut batch, &mut buf[start..end], &mut results[chunk.clone()], |_, _| {});
+        }
+        for (i, want) in expected.iter().enumerate() {
+            let rec = i * (HEADER_LEN + 32 + 16);
+            match want {
+                Ok(id) => {
+                    assert_eq!(results[i], 0, "record {i}");
+                    assert_eq!(&buf[rec + HEADER_LEN..rec + HEADER_LEN + 32], &id.0, "record {i}: derived id");
+                }
+                Err(code) => assert_eq!(results[i], *code, "record {i}"),
+            }
+        }
+        assert_eq!(single.state(), batch.state());
+        assert_eq!(single.frontier().canonical_bytes(), batch.frontier().canonical_bytes());
+        // A later single derived admission continues the same sequence.
+        assert_eq!(single.admit_derived(&[], &TotalSupply::payload(1)).unwrap(), batch.admit_derived(&[], &TotalSupply::payload(1)).unwrap());
+    }
 
     fn id(n: u8) -> FactId {
         FactId([n; 32])

@@ -168,6 +168,10 @@ pub struct Kernel<I: Invariant> {
     escalated_at: Option<u64>,
     /// Set once the clock is too full to rule anything out (exact modes).
     bloom_saturated: bool,
+    /// The id of the next derived admission, computed ahead by a batch
+    /// (`(deriver counter, id)`); used only while the counter matches, and
+    /// dropped by every admission.
+    derive_hint: Option<(u64, FactId)>,
 }
 
 /// Dependencies whose table lines are prefetched together with the id's.
@@ -201,6 +205,7 @@ impl<I: Invariant> Kernel<I> {
             rejected: [0; ErrorCode::COUNT],
             escalated_at: None,
             bloom_saturated: false,
+            derive_hint: None,
         })
     }
 
@@ -286,6 +291,7 @@ impl<I: Invariant> Kernel<I> {
 
     #[inline]
     fn admit_inner<const MERGE: bool>(&mut self, given: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
+        let hint = self.derive_hint.take();
         if payload.len() > self.config.max_payload {
             return Err(AdmitError::PayloadTooLarge { len: payload.len(), max: self.config.max_payload });
         }
@@ -299,9 +305,10 @@ impl<I: Invariant> Kernel<I> {
         if self.is_full() {
             return Err(AdmitError::CausalHorizonExceeded { limit: self.config.max_facts });
         }
-        let id = match given {
-            Some(id) => *id,
-            None => self.deriver.peek(deps, payload),
+        let id = match (given, hint) {
+            (Some(id), _) => *id,
+            (None, Some((counter, id))) if counter == self.deriver.counter() => id,
+            (None, _) => self.deriver.peek(deps, payload),
         };
 
         // In exact mode, request the table lines of the id and of the first
@@ -441,6 +448,24 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
+    /// The id a derived admission of `deps`/`payload` gets if `ahead` other
+    /// derived admissions commit before it (a batch computes it while
+    /// prefetching, and hands it back with [`Kernel::hint_derived`]).
+    #[inline]
+    pub(crate) fn derive_ahead(&self, ahead: u64, deps: &[FactId], payload: &[u8]) -> (u64, FactId) {
+        let counter = self.deriver.counter() + ahead;
+        (counter, self.deriver.peek_at(counter, deps, payload))
+    }
+
+    /// Offers the id [`Kernel::derive_ahead`] computed for the very fact
+    /// admitted next; the admission uses it only if the deriver's counter is
+    /// still `counter` (so it equals what `peek` would compute), and drops it
+    /// either way. The caller clears it if that admission never happens.
+    #[inline]
+    pub(crate) fn hint_derived(&mut self, hint: Option<(u64, FactId)>) {
+        self.derive_hint = hint;
+    }
+
     /// Builds the exact index now (escalating mode; no-op otherwise).
     pub fn escalate(&mut self) {
         if let Track::Pending(arena) = &mut self.track {
@@ -517,6 +542,7 @@ impl<I: Invariant + Clone> Clone for Kernel<I> {
             rejected: self.rejected,
             escalated_at: self.escalated_at,
             bloom_saturated: self.bloom_saturated,
+            derive_hint: None,
         }
     }
 }
