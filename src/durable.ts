@@ -24,9 +24,10 @@ export interface DurableKernelOptions<I extends InvariantSpec> extends KernelOpt
   /** Data directory (created if missing): log segments and checkpoints. */
   dir: string
   /**
-   * `'auto'` (default): io_uring when the kernel and seccomp allow it (probed
-   * at open), else pwrite + fdatasync. Forcing `'io_uring'` where it is
-   * unavailable fails with `BACKEND_UNAVAILABLE`.
+   * `'auto'` (default): what measured best for acknowledgement latency —
+   * today the portable pwrite + fdatasync writer (see the README's Durability
+   * performance). `'io_uring'` is opt-in; where the kernel or seccomp does
+   * not allow it, it fails with `BACKEND_UNAVAILABLE`.
    */
   backend?: DurabilityBackend
   /**
@@ -95,7 +96,7 @@ export interface RecoveryReport {
 /** The durable log's state. */
 export interface DurabilityInfo {
   backend: 'io_uring' | 'portable'
-  /** Why `'auto'` chose the portable backend, if it did. */
+  /** A note on the backend choice, if any (`null` today: `'auto'` is portable by measurement). */
   backendNote: string | null
   /** Every fact with a sequence <= this is on disk (fdatasync returned). */
   durableSeq: number
