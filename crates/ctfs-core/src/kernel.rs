@@ -344,13 +344,10 @@ impl<I: Invariant> Kernel<I> {
             }
         }
 
-        // Invariant, without touching the state.
+        // Invariant: checked and committed in one step (the state is
+        // unchanged on a refusal). Nothing below can fail.
         let fact = Fact { id: &id, deps, payload };
-        let effect = if MERGE { self.invariant.check_merge(&fact, &self.state) } else { self.invariant.check(&fact, &self.state) }
-            .map_err(|error| AdmitError::Invariant { id, error })?;
-
-        // Commit: nothing below can fail.
-        self.invariant.commit(effect, &mut self.state);
+        self.invariant.check_commit::<MERGE>(&fact, &mut self.state).map_err(|error| AdmitError::Invariant { id, error })?;
         self.frontier.observe(&id);
         self.record(&id, hash);
         if given.is_none() {

@@ -230,6 +230,16 @@ impl<I: Invariant> Invariant for Multi<I> {
     }
 
     #[inline]
+    fn check_commit<const MERGE: bool>(&self, fact: &Fact<'_>, state: &mut Vec<I::State>) -> Result<(), InvariantError> {
+        if self.members.len() == 1 {
+            return self.members[0].check_commit::<MERGE>(fact, &mut state[0]);
+        }
+        let effect = self.check_parts(fact, state, MERGE)?;
+        self.commit(effect, state);
+        Ok(())
+    }
+
+    #[inline]
     fn commit(&self, effect: Self::Effect, state: &mut Vec<I::State>) {
         let (index, e) = effect.first;
         self.members[index as usize].commit(e, &mut state[index as usize]);
