@@ -66,7 +66,8 @@ unsafe impl Send for Tsfn {}
 unsafe impl Sync for Tsfn {}
 
 impl Tsfn {
-    fn post(&self, e: Event) {
+    /// Queues a call; false if Node refused it (the environment is closing).
+    fn post(&self, e: Event) -> bool {
         let data = Box::into_raw(Box::new(e)) as *mut c_void;
         // SAFETY: a live tsfn (released only in Drop); ownership of `data`
         // passes to `call_js` unless the call is refused.
@@ -74,7 +75,9 @@ impl Tsfn {
         if status != sys::Status::napi_ok {
             // SAFETY: not queued, so still ours.
             drop(unsafe { Box::from_raw(data as *mut Event) });
+            return false;
         }
+        true
     }
 
     /// Posts a durable sequence, unless a call already pending will carry it.
@@ -85,8 +88,12 @@ impl Tsfn {
             c.coalesced.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        c.posted.fetch_add(1, Ordering::Relaxed);
-        self.post(Event::Newest);
+        if self.post(Event::Newest) {
+            c.posted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Nothing is pending after all: let a later sequence try again.
+            c.pending.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -249,7 +256,9 @@ impl DurableLog {
             truncate_corrupt: opts.truncate_corrupt,
             fingerprint: opts.fingerprint,
             notifier: Some(Box::new(move |seq| on_ok.post_durable(seq))),
-            on_failure: Some(Box::new(move |msg: &str| on_fail.post(Event::Failed(msg.to_owned())))),
+            on_failure: Some(Box::new(move |msg: &str| {
+                on_fail.post(Event::Failed(msg.to_owned()));
+            })),
             ..WalOptions::default()
         };
         if let Some(b) = opts.buffer_bytes {
