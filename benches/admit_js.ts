@@ -34,6 +34,8 @@ interface MirrorSpec {
   history: number
   count: number
   chunk: number
+  /** Time the kernel type the binding runs (a one-member Multi of built-ins) instead of Kernel<TotalSupply>. */
+  binding?: boolean
 }
 
 /** The Rust control mirroring one JS task, measured. */
@@ -290,6 +292,62 @@ function buildTask(payload: Uint8Array, name: string, withDep: boolean): TimedTa
   }
 }
 
+// ------------------------------------------------- counter increments (fast path)
+
+/**
+ * The documented fast way to admit many counter increments from JS: the
+ * payloads encoded by `gCounter.increments(values)` (one 8-byte payload per
+ * value, from a plain array of numbers), packed by `FactBatch.fromPayloads`
+ * (one native call), admitted by `admitBatch`. Everything inside the timed
+ * loop: encoding, packing, admission. `ids`: caller ids (random, generated
+ * untimed like every other task's); otherwise the kernel derives them.
+ */
+function incrementsTask(cfg: AdmitConfig, name: string, callerIds: boolean): { task: TimedTask; check: () => { inRun: number; measured: number; runStart: number; refused: number } } {
+  const g = invariants.gCounter()
+  const kernel = new Kernel({ invariant: g, causality: 'exact' })
+  const ones = new BigUint64Array(BATCH).fill(1n)
+  for (let done = 0; done < cfg.history; done += BATCH) {
+    const n = Math.min(BATCH, cfg.history - done)
+    kernel.admitBatch(FactBatch.fromPayloads(g.increments(ones.subarray(0, n)), 8, { ids: randomFillSync(new Uint8Array(n * ID)) }))
+  }
+  // Increments of 1..7 as plain numbers: the encoding is part of the timed work.
+  const values: number[] = Array.from({ length: BATCH }, (_, i) => 1 + (i % 7))
+  let ids: Uint8Array | undefined
+  let admitted = 0
+  let refused = 0
+  let runStart = 0
+  let samples = 0
+  const task: TimedTask = {
+    name,
+    opsPerSample: 1,
+    factsPerOp: BATCH,
+    note: `gCounter.increments(number[1000]) + FactBatch.fromPayloads(payloads, 8${callerIds ? ', {ids}' : ''}) + admitBatch; ${callerIds ? 'caller ids' : 'ids derived by the kernel'}`,
+    options: {
+      beforeAll: (mode) => {
+        if (mode === 'run') {
+          runStart = kernel.stats.admitted
+          samples = 0
+        }
+      },
+    },
+    prepare: () => {
+      if (callerIds) ids = randomFillSync(new Uint8Array(BATCH * ID))
+    },
+    loop: callerIds
+      ? () => {
+          admitted = kernel.admitBatch(FactBatch.fromPayloads(g.increments(values), 8, { ids: ids! })).admitted
+        }
+      : () => {
+          admitted = kernel.admitBatch(FactBatch.fromPayloads(g.increments(values), 8)).admitted
+        },
+    after: () => {
+      refused += BATCH - admitted
+      samples++
+    },
+  }
+  return { task, check: () => ({ inRun: kernel.stats.admitted - runStart, measured: samples * BATCH, runStart, refused }) }
+}
+
 export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitResult {
   const rows: Row[] = []
   const refused: Record<string, number> = {}
@@ -301,7 +359,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
     make: (fx: Fixture) => TimedTask,
     samples: number,
     warmup: number,
-    core: Array<{ name: string; deps: number; packed: boolean; chunk: number }>,
+    core: Array<{ name: string; deps: number; packed: boolean; chunk: number; binding?: boolean }>,
   ): void => {
     const fx = fixture(cfg)
     if (historyBuildMs === 0) {
@@ -348,6 +406,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
 
   admission((fx) => singleTask(fx, 'admit(payload, {id}), 0 deps', false), singleSamples, singleWarmup, [
     { name: 'core Kernel::admit, 0 deps', deps: 0, packed: false, chunk: SINGLES },
+    { name: 'core Kernel::admit, 0 deps, binding kernel type', deps: 0, packed: false, chunk: SINGLES, binding: true },
   ])
   admission((fx) => singleTask(fx, 'admit(payload, {id, deps:[1]}), 1 dep', true), singleSamples, singleWarmup, [
     { name: 'core Kernel::admit, 1 dep', deps: 1, packed: false, chunk: SINGLES },
@@ -356,6 +415,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
   admission((fx) => batchTask(fx, 'admitBatch(1000 facts), 0 deps', false), batchSamples, batchWarmup, [
     { name: 'core Kernel::admit x1000, 0 deps', deps: 0, packed: false, chunk: BATCH },
     { name: 'core admit_packed x1000, 0 deps', deps: 0, packed: true, chunk: BATCH },
+    { name: 'core admit_packed x1000, 0 deps, binding kernel type', deps: 0, packed: true, chunk: BATCH, binding: true },
   ])
   admission((fx) => batchTask(fx, 'admitBatch(1000 facts), 1 dep', true), batchSamples, batchWarmup, [
     { name: 'core Kernel::admit x1000, 1 dep', deps: 1, packed: false, chunk: BATCH },
@@ -375,11 +435,28 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
     log(`admit_js: ${name}: p50 ${fmtNs(row.p50Ns)}/batch`)
   }
 
+  // The fast path for counter increments, built and admitted from JS.
+  for (const [name, callerIds] of [
+    ['gCounter increments x1000: encode + fromPayloads + admitBatch, derived ids', false],
+    ['gCounter increments x1000: encode + fromPayloads + admitBatch, caller ids', true],
+  ] as const) {
+    const { task, check } = incrementsTask(cfg, name, callerIds)
+    const row = runTask(SUITE, task, { samples: batchSamples, warmup: batchWarmup })
+    const c = check()
+    if (c.refused > 0) {
+      refused[name] = c.refused
+      row.note = `${row.note}; REFUSED ${c.refused}`
+    } else if (c.inRun !== c.measured) throw new Error(`admit_js: ${name}: ${c.inRun} facts admitted while measuring, expected ${c.measured}`)
+    mirrors.push({ name: `core admit_packed x1000, 0 deps (mirrors ${callerIds ? 'caller' : 'derived'} ids)`, deps: 0, packed: true, chunk: BATCH, mirrors: name, history: c.runStart, count: c.measured })
+    rows.push(row)
+    log(`admit_js: ${name}: p50 ${fmtNs(row.perFact!.p50Ns)}/fact, kernel ${c.runStart} → ${c.runStart + c.inRun} facts`)
+  }
+
   // --- Same-run core controls, round-robin so that noise spreads evenly. ---
   const runs = mirrors.map(() => [] as CoreControl['runs'])
   for (let rep = 0; rep < cfg.coreReps; rep++) {
     mirrors.forEach((m, i) => {
-      const r = native.floorCoreAdmitStats(m.history, m.count, m.deps, m.chunk, m.packed)
+      const r = native.floorCoreAdmitStats(m.history, m.count, m.deps, m.chunk, m.packed, m.binding === true)
       runs[i]!.push({ meanNs: r.meanNs, p50Ns: r.p50Ns, p99Ns: r.p99Ns, maxNs: r.maxNs })
     })
     log(`admit_js: core controls, round ${rep + 1}/${cfg.coreReps}`)

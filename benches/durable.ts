@@ -6,6 +6,7 @@
 //   npm run bench:durable -- --dir /mnt/disk/tmp   # data directories there (default: os.tmpdir())
 //   npm run bench:durable -- --recovery 1000000,10000000
 //   npm run bench:durable -- --only recovery     # or --only durable
+//   npm run bench:durable -- --only durable --trace  # where each ack's time goes (see traceReport)
 //
 // durable: facts/s, facts per fsync (from durability.batches) and ack
 // latency p50/p99 of admitDurable with 1, 8 and 64 concurrent producers (a
@@ -24,6 +25,7 @@ import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { DurableKernel, FactBatch, Kernel, invariants, type DurabilityBackend, type DurabilityInfo } from '../src/index.ts'
+import type { DurabilityTrace } from '../src/durable.ts'
 import { fmtNs, fmtRate, table } from './common.ts'
 import { collectMachine, formatMachine } from './machine.ts'
 
@@ -34,8 +36,11 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     recovery: { type: 'string' },
     only: { type: 'string' },
+    trace: { type: 'boolean', default: false },
+    backends: { type: 'string' },
   },
 })
+const tracing = values.trace === true
 const quick = values.quick === true
 const jsonPath = values.json ?? process.env.CTFS_BENCH_JSON
 const baseDir = values.dir ?? tmpdir()
@@ -124,6 +129,9 @@ interface DurableRow {
   ackP99Ns: number
   ackMaxNs: number
   segments: number
+  /** Durable notifications delivered to JS / merged into a pending one. */
+  notifications: number
+  coalesced: number
 }
 
 /** A measured window's row: durability counters before/after, ack latencies (ms). */
@@ -156,7 +164,80 @@ function durableRow(
     ackP99Ns: pct(all, 99),
     ackMaxNs: all[all.length - 1]!,
     segments: readdirSync(dir).filter((f) => f.startsWith('wal-')).length,
+    notifications: d1.notifications - d0.notifications,
+    coalesced: d1.notificationsCoalesced - d0.notificationsCoalesced,
   }
+}
+
+// ---------------------------------------------------------------- trace
+/** Mean ns per stage of an acknowledgement, over a set of facts. */
+interface Stages {
+  facts: number
+  /** admitAsync called -> the log writer picks up the batch holding the fact. */
+  queued: number
+  /** picked up -> written and fdatasync'ed. */
+  io: number
+  /** synced -> the durable-frontier callback runs on the JS thread. */
+  toJs: number
+  /** callback -> the awaiting code resumes (promise resolution, other continuations first). */
+  resume: number
+  /** Facts whose batch rolled a segment (header + file + directory sync). */
+  rolled: number
+}
+
+interface TraceReport {
+  all: Stages
+  /** The slowest 1% of acknowledgements. */
+  tail: Stages
+  batches: number
+  /** p99 of the writer's own picked -> synced time, per batch. */
+  ioP99: number
+}
+
+const traces: Array<{ label: string; report: TraceReport }> = []
+
+/** Attributes each traced fact's latency to the stages of its batch. */
+function traceReport(t: DurabilityTrace, facts: number[]): TraceReport {
+  const b = t.batches
+  const cb = t.callbacks
+  const rows: Array<{ total: number; queued: number; io: number; toJs: number; resume: number; rolled: boolean }> = []
+  for (let i = 0; i + 2 < facts.length; i += 3) {
+    const [call, seq, done] = [facts[i]!, facts[i + 1]!, facts[i + 2]!]
+    let lo = 0
+    let hi = b.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (b[mid]!.lastSeq < seq) lo = mid + 1
+      else hi = mid
+    }
+    const batch = b[lo]
+    if (batch === undefined || batch.firstSeq > seq || batch.lastSeq < seq) continue
+    let c0 = 0
+    let c1 = cb.length - 1
+    while (c0 < c1) {
+      const mid = (c0 + c1) >> 1
+      if (cb[mid]!.seq < seq) c0 = mid + 1
+      else c1 = mid
+    }
+    const js = cb[c0]
+    if (js === undefined || js.seq < seq) continue
+    rows.push({
+      total: done - call,
+      queued: batch.pickedNs - call,
+      io: batch.syncedNs - batch.pickedNs,
+      toJs: js.atNs - batch.syncedNs,
+      resume: done - js.atNs,
+      rolled: batch.rolls > 0,
+    })
+  }
+  const stages = (r: typeof rows): Stages => {
+    const n = Math.max(1, r.length)
+    const sum = (f: (x: (typeof rows)[number]) => number): number => r.reduce((a, x) => a + f(x), 0) / n
+    return { facts: r.length, queued: sum((x) => x.queued), io: sum((x) => x.io), toJs: sum((x) => x.toJs), resume: sum((x) => x.resume), rolled: r.filter((x) => x.rolled).length }
+  }
+  rows.sort((x, y) => x.total - y.total)
+  const ios = b.map((x) => x.syncedNs - x.pickedNs).sort((x, y) => x - y)
+  return { all: stages(rows), tail: stages(rows.slice(Math.floor(rows.length * 0.99))), batches: b.length, ioP99: pct(ios, 99) }
 }
 
 async function durableRun(backend: DurabilityBackend, producers: number, inFlight: number, factsPerLane: number, warmupPerLane: number): Promise<DurableRow> {
@@ -166,11 +247,18 @@ async function durableRun(backend: DurabilityBackend, producers: number, inFligh
   const payload = supply.delta(1n)
   let errors = 0
   const lanes = producers * inFlight
+  // Traced facts: (call ns, seq, resumed ns), process.hrtime clock.
+  const facts: number[] = []
   const lane = async (count: number, lat: number[] | null): Promise<void> => {
     for (let i = 0; i < count; i++) {
       const s = performance.now()
       try {
-        await k.admitDurable(payload)
+        if (tracing && lat !== null) {
+          const c = Number(process.hrtime.bigint())
+          const h = k.admitAsync(payload)
+          await h.durable
+          facts.push(c, h.seq, Number(process.hrtime.bigint()))
+        } else await k.admitDurable(payload)
       } catch {
         errors++
         continue
@@ -182,11 +270,13 @@ async function durableRun(backend: DurabilityBackend, producers: number, inFligh
     await Promise.all(Array.from({ length: lanes }, () => lane(warmupPerLane, null)))
     const d0 = k.durability
     const lats: number[][] = Array.from({ length: lanes }, () => [])
+    if (tracing) k.traceStart()
     const t0 = performance.now()
     await Promise.all(lats.map((l) => lane(factsPerLane, l)))
     const seconds = (performance.now() - t0) / 1000
     const d1 = k.durability
     const mode = inFlight === 1 ? 'admitDurable' : `admitDurable x${inFlight} in flight`
+    if (tracing) traces.push({ label: `${backend} ${mode} x${producers}`, report: traceReport(k.traceStop(), facts) })
     return durableRow(dir, mode, producers, inFlight, errors, seconds, d0, d1, lats.flat())
   } finally {
     await k.close()
@@ -337,7 +427,8 @@ async function main(): Promise<void> {
         [64, 1, 600],
         [64, 16, 150],
       ]
-  for (const backend of values.only === 'recovery' ? [] : (['io_uring', 'portable'] as const)) {
+  const backends = (values.backends?.split(',') ?? ['io_uring', 'portable']) as Array<'io_uring' | 'portable'>
+  for (const backend of values.only === 'recovery' ? [] : backends) {
     for (const [p, f, n] of configs) {
       progress(`durable: ${backend}, ${p} producers x ${f}`)
       rows.push(await durableRun(backend, p, f, n, Math.max(5, Math.floor(n / 10))))
@@ -349,7 +440,7 @@ async function main(): Promise<void> {
   console.log(`== durable: admission acknowledged after fdatasync (totalSupply, derived ids, 1 MiB segments; control fdatasync p50 ${fmtNs(control.p50Ns)}, p99 ${fmtNs(control.p99Ns)}) ==`)
   console.log(
     table(
-      ['backend', 'mode', 'producers', 'facts', 'errors', 'facts/s', 'batches', 'facts/fsync', 'ack p50', 'ack p99', 'ack max', 'p99 / raw fsync p99', 'segments on disk'],
+      ['backend', 'mode', 'producers', 'facts', 'errors', 'facts/s', 'batches', 'facts/fsync', 'ack p50', 'ack p99', 'ack max', 'p99 / raw fsync p99', 'segments on disk', 'JS notifications (coalesced)'],
       rows.map((r) => [
         r.backend,
         r.mode,
@@ -364,9 +455,35 @@ async function main(): Promise<void> {
         fmtNs(r.ackMaxNs),
         (r.ackP99Ns / control.p99Ns).toFixed(2),
         String(r.segments),
+        `${r.notifications} (${r.coalesced})`,
       ]),
     ),
   )
+
+  if (tracing) {
+    console.log()
+    console.log('== trace: where an acknowledgement waits (mean per fact; tail = slowest 1%) ==')
+    const f = (n: number): string => fmtNs(n)
+    console.log(
+      table(
+        ['run', 'facts', 'queued', 'write+sync', 'sync->JS callback', 'callback->resume', 'tail: queued', 'tail: write+sync', 'tail: ->JS', 'tail: ->resume', 'tail rolled', 'batch io p99'],
+        traces.map(({ label, report: r }) => [
+          label,
+          String(r.all.facts),
+          f(r.all.queued),
+          f(r.all.io),
+          f(r.all.toJs),
+          f(r.all.resume),
+          f(r.tail.queued),
+          f(r.tail.io),
+          f(r.tail.toJs),
+          f(r.tail.resume),
+          `${r.tail.rolled}/${r.tail.facts}`,
+          f(r.ioP99),
+        ]),
+      ),
+    )
+  }
 
   const rec: RecoveryRow[] = []
   for (const n of values.only === 'durable' ? [] : recoverySizes) {

@@ -240,6 +240,25 @@ async function main(): Promise<void> {
     ratio('batch per fact / core admit_packed per fact, 1 dep', batch1, pf(batch1).p50Ns, packed1, packed1.p50Ns),
     ratio('custom TS invariant / native gCounter, single admit', find(inv.rows, CUSTOM_CASE), find(inv.rows, CUSTOM_CASE).p50Ns, find(inv.rows, NATIVE_G_COUNTER_CASE), find(inv.rows, NATIVE_G_COUNTER_CASE).p50Ns),
   ]
+  const incD = find(batches, 'gCounter increments x1000: encode + fromPayloads + admitBatch, derived ids')
+  const incI = find(batches, 'gCounter increments x1000: encode + fromPayloads + admitBatch, caller ids')
+  const incCore = find(admit.core, 'core admit_packed x1000, 0 deps (mirrors caller ids)')
+  ratios.push(ratio('increments (caller ids) per fact / core admit_packed per fact, 0 deps', incI, pf(incI).p50Ns, incCore, incCore.p50Ns))
+  const core0b = find(admit.core, 'core Kernel::admit, 0 deps, binding kernel type')
+  const packed0b = find(admit.core, 'core admit_packed x1000, 0 deps, binding kernel type')
+  ratios.push(ratio('core Kernel::admit, binding kernel type / Kernel<TotalSupply>, 0 deps', core0b, core0b.p50Ns, core0, core0.p50Ns))
+  ratios.push(ratio('batch per fact / core admit_packed (binding kernel type) per fact, 0 deps', batch0, pf(batch0).p50Ns, packed0b, packed0b.p50Ns))
+  ratios.push(ratio('single admit / core admit (binding kernel type), 0 deps', single0, single0.p50Ns, core0b, core0b.p50Ns))
+  const targets = [
+    { name: 'gCounter increments x1000 built + admitted from JS, derived ids, ns/fact p50', value: pf(incD).p50Ns, goal: 120 },
+    { name: 'gCounter increments x1000 built + admitted from JS, caller ids, ns/fact p50', value: pf(incI).p50Ns, goal: 120 },
+    { name: 'single kernel.admit − core Kernel::admit, 0 deps, ns (p50 − p50)', value: single0.p50Ns - core0.p50Ns, goal: 40 },
+    { name: 'single kernel.admit − core Kernel::admit, 1 dep, ns (p50 − p50)', value: single1.p50Ns - core1.p50Ns, goal: 40 },
+    { name: 'single kernel.admit − core admit of the binding kernel type, 0 deps, ns', value: single0.p50Ns - core0b.p50Ns, goal: 40 },
+  ]
+  print()
+  print(`== targets (history ${cfg.history.toLocaleString('en-US')} facts) ==`)
+  print(table(['target', 'value', 'goal', ''], targets.map((t) => [t.name, t.value.toFixed(1), `≤ ${t.goal}`, t.value <= t.goal ? 'met' : 'MISSED'])))
   print()
   print('== ratios (same run) ==')
   print(
@@ -292,6 +311,7 @@ async function main(): Promise<void> {
         invariants: { rows: inv.rows, history: inv.history, refused: inv.refused },
       },
       ratios,
+      targets,
       refusedTotal,
       elapsedS,
     }

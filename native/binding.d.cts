@@ -4,10 +4,14 @@
 /**
  * The raw N-API admission functions of one kernel (see bindings/node/src/fast.rs).
  * Each returns 0 or an error status (admitBatch: the number of records read).
+ * `deps` left out means none (one handle fewer per call).
  */
 export interface FastPath {
-  admitWithId(domain: number, id: Uint8Array, payload: Uint8Array, deps: Uint8Array): number
-  admitDerived(domain: number, out: Uint8Array, payload: Uint8Array, deps: Uint8Array): number
+  admitWithId(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerived(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  /** Durable kernels: the fact's log sequence once admitted, or minus the error status. */
+  admitWithIdSeq(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerivedSeq(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   admitBatch(domain: number, packed: Uint8Array, results: Uint8Array): number
 }
 
@@ -53,9 +57,11 @@ export declare class NativeEscrow {
 export declare class NativeKernel {
   /**
    * The raw N-API admission functions bound to this kernel:
-   * `{ admitWithId(domain, id, payload, deps), admitDerived(domain, out,
-   * payload, deps), admitBatch(domain, packed, results) }`, each returning
-   * a number (0 / error status, or records read).
+   * `{ admitWithId(domain, id, payload, deps?), admitDerived(domain, out,
+   * payload, deps?), admitWithIdSeq(..), admitDerivedSeq(..),
+   * admitBatch(domain, packed, results) }`, each returning a number (0 /
+   * error status; the `Seq` ones the fact's log sequence or minus the
+   * status; records read).
    */
   fastPath(): FastPath
   /**
@@ -149,6 +155,14 @@ export declare class NativeKernel {
   syncFlush(): NativeSyncOutput
   /** Asks a peer for quota after an INSUFFICIENT_QUOTA refusal. */
   syncNeedQuota(member: number, side: string, amount: bigint, nowMs: number): NativeSyncOutput
+  /**
+   * Diagnostics of a durable kernel's acknowledgement latency: `on`
+   * starts (and clears) a per-batch trace of the log writer; `off` stops
+   * it and returns the batches traced, six numbers each: picked, synced,
+   * notified (CLOCK_MONOTONIC ns, the clock of `process.hrtime`), first
+   * seq, last seq, segment rolls. Empty for a volatile kernel.
+   */
+  durabilityTrace(on: boolean): Array<number>
   /** The log sequence of the last record appended (durable kernels; 0 otherwise). */
   appendedSeq(): number
   /** Marks a peer reachable or not (frames are produced for reachable peers only). */
@@ -238,7 +252,7 @@ export declare function floorCoreAdmit(history: number, count: number, deps: num
  * records encoded outside the timed region; otherwise each fact is one
  * `Kernel::admit`. Fails if any fact is refused.
  */
-export declare function floorCoreAdmitStats(history: number, count: number, deps: number, chunk: number, packed: boolean): CoreAdmitStats
+export declare function floorCoreAdmitStats(history: number, count: number, deps: number, chunk: number, packed: boolean, bindingKernel?: boolean | undefined | null): CoreAdmitStats
 
 export declare function floorNoop(): void
 
@@ -275,6 +289,9 @@ export interface NativeDurability {
   bytesWritten: number
   segmentsCreated: number
   checkpointSeq: number
+  /** Durable notifications queued to JS / coalesced into a pending one. */
+  notifications: number
+  notificationsCoalesced: number
   recovery: NativeRecovery
 }
 
@@ -553,3 +570,11 @@ export interface NativeView {
   state: Buffer
   frontier: NativeFrontier
 }
+
+/**
+ * Packs `payloads.length / payloadBytes` records into `out` (exactly
+ * the batch's length): payload `i` is bytes `[i * payloadBytes,
+ * (i + 1) * payloadBytes)`, id `i` is `ids[32 i..]` (absent: derived at
+ * admission), dependencies `deps[32 k i..]`.
+ */
+export declare function packFixed(out: Uint8Array, payloads: Uint8Array, payloadBytes: number, ids?: Uint8Array | undefined | null, deps?: Uint8Array | undefined | null, depsPerFact?: number | undefined | null): void

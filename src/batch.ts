@@ -2,6 +2,7 @@ import { checkKeys, isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
 import { FACT_ID_BYTES, checkFactId, isFactId, type FactId } from './fact-id.ts'
 import { int } from './invariants/common.ts'
+import { native } from './native.ts'
 
 /** One fact for `kernel.admitBatch([...])`. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
 export interface FactInput {
@@ -17,6 +18,18 @@ export interface AdmitOptions {
   /** Facts this one causally depends on; each must already be admitted. */
   deps?: readonly FactId[]
 }
+
+/** Options of {@link FactBatch.fromPayloads}. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
+export interface FixedBatchOptions {
+  /** The facts' ids, packed (32 bytes per fact). Omitted: the kernel derives them. */
+  ids?: Uint8Array
+  /** The facts' dependencies, packed: `depsPerFact` ids (32 bytes each) per fact, fact by fact. */
+  deps?: Uint8Array
+  /** Dependencies per fact (default 1 when `deps` is given, else 0). */
+  depsPerFact?: number | bigint
+}
+
+const FIXED_BATCH_KEYS: readonly string[] = ['ids', 'deps', 'depsPerFact']
 
 /** The keys of {@link AdmitOptions}. @internal */
 export const ADMIT_OPTION_KEYS: readonly string[] = ['id', 'deps']
@@ -43,6 +56,9 @@ export class FactBatch {
   #view: DataView
   #used = 0
   #offsets: number[] = []
+  /** Records of a fixed-shape batch ({@link fromPayloads}): `#fixed` records `#stride` bytes apart, before any in `#offsets`. */
+  #fixed = 0
+  #stride = 0
 
   /** @param capacityBytes initial buffer size; it grows as needed. */
   constructor(capacityBytes: number | bigint = 64 * 1024) {
@@ -58,7 +74,7 @@ export class FactBatch {
 
   /** Number of facts in the batch. */
   get length(): number {
-    return this.#offsets.length
+    return this.#fixed + this.#offsets.length
   }
 
   /** Bytes used by the packed records. */
@@ -117,7 +133,7 @@ export class FactBatch {
     buf.set(payload, p)
     this.#used = at + size
     this.#offsets.push(at)
-    return this.#offsets.length - 1
+    return this.#fixed + this.#offsets.length - 1
   }
 
   /**
@@ -125,7 +141,10 @@ export class FactBatch {
    * one. `undefined` for a fact whose id is still to be derived.
    */
   id(index: number): FactId | undefined {
-    const at = typeof index === 'number' && Number.isInteger(index) ? this.#offsets[index] : undefined
+    const at =
+      typeof index === 'number' && Number.isInteger(index)
+        ? index >= 0 && index < this.#fixed ? index * this.#stride : this.#offsets[index - this.#fixed]
+        : undefined
     if (at === undefined) {
       if (typeof index !== 'number') throw invalidArgType('index', 'an integer', index)
       throw outOfRange('index', `in [0, ${this.length})`, index)
@@ -159,6 +178,62 @@ export class FactBatch {
     return b
   }
 
+  /**
+   * **The fast way to build a batch**: many facts of one shape from flat
+   * buffers, packed by one native call (a few ns per fact) instead of one
+   * {@link add} per fact. Fact `i` has the payload bytes
+   * `[i * payloadBytes, (i + 1) * payloadBytes)` of `payloads`, the id
+   * `ids[32 i .. 32 i + 32]` (omit `ids` and the kernel derives them; they are
+   * written back into the batch and readable with {@link id} after
+   * admission) and `depsPerFact` dependencies from `deps` (32 bytes each,
+   * fact by fact). The typed helpers build `payloads` for you, e.g.
+   * `gCounter.increments([1, 2, 3])` or `totalSupply.deltas(...)`.
+   *
+   * @example
+   * const g = invariants.gCounter()
+   * const k = new Kernel({ invariant: g })
+   * const r = k.admitBatch(FactBatch.fromPayloads(g.increments(new BigUint64Array(1000).fill(1n)), 8))
+   * r.admitted // 1000
+   * @throws RangeError (`ERR_OUT_OF_RANGE`) when a length does not fit:
+   *   `payloads` not a multiple of `payloadBytes`, `ids` not 32 bytes per
+   *   fact, `deps` not `depsPerFact` x 32 bytes per fact
+   */
+  static fromPayloads(payloads: Uint8Array, payloadBytes: number, options?: FixedBatchOptions): FactBatch {
+    if (!isUint8Array(payloads)) throw invalidArgType('payloads', 'a Uint8Array', payloads)
+    const size = int(payloadBytes, 'payloadBytes', 1, 0xffff_ffff)
+    let ids: Uint8Array | undefined
+    let deps: Uint8Array | undefined
+    let perFact = 0
+    if (options !== undefined) {
+      if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
+      checkKeys(options, FIXED_BATCH_KEYS)
+      ids = options.ids
+      if (ids !== undefined && !isUint8Array(ids)) throw invalidArgType('options.ids', 'a Uint8Array of packed 32-byte ids', ids)
+      deps = options.deps
+      if (deps !== undefined && !isUint8Array(deps)) throw invalidArgType('options.deps', 'a Uint8Array of packed 32-byte ids', deps)
+      if (options.depsPerFact !== undefined) perFact = int(options.depsPerFact, 'options.depsPerFact', 0, MAX_BATCH_DEPS)
+      else if (deps !== undefined) perFact = 1
+    }
+    const n = Math.floor(payloads.length / size)
+    if (n * size !== payloads.length) throw outOfRange('payloads', `a multiple of payloadBytes (${size}) bytes long`, payloads.length)
+    if (ids !== undefined && ids.length !== n * FACT_ID_BYTES) throw outOfRange('options.ids', `${n * FACT_ID_BYTES} bytes (32 per fact, ${n} facts)`, ids.length)
+    if (perFact > 0 && deps === undefined) throw invalidArgType('options.deps', `a Uint8Array of ${perFact} x 32 bytes per fact`, deps)
+    if (deps !== undefined && deps.length !== n * perFact * FACT_ID_BYTES) {
+      throw outOfRange('options.deps', `${n * perFact * FACT_ID_BYTES} bytes (${perFact} x 32 per fact, ${n} facts)`, deps.length)
+    }
+    const stride = HEADER_BYTES + FACT_ID_BYTES + perFact * FACT_ID_BYTES + size
+    if (n * stride > MAX_BYTES) throw outOfRange('payloads', 'a batch smaller than 8 GiB', n * stride)
+    const packed = new Uint8Array(n * stride)
+    native.packFixed(packed, payloads, size, ids, deps, perFact)
+    const b = new FactBatch(0)
+    b.#buf = packed
+    b.#view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength)
+    b.#used = packed.length
+    b.#fixed = n
+    b.#stride = stride
+    return b
+  }
+
   /** A copy of the packed records (see {@link fromPacked}). */
   toBytes(): Uint8Array {
     return this.#buf.slice(0, this.#used)
@@ -168,6 +243,8 @@ export class FactBatch {
   clear(): void {
     this.#used = 0
     this.#offsets.length = 0
+    this.#fixed = 0
+    this.#stride = 0
   }
 
   /** @internal The packed records. */

@@ -24,9 +24,10 @@ export interface DurableKernelOptions<I extends InvariantSpec> extends KernelOpt
   /** Data directory (created if missing): log segments and checkpoints. */
   dir: string
   /**
-   * `'auto'` (default): io_uring when the kernel and seccomp allow it (probed
-   * at open), else pwrite + fdatasync. Forcing `'io_uring'` where it is
-   * unavailable fails with `BACKEND_UNAVAILABLE`.
+   * `'auto'` (default): what measured best for acknowledgement latency —
+   * today the portable pwrite + fdatasync writer (see the README's Durability
+   * performance). `'io_uring'` is opt-in; where the kernel or seccomp does
+   * not allow it, it fails with `BACKEND_UNAVAILABLE`.
    */
   backend?: DurabilityBackend
   /**
@@ -95,7 +96,7 @@ export interface RecoveryReport {
 /** The durable log's state. */
 export interface DurabilityInfo {
   backend: 'io_uring' | 'portable'
-  /** Why `'auto'` chose the portable backend, if it did. */
+  /** A note on the backend choice, if any (`null` today: `'auto'` is portable by measurement). */
   backendNote: string | null
   /** Every fact with a sequence <= this is on disk (fdatasync returned). */
   durableSeq: number
@@ -109,7 +110,22 @@ export interface DurabilityInfo {
   recordsWritten: number
   bytesWritten: number
   checkpointSeq: number
+  /**
+   * Durable-frontier notifications delivered to JavaScript, and those merged
+   * into one already pending (the writer never queues a second while the JS
+   * thread has not run the first; the pending one carries the newest sequence).
+   */
+  notifications: number
+  notificationsCoalesced: number
   recovery: RecoveryReport
+}
+
+/** What {@link DurableKernel.traceStop} returns. @internal */
+export interface DurabilityTrace {
+  /** One per durable batch of the log writer. */
+  batches: Array<{ pickedNs: number; syncedNs: number; notifiedNs: number; firstSeq: number; lastSeq: number; rolls: number }>
+  /** One per durable-frontier callback on the JavaScript thread. */
+  callbacks: Array<{ seq: number; atNs: number }>
 }
 
 /** A fact admitted with {@link DurableKernel.admitAsync}. */
@@ -124,35 +140,43 @@ export interface DurableAdmission {
   readonly durable: Promise<FactId>
 }
 
-interface Waiter {
-  seq: number
-  value: unknown
-  resolve: (v: unknown) => void
-  reject: (e: unknown) => void
-}
-
 /** Shared between the native callback and the kernel object. */
 class DurableFrontier {
   durable = 0
   failure: CtfsError | null = null
-  readonly waiters: Waiter[] = []
+  // Pending acknowledgements in sequence order, as parallel arrays (no
+  // object per fact): sequence, value, resolve, reject.
+  readonly seqs: number[] = []
+  readonly values: unknown[] = []
+  readonly resolves: Array<(v: unknown) => void> = []
+  readonly rejects: Array<(e: unknown) => void> = []
   head = 0
   keepAlive: ReturnType<typeof setInterval> | null = null
+  /** While tracing: (seq, process.hrtime ns) of each native callback. */
+  trace: number[] | null = null
 
   advance(seq: number, failure: string | undefined): void {
+    if (this.trace !== null) this.trace.push(seq, Number(process.hrtime.bigint()))
+    const n = this.seqs.length
     if (seq < 0) {
       this.failure = new CtfsError('WAL_FAILED', `the write-ahead log failed: ${failure ?? 'unknown error'}; facts not yet durable never will be`)
-      for (let i = this.head; i < this.waiters.length; i++) (this.waiters[i] as Waiter).reject(this.failure)
-      this.head = this.waiters.length
+      for (let i = this.head; i < n; i++) this.rejects[i]!(this.failure)
+      this.head = n
     } else {
       if (seq > this.durable) this.durable = seq
-      while (this.head < this.waiters.length && (this.waiters[this.head] as Waiter).seq <= this.durable) {
-        const w = this.waiters[this.head++] as Waiter
-        w.resolve(w.value)
+      let i = this.head
+      const durable = this.durable
+      while (i < n && this.seqs[i]! <= durable) {
+        this.resolves[i]!(this.values[i])
+        i++
       }
+      this.head = i
     }
-    if (this.head === this.waiters.length) {
-      this.waiters.length = 0
+    if (this.head === n) {
+      this.seqs.length = 0
+      this.values.length = 0
+      this.resolves.length = 0
+      this.rejects.length = 0
       this.head = 0
       if (this.keepAlive !== null) {
         clearInterval(this.keepAlive)
@@ -167,9 +191,12 @@ class DurableFrontier {
     if (this.failure !== null) return Promise.reject(this.failure)
     // Hold the event loop open while someone waits (the native callback itself never does).
     if (this.keepAlive === null) this.keepAlive = setInterval(() => {}, 1 << 30)
-    return new Promise<T>((resolve, reject) =>
-      this.waiters.push({ seq, value, resolve: resolve as (v: unknown) => void, reject }),
-    )
+    this.seqs.push(seq)
+    this.values.push(value)
+    return new Promise<T>((resolve, reject) => {
+      this.resolves.push(resolve as (v: unknown) => void)
+      this.rejects.push(reject)
+    })
   }
 }
 
@@ -305,8 +332,8 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
 
   /** Admits a fact and returns a handle to await its durability. */
   admitAsync(payload: Uint8Array, options?: AdmitOptions): DurableAdmission {
-    const id = this.admit(payload, options)
-    const seq = this.#appended()
+    const id = this.admitLogged(payload, options)
+    const seq = this.admittedSeq
     const f = this.#frontier
     const durable = f.wait(seq, id)
     return { id, seq, isDurable: () => f.durable >= seq, durable }
@@ -319,11 +346,40 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   admitDurable(payload: Uint8Array, options?: AdmitOptions): Promise<FactId> {
     let id: FactId
     try {
-      id = this.admit(payload, options)
+      id = this.admitLogged(payload, options)
     } catch (e) {
       return Promise.reject(e)
     }
-    return this.#frontier.wait(this.#appended(), id)
+    return this.#frontier.wait(this.admittedSeq, id)
+  }
+
+  /**
+   * Diagnostics: starts recording, per durable batch, when the log writer
+   * picked it up, when it was synced and when the JavaScript callback ran
+   * ({@link traceStop} returns them). For benchmarks; off by default.
+   * @internal
+   */
+  traceStart(): void {
+    rethrowNative(() => this.#nk.durabilityTrace(true))
+    this.#frontier.trace = []
+  }
+
+  /**
+   * Stops the trace started by {@link traceStart}. Times are
+   * `process.hrtime` nanoseconds.
+   * @internal
+   */
+  traceStop(): DurabilityTrace {
+    const raw = rethrowNative(() => this.#nk.durabilityTrace(false))
+    const batches: DurabilityTrace['batches'] = []
+    for (let i = 0; i + 5 < raw.length; i += 6) {
+      batches.push({ pickedNs: raw[i]!, syncedNs: raw[i + 1]!, notifiedNs: raw[i + 2]!, firstSeq: raw[i + 3]!, lastSeq: raw[i + 4]!, rolls: raw[i + 5]! })
+    }
+    const cb = this.#frontier.trace ?? []
+    this.#frontier.trace = null
+    const callbacks: DurabilityTrace['callbacks'] = []
+    for (let i = 0; i + 1 < cb.length; i += 2) callbacks.push({ seq: cb[i]!, atNs: cb[i + 1]! })
+    return { batches, callbacks }
   }
 
   /** Resolves when every fact admitted so far is durable. */

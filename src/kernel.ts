@@ -230,6 +230,26 @@ export class Domain<I extends InvariantSpec> {
    * @throws TypeError / RangeError for arguments of the wrong type or length
    */
   admit(payload: Uint8Array, options?: AdmitOptions): FactId {
+    return this.#admit(payload, options, false)
+  }
+
+  /**
+   * {@link admit}, reading the fact's log sequence in the same native call
+   * (durable kernels; see {@link admittedSeq}).
+   * @internal
+   */
+  protected admitLogged(payload: Uint8Array, options?: AdmitOptions): FactId {
+    return this.#admit(payload, options, true)
+  }
+
+  /** The log sequence of the fact the last {@link admitLogged} admitted. @internal */
+  protected get admittedSeq(): number {
+    return this.#seq
+  }
+
+  #seq = 0
+
+  #admit(payload: Uint8Array, options: AdmitOptions | undefined, logged: boolean): FactId {
     if (!isUint8Array(payload)) throw invalidArgType('payload', 'a Uint8Array', payload)
     let deps = EMPTY
     let id: FactId | undefined
@@ -241,12 +261,24 @@ export class Domain<I extends InvariantSpec> {
       if (id !== undefined && !isFactId(id)) checkFactId(id, 'options.id')
       if (options.deps !== undefined) deps = this.#packDeps(options.deps)
     }
+    const fast = this.#fast
+    if (logged) {
+      // One crossing returns the log sequence (or minus the refusal status).
+      const r =
+        id !== undefined
+          ? deps === EMPTY ? fast.admitWithIdSeq(this.#domain, id, payload) : fast.admitWithIdSeq(this.#domain, id, payload, deps)
+          : deps === EMPTY ? fast.admitDerivedSeq(this.#domain, this.#out, payload) : fast.admitDerivedSeq(this.#domain, this.#out, payload, deps)
+      if (r <= 0) throw this.#lastError(-r)
+      this.#seq = r
+      return id ?? this.#out.slice()
+    }
+    // Without dependencies the call carries one handle fewer.
     if (id !== undefined) {
-      const status = this.#fast.admitWithId(this.#domain, id, payload, deps)
+      const status = deps === EMPTY ? fast.admitWithId(this.#domain, id, payload) : fast.admitWithId(this.#domain, id, payload, deps)
       if (status !== 0) throw this.#lastError(status)
       return id
     }
-    const status = this.#fast.admitDerived(this.#domain, this.#out, payload, deps)
+    const status = deps === EMPTY ? fast.admitDerived(this.#domain, this.#out, payload) : fast.admitDerived(this.#domain, this.#out, payload, deps)
     if (status !== 0) throw this.#lastError(status)
     return this.#out.slice()
   }

@@ -4,9 +4,13 @@
 /**
  * The raw N-API admission functions of one kernel (see bindings/node/src/fast.rs).
  * Each returns 0 or an error status (admitBatch: the number of records read).
+ * `deps` left out means none (one handle fewer per call).
  */
 export interface FastPath {
-  admitWithId(domain: number, id: Uint8Array, payload: Uint8Array, deps: Uint8Array): number
-  admitDerived(domain: number, out: Uint8Array, payload: Uint8Array, deps: Uint8Array): number
+  admitWithId(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerived(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  /** Durable kernels: the fact's log sequence once admitted, or minus the error status. */
+  admitWithIdSeq(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerivedSeq(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   admitBatch(domain: number, packed: Uint8Array, results: Uint8Array): number
 }

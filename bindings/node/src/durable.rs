@@ -18,6 +18,7 @@
 use std::ffi::c_void;
 use std::path::PathBuf;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ctfs_core::{AdmitError, ErrorCode, FactId};
 use ctfs_sync::Origin;
@@ -33,12 +34,31 @@ pub(crate) fn as_arrays(ids: &[FactId]) -> &[[u8; 32]] {
 
 /// What JS receives per notification.
 enum Event {
-    Durable(u64),
+    /// The newest durable sequence, read from `Coalesce::latest` on the JS thread.
+    Newest,
     Failed(String),
 }
 
 /// A thread-safe function handle, released when dropped.
-struct Tsfn(sys::napi_threadsafe_function);
+///
+/// Durable notifications are coalesced: the writer stores the newest durable
+/// sequence in `latest` and queues a call only when none is pending, so when
+/// the JS thread is busy the writer does not fill the queue with one call per
+/// fsync (each costing a queue lock, a uv_async wake-up and a JS call); the
+/// one pending call delivers the newest sequence when it runs.
+struct Tsfn {
+    raw: sys::napi_threadsafe_function,
+    shared: std::sync::Arc<Coalesce>,
+}
+
+/// Shared between the writer thread (`post`) and the JS thread (`call_js`).
+struct Coalesce {
+    latest: AtomicU64,
+    pending: AtomicBool,
+    /// Calls queued / notifications coalesced into a pending call.
+    posted: AtomicU64,
+    coalesced: AtomicU64,
+}
 
 // SAFETY: N-API thread-safe functions are made to be called and released
 // from any thread.
@@ -46,14 +66,33 @@ unsafe impl Send for Tsfn {}
 unsafe impl Sync for Tsfn {}
 
 impl Tsfn {
-    fn post(&self, e: Event) {
+    /// Queues a call; false if Node refused it (the environment is closing).
+    fn post(&self, e: Event) -> bool {
         let data = Box::into_raw(Box::new(e)) as *mut c_void;
         // SAFETY: a live tsfn (released only in Drop); ownership of `data`
         // passes to `call_js` unless the call is refused.
-        let status = unsafe { sys::napi_call_threadsafe_function(self.0, data, sys::ThreadsafeFunctionCallMode::nonblocking) };
+        let status = unsafe { sys::napi_call_threadsafe_function(self.raw, data, sys::ThreadsafeFunctionCallMode::nonblocking) };
         if status != sys::Status::napi_ok {
             // SAFETY: not queued, so still ours.
             drop(unsafe { Box::from_raw(data as *mut Event) });
+            return false;
+        }
+        true
+    }
+
+    /// Posts a durable sequence, unless a call already pending will carry it.
+    fn post_durable(&self, seq: u64) {
+        let c = &self.shared;
+        c.latest.fetch_max(seq, Ordering::SeqCst);
+        if c.pending.swap(true, Ordering::SeqCst) {
+            c.coalesced.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.post(Event::Newest) {
+            c.posted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Nothing is pending after all: let a later sequence try again.
+            c.pending.store(false, Ordering::SeqCst);
         }
     }
 }
@@ -63,17 +102,35 @@ impl Drop for Tsfn {
         // SAFETY: releases our single reference; the tsfn is finalized on
         // the JS thread after its queue drains.
         unsafe {
-            sys::napi_release_threadsafe_function(self.0, sys::ThreadsafeFunctionReleaseMode::release);
+            sys::napi_release_threadsafe_function(self.raw, sys::ThreadsafeFunctionReleaseMode::release);
         }
     }
 }
 
-unsafe extern "C" fn call_js(env: napi_env, js_cb: napi_value, _ctx: *mut c_void, data: *mut c_void) {
+unsafe extern "C" fn finalize_coalesce(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    if !data.is_null() {
+        // SAFETY: the reference leaked with `Arc::into_raw` at creation.
+        drop(unsafe { std::sync::Arc::from_raw(data as *const Coalesce) });
+    }
+}
+
+unsafe extern "C" fn call_js(env: napi_env, js_cb: napi_value, ctx: *mut c_void, data: *mut c_void) {
     if data.is_null() {
         return;
     }
     // SAFETY: `data` is the Box posted by `Tsfn::post`.
     let event = unsafe { Box::from_raw(data as *mut Event) };
+    let seq = match *event {
+        Event::Newest if !ctx.is_null() => {
+            // SAFETY: `ctx` is the `Coalesce` the tsfn holds a reference to
+            // until its finalizer runs, after every call.
+            let c = unsafe { &*(ctx as *const Coalesce) };
+            // Clear first: a sequence stored after this load posts a new call.
+            c.pending.store(false, Ordering::SeqCst);
+            c.latest.load(Ordering::SeqCst)
+        }
+        _ => 0,
+    };
     if env.is_null() || js_cb.is_null() {
         return; // the environment is shutting down
     }
@@ -83,7 +140,7 @@ unsafe extern "C" fn call_js(env: napi_env, js_cb: napi_value, _ctx: *mut c_void
         sys::napi_get_undefined(env, &mut undefined);
         let mut args = [ptr::null_mut(); 2];
         match *event {
-            Event::Durable(seq) => {
+            Event::Newest => {
                 sys::napi_create_double(env, seq as f64, &mut args[0]);
                 args[1] = undefined;
             }
@@ -140,9 +197,17 @@ pub(crate) struct DurableLog {
     pub checkpoint_ns: ctfs_core::metrics::Histogram,
     pub checkpoint_bytes_last: u64,
     pub checkpoint_bytes_total: u64,
+    /// The durable notifications' counters.
+    notices: std::sync::Arc<Coalesce>,
 }
 
 impl DurableLog {
+    /// Durable notifications queued to JS, and those coalesced into one
+    /// already pending.
+    pub(crate) fn notifications(&self) -> (u64, u64) {
+        (self.notices.posted.load(Ordering::Relaxed), self.notices.coalesced.load(Ordering::Relaxed))
+    }
+
     /// Opens the log, handing every record with `seq >= from_seq` to
     /// `replay`. `on_durable` is a JS function `(seq, failure?) => void`.
     ///
@@ -158,9 +223,16 @@ impl DurableLog {
     ) -> std::result::Result<DurableLog, ReplayError> {
         let mut tsfn = ptr::null_mut();
         let mut name = ptr::null_mut();
+        let shared = std::sync::Arc::new(Coalesce {
+            latest: AtomicU64::new(0),
+            pending: AtomicBool::new(false),
+            posted: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+        });
         // SAFETY: per the caller's contract.
         unsafe {
             sys::napi_create_string_utf8(env, c"ctfs-durable".as_ptr(), 12, &mut name);
+            let held = std::sync::Arc::into_raw(shared.clone());
             let status = sys::napi_create_threadsafe_function(
                 env,
                 on_durable,
@@ -168,19 +240,22 @@ impl DurableLog {
                 name,
                 0,
                 1,
-                ptr::null_mut(),
-                None,
-                ptr::null_mut(),
+                // The tsfn's own reference to the shared state, freed by its finalizer.
+                held as *mut c_void,
+                Some(finalize_coalesce),
+                std::sync::Arc::as_ptr(&shared) as *mut c_void,
                 Some(call_js),
                 &mut tsfn,
             );
             if status != sys::Status::napi_ok {
+                drop(std::sync::Arc::from_raw(held));
                 return Err(ReplayError::Wal(WalError::InvalidArgument("cannot create the durability callback".into())));
             }
             // never keeps the event loop alive by itself
             sys::napi_unref_threadsafe_function(env, tsfn);
         }
-        let tsfn = std::sync::Arc::new(Tsfn(tsfn));
+        let notices = shared.clone();
+        let tsfn = std::sync::Arc::new(Tsfn { raw: tsfn, shared });
         let on_ok = tsfn.clone();
         let on_fail = tsfn;
         let fingerprint = opts.fingerprint.clone();
@@ -188,8 +263,10 @@ impl DurableLog {
             backend: opts.backend,
             truncate_corrupt: opts.truncate_corrupt,
             fingerprint: opts.fingerprint,
-            notifier: Some(Box::new(move |seq| on_ok.post(Event::Durable(seq)))),
-            on_failure: Some(Box::new(move |msg: &str| on_fail.post(Event::Failed(msg.to_owned())))),
+            notifier: Some(Box::new(move |seq| on_ok.post_durable(seq))),
+            on_failure: Some(Box::new(move |msg: &str| {
+                on_fail.post(Event::Failed(msg.to_owned()));
+            })),
             ..WalOptions::default()
         };
         if let Some(b) = opts.buffer_bytes {
@@ -212,6 +289,7 @@ impl DurableLog {
             checkpoint_ns: Default::default(),
             checkpoint_bytes_last: 0,
             checkpoint_bytes_total: 0,
+            notices,
         })
     }
 

@@ -78,7 +78,7 @@ fn guard(env: napi_env, body: impl FnOnce() -> std::result::Result<napi_value, T
 /// SAFETY: `info` is the callback info of a function created by `bind`, whose
 /// data pointer is a live `Rc<RefCell<KernelState>>` (kept alive by the
 /// function's finalizer until the function is collected).
-unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; MAX_ARGS], &'a RefCell<KernelState>), Throw> {
+unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; MAX_ARGS], usize, &'a RefCell<KernelState>), Throw> {
     let mut argc = MAX_ARGS;
     let mut argv = [ptr::null_mut(); MAX_ARGS];
     let mut data: *mut c_void = ptr::null_mut();
@@ -86,8 +86,17 @@ unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Resu
     if status != sys::Status::napi_ok || data.is_null() {
         return Err(Throw::Type("could not read the call's arguments".into()));
     }
-    // Missing arguments arrive as `undefined` and fail the type checks below.
-    Ok((argv, unsafe { &*(data as *const RefCell<KernelState>) }))
+    // Missing arguments arrive as `undefined` and fail the type checks below;
+    // `argc` (the count passed) lets an optional last argument be left out.
+    Ok((argv, argc, unsafe { &*(data as *const RefCell<KernelState>) }))
+}
+
+/// The optional `deps` argument at index 3: absent (the 0-dependency call,
+/// one handle fewer to look up per crossing) means none.
+///
+/// SAFETY: as for [`bytes`].
+unsafe fn deps_arg<'a>(env: napi_env, a: &[napi_value; MAX_ARGS], argc: usize) -> std::result::Result<&'a mut [u8], Throw> {
+    if argc < 4 { Ok(&mut []) } else { unsafe { bytes(env, a[3], "deps") } }
 }
 
 fn uint32(env: napi_env, v: napi_value, name: &str) -> std::result::Result<u32, Throw> {
@@ -131,13 +140,13 @@ fn status_value(env: napi_env, status: u32) -> std::result::Result<napi_value, T
     Ok(out)
 }
 
-/// `admitWithId(domain, id, payload, deps) -> status`
+/// `admitWithId(domain, id, payload, deps?) -> status`
 unsafe extern "C" fn admit_with_id(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, kernel) = unsafe { args(env, info)? };
+        let (a, argc, kernel) = unsafe { args(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (id, payload, deps) =
-            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
+            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
         // Re-entered from a custom rule: a status, like every refusal (the
         // JS layer throws `BUSY` for it); nothing was touched.
         let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
@@ -146,23 +155,68 @@ unsafe extern "C" fn admit_with_id(env: napi_env, info: napi_callback_info) -> n
     })
 }
 
-/// `admitDerived(domain, out, payload, deps) -> status`; the id lands in `out`.
+/// `admitDerived(domain, out, payload, deps?) -> status`; the id lands in `out`.
 unsafe extern "C" fn admit_derived(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, kernel) = unsafe { args(env, info)? };
+        let (a, argc, kernel) = unsafe { args(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (out, payload, deps) =
-            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, bytes(env, a[3], "deps")?) };
+            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
         let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
         let status = st.admit_derived(domain, out, payload, deps)?;
         status_value(env, status)
     })
 }
 
+fn double_value(env: napi_env, v: f64) -> std::result::Result<napi_value, Throw> {
+    let mut out = ptr::null_mut();
+    // SAFETY: valid env; `out` receives a new handle.
+    if unsafe { sys::napi_create_double(env, v, &mut out) } != sys::Status::napi_ok {
+        return Err(Throw::Type("could not create the result".into()));
+    }
+    Ok(out)
+}
+
+/// A durable kernel's admission result in one number: the log sequence of
+/// the fact once admitted (>= 1), or minus the error status. Saves the
+/// durable acknowledgement paths a second crossing to read the sequence.
+fn seq_or_status(st: &KernelState, status: u32) -> f64 {
+    if status != 0 {
+        return -(status as f64);
+    }
+    st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64)
+}
+
+/// `admitWithIdSeq(domain, id, payload, deps?) -> seq | -status`
+unsafe extern "C" fn admit_with_id_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, argc, kernel) = unsafe { args(env, info)? };
+        let domain = uint32(env, a[0], "domain")?;
+        let (id, payload, deps) =
+            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
+        let Ok(mut st) = kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
+        let status = st.admit_with_id(domain, id, payload, deps)?;
+        double_value(env, seq_or_status(&st, status))
+    })
+}
+
+/// `admitDerivedSeq(domain, out, payload, deps?) -> seq | -status`; the id lands in `out`.
+unsafe extern "C" fn admit_derived_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, argc, kernel) = unsafe { args(env, info)? };
+        let domain = uint32(env, a[0], "domain")?;
+        let (out, payload, deps) =
+            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
+        let Ok(mut st) = kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
+        let status = st.admit_derived(domain, out, payload, deps)?;
+        double_value(env, seq_or_status(&st, status))
+    })
+}
+
 /// `admitBatch(domain, packed, results) -> records read`
 unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, kernel) = unsafe { args(env, info)? };
+        let (a, _, kernel) = unsafe { args(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
         let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
@@ -203,9 +257,11 @@ fn bind(env: &Env, kernel: &SharedKernel, name: &str, cb: Callback) -> Result<na
 #[napi]
 impl NativeKernel {
     /// The raw N-API admission functions bound to this kernel:
-    /// `{ admitWithId(domain, id, payload, deps), admitDerived(domain, out,
-    /// payload, deps), admitBatch(domain, packed, results) }`, each returning
-    /// a number (0 / error status, or records read).
+    /// `{ admitWithId(domain, id, payload, deps?), admitDerived(domain, out,
+    /// payload, deps?), admitWithIdSeq(..), admitDerivedSeq(..),
+    /// admitBatch(domain, packed, results) }`, each returning a number (0 /
+    /// error status; the `Seq` ones the fact's log sequence or minus the
+    /// status; records read).
     #[napi(catch_unwind, ts_return_type = "FastPath")]
     pub fn fast_path(&self, env: Env) -> Result<Object<'_>> {
         let raw_env = env.raw();
@@ -218,6 +274,8 @@ impl NativeKernel {
             for (name, cb) in [
                 ("admitWithId", admit_with_id as Callback),
                 ("admitDerived", admit_derived as Callback),
+                ("admitWithIdSeq", admit_with_id_seq as Callback),
+                ("admitDerivedSeq", admit_derived_seq as Callback),
                 ("admitBatch", admit_batch as Callback),
             ] {
                 let f = bind(&env, self.shared(), name, cb)?;

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use ctfs_core::batch::{admit_packed, encode_record};
 use ctfs_core::invariants::TotalSupply;
-use ctfs_core::{CausalityMode, FactId, Kernel};
+use ctfs_core::invariants::builtin::Builtin;
+use ctfs_core::{CausalityMode, FactId, Invariant, Kernel, Multi};
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
@@ -70,19 +71,22 @@ fn failed(msg: String) -> Error {
 /// deps), plus the ids of those facts, plus `count` fresh ids and
 /// `count * deps` dependencies, each chosen at random among the facts
 /// admitted before the one that names it (history and earlier fresh facts).
-struct Prepared {
-    kernel: Kernel<TotalSupply>,
+struct Prepared<I: Invariant = TotalSupply> {
+    kernel: Kernel<I>,
     fresh: Vec<FactId>,
     deps: Vec<FactId>,
 }
 
 fn prepare(history: u32, count: u32, deps: u32) -> Result<Prepared> {
+    prepare_with(Kernel::new(TotalSupply::unbounded(0), CausalityMode::Exact), history, count, deps)
+}
+
+fn prepare_with<I: Invariant>(mut kernel: Kernel<I>, history: u32, count: u32, deps: u32) -> Result<Prepared<I>> {
     let (history, count, deps) = (history as usize, count as usize, deps as usize);
     if deps > 0 && history == 0 {
         return Err(failed("floor_core_admit: deps > 0 needs a history to depend on".into()));
     }
     let mut rng = SplitMix64(seed());
-    let mut kernel = Kernel::new(TotalSupply::unbounded(0), CausalityMode::Exact);
     let payload = TotalSupply::payload(1);
     let mut all: Vec<FactId> = Vec::with_capacity(history + count);
     for _ in 0..history {
@@ -154,11 +158,20 @@ pub struct CoreAdmitStats {
 /// records encoded outside the timed region; otherwise each fact is one
 /// `Kernel::admit`. Fails if any fact is refused.
 #[napi(catch_unwind)]
-pub fn floor_core_admit_stats(history: u32, count: u32, deps: u32, chunk: u32, packed: bool) -> Result<CoreAdmitStats> {
+pub fn floor_core_admit_stats(history: u32, count: u32, deps: u32, chunk: u32, packed: bool, binding_kernel: Option<bool>) -> Result<CoreAdmitStats> {
     if count == 0 || chunk == 0 {
         return Err(failed("floor_core_admit_stats: count and chunk must be > 0".into()));
     }
-    let Prepared { mut kernel, fresh, deps: dep_ids } = prepare(history, count, deps)?;
+    if binding_kernel == Some(true) {
+        // The kernel type the binding runs (a one-member Multi of built-ins).
+        let inv = Multi::new(vec![Builtin::TotalSupply(TotalSupply::unbounded(0))]).map_err(failed)?;
+        return core_stats(prepare_with(Kernel::new(inv, CausalityMode::Exact), history, count, deps)?, count, deps, chunk, packed);
+    }
+    core_stats(prepare(history, count, deps)?, count, deps, chunk, packed)
+}
+
+fn core_stats<I: Invariant>(p: Prepared<I>, count: u32, deps: u32, chunk: u32, packed: bool) -> Result<CoreAdmitStats> {
+    let Prepared { mut kernel, fresh, deps: dep_ids } = p;
     let payload = TotalSupply::payload(1);
     let (d, chunk_len) = (deps as usize, chunk as usize);
     let mut buffers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();

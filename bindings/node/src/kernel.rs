@@ -496,6 +496,9 @@ pub struct NativeDurability {
     pub bytes_written: f64,
     pub segments_created: f64,
     pub checkpoint_seq: f64,
+    /// Durable notifications queued to JS / coalesced into a pending one.
+    pub notifications: f64,
+    pub notifications_coalesced: f64,
     pub recovery: NativeRecovery,
 }
 
@@ -937,6 +940,8 @@ impl NativeKernel {
                 bytes_written: stats.bytes_written as f64,
                 segments_created: stats.segments_created as f64,
                 checkpoint_seq: log.checkpoint_seq as f64,
+                notifications: log.notifications().0 as f64,
+                notifications_coalesced: log.notifications().1 as f64,
                 recovery: NativeRecovery {
                     checkpoint_seq: log.checkpoint_seq as f64,
                     skipped_checkpoints: log.skipped_checkpoints.clone(),
@@ -1086,6 +1091,30 @@ impl NativeKernel {
         let amount = crate::sync::u128_arg(&amount, "amount")?;
         let now = now_ms.max(0.0) as u64;
         self.with(|st| run_sync(st, |node, host, out| node.need_quota(host, member as usize, side, amount, now, out)).map(|(_, o)| o))
+    }
+
+    /// Diagnostics of a durable kernel's acknowledgement latency: `on`
+    /// starts (and clears) a per-batch trace of the log writer; `off` stops
+    /// it and returns the batches traced, six numbers each: picked, synced,
+    /// notified (CLOCK_MONOTONIC ns, the clock of `process.hrtime`), first
+    /// seq, last seq, segment rolls. Empty for a volatile kernel.
+    #[napi(catch_unwind)]
+    pub fn durability_trace(&self, on: bool) -> Result<Vec<f64>> {
+        self.with(|st| {
+            let Some(log) = st.log.as_ref() else { return Ok(Vec::new()) };
+            let w = log.wal();
+            if on {
+                w.set_trace(true);
+                return Ok(Vec::new());
+            }
+            w.set_trace(false);
+            Ok(w.take_trace()
+                .iter()
+                .flat_map(|t| {
+                    [t.picked_ns as f64, t.synced_ns as f64, t.notified_ns as f64, t.first_seq as f64, t.last_seq as f64, t.rolls as f64]
+                })
+                .collect())
+        })
     }
 
     /// The log sequence of the last record appended (durable kernels; 0 otherwise).

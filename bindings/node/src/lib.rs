@@ -22,6 +22,7 @@ mod inspect;
 mod js_rule;
 mod kernel;
 mod metrics;
+mod pack;
 mod sync;
 
 use napi_derive::napi;

@@ -30,18 +30,49 @@ struct Lookahead {
     pos: usize,
     count: usize,
     stage: Prefetch,
+    /// Records without an id met so far (the ones whose id is derived).
+    derived: usize,
 }
+
+/// Ids derived ahead of admission (slots stage), by record index modulo
+/// the ring size: `(record, deriver counter, id)`.
+const AHEAD_RING: usize = 16;
+type DerivedAhead = [Option<(usize, u64, FactId)>; AHEAD_RING];
 
 impl Lookahead {
     /// Advances until it is `distance` records past record `current`.
+    /// `derived_done`: records without an id before `current`. In the slots
+    /// stage, the id of a record without one is derived ahead (assuming the
+    /// derived records between `current` and it all commit), its line
+    /// prefetched and the id kept in `ahead` for its admission.
     #[inline]
-    fn advance<I: Invariant>(&mut self, kernel: &Kernel<I>, buf: &[u8], current: usize, distance: usize) {
+    fn advance<I: Invariant>(
+        &mut self,
+        kernel: &Kernel<I>,
+        buf: &[u8],
+        current: usize,
+        distance: usize,
+        derived_done: usize,
+        ahead: &mut DerivedAhead,
+    ) {
         while self.count <= current + distance && self.pos < buf.len() {
             match parse_record(buf, self.pos) {
                 Ok(r) => {
-                    let id = if r.has_id { FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first()) } else { None };
                     let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
-                    kernel.prefetch(id, deps, self.stage);
+                    if r.has_id {
+                        let id = FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first());
+                        kernel.prefetch(id, deps, self.stage);
+                    } else {
+                        if matches!(self.stage, Prefetch::Slots) {
+                            let skip = self.derived.saturating_sub(derived_done) as u64;
+                            let (counter, id) = kernel.derive_ahead(skip, deps, &buf[r.payload..r.end]);
+                            kernel.prefetch(Some(&id), deps, self.stage);
+                            ahead[self.count % AHEAD_RING] = Some((self.count, counter, id));
+                        } else {
+                            kernel.prefetch(None, deps, self.stage);
+                        }
+                        self.derived += 1;
+                    }
                     self.pos = r.end;
                     self.count += 1;
                 }
@@ -98,6 +129,103 @@ pub fn encode_record(out: &mut Vec<u8>, id: Option<&FactId>, deps: &[FactId], pa
     out.extend_from_slice(payload);
 }
 
+/// Packs `n = payloads.len() / payload_len` records of fixed shape into the
+/// batch layout, in one pass: record `i` carries payload bytes
+/// `[i * payload_len, (i + 1) * payload_len)`, the id `ids[i]` (32 bytes
+/// each; `None`: derived at admission) and `deps_per_fact` dependencies
+/// `deps[i * deps_per_fact..]`. The fast way to build a batch of many
+/// similar facts (e.g. counter increments from one buffer). `Err` names the
+/// argument whose length does not fit.
+pub fn pack_fixed(
+    payloads: &[u8],
+    payload_len: usize,
+    ids: Option<&[u8]>,
+    deps: Option<&[u8]>,
+    deps_per_fact: usize,
+) -> Result<Vec<u8>, String> {
+    let total = packed_fixed_len(payloads.len(), payload_len, ids, deps, deps_per_fact)?;
+    let mut out = vec![0u8; total];
+    pack_fixed_into(&mut out, payloads, payload_len, ids, deps, deps_per_fact)?;
+    Ok(out)
+}
+
+/// The byte length of [`pack_fixed`]'s batch, after checking every length.
+pub fn packed_fixed_len(
+    payloads_len: usize,
+    payload_len: usize,
+    ids: Option<&[u8]>,
+    deps: Option<&[u8]>,
+    deps_per_fact: usize,
+) -> Result<usize, String> {
+    if payload_len == 0 || payload_len > u32::MAX as usize {
+        return Err(format!("payloadBytes must be in 1..=4294967295, got {payload_len}"));
+    }
+    if payloads_len % payload_len != 0 {
+        return Err(format!("payloads holds {payloads_len} bytes, not a multiple of payloadBytes ({payload_len})"));
+    }
+    let n = payloads_len / payload_len;
+    if let Some(ids) = ids {
+        if ids.len() != n * FactId::LEN {
+            return Err(format!("ids must hold {} bytes (32 per fact, {n} facts), got {}", n * FactId::LEN, ids.len()));
+        }
+    }
+    if deps_per_fact > u16::MAX as usize {
+        return Err(format!("depsPerFact must be at most 65535, got {deps_per_fact}"));
+    }
+    let dep_bytes = deps_per_fact * FactId::LEN;
+    match deps {
+        Some(d) if d.len() != n * dep_bytes => {
+            return Err(format!("deps must hold {} bytes ({deps_per_fact} x 32 per fact, {n} facts), got {}", n * dep_bytes, d.len()));
+        }
+        None if deps_per_fact > 0 => return Err("depsPerFact is set but deps is missing".into()),
+        _ => {}
+    }
+    let rec = HEADER_LEN + FactId::LEN + dep_bytes + payload_len;
+    rec.checked_mul(n).ok_or_else(|| "the batch would not fit in memory".into())
+}
+
+/// [`pack_fixed`] into a caller's buffer, which must be exactly
+/// [`packed_fixed_len`] bytes long (the id fields of derived records are
+/// zeroed).
+pub fn pack_fixed_into(
+    out: &mut [u8],
+    payloads: &[u8],
+    payload_len: usize,
+    ids: Option<&[u8]>,
+    deps: Option<&[u8]>,
+    deps_per_fact: usize,
+) -> Result<(), String> {
+    let total = packed_fixed_len(payloads.len(), payload_len, ids, deps, deps_per_fact)?;
+    if out.len() != total {
+        return Err(format!("the output must be {total} bytes, got {}", out.len()));
+    }
+    let dep_bytes = deps_per_fact * FactId::LEN;
+    let rec = HEADER_LEN + FactId::LEN + dep_bytes + payload_len;
+    if rec == 0 || total == 0 {
+        return Ok(());
+    }
+    let header = {
+        let mut h = [0u8; HEADER_LEN];
+        h[0] = if ids.is_some() { FLAG_HAS_ID } else { 0 };
+        h[2..4].copy_from_slice(&(deps_per_fact as u16).to_le_bytes());
+        h[4..8].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        h
+    };
+    let d = HEADER_LEN + FactId::LEN;
+    for (i, (r, p)) in out.chunks_exact_mut(rec).zip(payloads.chunks_exact(payload_len)).enumerate() {
+        r[..HEADER_LEN].copy_from_slice(&header);
+        match ids {
+            Some(ids) => r[HEADER_LEN..d].copy_from_slice(&ids[i * FactId::LEN..(i + 1) * FactId::LEN]),
+            None => r[HEADER_LEN..d].fill(0),
+        }
+        if let Some(deps) = deps {
+            r[d..d + dep_bytes].copy_from_slice(&deps[i * dep_bytes..(i + 1) * dep_bytes]);
+        }
+        r[d + dep_bytes..].copy_from_slice(p);
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchSummary {
     /// Records read (admitted or refused), at most `results.len()`.
@@ -132,12 +260,14 @@ pub fn admit_packed_with<I: Invariant>(
 ) -> BatchSummary {
     let mut summary = BatchSummary::default();
     let mut pos = 0;
-    let mut slots = Lookahead { pos: 0, count: 0, stage: Prefetch::Slots };
-    let mut keys = Lookahead { pos: 0, count: 0, stage: Prefetch::Keys };
+    let mut slots = Lookahead { pos: 0, count: 0, stage: Prefetch::Slots, derived: 0 };
+    let mut keys = Lookahead { pos: 0, count: 0, stage: Prefetch::Keys, derived: 0 };
+    let mut ahead: DerivedAhead = [None; AHEAD_RING];
+    let mut derived_done = 0;
     while pos < buf.len() && summary.records < results.len() {
         let i = summary.records;
-        slots.advance(kernel, buf, i, SLOTS_AHEAD);
-        keys.advance(kernel, buf, i, KEYS_AHEAD);
+        slots.advance(kernel, buf, i, SLOTS_AHEAD, derived_done, &mut ahead);
+        keys.advance(kernel, buf, i, KEYS_AHEAD, derived_done, &mut ahead);
         summary.records += 1;
         let rec = match parse_record(buf, pos) {
             Ok(r) => r,
@@ -155,7 +285,16 @@ pub fn admit_packed_with<I: Invariant>(
             let id = FactId::from_slice(idf).unwrap_or_default();
             admit(kernel, Some(&id), deps, payload).map(|_| ())
         } else {
-            admit(kernel, None, deps, payload).map(|id| idf.copy_from_slice(&id.0))
+            derived_done += 1;
+            // The id derived ahead for this very record, if the lookahead
+            // reached it (the kernel checks that its counter still matches).
+            let hint = ahead[i % AHEAD_RING].take().filter(|&(rec, _, _)| rec == i).map(|(_, counter, id)| (counter, id));
+            kernel.hint_derived(hint);
+            let r = admit(kernel, None, deps, payload).map(|id| idf.copy_from_slice(&id.0));
+            // Never left for another admission (e.g. when this one was
+            // refused before reaching the kernel).
+            kernel.hint_derived(None);
+            r
         };
         if outcome.is_ok() {
             head[0] |= FLAG_HAS_ID;
@@ -256,6 +395,55 @@ mod tests {
     use crate::invariants::TotalSupply;
     use crate::kernel::CausalityMode;
 
+    /// Ids derived ahead by the batch's lookahead are exactly the ids single
+    /// admissions derive, also when derived records in between are refused
+    /// (the counter does not move) and caller-id records are interleaved.
+    #[test]
+    fn derived_ids_match_single_admissions_whatever_is_refused() {
+        use crate::fact::IdDeriver;
+        let key = [7u8; 32];
+        let mk = || Kernel::new(TotalSupply::new(0, 0, 1_000).unwrap(), CausalityMode::Exact).with_deriver(IdDeriver::with_key(key));
+        let (mut single, mut batch) = (mk(), mk());
+        let mut buf = Vec::new();
+        let mut expected = Vec::new();
+        let mut x = 12345u64;
+        for n in 0..3000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Deltas that often overdraw (refused) or overflow the max.
+            let delta = (x % 700) as i128 - 350;
+            let payload = TotalSupply::payload(delta);
+            let caller = (x >> 20) % 5 == 0;
+            let given = FactId(*blake3::hash(&n.to_le_bytes()).as_bytes());
+            let r = if caller { single.admit(&given, &[], &payload).map(|()| given) } else { single.admit_derived(&[], &payload) };
+            expected.push(r.map_err(|e| e.code() as u8));
+            encode_record(&mut buf, caller.then_some(&given), &[], &payload);
+        }
+        let refused = expected.iter().filter(|r| r.is_err()).count();
+        assert!(refused > 300 && refused < 2700, "{refused} refused: both paths must be exercised");
+        let mut results = vec![0u8; expected.len()];
+        for chunk in [0..1000usize, 1000..2000, 2000..3000] {
+            let start = chunk.start * (HEADER_LEN + 32 + 16);
+            let end = chunk.end * (HEADER_LEN + 32 + 16);
+            admit_packed(&mut batch, &mut buf[start..end], &mut results[chunk.clone()], |_, _| {});
+        }
+        for (i, want) in expected.iter().enumerate() {
+            let rec = i * (HEADER_LEN + 32 + 16);
+            match want {
+                Ok(id) => {
+                    assert_eq!(results[i], 0, "record {i}");
+                    assert_eq!(&buf[rec + HEADER_LEN..rec + HEADER_LEN + 32], &id.0, "record {i}: derived id");
+                }
+                Err(code) => assert_eq!(results[i], *code, "record {i}"),
+            }
+        }
+        assert_eq!(single.state(), batch.state());
+        assert_eq!(single.frontier().canonical_bytes(), batch.frontier().canonical_bytes());
+        // A later single derived admission continues the same sequence.
+        assert_eq!(single.admit_derived(&[], &TotalSupply::payload(1)).unwrap(), batch.admit_derived(&[], &TotalSupply::payload(1)).unwrap());
+    }
+
     fn id(n: u8) -> FactId {
         FactId([n; 32])
     }
@@ -293,6 +481,33 @@ mod tests {
         let s = admit_packed(&mut k, &mut buf, &mut again, |_, _| {});
         assert_eq!(s.admitted, 0);
         assert_eq!(again, [1, 1, 2, 3, 1, 1]);
+    }
+
+    #[test]
+    fn pack_fixed_matches_encode_record() {
+        let payloads: Vec<u8> = (0..24u8).collect();
+        let ids: Vec<u8> = (0..3).flat_map(|i| id(i + 1).0).collect();
+        let deps: Vec<u8> = (0..3).flat_map(|i| id(i + 10).0).collect();
+        let mut expected = Vec::new();
+        for i in 0..3u8 {
+            encode_record(&mut expected, Some(&id(i + 1)), &[id(i + 10)], &payloads[i as usize * 8..i as usize * 8 + 8]);
+        }
+        assert_eq!(pack_fixed(&payloads, 8, Some(&ids), Some(&deps), 1).unwrap(), expected);
+        let mut derived = Vec::new();
+        for i in 0..3 {
+            encode_record(&mut derived, None, &[], &payloads[i * 8..i * 8 + 8]);
+        }
+        assert_eq!(pack_fixed(&payloads, 8, None, None, 0).unwrap(), derived);
+        assert!(pack_fixed(&payloads, 7, None, None, 0).unwrap_err().contains("multiple"));
+        assert!(pack_fixed(&payloads, 8, Some(&ids[..64]), None, 0).unwrap_err().contains("ids"));
+        assert!(pack_fixed(&payloads, 8, None, None, 1).unwrap_err().contains("deps"));
+        assert!(pack_fixed(&payloads, 0, None, None, 0).is_err());
+        assert_eq!(pack_fixed(&[], 8, None, None, 0).unwrap(), Vec::<u8>::new());
+        // Into a caller's buffer: stale bytes in derived records' id fields are cleared.
+        let mut out = vec![0xAB; derived.len()];
+        pack_fixed_into(&mut out, &payloads, 8, None, None, 0).unwrap();
+        assert_eq!(out, derived);
+        assert!(pack_fixed_into(&mut out[1..], &payloads, 8, None, None, 0).unwrap_err().contains("output"));
     }
 
     #[test]

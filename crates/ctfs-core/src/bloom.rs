@@ -95,6 +95,12 @@ impl BloomClock {
         (1.0 - (-k * n as f64 / m).exp()).powf(k)
     }
 
+    /// Every bit set: observing anything changes nothing.
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.words.iter().fold(u64::MAX, |a, &w| a & w) == u64::MAX
+    }
+
     pub fn is_empty(&self) -> bool {
         self.words.iter().all(|&w| w == 0)
     }

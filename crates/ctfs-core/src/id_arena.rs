@@ -1,14 +1,14 @@
 //! Append-only storage of fact ids in admission order.
 //!
-//! Ids live in chunks of 32,768 (1 MiB). A chunk starts small and doubles up
-//! to that size (the first from 16 ids, so that one tenant among thousands
-//! stays small; later ones from 4,096), so a reallocation copies at most one
-//! chunk and unused capacity stays under 1 MiB and under half the newest
-//! chunk. An id's *ordinal* (u32) is its position in this arena.
+//! Ids live in chunks of 8,192 (256 KiB). The first chunk starts at 16 ids
+//! and doubles (one tenant among thousands stays small); every later chunk
+//! is allocated whole and never moves, so admission never copies the arena
+//! and unused capacity stays under 256 KiB. An id's *ordinal* (u32) is its
+//! position in this arena.
 
 use crate::fact::FactId;
 
-const CHUNK_BITS: u32 = 15;
+const CHUNK_BITS: u32 = 13;
 const CHUNK: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: u32 = (CHUNK as u32) - 1;
 
@@ -39,10 +39,10 @@ impl IdArena {
         let ord = self.len as u32;
         let chunk = (ord >> CHUNK_BITS) as usize;
         if chunk == self.chunks.len() {
-            let cap = if chunk == 0 { 16 } else { CHUNK / 8 };
+            let cap = if chunk == 0 { 16 } else { CHUNK };
             self.chunks.push(Vec::with_capacity(cap));
         }
-        // Doubles up to exactly CHUNK (a power of two), never past it.
+        // The first chunk doubles up to exactly CHUNK (a power of two).
         self.chunks[chunk].push(id);
         self.len += 1;
         ord
@@ -97,7 +97,8 @@ mod tests {
         }
         assert_eq!(a.iter().count(), a.len());
         assert!(a.contains_linear(a.get(7)));
-        // Only the first chunk over-allocates; full chunks carry no slack.
+        // Only the newest chunk has room left, and never more than a chunk.
         assert!(a.memory_bytes() <= (a.len() + CHUNK) * 32 + 1024);
+        assert!(a.chunks.iter().all(|c| c.capacity() == CHUNK));
     }
 }

@@ -147,6 +147,18 @@ pub trait Invariant {
         self.check(fact, state)
     }
 
+    /// [`check`](Self::check) (or [`check_merge`](Self::check_merge) with
+    /// `MERGE`) and [`commit`](Self::commit) in one step, for a fact nothing
+    /// else can refuse any more: on `Err` the state is unchanged. The kernel
+    /// admits through this; an implementation may update the state in place
+    /// instead of building an effect value and moving it to `commit`.
+    #[inline]
+    fn check_commit<const MERGE: bool>(&self, fact: &Fact<'_>, state: &mut Self::State) -> Result<(), InvariantError> {
+        let effect = if MERGE { self.check_merge(fact, state)? } else { self.check(fact, state)? };
+        self.commit(effect, state);
+        Ok(())
+    }
+
     fn coordination(&self) -> Coordination {
         self.class().coordination()
     }

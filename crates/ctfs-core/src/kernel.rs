@@ -169,6 +169,10 @@ pub struct Kernel<I: Invariant> {
     escalated_at: Option<u64>,
     /// Set once the clock is too full to rule anything out (exact modes).
     bloom_saturated: bool,
+    /// The id of the next derived admission, computed ahead by a batch
+    /// (`(deriver counter, id)`); used only while the counter matches, and
+    /// dropped by every admission.
+    derive_hint: Option<(u64, FactId)>,
     metrics: Box<KernelMetrics>,
 }
 
@@ -219,6 +223,7 @@ impl<I: Invariant> Kernel<I> {
             escalated_at: None,
             bloom_saturated: false,
             metrics: Box::default(),
+            derive_hint: None,
         })
     }
 
@@ -304,6 +309,7 @@ impl<I: Invariant> Kernel<I> {
 
     #[inline]
     fn admit_inner<const MERGE: bool>(&mut self, given: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<FactId, AdmitError> {
+        let hint = self.derive_hint.take();
         if payload.len() > self.config.max_payload {
             return Err(AdmitError::PayloadTooLarge { len: payload.len(), max: self.config.max_payload });
         }
@@ -317,9 +323,10 @@ impl<I: Invariant> Kernel<I> {
         if self.is_full() {
             return Err(AdmitError::CausalHorizonExceeded { limit: self.config.max_facts });
         }
-        let id = match given {
-            Some(id) => *id,
-            None => self.deriver.peek(deps, payload),
+        let id = match (given, hint) {
+            (Some(id), _) => *id,
+            (None, Some((counter, id))) if counter == self.deriver.counter() => id,
+            (None, _) => self.deriver.peek(deps, payload),
         };
 
         // In exact mode, request the table lines of the id and of the first
@@ -355,13 +362,10 @@ impl<I: Invariant> Kernel<I> {
             }
         }
 
-        // Invariant, without touching the state.
+        // Invariant: checked and committed in one step (the state is
+        // unchanged on a refusal). Nothing below can fail.
         let fact = Fact { id: &id, deps, payload };
-        let effect = if MERGE { self.invariant.check_merge(&fact, &self.state) } else { self.invariant.check(&fact, &self.state) }
-            .map_err(|error| AdmitError::Invariant { id, error })?;
-
-        // Commit: nothing below can fail.
-        self.invariant.commit(effect, &mut self.state);
+        self.invariant.check_commit::<MERGE>(&fact, &mut self.state).map_err(|error| AdmitError::Invariant { id, error })?;
         self.frontier.observe(&id);
         self.record(&id, hash);
         if given.is_none() {
@@ -459,6 +463,24 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
+    /// The id a derived admission of `deps`/`payload` gets if `ahead` other
+    /// derived admissions commit before it (a batch computes it while
+    /// prefetching, and hands it back with [`Kernel::hint_derived`]).
+    #[inline]
+    pub(crate) fn derive_ahead(&self, ahead: u64, deps: &[FactId], payload: &[u8]) -> (u64, FactId) {
+        let counter = self.deriver.counter() + ahead;
+        (counter, self.deriver.peek_at(counter, deps, payload))
+    }
+
+    /// Offers the id [`Kernel::derive_ahead`] computed for the very fact
+    /// admitted next; the admission uses it only if the deriver's counter is
+    /// still `counter` (so it equals what `peek` would compute), and drops it
+    /// either way. The caller clears it if that admission never happens.
+    #[inline]
+    pub(crate) fn hint_derived(&mut self, hint: Option<(u64, FactId)>) {
+        self.derive_hint = hint;
+    }
+
     /// Builds the exact index now (escalating mode; no-op otherwise).
     pub fn escalate(&mut self) {
         if let Track::Pending(arena) = &mut self.track {
@@ -546,6 +568,7 @@ impl<I: Invariant + Clone> Clone for Kernel<I> {
             escalated_at: self.escalated_at,
             bloom_saturated: self.bloom_saturated,
             metrics: self.metrics.clone(),
+            derive_hint: None,
         }
     }
 }

@@ -27,6 +27,8 @@ pub mod custom;
 pub mod error;
 pub mod escrow;
 pub mod exact_index;
+#[cfg(test)]
+mod exactness;
 pub mod fact;
 pub mod fingerprint;
 pub mod frontier;

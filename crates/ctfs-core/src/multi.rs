@@ -274,6 +274,16 @@ impl<I: Invariant> Invariant for Multi<I> {
     }
 
     #[inline]
+    fn check_commit<const MERGE: bool>(&self, fact: &Fact<'_>, state: &mut Vec<I::State>) -> Result<(), InvariantError> {
+        if self.members.len() == 1 {
+            return self.members[0].check_commit::<MERGE>(fact, &mut state[0]);
+        }
+        let effect = self.check_parts(fact, state, MERGE)?;
+        self.commit(effect, state);
+        Ok(())
+    }
+
+    #[inline]
     fn commit(&self, effect: Self::Effect, state: &mut Vec<I::State>) {
         let (index, e) = effect.first;
         self.members[index as usize].commit(e, &mut state[index as usize]);
@@ -346,6 +356,44 @@ mod tests {
         assert!(matches!(err, AdmitError::Invariant { error: InvariantError::Violation(_), .. }), "{err:?}");
         assert_eq!((balance(&k.state()[0]), balance(&k.state()[1])), (70, 40));
         assert_eq!(k.len(), 1);
+    }
+
+    /// The binding's kernel type: a refused fact (overdraft, bound, a key
+    /// already in the set, a malformed payload; plain and merge admission)
+    /// changes no state, one member or several; admitted ones apply once.
+    #[test]
+    fn builtin_kernels_change_nothing_on_refusal() {
+        use crate::invariants::builtin::Builtin;
+        let supply = || Builtin::total_supply(10, 0, 100).unwrap();
+        let set = || Builtin::unique_set(Some(2)).unwrap();
+        let mut ks = [
+            Kernel::new(Multi::new(vec![supply()]).unwrap(), CausalityMode::Exact),
+            Kernel::new(Multi::new(vec![set()]).unwrap(), CausalityMode::Exact),
+            Kernel::new(Multi::new(vec![supply(), set()]).unwrap(), CausalityMode::Exact),
+        ];
+        let snap = |k: &Kernel<Multi<Builtin>>| (k.state().clone(), k.len(), k.frontier().canonical_bytes());
+        let mut refused = 0;
+        for n in 1..=40u8 {
+            let d = delta(if n % 3 == 0 { -25 } else { 7 });
+            let key = [n % 4; 32];
+            let parts = encode_parts(&[(0, &d), (1, &key)]).unwrap();
+            for (which, payload) in [(0usize, &d[..]), (1, &key[..]), (2, &parts[..]), (0, &d[..5])] {
+                let k = &mut ks[which];
+                let before = snap(k);
+                let fact = FactId([n, which as u8, payload.len() as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+                let r = if n % 2 == 0 { k.admit(&fact, &[], payload) } else { k.admit_merge(&fact, &[], payload) };
+                match r {
+                    Err(e) => {
+                        refused += 1;
+                        assert_eq!(snap(k), before, "fact {n} refused ({e:?}) but the kernel changed");
+                    }
+                    Ok(()) => assert!(k.admit(&fact, &[], payload).is_err(), "fact {n} admitted twice"),
+                }
+            }
+        }
+        assert!(refused > 20, "{refused} refusals: the refusal paths must be exercised");
+        // (Merges do not check escrowed bounds, so the balance may leave [0, 100].)
+        assert!(crate::invariants::uniqueness::UniqueSet::count(&ks[1].state()[0].cell) <= 4);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use std::io;
 /// Which I/O backend the writer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// io_uring when the run-time probe succeeds, portable otherwise.
+    /// What measured best for acknowledgement latency: the portable writer
+    /// (see the crate docs, "Backends").
     #[default]
     Auto,
     /// io_uring or `WalError::BackendUnavailable`.

@@ -1,0 +1,507 @@
+//! The table of the exact index: `(key, ordinal)` slots in segments that
+//! grow one at a time.
+//!
+//! A slot is one `u64`: `key << 32 | ordinal`, where `key` is the top 32 bits
+//! of the id's hash (never `u32::MAX`) and `ordinal` the id's position in the
+//! arena. `EMPTY` (`u64::MAX`) matches no key.
+//!
+//! **Segments** (extendible hashing): the top `depth` bits of a key select a
+//! directory entry, which names a segment; a segment of local depth `d`
+//! holds every key with one `d`-bit prefix. A segment is an array of
+//! 64-byte buckets of 8 slots (one cache line each); a key's *home* bucket
+//! is `(key << d) * buckets >> 32`, a monotone function of the key, and an
+//! entry goes into the first bucket from its home that has room (bucketed
+//! linear probing). Slots fill from the left and are never removed, so a
+//! lookup reads the home bucket (one line, the eight keys compared at once)
+//! and moves on only while buckets are full; an insert writes one slot and
+//! never shifts anything. A few pad buckets past the home range take the
+//! overflow of the last ones; the last bucket is never full.
+//!
+//! **Growth** never touches the whole table. A segment past `LOAD_MAX` is
+//! either rebuilt alone, larger, from its own slots (they carry their keys:
+//! neither the ids nor a hash are needed), or, once it has
+//! `SEG_MAX_BUCKETS`, *cut* in two by the next key bit: since homes are
+//! monotone, the keys with that bit clear have their homes in the first
+//! half of the buckets at the same indexes, and the others in the second
+//! half at the index minus half the buckets, so the halves become the two
+//! new segments without moving entries (only the cluster straddling the cut
+//! is placed again). The longest pause is the rebuild of one segment (at
+//! most ~16K slots). Each rebuild picks a random *phase* (the load it
+//! leaves lies anywhere in [`LOAD_MAX`/`GROWTH`^1.5, `LOAD_MAX`/`GROWTH`^0.5)),
+//! so segments do not all grow at the same moment and the table's memory
+//! follows the history smoothly instead of jumping by ×`GROWTH`.
+//!
+//! A per-segment Bloom filter of keys (one byte per slot, in cache where the
+//! buckets are not) was measured as well, to prove fresh ids absent without
+//! reading their bucket: it brought nothing measurable, because admission
+//! needs the bucket anyway to insert the id (it is prefetched as the
+//! admission starts), while it cost a byte per slot and a mask per rebuilt
+//! slot. See the README's Performance section.
+
+use super::prefetch_read;
+
+pub(super) const EMPTY: u64 = u64::MAX;
+/// Keys are clamped below this (so that `EMPTY`'s key half matches no key).
+pub(super) const MAX_KEY: u32 = u32::MAX - 1;
+/// A segment is rebuilt when its length reaches this fraction of its slots.
+const LOAD_MAX: f64 = 0.82;
+const GROWTH: f64 = 1.5;
+/// Largest segment (home buckets of 8 slots): a rebuild moves at most ~13K slots.
+const SEG_MAX_BUCKETS: usize = 1 << 11;
+const MIN_BUCKETS: usize = 2;
+/// Deepest directory (2^20 segments: far more than 2^32 ids need).
+const MAX_DEPTH: u32 = 20;
+
+/// Eight slots, one cache line. Slots fill from the left: a bucket is full
+/// exactly when its last slot is occupied.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Bucket([u64; 8]);
+
+const EMPTY_BUCKET: Bucket = Bucket([EMPTY; 8]);
+
+impl Bucket {
+    #[inline(always)]
+    fn is_full(&self) -> bool {
+        self.0[7] != EMPTY
+    }
+
+    /// Bit i set: slot i holds `key`.
+    #[inline(always)]
+    fn matches(&self, key: u32) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is part of the x86-64 baseline; the four 16-byte loads
+        // read exactly this 64-byte, 64-aligned bucket.
+        unsafe {
+            use core::arch::x86_64::*;
+            let k = _mm_set1_epi32(key as i32);
+            let p = self.0.as_ptr() as *const __m128i;
+            // Lanes 1 and 3 of each compare are the key halves of two slots.
+            let m = |i: usize| _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(p.add(i)), k))) as u32;
+            let all = m(0) | m(1) << 4 | m(2) << 8 | m(3) << 12;
+            // Gather bits 1, 3, 5, ... 15 into bits 0..8.
+            let odd = (all >> 1) & 0x5555;
+            let odd = (odd | (odd >> 1)) & 0x3333;
+            let odd = (odd | (odd >> 2)) & 0x0F0F;
+            (odd | (odd >> 4)) & 0xFF
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let mut m = 0u32;
+            for (i, &s) in self.0.iter().enumerate() {
+                m |= (((s >> 32) as u32 == key) as u32) << i;
+            }
+            m
+        }
+    }
+
+    /// Index of the first empty slot (the bucket is not full).
+    #[inline(always)]
+    fn first_free(&self) -> usize {
+        self.0.iter().position(|&s| s == EMPTY).unwrap_or(7)
+    }
+}
+
+#[derive(Clone)]
+struct Segment {
+    /// `nb` home buckets plus `pad` overflow buckets; the last one is never full.
+    buckets: Vec<Bucket>,
+    nb: usize,
+    len: usize,
+    grow_at: usize,
+    /// Bits of the key prefix this segment holds...
+    local_depth: u32,
+    /// ...and the prefix.
+    prefix: u32,
+}
+
+fn pad_for(nb: usize) -> usize {
+    (nb / 64).clamp(2, 8)
+}
+
+impl Segment {
+    fn empty(nb: usize, local_depth: u32, prefix: u32) -> Segment {
+        Segment {
+            buckets: vec![EMPTY_BUCKET; nb + pad_for(nb)],
+            nb,
+            len: 0,
+            grow_at: ((nb * 8) as f64 * LOAD_MAX) as usize,
+            local_depth,
+            prefix,
+        }
+    }
+
+    /// The key's home bucket (a monotone function of the key).
+    #[inline(always)]
+    fn home(&self, key: u32) -> usize {
+        let residual = (((key as u64) << self.local_depth) as u32) as u64;
+        ((residual * self.nb as u64) >> 32) as usize
+    }
+
+    /// Places an entry in the first bucket from its home that has room.
+    /// `false` (nothing changed) if that would fill the last bucket.
+    #[inline(always)]
+    fn place(&mut self, key: u32, e: u64) -> bool {
+        let home = self.home(key);
+        let last = self.buckets.len() - 1;
+        let mut b = home;
+        // SAFETY: the last bucket is never full, so the walk stops at `last`
+        // at the latest.
+        unsafe {
+            while self.buckets.get_unchecked(b).is_full() {
+                b += 1;
+            }
+            let bk = self.buckets.get_unchecked_mut(b);
+            let i = bk.first_free();
+            if b == last && i == 7 {
+                return false;
+            }
+            bk.0[i] = e;
+        }
+        self.len += 1;
+        true
+    }
+
+    /// This segment's entries in a new segment of `nb` home buckets; `None`
+    /// if the overflow would reach its last bucket (then try larger).
+    fn rebuilt(&self, nb: usize) -> Option<Segment> {
+        let mut b = Builder::new(nb, self.local_depth, self.prefix);
+        for bk in &self.buckets {
+            for &e in &bk.0 {
+                if e == EMPTY {
+                    break;
+                }
+                if !b.push(e) {
+                    return None;
+                }
+            }
+        }
+        Some(b.finish())
+    }
+
+    /// Splits this segment by the next key bit without moving its entries
+    /// (`nb` even): keys with the bit clear have their homes in the first
+    /// half of the buckets, at the same indexes in a segment of half the
+    /// buckets one level deeper; keys with the bit set have theirs in the
+    /// second half, at the index minus `nb / 2`. So the first half stays
+    /// here (truncated) and the second half is copied out.
+    /// Only the buckets around the cut change: entries of the first half
+    /// that overflowed past it move into this segment's new pad, and the
+    /// second half's first cluster (up to its first bucket that was not
+    /// full) is placed again without them. Returns the second half, or
+    /// `None` (nothing changed) if the first half's overflow does not fit
+    /// its pad.
+    fn cut(&mut self) -> Option<Segment> {
+        let h = self.nb / 2;
+        let ld = self.local_depth + 1;
+        let bit = 1u32 << (32 - ld);
+        let is_hi = |e: u64| (e >> 32) as u32 & bit != 0;
+        // The cluster that straddles the cut ends at the first non-full bucket.
+        let q = (h..self.buckets.len()).find(|&b| !self.buckets[b].is_full()).unwrap_or(self.buckets.len() - 1);
+        let spill: Vec<u64> = self.buckets[h..=q].iter().flat_map(|b| b.0).filter(|&e| e != EMPTY && !is_hi(e)).collect();
+        let pad_lo = pad_for(h);
+        if spill.len() >= pad_lo * 8 {
+            return None;
+        }
+        // The right child: buckets h.. of this one, its first cluster placed again.
+        let mut right = Segment {
+            buckets: self.buckets[h..].to_vec(),
+            nb: self.nb - h,
+            len: 0,
+            grow_at: (((self.nb - h) * 8) as f64 * LOAD_MAX) as usize,
+            local_depth: ld,
+            prefix: (self.prefix << 1) | 1,
+        };
+        let moved: Vec<u64> = right.buckets[..=q - h].iter().flat_map(|b| b.0).filter(|&e| e != EMPTY && is_hi(e)).collect();
+        for b in &mut right.buckets[..=q - h] {
+            *b = EMPTY_BUCKET;
+        }
+        let right_rest: usize = right.buckets[q - h + 1..].iter().map(|b| b.0.iter().take_while(|&&e| e != EMPTY).count()).sum();
+        right.len = right_rest;
+        for e in moved {
+            // They fit where they were: the slots linear probing occupies do
+            // not depend on the insertion order, and these are a subset of
+            // what buckets h..=q held with q not full.
+            let placed = right.place((e >> 32) as u32, e);
+            debug_assert!(placed, "a re-placed entry reached the last bucket");
+        }
+        // This segment becomes the left child: buckets 0..h plus a new pad
+        // holding the spill in order (first fit: buckets home..h-1 are full).
+        let left_len = self.len - right.len;
+        self.buckets.truncate(h + pad_lo);
+        self.buckets.shrink_to_fit();
+        for b in &mut self.buckets[h..] {
+            *b = EMPTY_BUCKET;
+        }
+        for (i, &e) in spill.iter().enumerate() {
+            self.buckets[h + i / 8].0[i % 8] = e;
+        }
+        self.nb = h;
+        self.len = left_len;
+        self.grow_at = ((h * 8) as f64 * LOAD_MAX) as usize;
+        self.local_depth = ld;
+        self.prefix <<= 1;
+        Some(right)
+    }
+
+}
+
+/// Fills a new segment entry by entry (rebuilds and splits): a count per
+/// bucket makes each placement O(1) and the writes move forward through
+/// memory, since entries arrive roughly in home order.
+struct Builder {
+    seg: Segment,
+    fills: Vec<u8>,
+    ok: bool,
+}
+
+impl Builder {
+    fn new(nb: usize, local_depth: u32, prefix: u32) -> Builder {
+        let seg = Segment::empty(nb, local_depth, prefix);
+        let fills = vec![0u8; seg.buckets.len()];
+        Builder { seg, fills, ok: true }
+    }
+
+    /// Places `e`; `false` if that would fill the last bucket (the segment
+    /// is then unusable: start over larger).
+    #[inline(always)]
+    fn push(&mut self, e: u64) -> bool {
+        let key = (e >> 32) as u32;
+        let home = self.seg.home(key);
+        let last = self.fills.len() - 1;
+        let mut b = home;
+        // SAFETY: `home < nb < fills.len() = buckets.len()`; the walk stops
+        // at `last` at the latest (checked before it could pass it), and
+        // `fills[b] < 8` when a slot is written.
+        unsafe {
+            while *self.fills.get_unchecked(b) == 8 && b < last {
+                b += 1;
+            }
+            let f = self.fills.get_unchecked_mut(b);
+            if b == last && *f >= 7 {
+                self.ok = false;
+                return false;
+            }
+            self.seg.buckets.get_unchecked_mut(b).0[*f as usize] = e;
+            *f += 1;
+        }
+        self.seg.len += 1;
+        true
+    }
+
+    fn finish(self) -> Segment {
+        debug_assert!(self.ok);
+        self.seg
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct Table {
+    dir: Vec<u32>,
+    depth: u32,
+    segs: Vec<Segment>,
+    len: usize,
+    rng: u64,
+    rebuilds: u64,
+}
+
+impl Table {
+    pub(super) fn new(seed: u64) -> Table {
+        Table { dir: vec![0], depth: 0, segs: vec![Segment::empty(MIN_BUCKETS, 0, 0)], len: 0, rng: seed | 1, rebuilds: 0 }
+    }
+
+    #[inline(always)]
+    fn seg_index(&self, key: u32) -> usize {
+        // `key >> (32 - depth)` < 2^depth = dir.len(), and every directory
+        // entry names a segment.
+        self.dir[((key as u64) >> (32 - self.depth)) as usize] as usize
+    }
+
+    #[inline(always)]
+    fn seg(&self, key: u32) -> &Segment {
+        &self.segs[self.seg_index(key)]
+    }
+
+    /// Ordinals of the slots holding `key`, tried in order with `is_it`
+    /// (which compares the stored id); the first accepted one is returned.
+    #[inline]
+    pub(super) fn find(&self, key: u32, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
+        let seg = self.seg(key);
+        let mut b = seg.home(key);
+        loop {
+            // SAFETY: the last bucket is never full: the walk stops there.
+            let bk = unsafe { seg.buckets.get_unchecked(b) };
+            let mut m = bk.matches(key);
+            while m != 0 {
+                let ord = bk.0[m.trailing_zeros() as usize] as u32;
+                if is_it(ord) {
+                    return Some(ord);
+                }
+                m &= m - 1;
+            }
+            if !bk.is_full() {
+                return None;
+            }
+            b += 1;
+        }
+    }
+
+    /// The ordinal in the first slot holding `key` in its home bucket, if
+    /// any (for prefetching the id that most probably answers a lookup).
+    #[inline]
+    pub(super) fn first_candidate(&self, key: u32) -> Option<u32> {
+        let seg = self.seg(key);
+        let bk = &seg.buckets[seg.home(key)];
+        let m = bk.matches(key);
+        (m != 0).then(|| bk.0[m.trailing_zeros() as usize] as u32)
+    }
+
+    /// Requests the bucket where `key` is looked up and inserted.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, key: u32) {
+        let seg = self.seg(key);
+        prefetch_read(seg.buckets.as_ptr().wrapping_add(seg.home(key)));
+    }
+
+    /// Inserts a key (its id is absent).
+    pub(super) fn insert(&mut self, key: u32, ord: u32) {
+        let e = ((key as u64) << 32) | ord as u64;
+        loop {
+            let si = self.seg_index(key);
+            let seg = &mut self.segs[si];
+            if seg.len < seg.grow_at && seg.place(key, e) {
+                self.len += 1;
+                return;
+            }
+            self.grow(si);
+        }
+    }
+
+    fn phase(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Home buckets (even) for `n` entries with a random phase: the load
+    /// lands in [LOAD_MAX / GROWTH^1.5, LOAD_MAX / GROWTH^0.5), so a rebuild
+    /// leaves room for at least ×1.22 more entries, and segments drift apart
+    /// in when they grow.
+    fn phased_buckets(&mut self, n: usize) -> usize {
+        let load = LOAD_MAX / GROWTH.powf(0.5 + self.phase());
+        let nb = ((n as f64 / load / 8.0).ceil() as usize).max(MIN_BUCKETS);
+        nb + (nb & 1)
+    }
+
+    /// Makes room in segment `si`: splits it (past `SEG_MAX_BUCKETS`), or
+    /// rebuilds it larger.
+    #[inline(never)]
+    fn grow(&mut self, si: usize) {
+        self.rebuilds += 1;
+        let seg = &self.segs[si];
+        if seg.nb >= SEG_MAX_BUCKETS && seg.nb % 2 == 0 && seg.local_depth < MAX_DEPTH {
+            if let Some(right) = self.segs[si].cut() {
+                self.attach(right);
+                return;
+            }
+        }
+        let mut nb = self.phased_buckets(self.segs[si].len).max(self.segs[si].nb + 2);
+        let grown = loop {
+            if let Some(g) = self.segs[si].rebuilt(nb) {
+                break g;
+            }
+            nb += (nb / 4 + 1) & !1;
+        };
+        self.segs[si] = grown;
+    }
+
+    /// Registers `right`, just cut from another segment, in the directory.
+    fn attach(&mut self, right: Segment) {
+        let ld = right.local_depth;
+        if ld > self.depth {
+            // Double the directory: entry i of depth+1 is entry i/2 of depth.
+            let dir: Vec<u32> = (0..self.dir.len() * 2).map(|i| self.dir[i >> 1]).collect();
+            self.dir = dir;
+            self.depth += 1;
+        }
+        let ri = self.segs.len() as u32;
+        let span = 1usize << (self.depth - ld);
+        let start = right.prefix as usize * span;
+        self.segs.push(right);
+        for e in &mut self.dir[start..start + span] {
+            *e = ri;
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.segs.iter().map(|s| s.buckets.capacity() * 64).sum::<usize>()
+            + self.segs.capacity() * std::mem::size_of::<Segment>()
+            + self.dir.capacity() * 4
+    }
+
+
+    /// Home slots (capacity, pads excluded).
+    pub(super) fn capacity(&self) -> usize {
+        self.segs.iter().map(|s| s.nb * 8).sum()
+    }
+
+    /// Longest distance, in buckets, of a slot from its home bucket.
+    pub(super) fn max_probe(&self) -> u64 {
+        let mut m = 0;
+        for s in &self.segs {
+            for (b, bk) in s.buckets.iter().enumerate() {
+                for &e in bk.0.iter().filter(|&&e| e != EMPTY) {
+                    m = m.max((b - s.home((e >> 32) as u32)) as u64);
+                }
+            }
+        }
+        m
+    }
+
+    pub(super) fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    pub(super) fn segments(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// Checks the structure (tests): directory, prefixes, homes.
+    #[cfg(test)]
+    pub(super) fn check(&self) {
+        assert_eq!(self.dir.len(), 1 << self.depth);
+        let mut total = 0;
+        for (i, &si) in self.dir.iter().enumerate() {
+            let s = &self.segs[si as usize];
+            assert_eq!(i >> (self.depth - s.local_depth), s.prefix as usize);
+        }
+        for s in &self.segs {
+            let mut n = 0;
+            for (b, bk) in s.buckets.iter().enumerate() {
+                let used = bk.0.iter().take_while(|&&e| e != EMPTY).count();
+                assert!(bk.0[used..].iter().all(|&e| e == EMPTY), "a gap inside a bucket");
+                for &e in &bk.0[..used] {
+                    n += 1;
+                    let key = (e >> 32) as u32;
+                    let home = s.home(key);
+                    assert!(home <= b, "slot before its home");
+                    assert!(s.buckets[home..b].iter().all(Bucket::is_full), "a non-full bucket between home and slot");
+                    if s.local_depth > 0 {
+                        assert_eq!(key >> (32 - s.local_depth), s.prefix);
+                    }
+                }
+            }
+            assert_eq!(n, s.len);
+            assert!(!s.buckets.last().unwrap().is_full());
+            total += n;
+        }
+        assert_eq!(total, self.len);
+    }
+}
