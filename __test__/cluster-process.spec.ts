@@ -12,6 +12,7 @@ import { Kernel, invariants } from '../src/index.ts'
 import { lengthPrefix } from '../src/cluster/framing.ts'
 import { AdminError, freePort, NodeProcess, startCluster, writeKey } from '../src/cli/local-cluster.ts'
 import type { NodeStatus } from '../src/cli/node.ts'
+import { spendBoundedBalance } from './escrow-spend.ts'
 import { prng, tempDir } from './helpers.ts'
 
 const FAST = ['--status-ms', '0', '--anti-entropy-ms', '150', '--peer-timeout-ms', '1500']
@@ -102,51 +103,7 @@ test.serial('three processes converge for every coordination-free invariant (one
 
 test.serial('a bounded balance never goes below its bound while all three spend concurrently', async (t) => {
   const { nodes } = await cluster(t, 'totalSupply:initial=3000,min=0')
-  let sampling = true
-  let lowest = 3000n
-  const sampler = (async () => {
-    while (sampling) {
-      for (const n of nodes) {
-        const st = await n.api<{ state: { balance: string } }>('GET', '/state')
-        const b = BigInt(st.state.balance)
-        if (b < lowest) lowest = b
-      }
-      await sleep(20)
-    }
-  })()
-  const spent: bigint[] = [0n, 0n, 0n]
-  const refused: Record<string, number> = {}
-  await Promise.all(
-    nodes.map(async (n, i) => {
-      const deadline = Date.now() + 6000
-      let insufficient = 0
-      while (Date.now() < deadline && insufficient < 60) {
-        const res = await n.api<Admit>('POST', '/admit', { facts: Array.from({ length: 10 }, () => ({ delta: -7 })) })
-        spent[i]! += 7n * BigInt(res.ids.filter((x) => x !== null).length)
-        for (const e of res.errors) refused[e.code] = (refused[e.code] ?? 0) + 1
-        if (res.errors.length > 0) {
-          insufficient++
-          await sleep(30) // the node asked a peer for quota
-        }
-      }
-    }),
-  )
-  sampling = false
-  await sampler
-  const total = spent.reduce((a, b) => a + b, 0n)
-  const ds = await synced(nodes)
-  t.deepEqual(ds[1], ds[0])
-  t.deepEqual(ds[2], ds[0])
-  for (const n of nodes) {
-    const st = await n.api<{ state: { balance: string } }>('GET', '/state')
-    t.is(BigInt(st.state.balance), 3000n - total)
-  }
-  t.true(lowest >= 0n, `balance went down to ${lowest}`)
-  t.true(total <= 3000n)
-  t.deepEqual(Object.keys(refused), ['INSUFFICIENT_QUOTA'])
-  // quota moved between replicas: together they spent more than any one share (1000)
-  t.true(total > 2000n, `spent ${total}`)
-  t.log(`spent ${total} of 3000 (${spent.join(' + ')}), lowest balance seen ${lowest}, refusals ${JSON.stringify(refused)}`)
+  await spendBoundedBalance(t, nodes, synced, { initial: 3000n, durationMs: 6000 })
 })
 
 // ------------------------------------------------------------------ crashes

@@ -13,6 +13,7 @@ import { connect, type JetStreamManager, type StreamInfo } from 'nats'
 
 import { freePort, NodeProcess, writeKey } from '../src/cli/local-cluster.ts'
 import type { NodeStatus } from '../src/cli/node.ts'
+import { spendBoundedBalance } from './escrow-spend.ts'
 import { prng, tempDir } from './helpers.ts'
 import { NatsServer } from './nats-server.ts'
 
@@ -137,51 +138,7 @@ test.serial('three processes converge through NATS JetStream for every coordinat
 
 test.serial('a bounded balance with escrow over NATS never goes below its bound while all three spend', async (t) => {
   const { nodes } = await natsCluster(t, 'totalSupply:initial=3000,min=0')
-  let sampling = true
-  let lowest = 3000n
-  const sampler = (async () => {
-    while (sampling) {
-      for (const n of nodes) {
-        const st = await n.api<{ state: { balance: string } }>('GET', '/state')
-        const b = BigInt(st.state.balance)
-        if (b < lowest) lowest = b
-      }
-      await sleep(20)
-    }
-  })()
-  const spent: bigint[] = [0n, 0n, 0n]
-  const refused: Record<string, number> = {}
-  await Promise.all(
-    nodes.map(async (n, i) => {
-      const deadline = Date.now() + 5000
-      let insufficient = 0
-      while (Date.now() < deadline && insufficient < 60) {
-        const res = await n.api<Admit>('POST', '/admit', { facts: Array.from({ length: 10 }, () => ({ delta: -7 })) })
-        spent[i]! += 7n * BigInt(res.ids.filter((x) => x !== null).length)
-        for (const e of res.errors) refused[e.code] = (refused[e.code] ?? 0) + 1
-        if (res.errors.length > 0) {
-          insufficient++
-          await sleep(30) // the node asked a peer for quota
-        }
-      }
-    }),
-  )
-  sampling = false
-  await sampler
-  const total = spent.reduce((a, b) => a + b, 0n)
-  const ds = await synced(nodes)
-  t.deepEqual(ds[1], ds[0])
-  t.deepEqual(ds[2], ds[0])
-  for (const n of nodes) {
-    const st = await n.api<{ state: { balance: string } }>('GET', '/state')
-    t.is(BigInt(st.state.balance), 3000n - total)
-  }
-  t.true(lowest >= 0n, `balance went down to ${lowest}`)
-  t.true(total <= 3000n)
-  t.deepEqual(Object.keys(refused), ['INSUFFICIENT_QUOTA'])
-  // quota moved between replicas over NATS: together they spent more than two shares (1000 each)
-  t.true(total > 2000n, `spent ${total}`)
-  t.log(`spent ${total} of 3000 (${spent.join(' + ')}), lowest balance seen ${lowest}, refusals ${JSON.stringify(refused)}`)
+  await spendBoundedBalance(t, nodes, synced, { initial: 3000n, durationMs: 5000 })
 })
 
 // ------------------------------------------------------------ offline replica
