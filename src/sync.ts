@@ -1,5 +1,6 @@
 import { CtfsError, invalidArgType, outOfRange, rethrowNative, type CtfsErrorCode } from './errors.ts'
 import { amount, nodeId } from './escrow.ts'
+import type { PeerMetrics } from './metrics.ts'
 import type { NativeKernel } from './native.ts'
 import type { BoundSide } from './replica.ts'
 
@@ -109,17 +110,8 @@ export interface SyncStats {
   unpushed: number
   /** Frames dropped, by code. */
   dropped: Record<string, number>
-  peers: Array<{
-    peer: bigint
-    up: boolean
-    synced: boolean
-    framesIn: number
-    bytesIn: number
-    framesOut: number
-    bytesOut: number
-    factsIn: number
-    factsOut: number
-  }>
+  /** Per peer: reachability, frames, bytes and facts each way. */
+  peers: PeerMetrics[]
   /** Per origin (node, epoch): how many of its facts this replica holds. */
   versionVector: Array<{ node: bigint; epoch: number; count: number }>
 }
