@@ -92,6 +92,12 @@ pub struct SyncConfig {
     pub snapshot_chunks_per_tick: usize,
     /// An unfinished incoming snapshot is abandoned after this long, ms.
     pub snapshot_timeout_ms: u64,
+    /// An incoming snapshot that receives no chunk for this long is
+    /// abandoned and asked for again at the next exchange, ms: a chunk was
+    /// lost (frames queued on a connection that was replaced, an
+    /// at-most-once transport), so waiting for `snapshot_timeout_ms` would
+    /// only delay the join. Default 5,000.
+    pub snapshot_stall_ms: u64,
 }
 
 impl SyncConfig {
@@ -113,6 +119,7 @@ impl SyncConfig {
             max_snapshot_bytes: 1 << 30,
             snapshot_chunks_per_tick: 16,
             snapshot_timeout_ms: 30_000,
+            snapshot_stall_ms: 5_000,
         }
     }
 
@@ -1115,8 +1122,16 @@ impl Node {
     }
 
     fn snapshot_tick(&mut self, now_ms: u64, out: &mut Outbox) {
-        if self.incoming.as_ref().is_some_and(|a| now_ms >= a.started_ms + self.cfg.snapshot_timeout_ms) {
-            self.incoming = None;
+        if let Some(a) = self.incoming.as_ref() {
+            let timed_out = now_ms >= a.started_ms + self.cfg.snapshot_timeout_ms;
+            if timed_out || now_ms >= a.last_ms + self.cfg.snapshot_stall_ms {
+                // a stalled transfer will not complete (a chunk was lost): ask again at the next exchange
+                let from = a.from;
+                self.incoming = None;
+                if let Some(l) = self.links.get_mut(&from) {
+                    l.snapshot_requested = None;
+                }
+            }
         }
         let chunk = self.cfg.max_frame_bytes - frame::OVERHEAD - CHUNK_HEADER;
         let peers: Vec<NodeId> = self.links.iter().filter(|(_, l)| l.snapshot_out.is_some()).map(|(p, _)| *p).collect();
@@ -1155,6 +1170,7 @@ impl Node {
             self.incoming = Some(Assembly::new(peer, c.root, c.total, now_ms));
         }
         let Some(a) = self.incoming.as_mut() else { return };
+        a.last_ms = now_ms;
         self.stats.snapshot_bytes_in += c.data.len() as u64;
         if !a.add(c.offset, c.data) {
             return;
@@ -1385,6 +1401,70 @@ mod flow_tests {
         n1.set_send_budget(2, None);
         n1.snapshot_tick(7, &mut out);
         assert!(out.frames.iter().filter(|f| f.kind == Kind::SnapshotChunk).count() > 1);
+    }
+
+    /// Delivers frames between the two (time standing still at `now`) until
+    /// quiet, dropping the first snapshot chunk for which `lose` says so.
+    fn settle_losing(r: &mut [(Node, R); 2], now: u64, lose: &mut dyn FnMut(&Outgoing) -> bool) {
+        let mut q: Vec<Outgoing> = Vec::new();
+        for (node, host) in r.iter_mut() {
+            let mut out = Outbox::default();
+            node.tick(host, now, &mut out);
+            q.extend(out.frames);
+        }
+        while !q.is_empty() {
+            let mut next = Vec::new();
+            for f in q.drain(..) {
+                if f.kind == Kind::SnapshotChunk && lose(&f) {
+                    continue;
+                }
+                let (node, host) = &mut r[(f.to - 1) as usize];
+                let mut out = Outbox::default();
+                let _ = node.handle_frame(host, &f.bytes, now, &mut out);
+                next.extend(out.frames);
+            }
+            // chunks are sent by ticks
+            for (node, host) in r.iter_mut() {
+                let mut out = Outbox::default();
+                node.tick(host, now, &mut out);
+                next.extend(out.frames.into_iter().filter(|f| f.kind == Kind::SnapshotChunk));
+            }
+            q = next;
+        }
+    }
+
+    #[test]
+    fn a_snapshot_missing_a_chunk_is_asked_for_again_after_the_stall_period() {
+        let mut r = pair();
+        let (n1, h1) = &mut r[0];
+        n1.set_peer_up(2, false);
+        for i in 0..70_000u64 {
+            let payload = (i + 1).to_le_bytes();
+            let id = h1.admit_local(None, &[], &payload).unwrap_or_else(|e| panic!("{e}"));
+            n1.local_fact(&id, &[], &payload);
+        }
+        let mut out = Outbox::default();
+        n1.flush(&mut out); // node 2 is away: nothing pushed, it must join by snapshot
+        assert!(out.frames.is_empty());
+        n1.set_peer_up(2, true);
+        let stall = r[1].0.cfg.snapshot_stall_ms;
+        assert!(stall < r[1].0.cfg.snapshot_timeout_ms);
+        // the second chunk is lost (as on a connection replaced mid-transfer): the join stalls
+        let mut seen = 0;
+        settle_losing(&mut r, 10, &mut |_| {
+            seen += 1;
+            seen == 2
+        });
+        assert_eq!(r[1].1.fact_count(), 0, "a snapshot with a hole is not installed");
+        assert!(r[1].0.incoming.is_some());
+        // before the stall period nothing changes; after it, node 2 asks again and joins
+        settle_losing(&mut r, 10 + stall - 1, &mut |_| false);
+        assert_eq!(r[1].1.fact_count(), 0);
+        settle_losing(&mut r, 10 + stall, &mut |_| false);
+        let period = r[1].0.cfg.anti_entropy_ms;
+        settle_losing(&mut r, 10 + stall + 2 * period, &mut |_| false);
+        assert_eq!(r[1].1.fact_count(), 70_000, "joined well before the {} ms timeout", r[1].0.cfg.snapshot_timeout_ms);
+        assert_eq!(r[1].0.stats.snapshots_installed, 1);
     }
 
     #[test]

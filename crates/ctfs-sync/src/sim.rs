@@ -382,6 +382,7 @@ fn new_replica(seed: u64, scenario: Scenario, nodes: &[NodeId], local: NodeId, e
     cfg.snapshot_min_facts = 50;
     cfg.max_frame_bytes = 64 << 10;
     cfg.snapshot_timeout_ms = 2_000;
+    cfg.snapshot_stall_ms = 1_000;
     let mut node = Node::new(cfg).unwrap_or_else(|e| panic!("sim: bad sync configuration: {e}"));
     if bus {
         let peers: Vec<NodeId> = nodes.iter().copied().filter(|n| *n != local).collect();

@@ -52,12 +52,14 @@ pub struct Assembly {
     got: std::collections::BTreeSet<u64>,
     received: u64,
     pub started_ms: u64,
+    /// When the last chunk arrived (ms).
+    pub last_ms: u64,
 }
 
 impl Assembly {
     /// `total` must already be checked against the size limit.
     pub fn new(from: ctfs_core::NodeId, root: [u8; 32], total: u64, now_ms: u64) -> Assembly {
-        Assembly { from, root, buf: vec![0; total as usize], got: Default::default(), received: 0, started_ms: now_ms }
+        Assembly { from, root, buf: vec![0; total as usize], got: Default::default(), received: 0, started_ms: now_ms, last_ms: now_ms }
     }
 
     pub fn total(&self) -> u64 {
