@@ -1404,7 +1404,7 @@ mod flow_tests {
     }
 
     /// Delivers frames between the two (time standing still at `now`) until
-    /// quiet, dropping the first snapshot chunk for which `lose` says so.
+    /// quiet, dropping every snapshot chunk for which `lose` says so.
     fn settle_losing(r: &mut [(Node, R); 2], now: u64, lose: &mut dyn FnMut(&Outgoing) -> bool) {
         let mut q: Vec<Outgoing> = Vec::new();
         for (node, host) in r.iter_mut() {
