@@ -33,17 +33,8 @@ export function snapshot(k: { state: Uint8Array; frontier: { count: number; dige
 /** Deterministic, random-looking 32-byte id of fact `i` of stream `tag`. */
 export const hid = (tag: string, i: number): FactId => new Uint8Array(createHash('sha256').update(`${tag}:${i}`).digest())
 
-/** Small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Small deterministic PRNG (mulberry32), the one the demo uses. */
+export { prng } from '../src/cli/prng.ts'
 
 /** A fresh temporary directory, removed when the test ends. */
 export function tempDir(t: ExecutionContext, prefix = 'ctfs-test-'): string {

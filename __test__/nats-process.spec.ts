@@ -13,7 +13,7 @@ import { connect, type JetStreamManager, type StreamInfo } from 'nats'
 
 import { freePort, NodeProcess, writeKey } from '../src/cli/local-cluster.ts'
 import type { NodeStatus } from '../src/cli/node.ts'
-import { spendBoundedBalance } from './escrow-spend.ts'
+import { convergeEveryInvariant, EVERY_FREE_INVARIANT, spendBoundedBalance } from './process-checks.ts'
 import { prng, tempDir } from './helpers.ts'
 import { NatsServer } from './nats-server.ts'
 
@@ -86,47 +86,8 @@ async function missingAnywhere(nodes: NodeProcess[], ids: string[]): Promise<num
 // ------------------------------------------------------------- convergence
 
 test.serial('three processes converge through NATS JetStream for every coordination-free invariant', async (t) => {
-  const { nodes } = await natsCluster(t, 'c=gCounter;m=max;l=lww;u=uniqueness;s=uniqueSet;gg=gGraph;gr=graph;t=totalSupply')
-  const rnd = prng(7)
-  const r = () => Math.floor(rnd() * 1e9)
-  const fact = () => {
-    switch (Math.floor(rnd() * 8)) {
-      case 0:
-        return { c: { increment: 1 + (r() % 9) } }
-      case 1:
-        return { m: { value: r() } }
-      case 2:
-        return { l: { timestamp: r() % 1000, value: `v${r()}` } }
-      case 3:
-        return { u: { add: r() % 512 } }
-      case 4:
-        return { s: { add: Buffer.alloc(32, r() % 200).toString('hex') } }
-      case 5: {
-        const a = r() % 16
-        return { gg: { edge: [a, (a + 1 + (r() % 15)) % 16] } }
-      }
-      case 6:
-        return { gr: { edge: [r() % 100, 100 + (r() % 100)] } }
-      default:
-        return { t: { delta: (r() % 200) - 100 } }
-    }
-  }
-  let admitted = 0
-  await Promise.all(
-    nodes.map(async (n) => {
-      for (let b = 0; b < 20; b++) {
-        const res = await n.api<Admit>('POST', '/admit', { facts: Array.from({ length: 100 }, fact) })
-        admitted += res.ids.filter((x) => x !== null).length
-      }
-    }),
-  )
-  const ds = await synced(nodes)
-  t.is(ds[0]!.count, admitted)
-  t.deepEqual(ds[1], ds[0])
-  t.deepEqual(ds[2], ds[0])
-  const states = await Promise.all(nodes.map((n) => n.api<{ state: unknown }>('GET', '/state')))
-  t.deepEqual(states[1], states[0])
-  t.deepEqual(states[2], states[0])
+  const { nodes } = await natsCluster(t, EVERY_FREE_INVARIANT)
+  await convergeEveryInvariant(t, nodes, synced, 7)
   // the facts went through the stream: every replica published, and read the others' publications
   for (const n of nodes) {
     const s = (await status(n)).stream!

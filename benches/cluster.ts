@@ -27,7 +27,6 @@
 //   (one source), (d) restarted empty in memory, snapshot join, replica 2
 //   down (with two peers the other one's anti-entropy races the snapshot).
 //   Time from its start (listening) to holding every fact, and bytes it received.
-import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os, { tmpdir } from 'node:os'
@@ -36,6 +35,7 @@ import { parseArgs } from 'node:util'
 
 import { FactBatch, Kernel, invariants } from '../src/index.ts'
 import { freePort } from '../src/cli/local-cluster.ts'
+import { ANTI_ENTROPY_MS, clockOffset, now, pct, sleep, Worker } from './cluster-coordinator.ts'
 import { fmtRate, table } from './common.ts'
 import { collectMachine, formatMachine } from './machine.ts'
 
@@ -53,95 +53,9 @@ const jsonPath = values.json ?? process.env.CTFS_BENCH_JSON
 const N_THROUGHPUT = Number(values.facts ?? (quick ? 50_000 : 300_000))
 const N_CATCHUP = Number(values.catchup ?? (quick ? 50_000 : 1_000_000))
 const SECONDS = Number(values.seconds ?? (quick ? 2 : 5))
-const ANTI_ENTROPY_MS = 500
 
 // ------------------------------------------------------------- workers
 
-interface Msg {
-  cmd: string
-  [k: string]: unknown
-}
-
-class Worker {
-  proc: ChildProcess | null = null
-  readonly #waiting = new Map<string, Array<(m: Msg) => void>>()
-  readyAt = 0
-
-  constructor(
-    readonly id: number,
-    readonly port: number,
-    readonly peers: Array<{ id: number; port: number }>,
-    readonly key: string,
-  ) {}
-
-  async start(o: { dir?: string; snapshotMinFacts?: number | null } = {}): Promise<void> {
-    const cfg = { id: this.id, port: this.port, peers: this.peers, key: this.key, antiEntropyMs: ANTI_ENTROPY_MS, ...o }
-    const p = fork(new URL('./cluster-worker.ts', import.meta.url), [], {
-      execArgv: ['--import', '@oxc-node/core/register'],
-      env: { ...process.env, CTFS_BENCH_WORKER: JSON.stringify(cfg) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
-    this.proc = p
-    p.on('message', (m: Msg) => {
-      const q = this.#waiting.get(m.cmd)
-      const f = q?.shift()
-      if (f !== undefined) f(m)
-    })
-    await this.next('ready')
-  }
-
-  next(cmd: string): Promise<Msg> {
-    return new Promise((resolve) => {
-      const q = this.#waiting.get(cmd) ?? []
-      q.push(resolve)
-      this.#waiting.set(cmd, q)
-    })
-  }
-
-  call(m: Msg): Promise<Msg> {
-    const p = this.next(m.cmd)
-    this.proc!.send(m)
-    return p
-  }
-
-  async kill(): Promise<void> {
-    const p = this.proc
-    if (p === null || p.exitCode !== null) return
-    const exited = new Promise((r) => p.once('exit', r))
-    p.kill('SIGKILL')
-    await exited
-    this.proc = null
-  }
-
-  async exit(): Promise<void> {
-    const p = this.proc
-    if (p === null || p.exitCode !== null) return
-    const exited = new Promise((r) => p.once('exit', r))
-    p.send({ cmd: 'exit' })
-    await exited
-  }
-}
-
-const now = () => performance.timeOrigin + performance.now()
-
-/** Offset of a worker's clock against ours (ms), from the ping with the shortest round trip. */
-async function clockOffset(w: Worker): Promise<{ offset: number; rtt: number }> {
-  let best = { offset: 0, rtt: Infinity }
-  for (let i = 0; i < 30; i++) {
-    const t0 = now()
-    const m = await w.call({ cmd: 'now' })
-    const t1 = now()
-    if (t1 - t0 < best.rtt) best = { offset: (m.t as number) - (t0 + t1) / 2, rtt: t1 - t0 }
-  }
-  return best
-}
-
-function pct(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 // ------------------------------------------------------------------ run
 
@@ -153,7 +67,7 @@ async function main(): Promise<void> {
   const key = randomBytes(32).toString('hex')
   const ports = await Promise.all([freePort(), freePort(), freePort()])
   const all = ports.map((port, i) => ({ id: i + 1, port }))
-  const workers = all.map(({ id, port }) => new Worker(id, port, all.filter((p) => p.id !== id), key))
+  const workers = all.map(({ id, port }) => new Worker(id, { port, peers: all.filter((p) => p.id !== id), key }))
   const [w1, w2, w3] = workers as [Worker, Worker, Worker]
   const dir3 = join(root, 'node-3')
   const result: Record<string, unknown> = { suite: 'cluster', date: new Date().toISOString(), machine, loadAverageAtStart: os.loadavg() }

@@ -22,7 +22,6 @@
 // - bytes on the wire per fact: bytes written to every socket (mesh: the
 //   replicas' connections; NATS: the 3 clients' connections to the server,
 //   and what the server wrote to them, protocol lines included) / facts.
-import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -31,6 +30,7 @@ import { parseArgs } from 'node:util'
 
 import { freePort } from '../src/cli/local-cluster.ts'
 import { NatsServer } from '../__test__/nats-server.ts'
+import { ANTI_ENTROPY_MS, clockOffset, pct, sleep, Worker, type Msg } from './cluster-coordinator.ts'
 import { fmtRate, table } from './common.ts'
 import { collectMachine, formatMachine } from './machine.ts'
 
@@ -46,75 +46,6 @@ const quick = values.quick === true
 const jsonPath = values.json ?? process.env.CTFS_BENCH_JSON
 const N = Number(values.facts ?? (quick ? 50_000 : 300_000))
 const SECONDS = Number(values.seconds ?? (quick ? 2 : 5))
-const ANTI_ENTROPY_MS = 500
-
-interface Msg {
-  cmd: string
-  [k: string]: unknown
-}
-
-class Worker {
-  proc: ChildProcess | null = null
-  readonly #waiting = new Map<string, Array<(m: Msg) => void>>()
-
-  constructor(
-    readonly id: number,
-    readonly cfg: Record<string, unknown>,
-  ) {}
-
-  async start(): Promise<void> {
-    const p = fork(new URL('./cluster-worker.ts', import.meta.url), [], {
-      execArgv: ['--import', '@oxc-node/core/register', ...(process.env.CTFS_BENCH_PROF === String(this.id) ? ['--cpu-prof', '--cpu-prof-dir', process.env.CTFS_BENCH_PROF_DIR ?? '.'] : [])],
-      env: { ...process.env, CTFS_BENCH_WORKER: JSON.stringify({ id: this.id, antiEntropyMs: ANTI_ENTROPY_MS, ...this.cfg }) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
-    this.proc = p
-    p.on('message', (m: Msg) => this.#waiting.get(m.cmd)?.shift()?.(m))
-    await this.next('ready')
-  }
-
-  next(cmd: string): Promise<Msg> {
-    return new Promise((resolve) => {
-      const q = this.#waiting.get(cmd) ?? []
-      q.push(resolve)
-      this.#waiting.set(cmd, q)
-    })
-  }
-
-  call(m: Msg): Promise<Msg> {
-    const p = this.next(m.cmd)
-    this.proc!.send(m)
-    return p
-  }
-
-  async exit(): Promise<void> {
-    const p = this.proc
-    if (p === null || p.exitCode !== null) return
-    const exited = new Promise((r) => p.once('exit', r))
-    p.send({ cmd: 'exit' })
-    const t = setTimeout(() => p.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(t)
-  }
-}
-
-const now = () => performance.timeOrigin + performance.now()
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function clockOffset(w: Worker): Promise<number> {
-  let best = { offset: 0, rtt: Infinity }
-  for (let i = 0; i < 30; i++) {
-    const t0 = now()
-    const m = await w.call({ cmd: 'now' })
-    const t1 = now()
-    if (t1 - t0 < best.rtt) best = { offset: (m.t as number) - (t0 + t1) / 2, rtt: t1 - t0 }
-  }
-  return best.offset
-}
-
-function pct(sorted: Float64Array, p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-}
 
 interface Run {
   transport: string
@@ -140,7 +71,7 @@ async function run(transport: 'mesh' | 'nats', nats: NatsServer | null): Promise
   try {
     await Promise.all(workers.map((w) => w.start()))
     await Promise.all(workers.map((w) => w.call({ cmd: 'synced' })))
-    const offsets = await Promise.all(workers.map(clockOffset))
+    const offsets = (await Promise.all(workers.map(clockOffset))).map((o) => o.offset)
     const off = (w: Worker) => offsets[w.id - 1]!
     let total = 0
 

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util'
 
 import { AdminError, startCluster, writeKey, type NodeProcess } from './local-cluster.ts'
 import type { NodeStatus } from './node.ts'
+import { prng } from './prng.ts'
 
 const INITIAL = 40_000n
 const INVARIANT = `counter=gCounter;balance=totalSupply:initial=${INITIAL},min=0`
@@ -146,17 +147,6 @@ function render(rows: Row[], drivers: Driver[], phase: string, elapsed: number, 
   )
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** `ctfs cluster-demo [--seconds S] [--rate R] [--keep]`. */
 export async function clusterDemoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -176,7 +166,7 @@ export async function clusterDemoCommand(argv: string[]): Promise<number> {
   const tty = term !== null
   const root = mkdtempSync(join(tmpdir(), 'ctfs-demo-'))
   const keyFile = writeKey(root)
-  const rnd = mulberry(seed)
+  const rnd = prng(seed)
   const t0 = Date.now()
   const log: string[] = []
   const note = (line: string) => {
