@@ -197,29 +197,27 @@ interface TraceReport {
 const traces: Array<{ label: string; report: TraceReport }> = []
 
 /** Attributes each traced fact's latency to the stages of its batch. */
+/** Index of the first element whose key is >= `seq` in an array sorted by key (the last index when none is). */
+function firstAtLeast<T>(sorted: readonly T[], seq: number, key: (x: T) => number): number {
+  let lo = 0
+  let hi = sorted.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (key(sorted[mid]!) < seq) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 function traceReport(t: DurabilityTrace, facts: number[]): TraceReport {
   const b = t.batches
   const cb = t.callbacks
   const rows: Array<{ total: number; queued: number; io: number; toJs: number; resume: number; rolled: boolean }> = []
   for (let i = 0; i + 2 < facts.length; i += 3) {
     const [call, seq, done] = [facts[i]!, facts[i + 1]!, facts[i + 2]!]
-    let lo = 0
-    let hi = b.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (b[mid]!.lastSeq < seq) lo = mid + 1
-      else hi = mid
-    }
-    const batch = b[lo]
+    const batch = b[firstAtLeast(b, seq, (x) => x.lastSeq)]
     if (batch === undefined || batch.firstSeq > seq || batch.lastSeq < seq) continue
-    let c0 = 0
-    let c1 = cb.length - 1
-    while (c0 < c1) {
-      const mid = (c0 + c1) >> 1
-      if (cb[mid]!.seq < seq) c0 = mid + 1
-      else c1 = mid
-    }
-    const js = cb[c0]
+    const js = cb[firstAtLeast(cb, seq, (x) => x.seq)]
     if (js === undefined || js.seq < seq) continue
     rows.push({
       total: done - call,
