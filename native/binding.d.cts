@@ -13,6 +13,16 @@ export interface FastPath {
   admitWithIdSeq(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   admitDerivedSeq(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   admitBatch(domain: number, packed: Uint8Array, results: Uint8Array): number
+  /**
+   * Kernels without JS rules: the fact is laid out in `scratch` (id or the
+   * derived id's place at 0..32, then the dependencies, then the payload);
+   * `shape` = payload length * 4096 + dependencies * 2 + (1 if an id is given).
+   */
+  admitScratch?(domain: number, shape: number): number
+  /** {@link admitScratch} for durable kernels: the log sequence or minus the status. */
+  admitScratchSeq?(domain: number, shape: number): number
+  /** The shared admission scratch (4,096 bytes) of {@link admitScratch}. */
+  scratch?: Uint8Array
 }
 
 /**

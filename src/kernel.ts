@@ -169,6 +169,8 @@ export class BatchResult {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0)
+/** Bytes of the shared admission scratch after the id (see `FastPath.admitScratch`). */
+const SCRATCH_ROOM = 4096 - FACT_ID_BYTES
 const CAUSALITY_MODES: readonly CausalityMode[] = ['bloom', 'exact', 'escalating']
 /** The status of a call made from inside one of the kernel's own admissions. */
 const BUSY_STATUS = ERROR_CODES.indexOf('BUSY')
@@ -206,12 +208,15 @@ export class Domain<I extends InvariantSpec> {
   readonly #domain: number
   readonly #maxDeps: number
   readonly #out = new Uint8Array(FACT_ID_BYTES)
+  /** The kernel's shared admission scratch (kernels without JS rules; see `FastPath.admitScratch`). */
+  readonly #scratch: Uint8Array | undefined
   #depScratch: Uint8Array = EMPTY
 
   /** @internal */
   protected constructor(nativeKernel: NativeKernel, fast: FastPath, domain: number, invariant: I, maxDeps: number) {
     this.#native = nativeKernel
     this.#fast = fast
+    this.#scratch = fast.scratch !== undefined && fast.admitScratch !== undefined && fast.admitScratchSeq !== undefined ? fast.scratch : undefined
     this.#domain = domain
     this.invariant = invariant
     this.#maxDeps = maxDeps
@@ -251,7 +256,7 @@ export class Domain<I extends InvariantSpec> {
 
   #admit(payload: Uint8Array, options: AdmitOptions | undefined, logged: boolean): FactId {
     if (!isUint8Array(payload)) throw invalidArgType('payload', 'a Uint8Array', payload)
-    let deps = EMPTY
+    let depList: readonly FactId[] | undefined
     let id: FactId | undefined
     if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'an object', options)
@@ -259,9 +264,32 @@ export class Domain<I extends InvariantSpec> {
       for (const key in options) if (key !== 'id' && key !== 'deps') checkKeys(options, ADMIT_OPTION_KEYS)
       id = options.id
       if (id !== undefined && !isFactId(id)) checkFactId(id, 'options.id')
-      if (options.deps !== undefined) deps = this.#packDeps(options.deps)
+      if (options.deps !== undefined) depList = this.#checkDepList(options.deps)
     }
+    const nd = depList === undefined ? 0 : depList.length
     const fast = this.#fast
+    const s = this.#scratch
+    // The fact fits the shared scratch: written there, it crosses as two numbers.
+    if (s !== undefined && payload.length <= SCRATCH_ROOM - nd * FACT_ID_BYTES) {
+      if (id !== undefined) s.set(id)
+      for (let i = 0; i < nd; i++) {
+        const d = depList![i]
+        if (!isFactId(d)) checkFactId(d, `options.deps[${i}]`)
+        s.set(d, FACT_ID_BYTES * (i + 1))
+      }
+      if (payload.length !== 0) s.set(payload, FACT_ID_BYTES * (nd + 1))
+      const shape = payload.length * 4096 + nd * 2 + (id !== undefined ? 1 : 0)
+      if (logged) {
+        const r = fast.admitScratchSeq!(this.#domain, shape)
+        if (r <= 0) throw this.#lastError(-r)
+        this.#seq = r
+      } else {
+        const status = fast.admitScratch!(this.#domain, shape)
+        if (status !== 0) throw this.#lastError(status)
+      }
+      return id ?? s.slice(0, FACT_ID_BYTES)
+    }
+    const deps = nd === 0 ? EMPTY : nd === 1 ? this.#oneDep(depList![0]) : this.#packIds(depList!, 'options.deps')
     if (logged) {
       // One crossing returns the log sequence (or minus the refusal status).
       const r =
@@ -404,19 +432,20 @@ export class Domain<I extends InvariantSpec> {
     return e ? fromNativeError(e) : new CtfsError('MALFORMED_FACT', 'refused without details')
   }
 
-  #packDeps(deps: readonly FactId[]): Uint8Array {
+  /** `options.deps` checked as a list within `maxDeps` (its ids are checked where they are written); `undefined` when empty. */
+  #checkDepList(deps: readonly FactId[]): readonly FactId[] | undefined {
     if (!Array.isArray(deps)) throw invalidArgType('options.deps', 'an array of fact ids', deps)
     const n = deps.length
-    if (n === 0) return EMPTY
+    if (n === 0) return undefined
     if (n > this.#maxDeps) {
       throw new CtfsError('MALFORMED_FACT', `malformed fact: ${n} dependencies; the limit is ${this.#maxDeps} (maxDeps)`)
     }
-    if (n === 1) {
-      const d = deps[0]
-      if (!isFactId(d)) checkFactId(d, 'options.deps[0]')
-      return d
-    }
-    return this.#packIds(deps, 'options.deps')
+    return deps
+  }
+
+  #oneDep(d: FactId | undefined): FactId {
+    if (!isFactId(d)) checkFactId(d, 'options.deps[0]')
+    return d
   }
 
   #packIds(ids: readonly FactId[], name: string): Uint8Array {

@@ -17,7 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
 
-use ctfs_core::ErrorCode;
+use ctfs_core::{ErrorCode, FactId};
 use napi::bindgen_prelude::{Env, FromNapiValue, Object};
 use napi::sys::{self, napi_callback_info, napi_env, napi_value};
 use napi::{Error, Result, Status};
@@ -225,6 +225,166 @@ unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> nap
     })
 }
 
+/// The shared admission scratch of a kernel (no JS rules): JavaScript
+/// writes a fact's id, dependencies and payload into it through a Uint8Array
+/// view (an external ArrayBuffer over this memory) and passes only their
+/// lengths, so that a single admission crosses with two numbers instead of
+/// three array handles (each `napi_get_typedarray_info` is a buffer lookup
+/// plus a reference-count round trip in V8).
+///
+/// Layout: bytes `0..32` the id (a derived admission writes its id there),
+/// then `deps` ids of 32 bytes, then the payload. `shape` packs the lengths:
+/// `payload_len << 12 | deps << 1 | has_id`.
+pub(crate) struct Scratch {
+    ptr: *mut u8,
+    len: usize,
+}
+
+/// Bytes of the scratch (id, dependencies and payload of one fact; larger
+/// facts take the slice-passing path).
+pub(crate) const SCRATCH_BYTES: usize = 4096;
+const SHAPE_MAX_DEPS: u32 = 0x7ff;
+
+impl Scratch {
+    fn new(len: usize) -> Scratch {
+        let b: Box<[u8]> = vec![0u8; len].into_boxed_slice();
+        let len = b.len();
+        Scratch { ptr: Box::into_raw(b) as *mut u8, len }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` come from `Box::into_raw` of a boxed slice of
+        // exactly `len` bytes in `new`, freed once here.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });
+    }
+}
+
+/// The data of the scratch admission functions.
+struct ScratchBound {
+    kernel: SharedKernel,
+    scratch: Rc<Scratch>,
+}
+
+impl ScratchBound {
+    /// Admits the fact laid out in the scratch (see [`Scratch`]).
+    fn admit(&self, st: &mut KernelState, domain: u32, shape: u32) -> std::result::Result<u32, Throw> {
+        let has_id = shape & 1 == 1;
+        let deps = ((shape >> 1) & SHAPE_MAX_DEPS) as usize * FactId::LEN;
+        let payload = (shape >> 12) as usize;
+        if FactId::LEN + deps + payload > self.scratch.len {
+            return Err(Throw::Type(format!("admission scratch shape {shape} is out of range")));
+        }
+        // SAFETY: the memory is live (`self.scratch` owns it) and only this
+        // call looks at it now: JavaScript writes it only between calls, and
+        // no JavaScript runs during this admission (kernels that call JS
+        // rules get no scratch: `KernelState::runs_js`).
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.scratch.ptr, self.scratch.len) };
+        let (head, rest) = buf.split_at_mut(FactId::LEN);
+        let (deps, rest) = rest.split_at(deps);
+        let payload = &rest[..payload];
+        Ok(if has_id { st.admit_with_id(domain, head, payload, deps)? } else { st.admit_derived(domain, head, payload, deps)? })
+    }
+}
+
+/// The arguments of a scratch admission function and its data.
+///
+/// SAFETY: `info` is the callback info of a function created by
+/// `bind_scratch`, whose data pointer is a live `Box<ScratchBound>`.
+unsafe fn scratch_args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<(u32, u32, &'a ScratchBound), Throw> {
+    let mut argc = 2usize;
+    let mut argv = [ptr::null_mut(); 2];
+    let mut data: *mut c_void = ptr::null_mut();
+    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
+    if status != sys::Status::napi_ok || data.is_null() {
+        return Err(Throw::Type("could not read the call's arguments".into()));
+    }
+    let bound = unsafe { &*(data as *const ScratchBound) };
+    Ok((uint32(env, argv[0], "domain")?, uint32(env, argv[1], "shape")?, bound))
+}
+
+/// `admitScratch(domain, shape) -> status` (the fact is in the scratch).
+unsafe extern "C" fn admit_scratch(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (domain, shape, bound) = unsafe { scratch_args(env, info)? };
+        let Ok(mut st) = bound.kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
+        let status = bound.admit(&mut st, domain, shape)?;
+        status_value(env, status)
+    })
+}
+
+/// `admitScratchSeq(domain, shape) -> seq | -status`
+unsafe extern "C" fn admit_scratch_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (domain, shape, bound) = unsafe { scratch_args(env, info)? };
+        let Ok(mut st) = bound.kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
+        let status = bound.admit(&mut st, domain, shape)?;
+        double_value(env, seq_or_status(&st, status))
+    })
+}
+
+unsafe extern "C" fn release_scratch_bound(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Box::into_raw` made in `bind_scratch`, released once.
+    drop(unsafe { Box::from_raw(data as *mut ScratchBound) });
+}
+
+unsafe extern "C" fn release_scratch_memory(_env: napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the `Rc::into_raw` made in `scratch_view`, released once.
+    drop(unsafe { Rc::from_raw(hint as *const Scratch) });
+}
+
+/// Creates a JS function running `cb` against `kernel` and `scratch`.
+fn bind_scratch(env: napi_env, kernel: &SharedKernel, scratch: &Rc<Scratch>, name: &str, cb: Callback) -> Result<napi_value> {
+    let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
+    let data = Box::into_raw(Box::new(ScratchBound { kernel: kernel.clone(), scratch: scratch.clone() })) as *mut c_void;
+    let mut func = ptr::null_mut();
+    // SAFETY: valid env; `data` stays alive until `release_scratch_bound` runs for `func`.
+    unsafe {
+        let s = sys::napi_create_function(env, cname.as_ptr(), name.len() as isize, Some(cb), data, &mut func);
+        if s != sys::Status::napi_ok {
+            release_scratch_bound(env, data, ptr::null_mut());
+            return Err(Error::new(Status::GenericFailure, "napi_create_function failed"));
+        }
+        let s = sys::napi_add_finalizer(env, func, data, Some(release_scratch_bound), ptr::null_mut(), ptr::null_mut());
+        if s != sys::Status::napi_ok {
+            release_scratch_bound(env, data, ptr::null_mut());
+            return Err(Error::new(Status::GenericFailure, "napi_add_finalizer failed"));
+        }
+    }
+    Ok(func)
+}
+
+/// A Uint8Array over the scratch memory (an external ArrayBuffer keeping its
+/// own reference to it), or `None` where the runtime refuses external
+/// buffers (then the kernel keeps the slice-passing path).
+fn scratch_view(env: napi_env, scratch: &Rc<Scratch>) -> Option<napi_value> {
+    let hint = Rc::into_raw(scratch.clone()) as *mut c_void;
+    let mut ab = ptr::null_mut();
+    let mut view = ptr::null_mut();
+    // SAFETY: valid env; the memory stays alive while `hint` (an Rc of it)
+    // is held, which `release_scratch_memory` drops when the ArrayBuffer is
+    // collected; on failure the Rc is dropped here and nothing refers to it.
+    unsafe {
+        let s = sys::napi_create_external_arraybuffer(
+            env,
+            scratch.ptr as *mut c_void,
+            scratch.len,
+            Some(release_scratch_memory),
+            hint,
+            &mut ab,
+        );
+        if s != sys::Status::napi_ok {
+            release_scratch_memory(env, ptr::null_mut(), hint);
+            return None;
+        }
+        if sys::napi_create_typedarray(env, sys::TypedarrayType::uint8_array, scratch.len, ab, 0, &mut view) != sys::Status::napi_ok {
+            return None;
+        }
+    }
+    Some(view)
+}
+
 unsafe extern "C" fn release(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
     // SAFETY: `data` is the `Rc::into_raw` made in `bind`, released exactly once.
     drop(unsafe { Rc::from_raw(data as *const RefCell<KernelState>) });
@@ -282,6 +442,23 @@ impl NativeKernel {
                 let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
                 if sys::napi_set_named_property(raw_env, obj, cname.as_ptr(), f) != sys::Status::napi_ok {
                     return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
+                }
+            }
+            // Kernels that run no JavaScript during admission also get the
+            // shared-scratch functions and the scratch itself.
+            if self.shared().try_borrow().is_ok_and(|st| !st.runs_js) {
+                let scratch = Rc::new(Scratch::new(SCRATCH_BYTES));
+                if let Some(view) = scratch_view(raw_env, &scratch) {
+                    for (name, cb) in [("admitScratch", admit_scratch as Callback), ("admitScratchSeq", admit_scratch_seq as Callback)] {
+                        let f = bind_scratch(raw_env, self.shared(), &scratch, name, cb)?;
+                        let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
+                        if sys::napi_set_named_property(raw_env, obj, cname.as_ptr(), f) != sys::Status::napi_ok {
+                            return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
+                        }
+                    }
+                    if sys::napi_set_named_property(raw_env, obj, c"scratch".as_ptr(), view) != sys::Status::napi_ok {
+                        return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
+                    }
                 }
             }
             Object::from_napi_value(raw_env, obj)

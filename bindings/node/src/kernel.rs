@@ -146,6 +146,10 @@ pub(crate) struct KernelState {
     pub(crate) durable_sync: crate::sync::DurableSync,
     /// Picks the single admissions that are timed (metrics).
     sampler: metrics::Sampler,
+    /// The invariant calls JavaScript (custom rules) during admission: the
+    /// shared-scratch fast path is not offered (a rule could write the
+    /// scratch while an admission reads it).
+    pub(crate) runs_js: bool,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
@@ -424,6 +428,7 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
         pending_sync: None,
         durable_sync: Default::default(),
         sampler: Default::default(),
+        runs_js: !rules.is_empty(),
     })
 }
 

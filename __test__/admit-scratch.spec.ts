@@ -1,0 +1,119 @@
+// Single admissions of kernels without JS rules cross into Rust through a
+// shared scratch (id, dependencies and payload copied there; two numbers
+// passed). These tests hold it to the slice-passing paths: same outcomes,
+// same state, whatever the sizes, the ids' memory and the tenants involved.
+import test from 'ava'
+import fc from 'fast-check'
+
+import { FactBatch, Kernel, invariants, isCtfsError, type FactId } from '../src/index.ts'
+import { snapshot } from './helpers.ts'
+
+const supplyOf = () => invariants.totalSupply({ initial: 1000n, min: 0n, max: 1_000_000n })
+
+/** What one single admission did: `ok` or the refusal code. */
+function single(k: Kernel<ReturnType<typeof supplyOf>>, payload: Uint8Array, id: FactId, deps: FactId[]): string {
+  try {
+    k.admit(payload, deps.length > 0 ? { id, deps } : { id })
+    return 'ok'
+  } catch (e) {
+    if (!isCtfsError(e)) throw e
+    return e.code
+  }
+}
+
+test('single admissions (shared scratch) and admitBatch agree fact by fact: outcome, state, frontier (fast-check)', (t) => {
+  const supply = supplyOf()
+  // Payload sizes around the scratch's room (4,064 bytes without dependencies),
+  // valid deltas and garbage; dependencies admitted, unknown or many.
+  const op = fc.record({
+    kind: fc.constantFrom('fresh', 'fresh', 'fresh', 'duplicate'),
+    payload: fc.oneof(
+      fc.bigInt({ min: -300n, max: 300n }).map((d) => supply.delta(d)),
+      fc.constantFrom(0, 1, 15, 16, 17, 4000, 4031, 4032, 4033, 4063, 4064, 4065, 5000).map((n) => new Uint8Array(n).fill(7)),
+    ),
+    deps: fc.array(fc.oneof(fc.nat(), fc.constant(-1)), { maxLength: 3 }),
+    manyDeps: fc.boolean(),
+  })
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 2 ** 31 }), (ops, seed) => {
+      const a = new Kernel({ invariant: supply, maxPayloadBytes: 8192 })
+      const b = new Kernel({ invariant: supply, maxPayloadBytes: 8192 })
+      const admitted: FactId[] = []
+      let n = seed
+      const fresh = (): FactId => {
+        // Small arrays allocated one by one (kept in the JS heap by V8).
+        const id = new Uint8Array(32)
+        for (let i = 0; i < 32; i++) id[i] = (n = (Math.imul(n, 1103515245) + 12345) >>> 0) >>> 24
+        return id
+      }
+      for (const o of ops) {
+        const id = o.kind === 'duplicate' && admitted.length > 0 ? admitted[seed % admitted.length]!.slice() : fresh()
+        let deps = o.deps.map((d) => (d < 0 || admitted.length === 0 ? fresh() : admitted[d % admitted.length]!.slice()))
+        // Enough dependencies that the payload no longer fits beside them.
+        if (o.manyDeps && admitted.length > 0) deps = Array.from({ length: 100 }, (_, i) => admitted[i % admitted.length]!.slice())
+        const ra = single(a, o.payload, id, deps)
+        const batch = new FactBatch()
+        batch.add(o.payload, deps.length > 0 ? { id, deps } : { id })
+        const r = b.admitBatch(batch)
+        const rb = r.ok(0) ? 'ok' : r.code(0)!
+        if (ra !== rb) return false
+        if (ra === 'ok') admitted.push(id)
+      }
+      const sa = snapshot(a)
+      const sb = snapshot(b)
+      return sa.state === sb.state && sa.count === sb.count && sa.clock === sb.clock && sa.tracked === sb.tracked
+    }),
+    { numRuns: 150 },
+  )
+  t.pass()
+})
+
+test('a derived id from the scratch is the caller\'s own copy, and works as a dependency', (t) => {
+  const supply = supplyOf()
+  const k = new Kernel({ invariant: supply })
+  const first = k.admit(supply.delta(1n))
+  const keep = first.slice()
+  const second = k.admit(supply.delta(2n), { deps: [first] })
+  t.notDeepEqual(first, second)
+  t.deepEqual(first, keep, 'the next admission did not overwrite the returned id')
+  first.fill(0)
+  t.is(k.contains(keep), 'yes')
+  t.is(k.contains(second), 'yes')
+  t.is(k.read().balance, 1003n)
+  // A dependency that is a small JS-heap array, a Buffer and a subarray of a larger buffer.
+  const third = k.admit(supply.delta(3n), { deps: [keep, Buffer.from(second), new Uint8Array([...new Uint8Array(8), ...second]).subarray(8)] })
+  t.is(k.contains(third), 'yes')
+  t.is(k.read().balance, 1006n)
+})
+
+test('tenants share the kernel\'s scratch without mixing their facts', (t) => {
+  const supply = supplyOf()
+  const k = new Kernel({ invariant: supply })
+  const x = k.tenant('x')
+  const y = k.tenant('y')
+  let px = k.admit(supply.delta(1n))
+  let py = x.admit(supply.delta(10n))
+  let pz = y.admit(supply.delta(100n))
+  for (let i = 0; i < 50; i++) {
+    px = k.admit(supply.delta(1n), { deps: [px] })
+    py = x.admit(supply.delta(10n), { deps: [py] })
+    pz = y.admit(supply.delta(100n), { deps: [pz] })
+  }
+  t.is(k.read().balance, 1051n)
+  t.is(x.read().balance, 1510n)
+  t.is(y.read().balance, 6100n)
+  // A tenant's id is not a dependency in another domain.
+  const e = t.throws(() => x.admit(supply.delta(1n), { deps: [px] }))
+  t.is((e as { code?: string }).code, 'CAUSALITY_VIOLATION')
+  t.is(x.read().balance, 1510n)
+})
+
+test('payloads beyond the scratch take the slice path with the same rules', (t) => {
+  const supply = supplyOf()
+  const k = new Kernel({ invariant: supply, maxPayloadBytes: 4064 })
+  for (const n of [4064, 4065, 100_000]) {
+    const e = t.throws(() => k.admit(new Uint8Array(n)))
+    t.is((e as { code?: string }).code, n > 4064 ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_FACT', `payload of ${n} bytes`)
+  }
+  t.is(k.frontier.count, 0)
+})
