@@ -1,5 +1,6 @@
 // admit_shapes: the cost of `kernel.admit(payload, options)` for the four
-// common option shapes — none, `{ id }`, `{ deps }`, `{ id, deps }` — and of
+// common option shapes — none, `{ id }` (ids off the JS heap, and fresh
+// small arrays still in it), `{ deps }`, `{ id, deps }` — and of
 // `FactBatch.add`, with the N-API floor of the same run beside it.
 //
 //   node --import @oxc-node/core/register benches/admit_shapes.ts
@@ -35,8 +36,8 @@ type Api = typeof import('../src/index.ts')
 const impls: Array<[string, Api]> = [['this tree', await import('../src/index.ts')]]
 if (values.compare !== undefined) impls.push(['compare', (await import(pathToFileURL(resolve(values.compare)).href)) as Api])
 
-type Shape = 'admit(p)' | 'admit(p, {id})' | 'admit(p, {deps:[d]})' | 'admit(p, {id, deps:[d]})'
-const SHAPES: Shape[] = ['admit(p)', 'admit(p, {id})', 'admit(p, {deps:[d]})', 'admit(p, {id, deps:[d]})']
+type Shape = 'admit(p)' | 'admit(p, {id})' | 'admit(p, {id}), JS-heap ids' | 'admit(p, {deps:[d]})' | 'admit(p, {id, deps:[d]})'
+const SHAPES: Shape[] = ['admit(p)', 'admit(p, {id})', 'admit(p, {id}), JS-heap ids', 'admit(p, {deps:[d]})', 'admit(p, {id, deps:[d]})']
 
 function task(api: Api, shape: Shape): TimedTask {
   const supply = api.invariants.totalSupply()
@@ -45,10 +46,17 @@ function task(api: Api, shape: Shape): TimedTask {
   const history: Uint8Array[] = []
   for (let i = 0; i < historySize; i++) history.push(k.admit(payload))
   const ids: Uint8Array[] = Array.from({ length: OPS }, () => new Uint8Array(32))
+  // Fresh small arrays each sample, as most JS code makes them (`slice`,
+  // `new Uint8Array(32)`): V8 keeps them in its heap until a native call
+  // asks for their bytes. (randomFillSync moves the others off-heap.)
+  const random = new Uint8Array(32 * OPS)
+  const heapIds: Uint8Array[] = new Array(OPS)
   const deps: Uint8Array[] = new Array(OPS)
   let n = 0
   const prepare = () => {
     for (const id of ids) randomFillSync(id)
+    randomFillSync(random)
+    for (let j = 0; j < OPS; j++) heapIds[j] = random.slice(32 * j, 32 * j + 32)
     for (let j = 0; j < OPS; j++) deps[j] = history[(n++ * 7919) % history.length]!
   }
   const loops: Record<Shape, () => void> = {
@@ -57,6 +65,9 @@ function task(api: Api, shape: Shape): TimedTask {
     },
     'admit(p, {id})': () => {
       for (let j = 0; j < OPS; j++) k.admit(payload, { id: ids[j]! })
+    },
+    'admit(p, {id}), JS-heap ids': () => {
+      for (let j = 0; j < OPS; j++) k.admit(payload, { id: heapIds[j]! })
     },
     'admit(p, {deps:[d]})': () => {
       for (let j = 0; j < OPS; j++) k.admit(payload, { deps: [deps[j]!] })
