@@ -145,10 +145,12 @@ export interface DurableAdmission {
  * sequence, and the promises waiting for it.
  *
  * Waiters are kept in sequence order as parallel arrays (no object per
- * wait), resolved in one pass from the head when the frontier moves. Every
- * promise is created with the same executor (no closure per wait), and the
- * resolved prefix is dropped once it is half the queue, so a queue that
- * never drains under sustained load stays bounded.
+ * wait), resolved in one pass from the head when the frontier moves. The
+ * resolved prefix is dropped once it is half the queue: under sustained
+ * load the queue may never drain, and without this it kept every resolved
+ * waiter (and its resolving functions) alive until it did — 1 GB of heap
+ * and 4x slower waits in a 3M-wait run with 1,024 in flight. (One shared
+ * executor instead of a closure per promise measured no difference.)
  */
 class DurableFrontier {
   durable = 0
@@ -161,11 +163,6 @@ class DurableFrontier {
   keepAlive: ReturnType<typeof setInterval> | null = null
   /** While tracing: (seq, process.hrtime ns) of each native callback. */
   trace: number[] | null = null
-  /** The one executor of every waiting promise: it files the promise's resolving functions. */
-  readonly #file = (resolve: (v: unknown) => void, reject: (e: unknown) => void): void => {
-    this.resolves.push(resolve)
-    this.rejects.push(reject)
-  }
 
   advance(seq: number, failure: string | undefined): void {
     if (this.trace !== null) this.trace.push(seq, Number(process.hrtime.bigint()))
@@ -216,7 +213,10 @@ class DurableFrontier {
     if (this.keepAlive === null) this.keepAlive = setInterval(() => {}, 1 << 30)
     this.seqs.push(seq)
     this.values.push(value)
-    return new Promise<T>(this.#file as (resolve: (v: T) => void, reject: (e: unknown) => void) => void)
+    return new Promise<T>((resolve, reject) => {
+      this.resolves.push(resolve as (v: unknown) => void)
+      this.rejects.push(reject)
+    })
   }
 }
 
