@@ -173,3 +173,32 @@ const plans: Plan[] = [
 test.serial('kill -9 after admitBatchDurable resolved: reopening finds every acknowledged fact', async (t) => {
   for (const p of plans) t.log(await iteration(t, p))
 })
+
+test('portable: thousands of waiters always pending (the frontier queue never drains) resolve in order, each once durable', async (t) => {
+  const k = await DurableKernel.open({ dir: tempDir(t), invariant: supply, backend: 'portable' })
+  t.teardown(() => k.close())
+  const window = 3000
+  const total = 30_000
+  const pending: Array<Promise<void>> = []
+  let lastResolved = 0
+  let outOfOrder = 0
+  let early = 0
+  for (let i = 0; i < total; i++) {
+    if (i >= window) await pending[i - window]
+    const h = k.admitAsync(supply.delta(1n))
+    const seq = h.seq
+    pending.push(
+      h.durable.then(() => {
+        if (seq < lastResolved) outOfOrder++
+        lastResolved = seq
+        if (!h.isDurable() || k.durability.durableSeq < seq) early++
+      }),
+    )
+    // a batch in the same queue, between single facts
+    if (i % 1000 === 999) pending.push(k.admitBatchDurable([{ payload: supply.delta(1n) }, { payload: supply.delta(1n) }]).then((r) => t.is(r.admitted, 2)))
+  }
+  await Promise.all(pending)
+  t.is(outOfOrder, 0)
+  t.is(early, 0)
+  t.is(k.read().balance, BigInt(total + 2 * (total / 1000)))
+})
