@@ -195,7 +195,7 @@ test('portable: thousands of waiters always pending (the frontier queue never dr
       }),
     )
     // a batch in the same queue, between single facts
-    if (i % 1000 === 999) pending.push(k.admitBatchDurable([{ payload: supply.delta(1n) }, { payload: supply.delta(1n) }]).then((r) => t.is(r.admitted, 2)))
+    if (i % 1000 === 999) pending.push(k.admitBatchDurable([{ payload: supply.delta(1n) }, { payload: supply.delta(1n) }]).then((r) => void t.is(r.admitted, 2)))
   }
   await Promise.all(pending)
   t.is(outOfOrder, 0)
