@@ -140,12 +140,21 @@ export interface DurableAdmission {
   readonly durable: Promise<FactId>
 }
 
-/** Shared between the native callback and the kernel object. */
+/**
+ * Shared between the native callback and the kernel object: the durable
+ * sequence, and the promises waiting for it.
+ *
+ * Waiters are kept in sequence order as parallel arrays (no object per
+ * wait), resolved in one pass from the head when the frontier moves. The
+ * resolved prefix is dropped once it is half the queue: under sustained
+ * load the queue may never drain, and without this it kept every resolved
+ * waiter (and its resolving functions) alive until it did — 1 GB of heap
+ * and 4x slower waits in a 3M-wait run with 1,024 in flight. (One shared
+ * executor instead of a closure per promise measured no difference.)
+ */
 class DurableFrontier {
   durable = 0
   failure: CtfsError | null = null
-  // Pending acknowledgements in sequence order, as parallel arrays (no
-  // object per fact): sequence, value, resolve, reject.
   readonly seqs: number[] = []
   readonly values: unknown[] = []
   readonly resolves: Array<(v: unknown) => void> = []
@@ -166,8 +175,11 @@ class DurableFrontier {
       if (seq > this.durable) this.durable = seq
       let i = this.head
       const durable = this.durable
-      while (i < n && this.seqs[i]! <= durable) {
-        this.resolves[i]!(this.values[i])
+      const seqs = this.seqs
+      const resolves = this.resolves
+      const values = this.values
+      while (i < n && seqs[i]! <= durable) {
+        resolves[i]!(values[i])
         i++
       }
       this.head = i
@@ -182,6 +194,14 @@ class DurableFrontier {
         clearInterval(this.keepAlive)
         this.keepAlive = null
       }
+    } else if (this.head >= 1024 && this.head * 2 >= n) {
+      // Under sustained load the queue may never drain: drop the resolved prefix.
+      const h = this.head
+      this.seqs.splice(0, h)
+      this.values.splice(0, h)
+      this.resolves.splice(0, h)
+      this.rejects.splice(0, h)
+      this.head = 0
     }
   }
 
@@ -354,6 +374,44 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   }
 
   /**
+   * **The way to high durable throughput**: admits a whole batch in one
+   * native call, exactly like {@link admitBatch} (the same
+   * {@link BatchResult}; a refused fact is reported in it, not thrown), and
+   * resolves with that result once fdatasync covered every fact of the batch
+   * that was admitted — one wait on the durable frontier for the batch's last
+   * log record, no promise per fact. A batch with nothing admitted resolves
+   * at once.
+   *
+   * Rejects (nothing is thrown synchronously) with the {@link CtfsError}
+   * the other calls throw when the batch could not be logged: `BUSY` (called
+   * from inside this kernel's own custom `apply`), `WAL_CLOSED` (closed
+   * kernel), `WAL_FAILED` (the log failed, before or while the batch waited:
+   * the same error {@link admitDurable} rejects with); a `TypeError` for a
+   * batch of the wrong shape, like `admitBatch`. `BUFFER_FULL` is a per-fact
+   * refusal: await this promise and admit the refused facts again.
+   *
+   * @example
+   * const k = await DurableKernel.open({ dir: './data', invariant: supply })
+   * const r = await k.admitBatchDurable(FactBatch.fromPayloads(supply.deltas([1n, 2n, 3n]), 16))
+   * r.admitted // 3: all durable now
+   */
+  admitBatchDurable(batch: FactBatch | readonly FactInput[]): Promise<BatchResult> {
+    let r: BatchResult
+    try {
+      r = this.admitBatch(batch)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    if (r.refused > 0) {
+      const e = logRefusal(r)
+      if (e !== undefined) return Promise.reject(e)
+    }
+    if (r.admitted === 0) return Promise.resolve(r)
+    // Read right after the batch, on this thread: its last record or later.
+    return this.#frontier.wait(this.#appended(), r)
+  }
+
+  /**
    * Diagnostics: starts recording, per durable batch, when the log writer
    * picked it up, when it was synced and when the JavaScript callback ran
    * ({@link traceStop} returns them). For benchmarks; off by default.
@@ -423,6 +481,18 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     }
     this.#frontier.advance(seq, undefined)
   }
+}
+
+/**
+ * A refusal of the log itself among a batch's refusals (`WAL_CLOSED`,
+ * `WAL_FAILED`): the batch could not be made durable.
+ */
+function logRefusal(r: BatchResult): CtfsError | undefined {
+  for (let i = 0; i < r.length; i++) {
+    const c = r.code(i)
+    if (c === 'WAL_CLOSED' || c === 'WAL_FAILED') return r.errors.find((e) => e.index === i)?.error ?? new CtfsError(c, c === 'WAL_CLOSED' ? 'the kernel is closed; nothing was admitted' : 'the write-ahead log failed')
+  }
+  return undefined
 }
 
 /** The durability options for the native layer. */

@@ -272,6 +272,10 @@ impl KernelState {
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
         let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, tenant, closed } = self.route(domain)?;
+        // The batch's records reach the log writer together (one wake at the end).
+        if let Some(l) = log.as_deref_mut() {
+            l.wal_mut().hold_wakes();
+        }
         let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
             Route {
                 kernel: k,
@@ -285,6 +289,9 @@ impl KernelState {
             }
             .admit(id, deps, payload)
         });
+        if let Some(l) = log {
+            l.wal_mut().release_wakes();
+        }
         self.batch_errors = errors;
         // Timed per call, outside the per-record loop (no clock read in it).
         if metrics::ENABLED {

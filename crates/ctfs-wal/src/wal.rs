@@ -13,7 +13,12 @@
 //! has room. The producer path allocates nothing and makes no syscall except
 //! a Condvar notify when the writer is parked (Dekker handshake: producer
 //! stores `head`, SeqCst fence, loads `parked`; writer stores `parked`,
-//! re-loads `head` under the mutex before waiting).
+//! re-loads `head` under the mutex before waiting). Between
+//! [`Wal::hold_wakes`] and [`Wal::release_wakes`] (a batch of appends made in
+//! one call) the producer does not wake a parked writer until the release
+//! (or until an eighth of the ring is held): a writer woken by the first
+//! record would take that record alone into a batch and sync it while the
+//! rest of the call waits for the next sync.
 //!
 //! ## Writer
 //! Takes everything between its position and `head`, seals each record
@@ -329,6 +334,8 @@ pub struct Wal {
     backend: &'static str,
     backend_note: Option<String>,
     closed: bool,
+    /// Head position when [`Wal::hold_wakes`] was called, while holding.
+    held_from: Option<u64>,
     /// flock'ed `LOCK` file; released by `close`.
     lock_file: Option<File>,
     /// The directory itself, opened at `open`: tells whether it was removed.
@@ -533,6 +540,7 @@ impl Wal {
                 backend,
                 backend_note,
                 closed: false,
+                held_from: None,
                 lock_file: Some(lock_file),
                 dir_handle: Some(dir_handle),
             },
@@ -785,11 +793,41 @@ impl Wal {
         self.next_seq = seq + 1;
         self.shared.appended.store(seq, Ordering::Relaxed);
         self.shared.head.0.store(self.head, Ordering::Release);
+        if let Some(from) = self.held_from
+            && self.head - from < (self.shared.cap / 8) as u64
+        {
+            return Ok(seq);
+        }
+        self.wake_if_parked();
+        Ok(seq)
+    }
+
+    /// The producer's side of the handshake: after storing `head`.
+    #[inline]
+    fn wake_if_parked(&self) {
         fence(Ordering::SeqCst);
         if self.shared.parked.load(Ordering::Relaxed) {
             self.shared.wake_writer();
         }
-        Ok(seq)
+    }
+
+    /// Until [`release_wakes`](Self::release_wakes), appends do not wake a
+    /// parked writer (except past an eighth of the ring), so that the records
+    /// of one call go to the writer together. Always pair it with
+    /// `release_wakes`: records appended meanwhile are written only once the
+    /// writer wakes (at the latest at its 100 ms park timeout).
+    pub fn hold_wakes(&mut self) {
+        self.held_from = Some(self.head);
+    }
+
+    /// Ends [`hold_wakes`](Self::hold_wakes): wakes the writer if it is
+    /// parked and anything was appended. Idempotent.
+    pub fn release_wakes(&mut self) {
+        if let Some(from) = self.held_from.take()
+            && self.head != from
+        {
+            self.wake_if_parked();
+        }
     }
 
     /// Starts a durable-ack measurement of the last record appended: the
@@ -820,6 +858,8 @@ impl Wal {
             return if self.is_failed() { Err(self.shared.failed_error()) } else { Ok(self.durable_seq()) };
         }
         let target = self.appended_seq();
+        // records appended under `hold_wakes` may not have woken the writer
+        self.wake_if_parked();
         let s = &self.shared;
         let mut g = lock(&s.durable_lock);
         loop {

@@ -420,3 +420,48 @@ fn metrics_agree_with_counters() {
         wal.close().unwrap();
     }
 }
+
+#[test]
+fn held_wakes_give_the_writer_one_call_s_records_together() {
+    for b in backends() {
+        let d = TempDir::new("hold");
+        let (mut wal, _) = Wal::open(d.path(), opts(b)).unwrap();
+        append_n(&mut wal, 1, 10);
+        wal.flush().unwrap();
+        let b0 = wal.stats().batches;
+        // Appends under a hold do not wake the (parked) writer: the 100 records
+        // are picked up together, at the release (or, rarely, at the writer's
+        // own park timeout — after all of them were appended).
+        wal.hold_wakes();
+        append_n(&mut wal, 11, 110);
+        std::thread::sleep(Duration::from_millis(20));
+        wal.release_wakes();
+        wal.release_wakes(); // idempotent
+        assert_eq!(wal.flush().unwrap(), 110);
+        assert_eq!(wal.stats().batches - b0, 1, "{b:?}: the held records went to the writer in one batch");
+        // flush() wakes the writer itself: a hold never left open cannot stall it
+        wal.hold_wakes();
+        append_n(&mut wal, 111, 120);
+        assert_eq!(wal.flush().unwrap(), 120);
+        wal.release_wakes();
+        // past an eighth of the ring the writer is woken even while held
+        let o = WalOptions { buffer_capacity: 64 * 1024, max_record_bytes: 4096, ..opts(b) };
+        drop(wal);
+        let (mut wal, _) = Wal::open(d.path(), o).unwrap();
+        wal.hold_wakes();
+        let t0 = std::time::Instant::now();
+        let big = vec![7u8; 1024];
+        for i in 0..12u8 {
+            wal.append(&id(200 + i as u64), &[], &big, 0).unwrap();
+        }
+        while wal.durable_seq() < 121 && t0.elapsed() < Duration::from_millis(80) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(wal.durable_seq() >= 121, "{b:?}: the writer was not woken past an eighth of the ring");
+        wal.release_wakes();
+        assert_eq!(wal.flush().unwrap(), 132);
+        wal.close().unwrap();
+        let (recs, _) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(recs.len(), 132);
+    }
+}
