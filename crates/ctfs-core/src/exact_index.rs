@@ -57,6 +57,10 @@ pub struct ExactIndex {
     /// Holds the arena's and the table's huge-page slots; declared last, so
     /// it is dropped after them.
     pool: HugePool,
+    /// Holds the arena's chunks from twice `huge_from` ids on (apart from
+    /// the table's segments, so that permanent chunks do not pin the holes
+    /// that segments leave, and packed exactly: 64 chunks per block).
+    arena_pool: HugePool,
     /// `HUGE_FROM` (tests lower it).
     huge_from: usize,
 }
@@ -85,6 +89,7 @@ impl ExactIndex {
 
     /// `from_arena` with a given pool (tests use a heap-only or inactive one).
     fn from_arena_in(ids: IdArena, max_len: usize, mut pool: HugePool, huge_from: usize) -> Self {
+        let arena_pool = pool.clone();
         if ids.len() >= huge_from {
             pool.activate();
         }
@@ -108,7 +113,7 @@ impl ExactIndex {
             }
             table.insert(k, ord as u32, &mut pool);
         }
-        ExactIndex { ids, seed, table, max_len: max_len.min(MAX_ENTRIES), pool, huge_from }
+        ExactIndex { ids, seed, table, max_len: max_len.min(MAX_ENTRIES), pool, arena_pool, huge_from }
     }
 
     #[inline]
@@ -193,12 +198,16 @@ impl ExactIndex {
             return Err(IndexFull { limit: self.max_len });
         }
         debug_assert!(self.lookup_hashed(id, h).is_none(), "insert of a present id");
-        if self.ids.len() >= self.huge_from && !self.pool.is_active() {
+        let n = self.ids.len();
+        if n >= self.huge_from && !self.pool.is_active() {
             self.pool.activate();
         }
-        // Fragmentation of the pool is held to two bytes per id (see HugePool::set_free_cap).
-        self.pool.set_free_cap(2 * self.ids.len());
-        let ord = self.ids.push_in(*id, Some(&mut self.pool));
+        if n / 2 >= self.huge_from && !self.arena_pool.is_active() {
+            self.arena_pool.activate();
+        }
+        // The table pool's fragmentation is held to 1.5 bytes per id (see HugePool::set_free_cap).
+        self.pool.set_free_cap(n + n / 2);
+        let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
         self.table.insert(key(h), ord, &mut self.pool);
         Ok(ord)
     }
@@ -206,12 +215,13 @@ impl ExactIndex {
     /// Bytes held by the arena and the table: their heap memory, and every
     /// huge-page block of the pool counted whole (partly used or not).
     pub fn memory_bytes(&self) -> usize {
-        self.ids.memory_bytes() + self.table.memory_bytes() + self.pool.reserved_bytes()
+        self.ids.memory_bytes() + self.table.memory_bytes() + self.pool.reserved_bytes() + self.arena_pool.reserved_bytes()
     }
 
     /// Huge-page blocks reserved, and how many `madvise` accepted (diagnostics).
     pub fn huge_blocks(&self) -> (usize, usize) {
-        self.pool.blocks()
+        let (a, b) = (self.pool.blocks(), self.arena_pool.blocks());
+        (a.0 + b.0, a.1 + b.1)
     }
 
     /// Table occupancy: ids / home slots.
@@ -440,8 +450,11 @@ mod tests {
             assert!((n..n + 20_000).all(|i| !ix.contains(&id(i))));
             // Reserved blocks cover what is in use; the rest is the last
             // block's tail, free slots and size rounding.
-            let used = ix.ids.pooled_bytes() + ix.table.pooled_bytes();
-            assert_eq!(ix.pool.reserved_bytes(), used + ix.pool.free_bytes() + ix.pool.tail_bytes(), "no byte of a block lost");
+            let p = &ix.pool;
+            assert_eq!(p.reserved_bytes(), ix.table.pooled_bytes() + p.free_bytes() + p.tail_bytes(), "no byte of a block lost");
+            let a = &ix.arena_pool;
+            assert_eq!(a.free_bytes(), 0);
+            assert_eq!(a.reserved_bytes(), ix.ids.pooled_bytes() + a.tail_bytes(), "arena chunks packed");
             assert!(ix.memory_bytes() >= plain.memory_bytes() - plain.ids.memory_bytes() / 2);
             // A clone is a deep copy on the heap, alive after the original.
             let c = ix.clone();
@@ -524,13 +537,18 @@ mod probe_mem {
     #[ignore]
     fn breakdown() {
         let mut ix = ExactIndex::new();
-        for i in 0..3_000_000u64 {
+        let mut peak = (0f64, 0);
+        for i in 0..10_000_000u64 {
+            if i >= 100_000 && i % 4096 == 0 {
+                let b = ix.memory_bytes() as f64 / ix.len() as f64;
+                if b > peak.0 { peak = (b, i); }
+            }
             ix.insert(&FactId(*blake3::hash(&i.to_le_bytes()).as_bytes())).unwrap();
             if i >= 100_000 && i % 50_000 == 0 {
                 let n = ix.len() as f64;
-                println!("{i:>8}: arena {:.2} table {:.2} pool {:.2} (arena {:.2} table {:.2} free {:.2} tail {:.2}) total {:.2} load {:.3} segs {}", ix.ids.memory_bytes() as f64 / n, ix.table.memory_bytes() as f64 / n, ix.pool.reserved_bytes() as f64 / n, ix.ids.pooled_bytes() as f64 / n, ix.table.pooled_bytes() as f64 / n, ix.pool.free_bytes() as f64 / n, ix.pool.tail_bytes() as f64 / n, ix.memory_bytes() as f64 / n, ix.load(), ix.segments());
-                if i % 500_000 == 0 { println!("free ranges KiB: {:?}", ix.pool.free_ranges_kib()); }
+                println!("{i:>8}: arena {:.2} table {:.2} pool {:.2} (arena {:.2} table {:.2} free {:.2} tail {:.2}) total {:.2} load {:.3} segs {}", ix.ids.memory_bytes() as f64 / n, ix.table.memory_bytes() as f64 / n, (ix.pool.reserved_bytes() + ix.arena_pool.reserved_bytes()) as f64 / n, ix.ids.pooled_bytes() as f64 / n, ix.table.pooled_bytes() as f64 / n, ix.pool.free_bytes() as f64 / n, (ix.pool.tail_bytes() + ix.arena_pool.tail_bytes()) as f64 / n, ix.memory_bytes() as f64 / n, ix.load(), ix.segments());
             }
         }
+        println!("peak {:.2} at {}", peak.0, peak.1);
     }
 }

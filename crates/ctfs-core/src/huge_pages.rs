@@ -266,15 +266,28 @@ impl HugePool {
     /// A slot of at least `bytes` bytes (`0 < bytes <= HUGE_PAGE`), or `None`
     /// when the pool is inactive or the size is out of range (use the heap).
     pub fn alloc(&mut self, bytes: usize) -> Option<Slot> {
-        self.alloc_in(bytes)
+        self.alloc_in(bytes, true)
     }
 
-    fn alloc_in(&mut self, bytes: usize) -> Option<Slot> {
+    /// `alloc` that hands out exactly the size asked (rounded up to 64
+    /// bytes), for slots that are never freed (they would keep a sliver for
+    /// good): it takes a free range of exactly that size, or one large
+    /// enough to leave a usable rest, or else bumps.
+    pub fn alloc_exact(&mut self, bytes: usize) -> Option<Slot> {
+        self.alloc_in(bytes, false)
+    }
+
+    fn alloc_in(&mut self, bytes: usize, absorb: bool) -> Option<Slot> {
         if !self.active || bytes == 0 || bytes > HUGE_PAGE {
             return None;
         }
         let size = bytes.next_multiple_of(SLOT_ALIGN);
-        if let Some(&(len, addr)) = self.free_by_len.range((size, 0)..).next() {
+        let fit = if absorb {
+            self.free_by_len.range((size, 0)..).next()
+        } else {
+            self.free_by_len.range((size, 0)..(size + 1, 0)).next().or_else(|| self.free_by_len.range((size + MIN_SPLIT, 0)..).next())
+        };
+        if let Some(&(len, addr)) = fit {
             self.take_free(addr, len);
             // A rest too small to serve a request goes with the slot (and
             // comes back with it) instead of lingering as a sliver.
@@ -365,11 +378,6 @@ impl HugePool {
     /// unused tail excluded).
     pub fn free_bytes(&self) -> usize {
         self.free_bytes
-    }
-
-    #[cfg(test)]
-    pub(crate) fn free_ranges_kib(&self) -> Vec<usize> {
-        self.free_at.values().map(|l| l / 1024).collect()
     }
 
     /// The current block's unused tail.
@@ -467,6 +475,33 @@ mod tests {
         p.set_free_cap(usize::MAX);
         assert!(p.alloc((1 << 20) + 1).is_some());
         assert_eq!(p.reserved_bytes(), 2 * HUGE_PAGE);
+    }
+
+    #[test]
+    fn exact_allocations_leave_no_sliver() {
+        let mut p = HugePool::new();
+        p.activate();
+        // Three holes, kept apart by slots in use.
+        let mut holes = Vec::new();
+        for bytes in [MIN_SPLIT + 4096, MIN_SPLIT, 3 * MIN_SPLIT] {
+            holes.push(p.alloc(bytes).unwrap());
+            p.alloc(64).unwrap();
+        }
+        let at: Vec<*mut u8> = holes.iter().map(|s| s.as_ptr()).collect();
+        let (small, exact, large) = (at[0], at[1], at[2]);
+        for s in holes {
+            // SAFETY: `s` came from `p` and is not used again.
+            unsafe { p.free(s) };
+        }
+        // Exactly the size: the exact hole; then only a hole with a usable rest.
+        let a = p.alloc_exact(MIN_SPLIT).unwrap();
+        assert_eq!((a.as_ptr(), a.bytes()), (exact, MIN_SPLIT));
+        let b = p.alloc_exact(MIN_SPLIT).unwrap();
+        assert_eq!((b.as_ptr(), b.bytes()), (large, MIN_SPLIT));
+        assert!(p.free_bytes() == 2 * MIN_SPLIT + MIN_SPLIT + 4096);
+        // The hole just over the size is left for an absorbing request.
+        let c = p.alloc(MIN_SPLIT).unwrap();
+        assert_eq!((c.as_ptr(), c.bytes()), (small, MIN_SPLIT + 4096));
     }
 
     fn pool_cycle(mut p: HugePool) {
