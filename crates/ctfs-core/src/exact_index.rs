@@ -37,7 +37,7 @@ use table::{MAX_KEY, Table};
 
 /// From this many ids on, new arena chunks and large segments come from
 /// huge-page blocks (see the module documentation).
-pub const HUGE_FROM: usize = 1 << 20;
+pub const HUGE_FROM: usize = 1 << 21;
 
 /// Ordinal `u32::MAX` is reserved.
 pub const MAX_ENTRIES: usize = u32::MAX as usize - 1;
@@ -89,6 +89,7 @@ impl ExactIndex {
 
     /// `from_arena` with a given pool (tests use a heap-only or inactive one).
     fn from_arena_in(ids: IdArena, max_len: usize, mut pool: HugePool, huge_from: usize) -> Self {
+        pool.set_prefault(true);
         let arena_pool = pool.clone();
         if ids.len() >= huge_from {
             pool.activate();
@@ -205,8 +206,8 @@ impl ExactIndex {
         if n / 2 >= self.huge_from && !self.arena_pool.is_active() {
             self.arena_pool.activate();
         }
-        // The table pool's fragmentation is held to 1.5 bytes per id (see HugePool::set_free_cap).
-        self.pool.set_free_cap(n + n / 2);
+        // The table pool's fragmentation is held to a byte per id (see HugePool::set_free_cap).
+        self.pool.set_free_cap(n);
         let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
         self.table.insert(key(h), ord, &mut self.pool);
         Ok(ord)
@@ -451,10 +452,10 @@ mod tests {
             // Reserved blocks cover what is in use; the rest is the last
             // block's tail, free slots and size rounding.
             let p = &ix.pool;
-            assert_eq!(p.reserved_bytes(), ix.table.pooled_bytes() + p.free_bytes() + p.tail_bytes(), "no byte of a block lost");
+            assert_eq!(p.reserved_bytes(), ix.table.pooled_bytes() + p.free_bytes() + p.tail_bytes() + p.in_flight_bytes(), "no byte of a block lost");
             let a = &ix.arena_pool;
             assert_eq!(a.free_bytes(), 0);
-            assert_eq!(a.reserved_bytes(), ix.ids.pooled_bytes() + a.tail_bytes(), "arena chunks packed");
+            assert_eq!(a.reserved_bytes(), ix.ids.pooled_bytes() + a.tail_bytes() + a.in_flight_bytes(), "arena chunks packed");
             assert!(ix.memory_bytes() >= plain.memory_bytes() - plain.ids.memory_bytes() / 2);
             // A clone is a deep copy on the heap, alive after the original.
             let c = ix.clone();
