@@ -13,15 +13,30 @@
 //! * [`HugePool`] — a bump allocator over such blocks with a free list, for
 //!   slots of at most 2 MiB (arena chunks, table segments), in multiples of
 //!   64 bytes. Freed ranges merge with free neighbours (and with the unused
-//!   tail of the current block); a request takes the smallest free range
-//!   that fits (best fit) and leaves the rest free, and only bumps into the
-//!   current block when no free range fits. (Plain per-size free lists were
-//!   measured first: a growing table frees sizes it no longer asks for, and
-//!   they held ~5 bytes per id at 3M ids.) The pool is
-//!   inert until [`HugePool::activate`] (a small index stays on the heap:
-//!   one tenant among thousands must not reserve 2 MiB); then
-//!   [`HugePool::alloc`] hands out slots, and [`HugePool::reserved_bytes`]
-//!   counts every block whole, partly used or not.
+//!   tail of the current block); [`HugePool::alloc`] takes the smallest free
+//!   range that fits (best fit) and keeps a rest under 32 KiB with the slot
+//!   rather than leave an unusable sliver; [`HugePool::alloc_exact`] (for
+//!   slots never freed) takes only an exact fit or a range with a usable
+//!   rest. It bumps into the current block only when no free range fits, and
+//!   takes a new block only while the free ranges stay under a cap the owner
+//!   sets ([`HugePool::set_free_cap`]; past it the caller uses the heap).
+//!   The pool is inert until [`HugePool::activate`] (a small index stays on
+//!   the heap: one tenant among thousands must not reserve 2 MiB), and
+//!   [`HugePool::reserved_bytes`] counts every block whole, partly used or
+//!   not, plus a block being faulted in ahead.
+//! * Prefaulting ([`HugePool::set_prefault`]): the first touch of a huge
+//!   page zeroes 2 MiB at once, which took 1–7 ms on the development VM
+//!   (host faults behind nested paging); on 4 KiB pages the same cost is
+//!   spread over 512 faults. So once the current block is 7/8 used, a helper
+//!   thread maps and touches the next one. Measured: it removes about two
+//!   thirds of those stalls, not all (the helper needs that long, on two
+//!   busy cores, and a table block is taken at irregular times).
+//!
+//! Fragmentation, measured at 3M ids: per-size free lists held ~5 bytes per
+//! id (a growing table frees sizes it no longer asks for); best fit with
+//! merging but arena chunks mixed into the same blocks, ~2.8 (permanent
+//! chunks pin the holes); so the exact index keeps two pools, one for arena
+//! chunks (packed exactly, 64 per block) and one for table segments.
 //!
 //! Nothing here is visible outside the crate's index; the memory it hands
 //! out is reached through raw pointers whose owner (the index) keeps the
