@@ -91,10 +91,8 @@ impl HugeBlock {
             return HugeBlock { ptr: NonNull::dangling(), len: 0, mapped: false, advised: false };
         }
         #[cfg(target_os = "linux")]
-        if try_map {
-            if let Some(b) = Self::map(len) {
-                return b;
-            }
+        if try_map && let Some(b) = Self::map(len) {
+            return b;
         }
         let _ = try_map;
         let layout = Self::heap_layout(len);
@@ -416,12 +414,12 @@ impl HugePool {
     /// Frees `[addr, addr + len)`, merged with its free neighbours; a range
     /// that ends where the current block's unused tail begins goes back to it.
     fn free_range(&mut self, mut addr: usize, mut len: usize, to_tail: bool) {
-        if let Some((&pa, &pl)) = self.free_at.range(..addr).next_back() {
-            if pa + pl == addr {
-                self.take_free(pa, pl);
-                addr = pa;
-                len += pl;
-            }
+        if let Some((&pa, &pl)) = self.free_at.range(..addr).next_back()
+            && pa + pl == addr
+        {
+            self.take_free(pa, pl);
+            addr = pa;
+            len += pl;
         }
         if let Some(&nl) = self.free_at.get(&(addr + len)) {
             self.take_free(addr + len, nl);

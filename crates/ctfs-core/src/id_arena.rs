@@ -101,7 +101,7 @@ impl IdArena {
     fn new_chunk(&mut self, pool: Option<&mut HugePool>) {
         let bytes = CHUNK * FactId::LEN;
         if let Some(s) = pool.and_then(|p| p.alloc_exact(bytes)) {
-            debug_assert!(s.bytes() >= bytes && s.as_ptr() as usize % std::mem::align_of::<FactId>() == 0);
+            debug_assert!(s.bytes() >= bytes && (s.as_ptr() as usize).is_multiple_of(std::mem::align_of::<FactId>()));
             self.pooled += s.bytes();
             self.ptrs.push(s.as_ptr() as *mut FactId);
         } else {

@@ -134,19 +134,19 @@ impl Buckets {
     /// `n` empty buckets, from `pool` when it hands out a slot.
     fn new(n: usize, pool: &mut HugePool) -> Buckets {
         let bytes = n * std::mem::size_of::<Bucket>();
-        if n >= POOL_MIN_BUCKETS {
-            if let Some(slot) = pool.alloc(bytes) {
-                let p = slot.as_ptr() as *mut Bucket;
-                debug_assert!(slot.bytes() >= bytes && p as usize % 64 == 0);
-                // SAFETY: the slot holds at least n buckets and is 64-byte aligned
-                // (as Bucket needs); writing initialises them.
-                unsafe {
-                    for i in 0..n {
-                        p.add(i).write(EMPTY_BUCKET);
-                    }
+        if n >= POOL_MIN_BUCKETS
+            && let Some(slot) = pool.alloc(bytes)
+        {
+            let p = slot.as_ptr() as *mut Bucket;
+            debug_assert!(slot.bytes() >= bytes && (p as usize).is_multiple_of(64));
+            // SAFETY: the slot holds at least n buckets and is 64-byte aligned
+            // (as Bucket needs); writing initialises them.
+            unsafe {
+                for i in 0..n {
+                    p.add(i).write(EMPTY_BUCKET);
                 }
-                return Buckets { ptr: p, len: n, owner: Owner::Pooled(slot) };
             }
+            return Buckets { ptr: p, len: n, owner: Owner::Pooled(slot) };
         }
         Buckets::heap(vec![EMPTY_BUCKET; n])
     }
