@@ -23,11 +23,13 @@
 //! block (and the one faulted in ahead) within the 48-byte budget, and the
 //! table pool's free ranges are capped at one byte per id: measured peak
 //! 47.1–47.6 B per id from 100K to 10M ids (44–47 without huge pages).
-//! Measured at 10M on the development VM (`admit_scale`): single 0-dep
-//! admission 465–557 → 316–332 ns, packed 0-dep 421–507 → 256–262 ns; but
-//! the first touch of each new 2 MiB block can still stall one admission
-//! for 2–5 ms (see `huge_pages.rs`), where 4 KiB pages kept the longest
-//! admission under 0.9 ms.
+//! Each next block is faulted in ahead by a helper thread, and a segment or
+//! chunk that needs a block before it is ready goes to the heap, so no
+//! admission pays the first touch of a huge page (2–5 ms each on the
+//! development VM, ~180 of them to 10M ids). Measured at 10M there
+//! (`admit_scale`, three interleaved pairs): single 0-dep admission
+//! 1.58× → 1.10× the hashbrown control, packed 0-dep 1.38× → 0.88×; the
+//! 0 → 10M run's p99.9 7.9–9.2 → 2.8–2.9 µs, its max unchanged (0.5–0.6 ms).
 //!
 //! The hash is seeded per index with OS randomness, so crafted ids cannot aim
 //! at one probe chain; should a segment's overflow still reach its last
