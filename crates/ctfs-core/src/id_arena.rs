@@ -1,26 +1,51 @@
 //! Append-only storage of fact ids in admission order.
 //!
-//! Ids live in chunks of 8,192 (256 KiB). The first chunk starts at 16 ids
+//! Ids live in chunks of 1,024 (32 KiB). The first chunk starts at 16 ids
 //! and doubles (one tenant among thousands stays small); every later chunk
 //! is allocated whole and never moves, so admission never copies the arena
-//! and unused capacity stays under 256 KiB. An id's *ordinal* (u32) is its
+//! and unused capacity stays under 32 KiB. (Chunks were 256 KiB; 32 KiB
+//! lets arena chunks fill the holes that table segments leave in the huge
+//! page pool, and the chunk pointers of 10M ids still take only 80 KB.) An id's *ordinal* (u32) is its
 //! position in this arena.
+//!
+//! Chunks come from the heap, or, when the caller passes an active
+//! [`HugePool`] to [`IdArena::push_in`] (the exact index does once it holds
+//! [`crate::exact_index::HUGE_FROM`] ids), from its 2 MiB huge-page blocks,
+//! so that a dependency's random read of an old id does not also pay a TLB
+//! miss. Such an arena points into the pool: its owner keeps the pool alive
+//! as long as the arena (see `ExactIndex`); a clone is a deep copy on the
+//! heap.
 
 use crate::fact::FactId;
+use crate::huge_pages::HugePool;
 
-const CHUNK_BITS: u32 = 13;
+const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: u32 = (CHUNK as u32) - 1;
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct IdArena {
-    chunks: Vec<Vec<FactId>>,
+    /// Start of each chunk: `first`'s buffer, a heap chunk or a pool slot.
+    ptrs: Vec<*mut FactId>,
+    /// Chunk 0 (grows by doubling up to `CHUNK`).
+    first: Vec<FactId>,
+    /// Heap chunks 1.. (capacity `CHUNK`, length 0: written through `ptrs`).
+    heap: Vec<Vec<FactId>>,
+    /// Bytes of pool slots used by chunks (the pool counts its blocks).
+    pooled: usize,
     len: usize,
 }
 
+// SAFETY: the pointers lead to memory owned by this arena (`first`, `heap`)
+// or by the pool its owner keeps beside it; the arena mutates it only
+// through `&mut self`, so sharing `&IdArena` across threads only reads.
+unsafe impl Send for IdArena {}
+// SAFETY: as above.
+unsafe impl Sync for IdArena {}
+
 impl IdArena {
     pub fn new() -> Self {
-        IdArena { chunks: Vec::new(), len: 0 }
+        IdArena::default()
     }
 
     #[inline]
@@ -33,50 +58,114 @@ impl IdArena {
         self.len == 0
     }
 
-    /// Appends an id and returns its ordinal.
+    /// Appends an id and returns its ordinal (chunks from the heap).
     #[inline]
     pub fn push(&mut self, id: FactId) -> u32 {
+        self.push_in(id, None)
+    }
+
+    /// Appends an id and returns its ordinal; a new chunk comes from `pool`
+    /// when it is given and active.
+    ///
+    /// The caller keeps `pool` alive, and does not free its slots, for as
+    /// long as this arena exists (the exact index owns both).
+    #[inline]
+    pub fn push_in(&mut self, id: FactId, pool: Option<&mut HugePool>) -> u32 {
         let ord = self.len as u32;
         let chunk = (ord >> CHUNK_BITS) as usize;
-        if chunk == self.chunks.len() {
-            let cap = if chunk == 0 { 16 } else { CHUNK };
-            self.chunks.push(Vec::with_capacity(cap));
+        let slot = (ord & CHUNK_MASK) as usize;
+        if chunk == 0 {
+            // The first chunk doubles up to exactly CHUNK (a power of two).
+            if self.first.is_empty() {
+                self.first.reserve_exact(16);
+            }
+            self.first.push(id);
+            match self.ptrs.first_mut() {
+                Some(p) => *p = self.first.as_mut_ptr(),
+                None => self.ptrs.push(self.first.as_mut_ptr()),
+            }
+        } else {
+            if slot == 0 {
+                self.new_chunk(pool);
+            }
+            // SAFETY: chunk `chunk` was allocated with room for CHUNK ids
+            // (heap capacity or pool slot) and slot < CHUNK; FactId is Copy
+            // (no drop of the old contents).
+            unsafe { self.ptrs[chunk].add(slot).write(id) };
         }
-        // The first chunk doubles up to exactly CHUNK (a power of two).
-        self.chunks[chunk].push(id);
         self.len += 1;
         ord
+    }
+
+    #[cold]
+    fn new_chunk(&mut self, pool: Option<&mut HugePool>) {
+        let bytes = CHUNK * FactId::LEN;
+        if let Some(s) = pool.and_then(|p| p.alloc_exact(bytes)) {
+            debug_assert!(s.bytes() >= bytes && (s.as_ptr() as usize).is_multiple_of(std::mem::align_of::<FactId>()));
+            self.pooled += s.bytes();
+            self.ptrs.push(s.as_ptr() as *mut FactId);
+        } else {
+            let mut v: Vec<FactId> = Vec::with_capacity(CHUNK);
+            self.ptrs.push(v.as_mut_ptr());
+            self.heap.push(v);
+        }
     }
 
     /// The id at `ord`. Panics when out of range: ordinals come from `push`.
     #[inline(always)]
     pub fn get(&self, ord: u32) -> &FactId {
-        &self.chunks[(ord >> CHUNK_BITS) as usize][(ord & CHUNK_MASK) as usize]
+        assert!((ord as usize) < self.len, "ordinal out of range");
+        let p = self.ptrs[(ord >> CHUNK_BITS) as usize];
+        // SAFETY: ord < len, so the slot was written by `push_in` and its
+        // chunk is alive (owned here or by the owner's pool).
+        unsafe { &*p.add((ord & CHUNK_MASK) as usize) }
     }
 
     /// Hints the CPU to load the id at `ord` (no effect if out of range).
     #[inline(always)]
     pub fn prefetch(&self, ord: u32) {
-        if let Some(c) = self.chunks.get((ord >> CHUNK_BITS) as usize) {
-            let p = c.as_ptr().wrapping_add((ord & CHUNK_MASK) as usize);
+        if let Some(c) = self.ptrs.get((ord >> CHUNK_BITS) as usize) {
+            let p = c.wrapping_add((ord & CHUNK_MASK) as usize);
             crate::exact_index::prefetch_read(p);
         }
     }
 
     /// Linear search, newest first (used while an index is not yet built).
     pub fn contains_linear(&self, id: &FactId) -> bool {
-        self.chunks.iter().rev().any(|c| c.iter().rev().any(|x| x == id))
+        (0..self.len as u32).rev().any(|o| self.get(o) == id)
     }
 
     /// Ids in admission order.
     pub fn iter(&self) -> impl Iterator<Item = &FactId> + '_ {
-        self.chunks.iter().flat_map(|c| c.iter())
+        (0..self.len as u32).map(|o| self.get(o))
     }
 
-    /// Heap bytes held (capacity, not length).
+    /// Heap bytes held (capacity, not length), pool slots excluded (the
+    /// pool counts its blocks whole).
     pub fn memory_bytes(&self) -> usize {
-        self.chunks.iter().map(|c| c.capacity() * FactId::LEN).sum::<usize>()
-            + self.chunks.capacity() * std::mem::size_of::<Vec<FactId>>()
+        self.heap_bytes()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.first.capacity() + self.heap.len() * CHUNK) * FactId::LEN
+            + self.heap.capacity() * std::mem::size_of::<Vec<FactId>>()
+            + self.ptrs.capacity() * std::mem::size_of::<*mut FactId>()
+    }
+
+    /// Bytes of pool slots holding chunks.
+    pub fn pooled_bytes(&self) -> usize {
+        self.pooled
+    }
+}
+
+/// A deep copy, on the heap.
+impl Clone for IdArena {
+    fn clone(&self) -> IdArena {
+        let mut a = IdArena::new();
+        for id in self.iter() {
+            a.push(*id);
+        }
+        a
     }
 }
 
@@ -99,6 +188,59 @@ mod tests {
         assert!(a.contains_linear(a.get(7)));
         // Only the newest chunk has room left, and never more than a chunk.
         assert!(a.memory_bytes() <= (a.len() + CHUNK) * 32 + 1024);
-        assert!(a.chunks.iter().all(|c| c.capacity() == CHUNK));
+        assert!(a.heap.iter().all(|c| c.capacity() == CHUNK));
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    fn fid(i: u32) -> FactId {
+        FactId(*blake3::hash(&i.to_le_bytes()).as_bytes())
+    }
+
+    fn fill(pool: Option<HugePool>, n: u32) -> (IdArena, Option<HugePool>) {
+        let mut pool = pool.map(|mut p| {
+            p.activate();
+            p
+        });
+        let mut a = IdArena::new();
+        for i in 0..n {
+            assert_eq!(a.push_in(fid(i), pool.as_mut()), i);
+        }
+        (a, pool)
+    }
+
+    #[test]
+    fn pooled_arena_holds_the_same_ids() {
+        let n = CHUNK as u32 * 20 + 3;
+        let (plain, _) = fill(None, n);
+        for pool in [HugePool::new(), HugePool::heap_only()] {
+            let (a, p) = fill(Some(pool), n);
+            let p = p.unwrap();
+            assert!(a.iter().eq(plain.iter()));
+            assert!((0..n).all(|i| a.get(i) == plain.get(i)));
+            assert!(a.contains_linear(&fid(5)) && !a.contains_linear(&fid(n)));
+            // Chunk 0 stays on the heap; the 19 full chunks and the last one are pooled.
+            assert_eq!(a.pooled_bytes(), 20 * CHUNK * 32);
+            // Blocks counted whole.
+            let block = crate::huge_pages::HUGE_PAGE;
+            assert_eq!(p.reserved_bytes(), (20 * CHUNK * 32).div_ceil(block) * block);
+            assert!(a.memory_bytes() < plain.memory_bytes());
+            // A clone is a deep copy on the heap that outlives the pool.
+            let c = a.clone();
+            drop(a);
+            drop(p);
+            assert!(c.iter().eq(plain.iter()));
+            assert_eq!(c.pooled_bytes(), 0);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "ordinal out of range")]
+    fn get_past_the_end_panics() {
+        let (a, _) = fill(None, 3);
+        a.get(3);
     }
 }

@@ -33,6 +33,7 @@ pub mod fact;
 pub mod fingerprint;
 pub mod frontier;
 pub mod hash;
+pub mod huge_pages;
 pub mod id_arena;
 pub mod invariant;
 pub mod invariants;

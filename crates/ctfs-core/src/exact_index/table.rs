@@ -39,6 +39,8 @@
 //! slot. See the README's Performance section.
 
 use super::prefetch_read;
+use crate::huge_pages::{HugePool, Slot};
+use std::ops::{Deref, DerefMut};
 
 pub(super) const EMPTY: u64 = u64::MAX;
 /// Keys are clamped below this (so that `EMPTY`'s key half matches no key).
@@ -102,10 +104,118 @@ impl Bucket {
     }
 }
 
+/// A segment's buckets: a heap vector, or a slot of the index's
+/// [`HugePool`] (2 MiB huge-page blocks; large segments of a large table).
+/// `ptr`/`len` describe the initialised buckets of either owner, so reads
+/// need no branch on the owner.
+struct Buckets {
+    ptr: *mut Bucket,
+    len: usize,
+    owner: Owner,
+}
+
+enum Owner {
+    /// Holds the buckets (never resized while owned here).
+    Heap(#[allow(dead_code)] Vec<Bucket>),
+    Pooled(Slot),
+}
+
+// SAFETY: the buckets belong to this value alone (a heap vector it owns, or
+// a pool slot handed out once); mutation goes through `&mut self`.
+unsafe impl Send for Buckets {}
+// SAFETY: as above.
+unsafe impl Sync for Buckets {}
+
+impl Buckets {
+    fn heap(mut v: Vec<Bucket>) -> Buckets {
+        Buckets { ptr: v.as_mut_ptr(), len: v.len(), owner: Owner::Heap(v) }
+    }
+
+    /// `n` empty buckets, from `pool` when it hands out a slot.
+    fn new(n: usize, pool: &mut HugePool) -> Buckets {
+        let bytes = n * std::mem::size_of::<Bucket>();
+        if n >= POOL_MIN_BUCKETS
+            && let Some(slot) = pool.alloc(bytes)
+        {
+            let p = slot.as_ptr() as *mut Bucket;
+            debug_assert!(slot.bytes() >= bytes && (p as usize).is_multiple_of(64));
+            // SAFETY: the slot holds at least n buckets and is 64-byte aligned
+            // (as Bucket needs); writing initialises them.
+            unsafe {
+                for i in 0..n {
+                    p.add(i).write(EMPTY_BUCKET);
+                }
+            }
+            return Buckets { ptr: p, len: n, owner: Owner::Pooled(slot) };
+        }
+        Buckets::heap(vec![EMPTY_BUCKET; n])
+    }
+
+    /// A copy of `src` followed by `extra` empty buckets, from `pool` when it can.
+    fn copy_of(src: &[Bucket], extra: usize, pool: &mut HugePool) -> Buckets {
+        let mut b = Buckets::new(src.len() + extra, pool);
+        b[..src.len()].copy_from_slice(src);
+        b
+    }
+
+    /// Gives a pooled slot back to `pool` (the pool it came from).
+    fn release(self, pool: &mut HugePool) {
+        if let Owner::Pooled(slot) = self.owner {
+            // SAFETY: every pooled slot of a table comes from the one pool
+            // its index passes to every call, and `self` is consumed:
+            // nothing uses the slot afterwards.
+            unsafe { pool.free(slot) };
+        }
+    }
+
+    /// Heap bytes (pooled slots are counted by the pool).
+    fn heap_bytes(&self) -> usize {
+        match &self.owner {
+            Owner::Heap(v) => v.capacity() * std::mem::size_of::<Bucket>(),
+            Owner::Pooled(_) => 0,
+        }
+    }
+
+    #[cfg(test)]
+    fn pooled_bytes(&self) -> usize {
+        match &self.owner {
+            Owner::Heap(_) => 0,
+            Owner::Pooled(slot) => slot.bytes(),
+        }
+    }
+}
+
+impl Deref for Buckets {
+    type Target = [Bucket];
+    #[inline(always)]
+    fn deref(&self) -> &[Bucket] {
+        // SAFETY: `ptr` leads to `len` initialised buckets owned by `owner`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl DerefMut for Buckets {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [Bucket] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+/// A deep copy on the heap (a slot is never shared).
+impl Clone for Buckets {
+    fn clone(&self) -> Buckets {
+        Buckets::heap(self.to_vec())
+    }
+}
+
+/// Segments of at least this many buckets (64 KiB) go to the pool.
+const POOL_MIN_BUCKETS: usize = 1 << 10;
+
 #[derive(Clone)]
 struct Segment {
     /// `nb` home buckets plus `pad` overflow buckets; the last one is never full.
-    buckets: Vec<Bucket>,
+    buckets: Buckets,
     nb: usize,
     len: usize,
     grow_at: usize,
@@ -120,9 +230,9 @@ fn pad_for(nb: usize) -> usize {
 }
 
 impl Segment {
-    fn empty(nb: usize, local_depth: u32, prefix: u32) -> Segment {
+    fn empty(nb: usize, local_depth: u32, prefix: u32, pool: &mut HugePool) -> Segment {
         Segment {
-            buckets: vec![EMPTY_BUCKET; nb + pad_for(nb)],
+            buckets: Buckets::new(nb + pad_for(nb), pool),
             nb,
             len: 0,
             grow_at: ((nb * 8) as f64 * LOAD_MAX) as usize,
@@ -164,14 +274,15 @@ impl Segment {
 
     /// This segment's entries in a new segment of `nb` home buckets; `None`
     /// if the overflow would reach its last bucket (then try larger).
-    fn rebuilt(&self, nb: usize) -> Option<Segment> {
-        let mut b = Builder::new(nb, self.local_depth, self.prefix);
-        for bk in &self.buckets {
+    fn rebuilt(&self, nb: usize, pool: &mut HugePool) -> Option<Segment> {
+        let mut b = Builder::new(nb, self.local_depth, self.prefix, pool);
+        for bk in self.buckets.iter() {
             for &e in &bk.0 {
                 if e == EMPTY {
                     break;
                 }
                 if !b.push(e) {
+                    b.seg.buckets.release(pool);
                     return None;
                 }
             }
@@ -191,7 +302,7 @@ impl Segment {
     /// full) is placed again without them. Returns the second half, or
     /// `None` (nothing changed) if the first half's overflow does not fit
     /// its pad.
-    fn cut(&mut self) -> Option<Segment> {
+    fn cut(&mut self, pool: &mut HugePool) -> Option<Segment> {
         let h = self.nb / 2;
         let ld = self.local_depth + 1;
         let bit = 1u32 << (32 - ld);
@@ -205,7 +316,7 @@ impl Segment {
         }
         // The right child: buckets h.. of this one, its first cluster placed again.
         let mut right = Segment {
-            buckets: self.buckets[h..].to_vec(),
+            buckets: Buckets::copy_of(&self.buckets[h..], 0, pool),
             nb: self.nb - h,
             len: 0,
             grow_at: (((self.nb - h) * 8) as f64 * LOAD_MAX) as usize,
@@ -228,11 +339,8 @@ impl Segment {
         // This segment becomes the left child: buckets 0..h plus a new pad
         // holding the spill in order (first fit: buckets home..h-1 are full).
         let left_len = self.len - right.len;
-        self.buckets.truncate(h + pad_lo);
-        self.buckets.shrink_to_fit();
-        for b in &mut self.buckets[h..] {
-            *b = EMPTY_BUCKET;
-        }
+        let left = Buckets::copy_of(&self.buckets[..h], pad_lo, pool);
+        std::mem::replace(&mut self.buckets, left).release(pool);
         for (i, &e) in spill.iter().enumerate() {
             self.buckets[h + i / 8].0[i % 8] = e;
         }
@@ -256,8 +364,8 @@ struct Builder {
 }
 
 impl Builder {
-    fn new(nb: usize, local_depth: u32, prefix: u32) -> Builder {
-        let seg = Segment::empty(nb, local_depth, prefix);
+    fn new(nb: usize, local_depth: u32, prefix: u32, pool: &mut HugePool) -> Builder {
+        let seg = Segment::empty(nb, local_depth, prefix, pool);
         let fills = vec![0u8; seg.buckets.len()];
         Builder { seg, fills, ok: true }
     }
@@ -307,7 +415,8 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) fn new(seed: u64) -> Table {
-        Table { dir: vec![0], depth: 0, segs: vec![Segment::empty(MIN_BUCKETS, 0, 0)], len: 0, rng: seed | 1, rebuilds: 0 }
+        let seg = Segment::empty(MIN_BUCKETS, 0, 0, &mut HugePool::new());
+        Table { dir: vec![0], depth: 0, segs: vec![seg], len: 0, rng: seed | 1, rebuilds: 0 }
     }
 
     #[inline(always)]
@@ -363,8 +472,10 @@ impl Table {
         prefetch_read(seg.buckets.as_ptr().wrapping_add(seg.home(key)));
     }
 
-    /// Inserts a key (its id is absent).
-    pub(super) fn insert(&mut self, key: u32, ord: u32) {
+    /// Inserts a key (its id is absent). Segments rebuilt or cut on the way
+    /// take their buckets from `pool` when it hands out slots (always pass
+    /// the same pool to one table: freed slots go back to it).
+    pub(super) fn insert(&mut self, key: u32, ord: u32, pool: &mut HugePool) {
         let e = ((key as u64) << 32) | ord as u64;
         loop {
             let si = self.seg_index(key);
@@ -373,7 +484,7 @@ impl Table {
                 self.len += 1;
                 return;
             }
-            self.grow(si);
+            self.grow(si, pool);
         }
     }
 
@@ -399,23 +510,23 @@ impl Table {
     /// Makes room in segment `si`: splits it (past `SEG_MAX_BUCKETS`), or
     /// rebuilds it larger.
     #[inline(never)]
-    fn grow(&mut self, si: usize) {
+    fn grow(&mut self, si: usize, pool: &mut HugePool) {
         self.rebuilds += 1;
         let seg = &self.segs[si];
         if seg.nb >= SEG_MAX_BUCKETS && seg.nb % 2 == 0 && seg.local_depth < MAX_DEPTH {
-            if let Some(right) = self.segs[si].cut() {
+            if let Some(right) = self.segs[si].cut(pool) {
                 self.attach(right);
                 return;
             }
         }
         let mut nb = self.phased_buckets(self.segs[si].len).max(self.segs[si].nb + 2);
         let grown = loop {
-            if let Some(g) = self.segs[si].rebuilt(nb) {
+            if let Some(g) = self.segs[si].rebuilt(nb, pool) {
                 break g;
             }
             nb += (nb / 4 + 1) & !1;
         };
-        self.segs[si] = grown;
+        std::mem::replace(&mut self.segs[si], grown).buckets.release(pool);
     }
 
     /// Registers `right`, just cut from another segment, in the directory.
@@ -441,11 +552,17 @@ impl Table {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        self.segs.iter().map(|s| s.buckets.capacity() * 64).sum::<usize>()
+        self.segs.iter().map(|s| s.buckets.heap_bytes()).sum::<usize>()
             + self.segs.capacity() * std::mem::size_of::<Segment>()
             + self.dir.capacity() * 4
     }
 
+
+    /// Bytes of pool slots holding segments.
+    #[cfg(test)]
+    pub(super) fn pooled_bytes(&self) -> usize {
+        self.segs.iter().map(|s| s.buckets.pooled_bytes()).sum()
+    }
 
     /// Home slots (capacity, pads excluded).
     pub(super) fn capacity(&self) -> usize {
