@@ -609,7 +609,8 @@ async function main(): Promise<void> {
       }
       return t
     }),
-    ...rec.map((r) => ({ name: `recovery facts/s at ${r.facts.toLocaleString('en-US')}`, value: r.factsPerSec, target: 2e6, pass: r.factsPerSec >= 2e6 })),
+    // Issue 13: recovery ≥ 3 M facts/s at 10M (the same bar shown at every size).
+    ...rec.map((r) => ({ name: `recovery facts/s at ${r.facts.toLocaleString('en-US')}`, value: r.factsPerSec, target: 3e6, pass: r.factsPerSec >= 3e6 })),
   ]
   console.log()
   console.log('== targets ==')
