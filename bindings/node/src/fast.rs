@@ -10,6 +10,9 @@
 //! per kernel with an `Rc` of the kernel state as its data pointer (released
 //! by a finalizer when the function is collected), and every callback runs
 //! under `catch_unwind`, so a panic becomes a JS exception, never an abort.
+//! Kernels that run no JavaScript during admission also get
+//! `admitScratch`/`admitScratchSeq`: the JS layer copies the fact into a
+//! shared scratch and the call carries two numbers (see [`Scratch`]).
 
 use std::cell::RefCell;
 use std::ffi::{CString, c_void};
