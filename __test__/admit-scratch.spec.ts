@@ -2,6 +2,10 @@
 // shared scratch (id, dependencies and payload copied there; two numbers
 // passed). These tests hold it to the slice-passing paths: same outcomes,
 // same state, whatever the sizes, the ids' memory and the tenants involved.
+import { spawnSync } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
 import test from 'ava'
 import fc from 'fast-check'
 
@@ -116,4 +120,32 @@ test('payloads beyond the scratch take the slice path with the same rules', (t) 
     t.is((e as { code?: string }).code, n > 4064 ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_FACT', `payload of ${n} bytes`)
   }
   t.is(k.frontier.count, 0)
+})
+
+test('kernels with a scratch are released by gc: the scratch, its ArrayBuffer and the functions finalize cleanly', async (t) => {
+  // A child process, so that a bad finalizer shows as a crash here instead of
+  // taking the test runner down.
+  const src = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'index.ts')).href
+  const script = `
+    import { Kernel, invariants } from ${JSON.stringify(src)}
+    const g = invariants.gCounter()
+    let admitted = 0
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 25; i++) {
+        const k = new Kernel({ invariant: g })
+        const x = k.tenant('x')
+        for (let j = 0; j < 10; j++) k.admit(g.increment(1n), { deps: [k.admit(g.increment(1n))] })
+        x.admit(g.increment(2n))
+        admitted += k.frontier.count + x.frontier.count
+      }
+      globalThis.gc()
+      await new Promise((r) => setImmediate(r))
+    }
+    for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)) }
+    console.log(admitted)
+  `
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', '@oxc-node/core/register', '--input-type=module', '-e', script], { encoding: 'utf8' })
+  t.is(r.signal, null, r.stderr)
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout.trim(), String(20 * 25 * 21))
 })

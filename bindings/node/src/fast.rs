@@ -76,14 +76,14 @@ fn guard(env: napi_env, body: impl FnOnce() -> std::result::Result<napi_value, T
     }
 }
 
-/// The arguments and the kernel bound to this function.
+/// The arguments of a call and the data bound to its function.
 ///
-/// SAFETY: `info` is the callback info of a function created by `bind`, whose
-/// data pointer is a live `Rc<RefCell<KernelState>>` (kept alive by the
-/// function's finalizer until the function is collected).
-unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; MAX_ARGS], usize, &'a RefCell<KernelState>), Throw> {
-    let mut argc = MAX_ARGS;
-    let mut argv = [ptr::null_mut(); MAX_ARGS];
+/// SAFETY: `info` is the callback info of a function created by [`bind`]
+/// with an `Rc<T>` as its data (kept alive by the function's finalizer until
+/// the function is collected).
+unsafe fn args<'a, T, const N: usize>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; N], usize, &'a T), Throw> {
+    let mut argc = N;
+    let mut argv = [ptr::null_mut(); N];
     let mut data: *mut c_void = ptr::null_mut();
     let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
     if status != sys::Status::napi_ok || data.is_null() {
@@ -91,7 +91,7 @@ unsafe fn args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Resu
     }
     // Missing arguments arrive as `undefined` and fail the type checks below;
     // `argc` (the count passed) lets an optional last argument be left out.
-    Ok((argv, argc, unsafe { &*(data as *const RefCell<KernelState>) }))
+    Ok((argv, argc, unsafe { &*(data as *const T) }))
 }
 
 /// The optional `deps` argument at index 3: absent (the 0-dependency call,
@@ -143,34 +143,6 @@ fn status_value(env: napi_env, status: u32) -> std::result::Result<napi_value, T
     Ok(out)
 }
 
-/// `admitWithId(domain, id, payload, deps?) -> status`
-unsafe extern "C" fn admit_with_id(env: napi_env, info: napi_callback_info) -> napi_value {
-    guard(env, || {
-        let (a, argc, kernel) = unsafe { args(env, info)? };
-        let domain = uint32(env, a[0], "domain")?;
-        let (id, payload, deps) =
-            unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
-        // Re-entered from a custom rule: a status, like every refusal (the
-        // JS layer throws `BUSY` for it); nothing was touched.
-        let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
-        let status = st.admit_with_id(domain, id, payload, deps)?;
-        status_value(env, status)
-    })
-}
-
-/// `admitDerived(domain, out, payload, deps?) -> status`; the id lands in `out`.
-unsafe extern "C" fn admit_derived(env: napi_env, info: napi_callback_info) -> napi_value {
-    guard(env, || {
-        let (a, argc, kernel) = unsafe { args(env, info)? };
-        let domain = uint32(env, a[0], "domain")?;
-        let (out, payload, deps) =
-            unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
-        let Ok(mut st) = kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
-        let status = st.admit_derived(domain, out, payload, deps)?;
-        status_value(env, status)
-    })
-}
-
 fn double_value(env: napi_env, v: f64) -> std::result::Result<napi_value, Throw> {
     let mut out = ptr::null_mut();
     // SAFETY: valid env; `out` receives a new handle.
@@ -180,46 +152,58 @@ fn double_value(env: napi_env, v: f64) -> std::result::Result<napi_value, Throw>
     Ok(out)
 }
 
-/// A durable kernel's admission result in one number: the log sequence of
-/// the fact once admitted (>= 1), or minus the error status. Saves the
-/// durable acknowledgement paths a second crossing to read the sequence.
-fn seq_or_status(st: &KernelState, status: u32) -> f64 {
-    if status != 0 {
-        return -(status as f64);
+/// An admission's result. `SEQ = false`: the status (0 or an error code).
+/// `SEQ = true` (durable kernels): the log sequence of the fact once
+/// admitted (>= 1), or minus the error status, which saves the durable
+/// acknowledgement paths a second crossing to read the sequence.
+fn admission_result<const SEQ: bool>(env: napi_env, st: Option<&KernelState>, status: u32) -> std::result::Result<napi_value, Throw> {
+    if !SEQ {
+        return status_value(env, status);
     }
-    st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64)
+    let seq = match st {
+        Some(st) if status == 0 => st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64),
+        _ => -(status as f64),
+    };
+    double_value(env, seq)
 }
 
-/// `admitWithIdSeq(domain, id, payload, deps?) -> seq | -status`
-unsafe extern "C" fn admit_with_id_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+/// Re-entered from a custom rule: a status, like every refusal (the JS layer
+/// throws `BUSY` for it); nothing was touched.
+fn busy<const SEQ: bool>(env: napi_env) -> std::result::Result<napi_value, Throw> {
+    admission_result::<SEQ>(env, None, ErrorCode::Busy as u32)
+}
+
+/// `admitWithId(domain, id, payload, deps?)` (`admitWithIdSeq` with `SEQ`).
+unsafe extern "C" fn admit_with_id<const SEQ: bool>(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, argc, kernel) = unsafe { args(env, info)? };
+        let (a, argc, kernel) = unsafe { args::<RefCell<KernelState>, MAX_ARGS>(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (id, payload, deps) =
             unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
-        let Ok(mut st) = kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
+        let Ok(mut st) = kernel.try_borrow_mut() else { return busy::<SEQ>(env) };
         let status = st.admit_with_id(domain, id, payload, deps)?;
-        double_value(env, seq_or_status(&st, status))
+        admission_result::<SEQ>(env, Some(&st), status)
     })
 }
 
-/// `admitDerivedSeq(domain, out, payload, deps?) -> seq | -status`; the id lands in `out`.
-unsafe extern "C" fn admit_derived_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+/// `admitDerived(domain, out, payload, deps?)` (`admitDerivedSeq` with
+/// `SEQ`); the id lands in `out`.
+unsafe extern "C" fn admit_derived<const SEQ: bool>(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, argc, kernel) = unsafe { args(env, info)? };
+        let (a, argc, kernel) = unsafe { args::<RefCell<KernelState>, MAX_ARGS>(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (out, payload, deps) =
             unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
-        let Ok(mut st) = kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
+        let Ok(mut st) = kernel.try_borrow_mut() else { return busy::<SEQ>(env) };
         let status = st.admit_derived(domain, out, payload, deps)?;
-        double_value(env, seq_or_status(&st, status))
+        admission_result::<SEQ>(env, Some(&st), status)
     })
 }
 
 /// `admitBatch(domain, packed, results) -> records read`
 unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, _, kernel) = unsafe { args(env, info)? };
+        let (a, _, kernel) = unsafe { args::<RefCell<KernelState>, 3>(env, info)? };
         let domain = uint32(env, a[0], "domain")?;
         let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
         let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
@@ -291,71 +275,16 @@ impl ScratchBound {
     }
 }
 
-/// The arguments of a scratch admission function and its data.
-///
-/// SAFETY: `info` is the callback info of a function created by
-/// `bind_scratch`, whose data pointer is a live `Box<ScratchBound>`.
-unsafe fn scratch_args<'a>(env: napi_env, info: napi_callback_info) -> std::result::Result<(u32, u32, &'a ScratchBound), Throw> {
-    let mut argc = 2usize;
-    let mut argv = [ptr::null_mut(); 2];
-    let mut data: *mut c_void = ptr::null_mut();
-    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
-    if status != sys::Status::napi_ok || data.is_null() {
-        return Err(Throw::Type("could not read the call's arguments".into()));
-    }
-    let bound = unsafe { &*(data as *const ScratchBound) };
-    Ok((uint32(env, argv[0], "domain")?, uint32(env, argv[1], "shape")?, bound))
-}
-
-/// `admitScratch(domain, shape) -> status` (the fact is in the scratch).
-unsafe extern "C" fn admit_scratch(env: napi_env, info: napi_callback_info) -> napi_value {
+/// `admitScratch(domain, shape)` (`admitScratchSeq` with `SEQ`): the fact is
+/// in the scratch.
+unsafe extern "C" fn admit_scratch<const SEQ: bool>(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (domain, shape, bound) = unsafe { scratch_args(env, info)? };
-        let Ok(mut st) = bound.kernel.try_borrow_mut() else { return status_value(env, ErrorCode::Busy as u32) };
+        let (a, _, bound) = unsafe { args::<ScratchBound, 2>(env, info)? };
+        let (domain, shape) = (uint32(env, a[0], "domain")?, uint32(env, a[1], "shape")?);
+        let Ok(mut st) = bound.kernel.try_borrow_mut() else { return busy::<SEQ>(env) };
         let status = bound.admit(&mut st, domain, shape)?;
-        status_value(env, status)
+        admission_result::<SEQ>(env, Some(&st), status)
     })
-}
-
-/// `admitScratchSeq(domain, shape) -> seq | -status`
-unsafe extern "C" fn admit_scratch_seq(env: napi_env, info: napi_callback_info) -> napi_value {
-    guard(env, || {
-        let (domain, shape, bound) = unsafe { scratch_args(env, info)? };
-        let Ok(mut st) = bound.kernel.try_borrow_mut() else { return double_value(env, -(ErrorCode::Busy as u32 as f64)) };
-        let status = bound.admit(&mut st, domain, shape)?;
-        double_value(env, seq_or_status(&st, status))
-    })
-}
-
-unsafe extern "C" fn release_scratch_bound(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Box::into_raw` made in `bind_scratch`, released once.
-    drop(unsafe { Box::from_raw(data as *mut ScratchBound) });
-}
-
-unsafe extern "C" fn release_scratch_memory(_env: napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the `Rc::into_raw` made in `scratch_view`, released once.
-    drop(unsafe { Rc::from_raw(hint as *const Scratch) });
-}
-
-/// Creates a JS function running `cb` against `kernel` and `scratch`.
-fn bind_scratch(env: napi_env, kernel: &SharedKernel, scratch: &Rc<Scratch>, name: &str, cb: Callback) -> Result<napi_value> {
-    let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
-    let data = Box::into_raw(Box::new(ScratchBound { kernel: kernel.clone(), scratch: scratch.clone() })) as *mut c_void;
-    let mut func = ptr::null_mut();
-    // SAFETY: valid env; `data` stays alive until `release_scratch_bound` runs for `func`.
-    unsafe {
-        let s = sys::napi_create_function(env, cname.as_ptr(), name.len() as isize, Some(cb), data, &mut func);
-        if s != sys::Status::napi_ok {
-            release_scratch_bound(env, data, ptr::null_mut());
-            return Err(Error::new(Status::GenericFailure, "napi_create_function failed"));
-        }
-        let s = sys::napi_add_finalizer(env, func, data, Some(release_scratch_bound), ptr::null_mut(), ptr::null_mut());
-        if s != sys::Status::napi_ok {
-            release_scratch_bound(env, data, ptr::null_mut());
-            return Err(Error::new(Status::GenericFailure, "napi_add_finalizer failed"));
-        }
-    }
-    Ok(func)
 }
 
 /// A Uint8Array over the scratch memory (an external ArrayBuffer keeping its
@@ -369,14 +298,7 @@ fn scratch_view(env: napi_env, scratch: &Rc<Scratch>) -> Option<napi_value> {
     // is held, which `release_scratch_memory` drops when the ArrayBuffer is
     // collected; on failure the Rc is dropped here and nothing refers to it.
     unsafe {
-        let s = sys::napi_create_external_arraybuffer(
-            env,
-            scratch.ptr as *mut c_void,
-            scratch.len,
-            Some(release_scratch_memory),
-            hint,
-            &mut ab,
-        );
+        let s = sys::napi_create_external_arraybuffer(env, scratch.ptr as *mut c_void, scratch.len, Some(release_scratch_memory), hint, &mut ab);
         if s != sys::Status::napi_ok {
             release_scratch_memory(env, ptr::null_mut(), hint);
             return None;
@@ -388,33 +310,53 @@ fn scratch_view(env: napi_env, scratch: &Rc<Scratch>) -> Option<napi_value> {
     Some(view)
 }
 
-unsafe extern "C" fn release(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Rc::into_raw` made in `bind`, released exactly once.
-    drop(unsafe { Rc::from_raw(data as *const RefCell<KernelState>) });
+/// Drops the `Rc<T>` leaked with `Rc::into_raw` as a function's data.
+///
+/// SAFETY: `data` is such an `Rc<T>`, released exactly once.
+unsafe extern "C" fn release_rc<T>(_env: napi_env, data: *mut c_void, _hint: *mut c_void) {
+    drop(unsafe { Rc::from_raw(data as *const T) });
+}
+
+/// The scratch ArrayBuffer's finalizer: its `data` is the memory itself, its
+/// `hint` the `Rc<Scratch>` leaked in [`scratch_view`].
+///
+/// SAFETY: `hint` is that `Rc`, released exactly once.
+unsafe extern "C" fn release_scratch_memory(_env: napi_env, _data: *mut c_void, hint: *mut c_void) {
+    drop(unsafe { Rc::from_raw(hint as *const Scratch) });
 }
 
 type Callback = unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value;
 
-/// Creates a JS function running `cb` against `kernel`.
-fn bind(env: &Env, kernel: &SharedKernel, name: &str, cb: Callback) -> Result<napi_value> {
-    let env = env.raw();
+/// Creates a JS function running `cb` with `data` (an `Rc`, released when
+/// the function is collected).
+fn bind<T>(env: napi_env, data: &Rc<T>, name: &str, cb: Callback) -> Result<napi_value> {
     let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
-    let data = Rc::into_raw(kernel.clone()) as *mut c_void;
+    let data = Rc::into_raw(data.clone()) as *mut c_void;
     let mut func = ptr::null_mut();
-    // SAFETY: valid env; `data` stays alive until `release` runs for `func`.
+    // SAFETY: valid env; `data` stays alive until `release_rc` runs for `func`.
     unsafe {
         let s = sys::napi_create_function(env, cname.as_ptr(), name.len() as isize, Some(cb), data, &mut func);
         if s != sys::Status::napi_ok {
-            release(env, data, ptr::null_mut());
+            release_rc::<T>(env, data, ptr::null_mut());
             return Err(Error::new(Status::GenericFailure, "napi_create_function failed"));
         }
-        let s = sys::napi_add_finalizer(env, func, data, Some(release), ptr::null_mut(), ptr::null_mut());
+        let s = sys::napi_add_finalizer(env, func, data, Some(release_rc::<T>), ptr::null_mut(), ptr::null_mut());
         if s != sys::Status::napi_ok {
-            release(env, data, ptr::null_mut());
+            release_rc::<T>(env, data, ptr::null_mut());
             return Err(Error::new(Status::GenericFailure, "napi_add_finalizer failed"));
         }
     }
     Ok(func)
+}
+
+/// `obj[name] = value`.
+fn set_property(env: napi_env, obj: napi_value, name: &str, value: napi_value) -> Result<()> {
+    let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
+    // SAFETY: valid env and handles of the current scope; `cname` is NUL-terminated.
+    if unsafe { sys::napi_set_named_property(env, obj, cname.as_ptr(), value) } != sys::Status::napi_ok {
+        return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
+    }
+    Ok(())
 }
 
 #[napi]
@@ -434,38 +376,30 @@ impl NativeKernel {
             if sys::napi_create_object(raw_env, &mut obj) != sys::Status::napi_ok {
                 return Err(Error::new(Status::GenericFailure, "napi_create_object failed"));
             }
-            for (name, cb) in [
-                ("admitWithId", admit_with_id as Callback),
-                ("admitDerived", admit_derived as Callback),
-                ("admitWithIdSeq", admit_with_id_seq as Callback),
-                ("admitDerivedSeq", admit_derived_seq as Callback),
-                ("admitBatch", admit_batch as Callback),
-            ] {
-                let f = bind(&env, self.shared(), name, cb)?;
-                let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
-                if sys::napi_set_named_property(raw_env, obj, cname.as_ptr(), f) != sys::Status::napi_ok {
-                    return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
-                }
-            }
-            // Kernels that run no JavaScript during admission also get the
-            // shared-scratch functions and the scratch itself.
-            if self.shared().try_borrow().is_ok_and(|st| !st.runs_js) {
-                let scratch = Rc::new(Scratch::new(SCRATCH_BYTES));
-                if let Some(view) = scratch_view(raw_env, &scratch) {
-                    for (name, cb) in [("admitScratch", admit_scratch as Callback), ("admitScratchSeq", admit_scratch_seq as Callback)] {
-                        let f = bind_scratch(raw_env, self.shared(), &scratch, name, cb)?;
-                        let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
-                        if sys::napi_set_named_property(raw_env, obj, cname.as_ptr(), f) != sys::Status::napi_ok {
-                            return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
-                        }
-                    }
-                    if sys::napi_set_named_property(raw_env, obj, c"scratch".as_ptr(), view) != sys::Status::napi_ok {
-                        return Err(Error::new(Status::GenericFailure, "napi_set_named_property failed"));
-                    }
-                }
-            }
-            Object::from_napi_value(raw_env, obj)
         }
+        for (name, cb) in [
+            ("admitWithId", admit_with_id::<false> as Callback),
+            ("admitDerived", admit_derived::<false> as Callback),
+            ("admitWithIdSeq", admit_with_id::<true> as Callback),
+            ("admitDerivedSeq", admit_derived::<true> as Callback),
+            ("admitBatch", admit_batch as Callback),
+        ] {
+            set_property(raw_env, obj, name, bind(raw_env, self.shared(), name, cb)?)?;
+        }
+        // Kernels that run no JavaScript during admission also get the
+        // shared-scratch functions and the scratch itself.
+        if self.shared().try_borrow().is_ok_and(|st| !st.runs_js) {
+            let scratch = Rc::new(Scratch::new(SCRATCH_BYTES));
+            if let Some(view) = scratch_view(raw_env, &scratch) {
+                let bound = Rc::new(ScratchBound { kernel: self.shared().clone(), scratch });
+                for (name, cb) in [("admitScratch", admit_scratch::<false> as Callback), ("admitScratchSeq", admit_scratch::<true> as Callback)] {
+                    set_property(raw_env, obj, name, bind(raw_env, &bound, name, cb)?)?;
+                }
+                set_property(raw_env, obj, "scratch", view)?;
+            }
+        }
+        // SAFETY: `obj` is a live object handle of this scope.
+        unsafe { Object::from_napi_value(raw_env, obj) }
     }
 }
 
@@ -501,12 +435,10 @@ pub fn floor_raw(env: Env) -> Result<Object<'static>> {
         for (name, cb) in [("noop", floor_raw_noop as Callback), ("slices", floor_raw_slices as Callback)] {
             let cname = CString::new(name).map_err(|_| Error::new(Status::InvalidArg, "bad name"))?;
             let mut f = ptr::null_mut();
-            if sys::napi_create_function(raw_env, cname.as_ptr(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f)
-                != sys::Status::napi_ok
-                || sys::napi_set_named_property(raw_env, obj, cname.as_ptr(), f) != sys::Status::napi_ok
-            {
+            if sys::napi_create_function(raw_env, cname.as_ptr(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f) != sys::Status::napi_ok {
                 return Err(Error::new(Status::GenericFailure, "could not create the floor functions"));
             }
+            set_property(raw_env, obj, name, f)?;
         }
         Object::from_napi_value(raw_env, obj)
     }
