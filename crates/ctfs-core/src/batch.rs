@@ -120,54 +120,49 @@ pub fn parse_record(buf: &[u8], start: usize) -> Result<RecordLayout, &'static s
 /// Appends one record to `out` (used by Rust callers and tests; the JS side
 /// has its own writer producing the same bytes).
 pub fn encode_record(out: &mut Vec<u8>, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) {
-    out.push(if id.is_some() { FLAG_HAS_ID } else { 0 });
-    out.push(0);
-    out.extend_from_slice(&(deps.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&record_header(id.is_some(), deps.len(), payload.len()));
     out.extend_from_slice(&id.copied().unwrap_or_default().0);
     out.extend_from_slice(FactId::slice_as_bytes(deps));
     out.extend_from_slice(payload);
 }
 
+/// A record's header: flags, a zero byte, the dependency count (u16 LE)
+/// and the payload length (u32 LE). Callers keep both within range.
+fn record_header(has_id: bool, dep_count: usize, payload_len: usize) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = if has_id { FLAG_HAS_ID } else { 0 };
+    h[2..4].copy_from_slice(&(dep_count as u16).to_le_bytes());
+    h[4..8].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    h
+}
+
 /// Packs `n = payloads.len() / payload_len` records of fixed shape into the
-/// batch layout, in one pass: record `i` carries payload bytes
-/// `[i * payload_len, (i + 1) * payload_len)`, the id `ids[i]` (32 bytes
-/// each; `None`: derived at admission) and `deps_per_fact` dependencies
+/// batch layout, in one pass, into `out`, which must be exactly the batch's
+/// length: record `i` carries payload bytes `[i * payload_len, (i + 1) *
+/// payload_len)`, the id `ids[i]` (32 bytes each; `None`: derived at
+/// admission, the id field zeroed) and `deps_per_fact` dependencies
 /// `deps[i * deps_per_fact..]`. The fast way to build a batch of many
 /// similar facts (e.g. counter increments from one buffer). `Err` names the
 /// argument whose length does not fit.
-pub fn pack_fixed(
+pub fn pack_fixed_into(
+    out: &mut [u8],
     payloads: &[u8],
     payload_len: usize,
     ids: Option<&[u8]>,
     deps: Option<&[u8]>,
     deps_per_fact: usize,
-) -> Result<Vec<u8>, String> {
-    let total = packed_fixed_len(payloads.len(), payload_len, ids, deps, deps_per_fact)?;
-    let mut out = vec![0u8; total];
-    pack_fixed_into(&mut out, payloads, payload_len, ids, deps, deps_per_fact)?;
-    Ok(out)
-}
-
-/// The byte length of [`pack_fixed`]'s batch, after checking every length.
-pub fn packed_fixed_len(
-    payloads_len: usize,
-    payload_len: usize,
-    ids: Option<&[u8]>,
-    deps: Option<&[u8]>,
-    deps_per_fact: usize,
-) -> Result<usize, String> {
+) -> Result<(), String> {
     if payload_len == 0 || payload_len > u32::MAX as usize {
         return Err(format!("payloadBytes must be in 1..=4294967295, got {payload_len}"));
     }
-    if payloads_len % payload_len != 0 {
-        return Err(format!("payloads holds {payloads_len} bytes, not a multiple of payloadBytes ({payload_len})"));
+    if !payloads.len().is_multiple_of(payload_len) {
+        return Err(format!("payloads holds {} bytes, not a multiple of payloadBytes ({payload_len})", payloads.len()));
     }
-    let n = payloads_len / payload_len;
-    if let Some(ids) = ids {
-        if ids.len() != n * FactId::LEN {
-            return Err(format!("ids must hold {} bytes (32 per fact, {n} facts), got {}", n * FactId::LEN, ids.len()));
-        }
+    let n = payloads.len() / payload_len;
+    if let Some(ids) = ids
+        && ids.len() != n * FactId::LEN
+    {
+        return Err(format!("ids must hold {} bytes (32 per fact, {n} facts), got {}", n * FactId::LEN, ids.len()));
     }
     if deps_per_fact > u16::MAX as usize {
         return Err(format!("depsPerFact must be at most 65535, got {deps_per_fact}"));
@@ -181,36 +176,14 @@ pub fn packed_fixed_len(
         _ => {}
     }
     let rec = HEADER_LEN + FactId::LEN + dep_bytes + payload_len;
-    rec.checked_mul(n).ok_or_else(|| "the batch would not fit in memory".into())
-}
-
-/// [`pack_fixed`] into a caller's buffer, which must be exactly
-/// [`packed_fixed_len`] bytes long (the id fields of derived records are
-/// zeroed).
-pub fn pack_fixed_into(
-    out: &mut [u8],
-    payloads: &[u8],
-    payload_len: usize,
-    ids: Option<&[u8]>,
-    deps: Option<&[u8]>,
-    deps_per_fact: usize,
-) -> Result<(), String> {
-    let total = packed_fixed_len(payloads.len(), payload_len, ids, deps, deps_per_fact)?;
+    let total = rec.checked_mul(n).ok_or("the batch would not fit in memory")?;
     if out.len() != total {
         return Err(format!("the output must be {total} bytes, got {}", out.len()));
     }
-    let dep_bytes = deps_per_fact * FactId::LEN;
-    let rec = HEADER_LEN + FactId::LEN + dep_bytes + payload_len;
-    if rec == 0 || total == 0 {
+    if total == 0 {
         return Ok(());
     }
-    let header = {
-        let mut h = [0u8; HEADER_LEN];
-        h[0] = if ids.is_some() { FLAG_HAS_ID } else { 0 };
-        h[2..4].copy_from_slice(&(deps_per_fact as u16).to_le_bytes());
-        h[4..8].copy_from_slice(&(payload_len as u32).to_le_bytes());
-        h
-    };
+    let header = record_header(ids.is_some(), deps_per_fact, payload_len);
     let d = HEADER_LEN + FactId::LEN;
     for (i, (r, p)) in out.chunks_exact_mut(rec).zip(payloads.chunks_exact(payload_len)).enumerate() {
         r[..HEADER_LEN].copy_from_slice(&header);
@@ -481,6 +454,16 @@ mod tests {
         let s = admit_packed(&mut k, &mut buf, &mut again, |_, _| {});
         assert_eq!(s.admitted, 0);
         assert_eq!(again, [1, 1, 2, 3, 1, 1]);
+    }
+
+    /// [`pack_fixed_into`] into a new buffer of the right length (for a
+    /// payload length that is 0 or does not divide, any length: the call
+    /// refuses first).
+    fn pack_fixed(payloads: &[u8], payload_len: usize, ids: Option<&[u8]>, deps: Option<&[u8]>, deps_per_fact: usize) -> Result<Vec<u8>, String> {
+        let n = payloads.len().checked_div(payload_len).unwrap_or(0);
+        let mut out = vec![0u8; n * (HEADER_LEN + FactId::LEN + deps_per_fact * FactId::LEN + payload_len)];
+        pack_fixed_into(&mut out, payloads, payload_len, ids, deps, deps_per_fact)?;
+        Ok(out)
     }
 
     #[test]

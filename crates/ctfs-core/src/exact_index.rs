@@ -72,6 +72,22 @@ pub struct ExactIndex {
     arena_pool: HugePool,
     /// `HUGE_FROM` (tests lower it).
     huge_from: usize,
+    /// The arena length at which a pool is next turned on (`usize::MAX`
+    /// once both are).
+    activate_at: usize,
+}
+
+/// The next arena length, after `n`, at which a pool turns on (see
+/// `ExactIndex::activate_pools`).
+fn next_activation(n: usize, huge_from: usize) -> usize {
+    if n < huge_from {
+        huge_from
+    } else {
+        match huge_from.checked_mul(4) {
+            Some(at) if n < at => at,
+            _ => usize::MAX,
+        }
+    }
 }
 
 /// The table key of hash `h`: its top 32 bits, below `u32::MAX`.
@@ -123,7 +139,9 @@ impl ExactIndex {
             }
             table.insert(k, ord as u32, &mut pool);
         }
-        ExactIndex { ids, seed, table, max_len: max_len.min(MAX_ENTRIES), pool, arena_pool, huge_from }
+        let mut ix = ExactIndex { ids, seed, table, max_len: max_len.min(MAX_ENTRIES), pool, arena_pool, huge_from, activate_at: 0 };
+        ix.activate_pools();
+        ix
     }
 
     #[inline]
@@ -208,18 +226,26 @@ impl ExactIndex {
             return Err(IndexFull { limit: self.max_len });
         }
         debug_assert!(self.lookup_hashed(id, h).is_none(), "insert of a present id");
-        let n = self.ids.len();
-        if n >= self.huge_from && !self.pool.is_active() {
-            self.pool.activate();
+        if self.ids.len() >= self.activate_at {
+            self.activate_pools();
         }
-        if n / 4 >= self.huge_from && !self.arena_pool.is_active() {
-            self.arena_pool.activate();
-        }
-        // The table pool's fragmentation is held to a byte per id (see HugePool::set_free_cap).
-        self.pool.set_free_cap(n);
         let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
         self.table.insert(key(h), ord, &mut self.pool);
         Ok(ord)
+    }
+
+    /// Turns the table's pool on at `huge_from` ids and the arena's at four
+    /// times that, and sets when to look again.
+    #[cold]
+    fn activate_pools(&mut self) {
+        let n = self.ids.len();
+        if n >= self.huge_from {
+            self.pool.activate();
+        }
+        if n / 4 >= self.huge_from {
+            self.arena_pool.activate();
+        }
+        self.activate_at = next_activation(n, self.huge_from);
     }
 
     /// Bytes held by the arena and the table: their heap memory, and every
@@ -253,13 +279,6 @@ impl ExactIndex {
     pub fn segments(&self) -> usize {
         self.table.segments()
     }
-
-    /// Kept for callers of the previous table: a seeded table never
-    /// overflows into a rebuild of everything any more.
-    pub fn overflow_rebuilds(&self) -> u64 {
-        0
-    }
-
 }
 
 impl Default for ExactIndex {

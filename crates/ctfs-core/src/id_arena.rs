@@ -143,10 +143,6 @@ impl IdArena {
     /// Heap bytes held (capacity, not length), pool slots excluded (the
     /// pool counts its blocks whole).
     pub fn memory_bytes(&self) -> usize {
-        self.heap_bytes()
-    }
-
-    fn heap_bytes(&self) -> usize {
         (self.first.capacity() + self.heap.len() * CHUNK) * FactId::LEN
             + self.heap.capacity() * std::mem::size_of::<Vec<FactId>>()
             + self.ptrs.capacity() * std::mem::size_of::<*mut FactId>()

@@ -114,6 +114,16 @@ impl fmt::Display for InvariantError {
 
 impl std::error::Error for InvariantError {}
 
+/// [`Invariant::check`] (or [`Invariant::check_merge`] with `MERGE`), then
+/// [`Invariant::commit`]: the default [`Invariant::check_commit`], for the
+/// implementations that override it to reach in their other cases.
+#[inline]
+pub fn check_then_commit<I: Invariant + ?Sized, const MERGE: bool>(inv: &I, fact: &Fact<'_>, state: &mut I::State) -> Result<(), InvariantError> {
+    let effect = if MERGE { inv.check_merge(fact, state)? } else { inv.check(fact, state)? };
+    inv.commit(effect, state);
+    Ok(())
+}
+
 /// An invariant with two-phase admission: `check` (pure) then `commit`.
 pub trait Invariant {
     type State: Clone;
@@ -154,9 +164,7 @@ pub trait Invariant {
     /// instead of building an effect value and moving it to `commit`.
     #[inline]
     fn check_commit<const MERGE: bool>(&self, fact: &Fact<'_>, state: &mut Self::State) -> Result<(), InvariantError> {
-        let effect = if MERGE { self.check_merge(fact, state)? } else { self.check(fact, state)? };
-        self.commit(effect, state);
-        Ok(())
+        check_then_commit::<Self, MERGE>(self, fact, state)
     }
 
     fn coordination(&self) -> Coordination {

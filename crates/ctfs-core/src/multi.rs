@@ -278,9 +278,7 @@ impl<I: Invariant> Invariant for Multi<I> {
         if self.members.len() == 1 {
             return self.members[0].check_commit::<MERGE>(fact, &mut state[0]);
         }
-        let effect = self.check_parts(fact, state, MERGE)?;
-        self.commit(effect, state);
-        Ok(())
+        crate::invariant::check_then_commit::<Self, MERGE>(self, fact, state)
     }
 
     #[inline]

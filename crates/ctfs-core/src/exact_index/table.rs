@@ -512,6 +512,9 @@ impl Table {
     #[inline(never)]
     fn grow(&mut self, si: usize, pool: &mut HugePool) {
         self.rebuilds += 1;
+        // The pool's fragmentation is held to a byte per entry (the index's
+        // 48-byte budget; see HugePool::set_free_cap). Only growth allocates.
+        pool.set_free_cap(self.len);
         let seg = &self.segs[si];
         if seg.nb >= SEG_MAX_BUCKETS && seg.nb % 2 == 0 && seg.local_depth < MAX_DEPTH {
             if let Some(right) = self.segs[si].cut(pool) {

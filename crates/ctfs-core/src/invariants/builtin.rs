@@ -292,11 +292,7 @@ impl Invariant for Builtin {
             Builtin::Lww(i) => cell::<_, MERGE>(i, fact, state),
             Builtin::UniquenessCell(i) => cell::<_, MERGE>(i, fact, state),
             Builtin::GGraphCell(i) => cell::<_, MERGE>(i, fact, state),
-            _ => {
-                let effect = if MERGE { self.check_merge(fact, state)? } else { self.check(fact, state)? };
-                self.commit(effect, state);
-                Ok(())
-            }
+            _ => crate::invariant::check_then_commit::<Self, MERGE>(self, fact, state),
         }
     }
 
