@@ -6,6 +6,25 @@ export const U64_MAX = (1n << 64n) - 1n
 export const U128_MAX = (1n << 128n) - 1n
 /** Bytes of one state cell. */
 export const CELL_BYTES = 64
+/** 2^32: a safe integer's high 32 bits are `Math.floor(v / TWO_32)`. */
+export const TWO_32 = 4294967296
+
+/**
+ * Many values' encodings back to back, `width` bytes each (the payloads
+ * buffer of `FactBatch.fromPayloads`): `write(view, offset, value, index)`
+ * encodes one. `values` is an array or a typed array; anything else is a
+ * TypeError naming `expected`.
+ */
+export function packValues<V>(values: ArrayLike<V>, width: number, expected: string, write: (view: DataView, at: number, v: V, i: number) => void): Uint8Array {
+  if (typeof values !== 'object' || values === null || typeof (values as { length?: unknown }).length !== 'number') {
+    throw invalidArgType('values', expected, values)
+  }
+  const n = values.length
+  const out = new Uint8Array(n * width)
+  const view = new DataView(out.buffer)
+  for (let i = 0; i < n; i++) write(view, i * width, values[i]!, i)
+  return out
+}
 
 /**
  * Throws unless `options` is undefined or an object whose own keys are all

@@ -1,5 +1,5 @@
 import { invalidArgType, outOfRange } from '../errors.ts'
-import { checkState, optionsOf, readU128, u128, u64 } from './common.ts'
+import { TWO_32, checkState, optionsOf, packValues, readU128, u128, u64 } from './common.ts'
 import { viewOf } from './int128.ts'
 import { register } from './registry.ts'
 import { coordinationOf, type InvariantSpec } from './types.ts'
@@ -15,7 +15,15 @@ function incrementPayload(n: bigint | number): Uint8Array {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
-const TWO_32 = 4294967296
+
+function writeIncrement(view: DataView, at: number, v: bigint | number, i: number): void {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) {
+    view.setUint32(at, v >>> 0, true)
+    view.setUint32(at + 4, Math.floor(v / TWO_32), true)
+  } else {
+    view.setBigUint64(at, u64(v, `values[${i}]`), true)
+  }
+}
 
 /**
  * The payloads of many increments, back to back (8 bytes each), for
@@ -23,29 +31,8 @@ const TWO_32 = 4294967296
  * (no copy) on little-endian hosts.
  */
 function incrementsPayload(values: BigUint64Array | ArrayLike<bigint | number>): Uint8Array {
-  if (values instanceof BigUint64Array) {
-    if (LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
-    const out = new Uint8Array(values.length * G_COUNTER_PAYLOAD_BYTES)
-    const dv = new DataView(out.buffer)
-    for (let i = 0; i < values.length; i++) dv.setBigUint64(i * 8, values[i]!, true)
-    return out
-  }
-  if (typeof values !== 'object' || values === null || typeof (values as { length?: unknown }).length !== 'number') {
-    throw invalidArgType('values', 'a BigUint64Array or an array of u64 increments', values)
-  }
-  const n = values.length
-  const out = new Uint8Array(n * G_COUNTER_PAYLOAD_BYTES)
-  const dv = new DataView(out.buffer)
-  for (let i = 0; i < n; i++) {
-    const v = values[i]
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) {
-      dv.setUint32(i * 8, v >>> 0, true)
-      dv.setUint32(i * 8 + 4, Math.floor(v / TWO_32), true)
-    } else {
-      dv.setBigUint64(i * 8, u64(v, `values[${i}]`), true)
-    }
-  }
-  return out
+  if (values instanceof BigUint64Array && LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+  return packValues<bigint | number>(values, G_COUNTER_PAYLOAD_BYTES, 'a BigUint64Array or an array of u64 increments', writeIncrement)
 }
 
 /** Options of {@link gCounter}. */

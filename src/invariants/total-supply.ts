@@ -1,6 +1,6 @@
 import { invalidArgType, outOfRange } from '../errors.ts'
 import { isUint8Array } from '../args.ts'
-import { checkState, int, optionsOf } from './common.ts'
+import { TWO_32, checkState, int, optionsOf, packValues } from './common.ts'
 import { I128_MAX, I128_MIN, i128, readI128, viewOf, writeI128 } from './int128.ts'
 import { register } from './registry.ts'
 import { coordinationOf, type AlgebraicClass, type InvariantSpec } from './types.ts'
@@ -50,30 +50,21 @@ export interface TotalSupply extends InvariantSpec<SupplyState> {
   readonly bounded: boolean
 }
 
-const TWO_32 = 4294967296
+function writeDelta128(view: DataView, at: number, v: bigint | number, i: number): void {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) {
+    // Two's complement of a safe integer, sign-extended to 128 bits.
+    const ext = v < 0 ? 0xffffffff : 0
+    view.setUint32(at, v >>> 0, true)
+    view.setUint32(at + 4, Math.floor(v / TWO_32) >>> 0, true)
+    view.setUint32(at + 8, ext, true)
+    view.setUint32(at + 12, ext, true)
+  } else {
+    writeI128(view, at, i128(v, `values[${i}]`))
+  }
+}
 
 function deltasPayload(values: BigInt64Array | ArrayLike<bigint | number>): Uint8Array {
-  if (typeof values !== 'object' || values === null || typeof (values as { length?: unknown }).length !== 'number') {
-    throw invalidArgType('values', 'a BigInt64Array or an array of i128 deltas', values)
-  }
-  const n = values.length
-  const out = new Uint8Array(n * TOTAL_SUPPLY_PAYLOAD_BYTES)
-  const dv = new DataView(out.buffer)
-  for (let i = 0; i < n; i++) {
-    const v = values[i]
-    const at = i * TOTAL_SUPPLY_PAYLOAD_BYTES
-    if (typeof v === 'number' && Number.isSafeInteger(v)) {
-      // Two's complement of a safe integer, sign-extended to 128 bits.
-      const ext = v < 0 ? 0xffffffff : 0
-      dv.setUint32(at, v >>> 0, true)
-      dv.setUint32(at + 4, Math.floor(v / TWO_32) >>> 0, true)
-      dv.setUint32(at + 8, ext, true)
-      dv.setUint32(at + 12, ext, true)
-    } else {
-      writeI128(dv, at, i128(v, `values[${i}]`))
-    }
-  }
-  return out
+  return packValues<bigint | number>(values, TOTAL_SUPPLY_PAYLOAD_BYTES, 'a BigInt64Array or an array of i128 deltas', writeDelta128)
 }
 
 /** Payload length of a TotalSupply fact. */
