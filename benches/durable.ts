@@ -243,48 +243,70 @@ function traceReport(t: DurabilityTrace, facts: number[]): TraceReport {
   return { all: stages(rows), tail: stages(rows.slice(Math.floor(rows.length * 0.99))), batches: b.length, ioP99: pct(ios, 99) }
 }
 
-async function durableRun(backend: DurabilityBackend, producers: number, inFlight: number, factsPerLane: number, warmupPerLane: number): Promise<DurableRow> {
-  const dir = scratch(`dur-${backend}`)
-  // 1 MiB segments so that the run crosses many segment rolls (steady state, rule 2)
+/** One producer lane: `count` admissions, pushing each fact's ack latency (ms) into `lat` when measured. */
+type Lane = (count: number, lat: number[] | null) => Promise<void>
+
+/**
+ * The harness of the lane-based rows: opens a durable kernel in a scratch
+ * directory (1 MiB segments, so that the run crosses many segment rolls:
+ * steady state, rule 2), lets `makeLane` build the lane, runs `lanes` lanes
+ * of `warmupPerLane` untimed, then of `perLane` timed (traced with
+ * `--trace`: `facts` receives (call ns, seq, resumed ns) triples), and
+ * returns the row; closes the kernel and removes the directory.
+ */
+async function laneRun(
+  backend: DurabilityBackend,
+  name: string,
+  row: { mode: string; producers: number; inFlight: number; lanes: number; perLane: number; warmupPerLane: number },
+  makeLane: (k: DurableKernel<typeof supply>, facts: number[]) => { lane: Lane; errors: () => number },
+): Promise<DurableRow> {
+  const dir = scratch(`${name}-${backend}`)
   const k = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes: 1 << 20 })
-  const payload = supply.delta(1n)
-  let errors = 0
-  const lanes = producers * inFlight
-  // Traced facts: (call ns, seq, resumed ns), process.hrtime clock.
   const facts: number[] = []
-  const lane = async (count: number, lat: number[] | null): Promise<void> => {
-    for (let i = 0; i < count; i++) {
-      const s = performance.now()
-      try {
-        if (tracing && lat !== null) {
-          const c = Number(process.hrtime.bigint())
-          const h = k.admitAsync(payload)
-          await h.durable
-          facts.push(c, h.seq, Number(process.hrtime.bigint()))
-        } else await k.admitDurable(payload)
-      } catch {
-        errors++
-        continue
-      }
-      if (lat !== null) lat.push(performance.now() - s)
-    }
-  }
+  const { lane, errors } = makeLane(k, facts)
   try {
-    await Promise.all(Array.from({ length: lanes }, () => lane(warmupPerLane, null)))
+    await Promise.all(Array.from({ length: row.lanes }, () => lane(row.warmupPerLane, null)))
     const d0 = k.durability
-    const lats: number[][] = Array.from({ length: lanes }, () => [])
+    const lats: number[][] = Array.from({ length: row.lanes }, () => [])
     if (tracing) k.traceStart()
     const t0 = performance.now()
-    await Promise.all(lats.map((l) => lane(factsPerLane, l)))
+    await Promise.all(lats.map((l) => lane(row.perLane, l)))
     const seconds = (performance.now() - t0) / 1000
     const d1 = k.durability
-    const mode = inFlight === 1 ? 'admitDurable' : `admitDurable x${inFlight} in flight`
-    if (tracing) traces.push({ label: `${backend} ${mode} x${producers}`, report: traceReport(k.traceStop(), facts) })
-    return durableRow(dir, mode, producers, inFlight, errors, seconds, d0, d1, lats.flat())
+    if (tracing) traces.push({ label: `${backend} ${row.mode} x${row.producers}`, report: traceReport(k.traceStop(), facts) })
+    return durableRow(dir, row.mode, row.producers, row.inFlight, errors(), seconds, d0, d1, lats.flat())
   } finally {
     await k.close()
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** `producers * inFlight` lanes, each awaiting one admitDurable at a time. */
+function durableRun(backend: DurabilityBackend, producers: number, inFlight: number, factsPerLane: number, warmupPerLane: number): Promise<DurableRow> {
+  const mode = inFlight === 1 ? 'admitDurable' : `admitDurable x${inFlight} in flight`
+  const row = { mode, producers, inFlight, lanes: producers * inFlight, perLane: factsPerLane, warmupPerLane }
+  return laneRun(backend, 'dur', row, (k, facts) => {
+    const payload = supply.delta(1n)
+    let errors = 0
+    const lane: Lane = async (count, lat) => {
+      for (let i = 0; i < count; i++) {
+        const s = performance.now()
+        try {
+          if (tracing && lat !== null) {
+            const c = Number(process.hrtime.bigint())
+            const h = k.admitAsync(payload)
+            await h.durable
+            facts.push(c, h.seq, Number(process.hrtime.bigint()))
+          } else await k.admitDurable(payload)
+        } catch {
+          errors++
+          continue
+        }
+        if (lat !== null) lat.push(performance.now() - s)
+      }
+    }
+    return { lane, errors: () => errors }
+  })
 }
 
 /**
@@ -292,54 +314,40 @@ async function durableRun(backend: DurabilityBackend, producers: number, inFligh
  * admitBatchDurable and awaiting it before the next: `producers * batchSize`
  * facts in flight. A batch's ack time applies to each of its facts.
  */
-async function batchRun(backend: DurabilityBackend, producers: number, batchSize: number, batchesPerLane: number, warmupPerLane: number): Promise<DurableRow> {
-  const dir = scratch(`batch-${backend}`)
-  const k = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes: 1 << 20 })
-  const payloads = supply.deltas(new Array<bigint>(batchSize).fill(1n))
-  let errors = 0
-  // Traced batches: (call ns, last seq, resumed ns) — every fact of a batch waits for its last one.
-  const facts: number[] = []
-  // The log's last sequence, counted here (every admission of the run succeeds;
-  // reading k.durability per batch would cost more than the batch)
-  let appended = k.durability.appendedSeq
-  const lane = async (count: number, lat: number[] | null): Promise<void> => {
-    for (let i = 0; i < count; i++) {
-      const s = performance.now()
-      const c = tracing ? Number(process.hrtime.bigint()) : 0
-      let admitted = 0
-      try {
-        // derived ids (keyed BLAKE3), like the admitDurable rows: a fresh batch each time
-        const p = k.admitBatchDurable(FactBatch.fromPayloads(payloads, 16))
-        const last = (appended += batchSize)
-        admitted = (await p).admitted
-        if (tracing && lat !== null) facts.push(c, last, Number(process.hrtime.bigint()))
-      } catch {
-        errors += batchSize
-        continue
-      }
-      errors += batchSize - admitted
-      if (lat !== null) {
-        const ms = performance.now() - s
-        for (let j = 0; j < admitted; j++) lat.push(ms)
+function batchRun(backend: DurabilityBackend, producers: number, batchSize: number, batchesPerLane: number, warmupPerLane: number): Promise<DurableRow> {
+  const mode = `admitBatchDurable, batches of ${batchSize} (${(producers * batchSize).toLocaleString('en-US')} in flight)`
+  const row = { mode, producers, inFlight: batchSize, lanes: producers, perLane: batchesPerLane, warmupPerLane }
+  return laneRun(backend, 'batch', row, (k, facts) => {
+    const payloads = supply.deltas(new Array<bigint>(batchSize).fill(1n))
+    let errors = 0
+    // The log's last sequence, counted here (every admission of the run succeeds;
+    // reading k.durability per batch would cost more than the batch)
+    let appended = k.durability.appendedSeq
+    const lane: Lane = async (count, lat) => {
+      for (let i = 0; i < count; i++) {
+        const s = performance.now()
+        const c = tracing ? Number(process.hrtime.bigint()) : 0
+        let admitted = 0
+        try {
+          // derived ids (keyed BLAKE3), like the admitDurable rows: a fresh batch each time
+          const p = k.admitBatchDurable(FactBatch.fromPayloads(payloads, 16))
+          const last = (appended += batchSize)
+          admitted = (await p).admitted
+          // Traced batches: every fact of a batch waits for its last one.
+          if (tracing && lat !== null) facts.push(c, last, Number(process.hrtime.bigint()))
+        } catch {
+          errors += batchSize
+          continue
+        }
+        errors += batchSize - admitted
+        if (lat !== null) {
+          const ms = performance.now() - s
+          for (let j = 0; j < admitted; j++) lat.push(ms)
+        }
       }
     }
-  }
-  try {
-    await Promise.all(Array.from({ length: producers }, () => lane(warmupPerLane, null)))
-    const d0 = k.durability
-    const lats: number[][] = Array.from({ length: producers }, () => [])
-    if (tracing) k.traceStart()
-    const t0 = performance.now()
-    await Promise.all(lats.map((l) => lane(batchesPerLane, l)))
-    const seconds = (performance.now() - t0) / 1000
-    const d1 = k.durability
-    const mode = `admitBatchDurable, batches of ${batchSize} (${(producers * batchSize).toLocaleString('en-US')} in flight)`
-    if (tracing) traces.push({ label: `${backend} ${mode} x${producers}`, report: traceReport(k.traceStop(), facts) })
-    return durableRow(dir, mode, producers, batchSize, errors, seconds, d0, d1, lats.flat())
-  } finally {
-    await k.close()
-    rmSync(dir, { recursive: true, force: true })
-  }
+    return { lane, errors: () => errors }
+  })
 }
 
 /** One producer keeping `window` admitAsync handles in flight (awaiting the oldest). */
