@@ -135,7 +135,7 @@ test('a batch whose rule calls back into the kernel: each such fact is refused o
   t.deepEqual(spec.read(k.state), new Uint8Array([2]))
 })
 
-test('durable kernel: close, checkpoint, flush, durability, admitDurable from inside apply are BUSY; nothing half-closes', async (t) => {
+test('durable kernel: close, checkpoint, flush, durability, admitDurable, admitBatchDurable from inside apply are BUSY; nothing half-closes', async (t) => {
   const dir = tempDir(t, 'ctfs-reentrant-')
   const box = probing()
   let k = await DurableKernel.open({ dir, invariant: box.spec, backend: 'portable' })
@@ -148,6 +148,7 @@ test('durable kernel: close, checkpoint, flush, durability, admitDurable from in
     ['recovery', () => k.recovery],
     ['admitDurable', () => k.admitDurable(new Uint8Array([7]))],
     ['admitAsync', () => k.admitAsync(new Uint8Array([7]))],
+    ['admitBatchDurable', () => k.admitBatchDurable([{ payload: new Uint8Array([7]) }])],
   ]
   for (const [name, call] of calls) {
     const e = await insideApply(k, box, call)
