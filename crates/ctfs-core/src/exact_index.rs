@@ -16,7 +16,7 @@
 //! **Huge pages.** Once the index holds [`HUGE_FROM`] ids, large table
 //! segments (rebuilt or cut from then on) come from a [`HugePool`] of 2 MiB
 //! blocks advised `MADV_HUGEPAGE` (Linux; the heap elsewhere), and from
-//! four times that many ids new arena chunks come from a second pool, so that the
+//! twice that many ids new arena chunks come from a second pool, so that the
 //! random bucket and arena reads of admission do not also pay a TLB miss.
 //! The pools are per index and freed with it; their blocks count whole in
 //! [`ExactIndex::memory_bytes`]. The thresholds keep each pool's partly used
@@ -45,8 +45,8 @@ use crate::id_arena::IdArena;
 use table::{MAX_KEY, Table};
 
 /// From this many ids on, large table segments come from huge-page blocks,
-/// and from four times as many new arena chunks (see the module documentation).
-pub const HUGE_FROM: usize = 1 << 20;
+/// and from twice as many new arena chunks (see the module documentation).
+pub const HUGE_FROM: usize = 1 << 21;
 
 /// Ordinal `u32::MAX` is reserved.
 pub const MAX_ENTRIES: usize = u32::MAX as usize - 1;
@@ -66,7 +66,7 @@ pub struct ExactIndex {
     /// Holds the arena's and the table's huge-page slots; declared last, so
     /// it is dropped after them.
     pool: HugePool,
-    /// Holds the arena's chunks from four times `huge_from` ids on (apart from
+    /// Holds the arena's chunks from twice `huge_from` ids on (apart from
     /// the table's segments, so that permanent chunks do not pin the holes
     /// that segments leave, and packed exactly: 64 chunks per block).
     arena_pool: HugePool,
@@ -83,7 +83,7 @@ fn next_activation(n: usize, huge_from: usize) -> usize {
     if n < huge_from {
         huge_from
     } else {
-        match huge_from.checked_mul(4) {
+        match huge_from.checked_mul(2) {
             Some(at) if n < at => at,
             _ => usize::MAX,
         }
@@ -234,15 +234,15 @@ impl ExactIndex {
         Ok(ord)
     }
 
-    /// Turns the table's pool on at `huge_from` ids and the arena's at four
-    /// times that, and sets when to look again.
+    /// Turns the table's pool on at `huge_from` ids and the arena's at twice
+    /// that, and sets when to look again.
     #[cold]
     fn activate_pools(&mut self) {
         let n = self.ids.len();
         if n >= self.huge_from {
             self.pool.activate();
         }
-        if n / 4 >= self.huge_from {
+        if n / 2 >= self.huge_from {
             self.arena_pool.activate();
         }
         self.activate_at = next_activation(n, self.huge_from);
