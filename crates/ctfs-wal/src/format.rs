@@ -113,6 +113,28 @@ pub fn encode_record(seq: u64, id: &Id, deps: &[Id], payload: &[u8], flags: u16)
 /// `dep_count`/`payload_len`, the whole record present, CRC32C.
 #[inline]
 pub fn parse_record(buf: &[u8], off: usize) -> Result<(RecordRef<'_>, usize), &'static str> {
+    parse_record_checked(buf, off, true)
+}
+
+/// The offset past the longest run of well-formed records, checksums
+/// included, that starts at `start` and follows record lengths (the chain
+/// a replay walks when nothing is damaged). Recovery computes it for the
+/// next segment on another thread while it replays the current one; a
+/// record of that run can then be parsed without checking its checksum
+/// again ([`parse_record_checked`] with `check_crc: false`).
+pub(crate) fn verified_chain_end(buf: &[u8], start: usize) -> usize {
+    let mut off = start;
+    while let Ok((_, total)) = parse_record(buf, off) {
+        off += total;
+    }
+    off
+}
+
+/// [`parse_record`], skipping the checksum comparison when `check_crc` is
+/// false: only for a record at a chain offset below
+/// [`verified_chain_end`], whose checksum has been checked already.
+#[inline]
+pub(crate) fn parse_record_checked(buf: &[u8], off: usize, check_crc: bool) -> Result<(RecordRef<'_>, usize), &'static str> {
     let rest = buf.len().saturating_sub(off);
     if rest < 4 {
         return Err("incomplete record length");
@@ -138,7 +160,7 @@ pub fn parse_record(buf: &[u8], off: usize) -> Result<(RecordRef<'_>, usize), &'
     }
     let rec = &buf[off..off + total];
     let stored = rd_u32(rec, total - 4);
-    if crc32c::crc32c(&rec[..total - 4]) != stored {
+    if check_crc && crc32c::crc32c(&rec[..total - 4]) != stored {
         return Err("checksum mismatch");
     }
     let seq = rd_u64(rec, 4);

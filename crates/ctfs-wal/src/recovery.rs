@@ -38,7 +38,9 @@
 //! never read, cut or moved.
 
 use crate::error::WalError;
-use crate::format::{RecordRef, SegmentHeader, fsync_dir, list_segments, parse_record, parse_segment_header};
+use crate::format::{
+    RecordRef, SegmentHeader, fsync_dir, list_segments, parse_record, parse_record_checked, parse_segment_header, verified_chain_end,
+};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -158,6 +160,27 @@ pub(crate) fn seq_range(what: &str, a: u64, b: u64) -> String {
 
 /// The first offset after `from` where a valid record with a seq in
 /// `lo..=hi` starts, with that seq.
+/// A segment file read whole, with the offset up to which its records were
+/// found well formed (checksums included) from the end of its header on:
+/// 0 unless `verify` (a read-ahead verifies; the segment replayed first
+/// does not, as its checksums are checked as it is replayed).
+struct Loaded {
+    buf: Vec<u8>,
+    chain_end: usize,
+}
+
+fn load_segment(path: &Path, verify: bool) -> std::io::Result<Loaded> {
+    let mut fh = File::open(path)?;
+    let len = fh.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let mut buf = Vec::with_capacity(len.saturating_add(1));
+    fh.read_to_end(&mut buf)?;
+    let chain_end = match parse_segment_header(&buf) {
+        Ok(h) if verify => verified_chain_end(&buf, h.len),
+        _ => 0,
+    };
+    Ok(Loaded { buf, chain_end })
+}
+
 fn find_record(buf: &[u8], from: usize, lo: u64, hi: u64) -> Option<(usize, u64)> {
     let mut o = from;
     while o + crate::format::MIN_RECORD_LEN <= buf.len() {
@@ -189,7 +212,6 @@ where
     // The seq the next valid record must have (after the previous segment).
     let mut expected: Option<u64> = None;
     let mut first_valid: Option<u64> = None;
-    let mut buf: Vec<u8> = Vec::new();
     let mut dir_changed = false;
 
     // Uncovered damage at (segment i, offset): cut there (moving the bytes
@@ -214,157 +236,183 @@ where
         Ok(())
     };
 
-    let mut i = 0;
-    while i < n {
-        let (name_seq, path) = (segs[i].0, &segs[i].1);
-        let last = i + 1 == n;
-        // Every record of this segment is covered when the next one starts at or below `need`.
-        let covered_whole = segs.get(i + 1).is_some_and(|(s, _)| *s <= need);
-        buf.clear();
-        File::open(path).and_then(|mut fh| fh.read_to_end(&mut buf)).map_err(|e| io_err("read", path, e))?;
-        let file_len = buf.len() as u64;
-
-        // ---- header
-        let hdr = parse_segment_header(&buf).and_then(|h| {
-            if h.first_seq != name_seq {
-                Err(format!("header first seq {} does not match file name seq {name_seq}", h.first_seq))
-            } else {
-                Ok(h)
+    // Segment i+1 is read, and its records' checksums checked, on another
+    // thread while segment i is replayed (see `load_segment`).
+    std::thread::scope(|scope| -> Result<(), E> {
+        let read_ahead = |k: usize| {
+            let path = segs.get(k)?.1.clone();
+            let h = std::thread::Builder::new()
+                .name("ctfs-wal-readahead".into())
+                .spawn_scoped(scope, move || load_segment(&path, true))
+                .ok()?;
+            Some((k, h))
+        };
+        let mut ahead: Option<(usize, std::thread::ScopedJoinHandle<'_, std::io::Result<Loaded>>)> = None;
+        let mut i = 0;
+        while i < n {
+            let (name_seq, path) = (segs[i].0, &segs[i].1);
+            let last = i + 1 == n;
+            // Every record of this segment is covered when the next one starts at or below `need`.
+            let covered_whole = segs.get(i + 1).is_some_and(|(s, _)| *s <= need);
+            let loaded = match ahead.take() {
+                Some((k, h)) if k == i => {
+                    h.join().unwrap_or_else(|_| Err(std::io::Error::other("the WAL read-ahead thread panicked")))
+                }
+                _ => load_segment(path, false),
+            };
+            let Loaded { buf, chain_end } = loaded.map_err(|e| io_err("read", path, e))?;
+            if i + 1 < n {
+                ahead = read_ahead(i + 1);
             }
-        });
-        let SegmentHeader { first_seq: first, len: header_len, fingerprint } = match hdr {
-            Ok(h) => h,
-            Err(reason) => {
-                let min = expected.unwrap_or(name_seq);
-                if last && crate::format::valid_record_after(&buf, 0, min).is_none() {
-                    // Crash while creating the segment: nothing in it was ever durable.
-                    rec.bytes_cut += file_len;
-                    rec.torn_tail_at = Some((path.clone(), 0));
-                    if o.repair {
-                        std::fs::remove_file(path).map_err(|e| io_err("remove", path, e))?;
-                        dir_changed = true;
-                        rec.segments -= 1;
+            let file_len = buf.len() as u64;
+
+            // ---- header
+            let hdr = parse_segment_header(&buf).and_then(|h| {
+                if h.first_seq != name_seq {
+                    Err(format!("header first seq {} does not match file name seq {name_seq}", h.first_seq))
+                } else {
+                    Ok(h)
+                }
+            });
+            let SegmentHeader { first_seq: first, len: header_len, fingerprint } = match hdr {
+                Ok(h) => h,
+                Err(reason) => {
+                    let min = expected.unwrap_or(name_seq);
+                    if last && crate::format::valid_record_after(&buf, 0, min).is_none() {
+                        // Crash while creating the segment: nothing in it was ever durable.
+                        rec.bytes_cut += file_len;
+                        rec.torn_tail_at = Some((path.clone(), 0));
+                        if o.repair {
+                            std::fs::remove_file(path).map_err(|e| io_err("remove", path, e))?;
+                            dir_changed = true;
+                            rec.segments -= 1;
+                        }
+                        break;
                     }
+                    if covered_whole {
+                        rec.covered_damage.push((path.clone(), 0, format!("{reason}; the whole segment is covered (seqs below {need})")));
+                        i += 1;
+                        continue;
+                    }
+                    damage(i, &buf, 0, reason, &mut rec)?;
+                    dir_changed = true;
                     break;
                 }
-                if covered_whole {
-                    rec.covered_damage.push((path.clone(), 0, format!("{reason}; the whole segment is covered (seqs below {need})")));
-                    i += 1;
-                    continue;
+            };
+
+            // ---- configuration: refused whatever the options, never cut or moved
+            match (fingerprint, &reference) {
+                (Some(fp), Some(r)) if fp == r.as_slice() => {}
+                (Some(fp), None) => reference = Some(fp.to_vec()),
+                (found, r) => {
+                    return Err(WalError::ConfigMismatch {
+                        path: path.clone(),
+                        found: found.map(<[u8]>::to_vec),
+                        expected: r.clone().unwrap_or_default(),
+                    }
+                    .into());
                 }
+            }
+
+            // ---- continuity with what precedes
+            let gap = match expected {
+                None if first > need => Some(format!(
+                    "the log starts at seq {first}, but seqs {need}..{} are in no checkpoint (a missing segment?)",
+                    first - 1
+                )),
+                Some(e) if first != e => {
+                    if first > e && first <= need {
+                        rec.covered_damage.push((
+                            path.clone(),
+                            16,
+                            format!("{} missing before this segment; covered (seqs below {need})", seq_range("seq", e, first - 1)),
+                        ));
+                        None
+                    } else {
+                        Some(format!("sequence gap: segment starts at seq {first}, expected {e} (a missing segment?)"))
+                    }
+                }
+                _ => None,
+            };
+            if let Some(reason) = gap {
                 damage(i, &buf, 0, reason, &mut rec)?;
                 dir_changed = true;
                 break;
             }
-        };
+            first_valid.get_or_insert(first);
 
-        // ---- configuration: refused whatever the options, never cut or moved
-        match (fingerprint, &reference) {
-            (Some(fp), Some(r)) if fp == r.as_slice() => {}
-            (Some(fp), None) => reference = Some(fp.to_vec()),
-            (found, r) => {
-                return Err(WalError::ConfigMismatch {
-                    path: path.clone(),
-                    found: found.map(<[u8]>::to_vec),
-                    expected: r.clone().unwrap_or_default(),
-                }
-                .into());
-            }
-        }
-
-        // ---- continuity with what precedes
-        let gap = match expected {
-            None if first > need => Some(format!(
-                "the log starts at seq {first}, but seqs {need}..{} are in no checkpoint (a missing segment?)",
-                first - 1
-            )),
-            Some(e) if first != e => {
-                if first > e && first <= need {
-                    rec.covered_damage.push((
-                        path.clone(),
-                        16,
-                        format!("{} missing before this segment; covered (seqs below {need})", seq_range("seq", e, first - 1)),
-                    ));
-                    None
-                } else {
-                    Some(format!("sequence gap: segment starts at seq {first}, expected {e} (a missing segment?)"))
-                }
-            }
-            _ => None,
-        };
-        if let Some(reason) = gap {
-            damage(i, &buf, 0, reason, &mut rec)?;
-            dir_changed = true;
-            break;
-        }
-        first_valid.get_or_insert(first);
-
-        // ---- records
-        let mut exp = first;
-        let mut off = header_len;
-        let mut bad: Option<String> = None;
-        let mut covered_rest = false;
-        while off < buf.len() {
-            let reason = match parse_record(&buf, off) {
-                Ok((r, total)) if r.seq == exp => {
-                    if r.seq >= from_seq {
-                        f(r)?;
-                        rec.records_replayed += 1;
+            // ---- records
+            let mut exp = first;
+            let mut off = header_len;
+            let mut bad: Option<String> = None;
+            let mut covered_rest = false;
+            // Still on the chain of records `chain_end` was computed along.
+            let mut on_chain = true;
+            while off < buf.len() {
+                let checked = !(on_chain && off < chain_end);
+                let reason = match parse_record_checked(&buf, off, checked) {
+                    Ok((r, total)) if r.seq == exp => {
+                        if r.seq >= from_seq {
+                            f(r)?;
+                            rec.records_replayed += 1;
+                        }
+                        rec.records_scanned += 1;
+                        exp += 1;
+                        off += total;
+                        continue;
                     }
-                    rec.records_scanned += 1;
-                    exp += 1;
-                    off += total;
-                    continue;
+                    Ok((r, _)) => format!("record seq {} where {exp} was expected", r.seq),
+                    Err(reason) => reason.to_string(),
+                };
+                if exp <= covered {
+                    // Not needed: resynchronise on the next valid record up to `need`.
+                    if let Some((at, q)) = find_record(&buf, off + 1, exp + 1, need) {
+                        rec.covered_damage.push((
+                            path.clone(),
+                            off as u64,
+                            format!("{reason}: {} unreadable; covered (seqs below {need})", seq_range("record", exp, q - 1)),
+                        ));
+                        exp = q;
+                        off = at;
+                        on_chain = false;
+                        continue;
+                    }
+                    if crate::format::valid_record_after(&buf, off + 1, need + 1).is_none() {
+                        rec.covered_damage.push((
+                            path.clone(),
+                            off as u64,
+                            format!("{reason}: the rest of the segment (from record {exp}) is unreadable; covered (seqs below {need})"),
+                        ));
+                        covered_rest = true;
+                        break;
+                    }
+                    // records after `need` exist but `need` itself does not
                 }
-                Ok((r, _)) => format!("record seq {} where {exp} was expected", r.seq),
-                Err(reason) => reason.to_string(),
-            };
-            if exp <= covered {
-                // Not needed: resynchronise on the next valid record up to `need`.
-                if let Some((at, q)) = find_record(&buf, off + 1, exp + 1, need) {
-                    rec.covered_damage.push((
-                        path.clone(),
-                        off as u64,
-                        format!("{reason}: {} unreadable; covered (seqs below {need})", seq_range("record", exp, q - 1)),
-                    ));
-                    exp = q;
-                    off = at;
-                    continue;
-                }
-                if crate::format::valid_record_after(&buf, off + 1, need + 1).is_none() {
-                    rec.covered_damage.push((
-                        path.clone(),
-                        off as u64,
-                        format!("{reason}: the rest of the segment (from record {exp}) is unreadable; covered (seqs below {need})"),
-                    ));
-                    covered_rest = true;
-                    break;
-                }
-                // records after `need` exist but `need` itself does not
-            }
-            bad = Some(reason);
-            break;
-        }
-        expected = Some(exp);
-        if let Some(reason) = bad {
-            if last && crate::format::valid_record_after(&buf, off + 1, exp).is_none() {
-                rec.bytes_cut += file_len - off as u64;
-                rec.torn_tail_at = Some((path.clone(), off as u64));
-                if o.repair {
-                    truncate_file(path, off as u64)?;
-                }
-            } else {
-                damage(i, &buf, off as u64, reason, &mut rec)?;
-                dir_changed |= i + 1 < n;
-                active = Some((path.clone(), first, off as u64));
+                bad = Some(reason);
                 break;
             }
+            expected = Some(exp);
+            if let Some(reason) = bad {
+                if last && crate::format::valid_record_after(&buf, off + 1, exp).is_none() {
+                    rec.bytes_cut += file_len - off as u64;
+                    rec.torn_tail_at = Some((path.clone(), off as u64));
+                    if o.repair {
+                        truncate_file(path, off as u64)?;
+                    }
+                } else {
+                    damage(i, &buf, off as u64, reason, &mut rec)?;
+                    dir_changed |= i + 1 < n;
+                    active = Some((path.clone(), first, off as u64));
+                    break;
+                }
+            }
+            if last && !covered_rest {
+                active = Some((path.clone(), first, off as u64));
+            }
+            i += 1;
         }
-        if last && !covered_rest {
-            active = Some((path.clone(), first, off as u64));
-        }
-        i += 1;
-    }
+        Ok(())
+    })?;
 
     let end = expected.unwrap_or(need); // the seq after the last valid record
     let next = end.max(need);

@@ -150,6 +150,37 @@ fn damage_covered_by_the_checkpoint_costs_nothing() {
     assert_eq!(seqs, (21..=35).collect::<Vec<_>>());
 }
 
+/// Segments after the first are read, and their checksums checked, on a
+/// read-ahead thread while the previous one is replayed: damage there is
+/// found at the same offset, and resynchronised over when covered, exactly
+/// as in the first segment.
+#[test]
+fn damage_in_a_segment_read_ahead_is_found_and_covered_alike() {
+    let d = build("covered-ahead", FP_A, 60, 1024);
+    let segs: Vec<PathBuf> = listing(d.path())
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("wal-"))
+        .map(|(n, _)| d.path().join(n))
+        .collect();
+    assert!(segs.len() >= 3, "{segs:?}");
+    let (all, _) = replay(d.path(), FP_A, 1, false).unwrap();
+    assert_eq!(all, (1..=60).collect::<Vec<_>>(), "intact: every record, in order");
+    let before_third = (records(&segs[0]).len() + records(&segs[1]).len()) as u64;
+    let recs = records(&segs[2]);
+    flip(&segs[2], recs[1].0 + 20); // the second record of the third segment
+    let damaged = before_third + 2;
+    let e = replay(d.path(), FP_A, 1, false).unwrap_err();
+    match &e {
+        WalError::Corrupt { segment, offset, .. } => assert_eq!((segment, *offset), (&segs[2], recs[1].0 as u64)),
+        other => panic!("expected WAL_CORRUPT, got {other}"),
+    }
+    write_checkpoint(d.path(), damaged, FP_A, &[(1, b"state")]).unwrap();
+    let (seqs, rec) = replay(d.path(), FP_A, damaged + 1, false).unwrap();
+    assert_eq!(seqs, (damaged + 1..=60).collect::<Vec<_>>());
+    assert_eq!(rec.covered_damage.len(), 1, "{:?}", rec.covered_damage);
+    assert_eq!(rec.covered_damage[0].1, recs[1].0 as u64);
+}
+
 #[test]
 fn a_log_ending_below_the_checkpoint_continues_in_a_new_segment() {
     let d = build("below", FP_A, 10, 1 << 20);
