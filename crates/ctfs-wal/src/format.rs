@@ -116,6 +116,17 @@ pub fn parse_record(buf: &[u8], off: usize) -> Result<(RecordRef<'_>, usize), &'
     parse_record_checked(buf, off, true)
 }
 
+/// True when `rest` (what follows the last record of a segment) is all
+/// zeros: the space the writer zeroed ahead of its records, read as the
+/// clean end of the segment (a torn write leaves non-zero bytes there).
+pub(crate) fn is_zero_tail(rest: &[u8]) -> bool {
+    let (head, words, tail) = {
+        // SAFETY: any bit pattern is a valid u64.
+        unsafe { rest.align_to::<u64>() }
+    };
+    head.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && tail.iter().all(|&b| b == 0)
+}
+
 /// The offset past the longest run of well-formed records, checksums
 /// included, that starts at `start` and follows record lengths (the chain
 /// a replay walks when nothing is damaged). Recovery computes it for the

@@ -39,7 +39,8 @@
 
 use crate::error::WalError;
 use crate::format::{
-    RecordRef, SegmentHeader, fsync_dir, list_segments, parse_record, parse_record_checked, parse_segment_header, verified_chain_end,
+    RecordRef, SegmentHeader, fsync_dir, is_zero_tail, list_segments, parse_record, parse_record_checked, parse_segment_header,
+    verified_chain_end,
 };
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -362,6 +363,8 @@ where
                         continue;
                     }
                     Ok((r, _)) => format!("record seq {} where {exp} was expected", r.seq),
+                    // Zeros the writer wrote ahead: the clean end of the segment.
+                    Err(_) if is_zero_tail(&buf[off..]) => break,
                     Err(reason) => reason.to_string(),
                 };
                 if exp <= covered {

@@ -40,7 +40,40 @@ fn torn_last_record_at_every_byte() {
     let (path, bytes) = &files[0];
     let offs = record_offsets(bytes);
     let (last_off, last_len) = *offs.last().unwrap();
-    assert_eq!(last_off + last_len, bytes.len());
+    assert_eq!(last_off + last_len, bytes.len(), "a clean close trims the zeros written ahead");
+    // What a crash leaves: the zeros the writer wrote past its records. They
+    // are the clean end: nothing cut, nothing reported.
+    let zeros = 1 << 16;
+    let mut with_zeros = bytes.clone();
+    with_zeros.resize(bytes.len() + zeros, 0);
+    std::fs::write(path, &with_zeros).unwrap();
+    let (recs, rec) = replay_all(d.path(), 1).unwrap();
+    assert_eq!((recs.len() as u64, rec.last_seq, rec.bytes_cut, rec.torn_tail_at.clone()), (n, n, 0, None));
+    assert!(inspect(d.path(), None).unwrap().is_healthy());
+    let (mut wal, rec) = Wal::open(d.path(), portable()).unwrap();
+    assert_eq!((rec.last_seq, rec.bytes_cut), (n, 0));
+    append_n(&mut wal, n + 1, n + 1);
+    wal.close().unwrap();
+    let (recs, _) = replay_all(d.path(), 1).unwrap();
+    assert_eq!(recs, (1..=n + 1).map(expected).collect::<Vec<_>>());
+    // Torn inside the zeroed space (the file keeps its length): the last
+    // record's missing bytes are zeros.
+    for cut in last_off + 1..last_off + last_len {
+        let mut b = with_zeros.clone();
+        b[cut..last_off + last_len].fill(0);
+        std::fs::write(path, &b).unwrap();
+        let (recs, r) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(recs.len() as u64, n - 1, "zeroed from {cut}");
+        assert_eq!(r.torn_tail_at, Some((path.clone(), last_off as u64)), "zeroed from {cut}");
+        assert_eq!(r.bytes_cut, (b.len() - last_off) as u64);
+        let (mut wal, rec) = Wal::open(d.path(), portable()).unwrap();
+        assert_eq!(rec.last_seq, n - 1, "zeroed from {cut}");
+        assert_eq!(std::fs::metadata(path).unwrap().len(), last_off as u64);
+        append_n(&mut wal, n, n);
+        wal.close().unwrap();
+        let (recs, _) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(recs, (1..=n).map(expected).collect::<Vec<_>>());
+    }
     let mut cases = 0;
     for cut in last_off + 1..last_off + last_len {
         std::fs::write(path, &bytes[..cut]).unwrap();
@@ -96,6 +129,18 @@ fn random_bit_flips_always_detected() {
         std::fs::write(path, &b).unwrap();
         let offs = record_offsets(bytes);
         let rec_at = offs.iter().find(|(o, l)| byte >= *o && byte < o + l).map(|x| x.0);
+        let data_end = offs.last().map(|(o, l)| o + l);
+        // A flip in the zeros written past the last record cuts them as a
+        // torn tail and loses no record.
+        let in_zero_tail = si + 1 == files.len() && data_end.is_some_and(|e| byte >= e);
+        if in_zero_tail {
+            let (wal, r) = Wal::open(d.path(), portable()).unwrap_or_else(|e| panic!("case {case}: {e}"));
+            drop(wal);
+            assert_eq!(r.torn_tail_at, Some((path.clone(), data_end.unwrap() as u64)), "case {case}");
+            assert_eq!(replay_all(d.path(), 1).unwrap().0.len() as u64, n, "case {case}");
+            torn += 1;
+            continue;
+        }
         let is_last_record = si + 1 == files.len() && rec_at == offs.last().map(|x| x.0);
         let ins = inspect(d.path(), None).unwrap();
         match Wal::open(d.path(), portable()) {

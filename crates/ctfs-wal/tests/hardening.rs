@@ -23,12 +23,13 @@ fn build(tag: &str, fp: &[u8], n: u64, segment_size: u64) -> TempDir {
     d
 }
 
-/// (offset, size) of every record of a segment file (any header length).
+/// (offset, size) of every record of a segment file (any header length; up
+/// to the zeros written ahead of the records).
 fn records(file: &Path) -> Vec<(usize, usize)> {
     let b = std::fs::read(file).unwrap();
     let mut off = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
     let mut v = Vec::new();
-    while off < b.len() {
+    while off < b.len() && b[off..].iter().any(|&x| x != 0) {
         let (_, n) = parse_record(&b, off).unwrap();
         v.push((off, n));
         off += n;

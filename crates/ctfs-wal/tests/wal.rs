@@ -465,3 +465,48 @@ fn held_wakes_give_the_writer_one_call_s_records_together() {
         assert_eq!(recs.len(), 132);
     }
 }
+
+/// The writer writes zeros past its records (so that the syncs that follow
+/// change no file size); a roll and a clean close cut them, and a reopen
+/// after a crash reads them as the clean end and writes over them.
+#[test]
+fn zeros_written_ahead_are_cut_at_roll_and_close() {
+    for b in backends() {
+        let d = TempDir::new("zeros");
+        let o = || WalOptions { segment_size: 64 << 10, ..opts(b) };
+        let (mut wal, _) = Wal::open(d.path(), o()).unwrap();
+        append_n(&mut wal, 1, 10);
+        wal.flush().unwrap();
+        let segs = segments(d.path());
+        assert_eq!(segs.len(), 1);
+        let live = std::fs::read(&segs[0]).unwrap();
+        assert_eq!(live.len() as u64, 64 << 10, "zeroed up to the segment limit");
+        let end = record_offsets(&live).last().map(|(o, l)| o + l).unwrap();
+        assert!(live[end..].iter().all(|&x| x == 0));
+        // Enough records for several segments: every closed one is exact.
+        append_n(&mut wal, 11, 3000);
+        wal.flush().unwrap();
+        let segs = segments(d.path());
+        assert!(segs.len() >= 3, "{segs:?}");
+        for s in &segs[..segs.len() - 1] {
+            let bytes = std::fs::read(s).unwrap();
+            let end = record_offsets(&bytes).last().map(|(o, l)| o + l).unwrap();
+            assert_eq!(end, bytes.len(), "{s:?}: rolled, so cut at its last record");
+        }
+        // A copy taken while the log is live is what a crash leaves.
+        let crashed = TempDir::new("zeros-crash");
+        for s in &segs {
+            std::fs::copy(s, crashed.path().join(s.file_name().unwrap())).unwrap();
+        }
+        wal.close().unwrap();
+        let bytes = std::fs::read(segs.last().unwrap()).unwrap();
+        let end = record_offsets(&bytes).last().map(|(o, l)| o + l).unwrap();
+        assert_eq!(end, bytes.len(), "closed: cut at its last record");
+        let (mut wal, rec) = Wal::open(crashed.path(), o()).unwrap();
+        assert_eq!((rec.last_seq, rec.bytes_cut, rec.torn_tail_at.clone()), (3000, 0, None));
+        append_n(&mut wal, 3001, 3100);
+        wal.close().unwrap();
+        let (recs, _) = replay_all(crashed.path(), 1).unwrap();
+        assert_eq!(recs, (1..=3100).map(expected).collect::<Vec<_>>());
+    }
+}

@@ -142,11 +142,12 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Byte offsets of every record in a segment file.
+/// Byte offsets of every record in a segment file (up to the zeros the
+/// writer writes ahead of its records, if any).
 pub fn record_offsets(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut v = Vec::new();
     let mut off = ctfs_wal::SEGMENT_HEADER_MIN_LEN;
-    while off < bytes.len() {
+    while off < bytes.len() && bytes[off..].iter().any(|&b| b != 0) {
         let (_, n) = ctfs_wal::parse_record(bytes, off).expect("valid record");
         v.push((off, n));
         off += n;
