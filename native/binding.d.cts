@@ -173,6 +173,17 @@ export declare class NativeKernel {
    * seq, last seq, segment rolls. Empty for a volatile kernel.
    */
   durabilityTrace(on: boolean): Array<number>
+  /**
+   * Turns on the log writer's pacing by this kernel's durable callbacks
+   * (`Wal::set_pacing`): the JS layer then reports each callback
+   * processed with `walConsumed`. False, doing nothing, without a log.
+   */
+  walPacing(on: boolean): boolean
+  /**
+   * The durable callback for `seq`, and the continuations it resumed,
+   * have run (`Wal::consumed`). Never throws; no-op without a log.
+   */
+  walConsumed(seq: number): void
   /** The log sequence of the last record appended (durable kernels; 0 otherwise). */
   appendedSeq(): number
   /** Marks a peer reachable or not (frames are produced for reachable peers only). */

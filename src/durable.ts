@@ -163,6 +163,13 @@ class DurableFrontier {
   keepAlive: ReturnType<typeof setInterval> | null = null
   /** While tracing: (seq, process.hrtime ns) of each native callback. */
   trace: number[] | null = null
+  /**
+   * Told, in a microtask queued behind the continuations a callback resumed,
+   * that the callback for `seq` has been processed: the log writer waits
+   * for it before its next group commit, so that the producers it just
+   * acknowledged join that commit (see `Wal::set_pacing`).
+   */
+  processed: ((seq: number) => void) | null = null
 
   advance(seq: number, failure: string | undefined): void {
     if (this.trace !== null) this.trace.push(seq, Number(process.hrtime.bigint()))
@@ -183,6 +190,8 @@ class DurableFrontier {
         i++
       }
       this.head = i
+      const processed = this.processed
+      if (processed !== null) queueMicrotask(() => processed(seq))
     }
     if (this.head === n) {
       this.seqs.length = 0
@@ -282,6 +291,8 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
     })
     this.#nk = nk as NativeKernel
     this.#frontier = frontier
+    frontier.processed = consumedCallback(this.#nk)
+    this.#nk.walPacing(true)
     const d = this.#info()
     frontier.advance(d.durableSeq, undefined)
   }
@@ -512,6 +523,17 @@ function durableConfig(options: DurableKernelOptions<InvariantSpec> & { bufferBy
 /** The native log's callback: it references the frontier only, never the kernel. */
 function durableCallback(frontier: DurableFrontier): (seq: number, failure?: string) => void {
   return (seq, failure) => frontier.advance(seq, failure)
+}
+
+/**
+ * Reports processed durable callbacks to the log writer (`walConsumed`).
+ * Weak, and built outside the constructor's scope: the native callback holds
+ * the frontier, and a strong reference from there to the native kernel
+ * (even through a closure's shared scope) would keep the kernel alive.
+ */
+function consumedCallback(nk: NativeKernel): (seq: number) => void {
+  const weak = new WeakRef(nk)
+  return (seq) => weak.deref()?.walConsumed(seq)
 }
 
 function toRecovery(r: NativeRecovery): RecoveryReport {

@@ -1129,6 +1129,29 @@ impl NativeKernel {
         })
     }
 
+    /// Turns on the log writer's pacing by this kernel's durable callbacks
+    /// (`Wal::set_pacing`): the JS layer then reports each callback
+    /// processed with `walConsumed`. False, doing nothing, without a log.
+    #[napi(catch_unwind)]
+    pub fn wal_pacing(&self, on: bool) -> bool {
+        let Ok(st) = self.shared.try_borrow() else { return false };
+        let Some(log) = st.log.as_ref() else { return false };
+        log.wal().set_pacing(on);
+        true
+    }
+
+    /// The durable callback for `seq`, and the continuations it resumed,
+    /// have run (`Wal::consumed`). Never throws; no-op without a log.
+    #[napi(catch_unwind)]
+    pub fn wal_consumed(&self, seq: f64) {
+        let Ok(st) = self.shared.try_borrow() else { return };
+        if let Some(log) = st.log.as_ref()
+            && seq >= 0.0
+        {
+            log.wal().consumed(seq as u64);
+        }
+    }
+
     /// The log sequence of the last record appended (durable kernels; 0 otherwise).
     #[napi(catch_unwind)]
     pub fn appended_seq(&self) -> Result<f64> {

@@ -510,3 +510,52 @@ fn zeros_written_ahead_are_cut_at_roll_and_close() {
         assert_eq!(recs, (1..=3100).map(expected).collect::<Vec<_>>());
     }
 }
+
+/// A paced writer waits for its consumer's report after small batches, but
+/// never for long: with a consumer that never reports, appends still become
+/// durable and `flush` returns; with one that reports from its own thread,
+/// every record is durable, in order; closing while it waits works.
+#[test]
+fn paced_writer_progresses_with_or_without_its_consumer() {
+    for b in backends() {
+        let d = TempDir::new("pace");
+        let last = Arc::new(AtomicU64::new(0));
+        let l2 = last.clone();
+        let o = WalOptions { notifier: Some(Box::new(move |s| l2.store(s, Ordering::SeqCst))), ..opts(b) };
+        let (mut wal, _) = Wal::open(d.path(), o).unwrap();
+        wal.set_pacing(true);
+        // Silent consumer: each small batch waits at most PACE_MAX.
+        for i in 1..=40u64 {
+            append_n(&mut wal, i, i);
+            assert_eq!(wal.flush().unwrap(), i);
+        }
+        let handle = wal.durable_handle();
+        while handle.durable_seq() < 40 {
+            std::thread::yield_now();
+        }
+        // A consumer reporting every notification from its own thread.
+        let stop = Arc::new(AtomicUsize::new(0));
+        let (h2, l3, s2) = (wal.durable_handle(), last.clone(), stop.clone());
+        let consumer = std::thread::spawn(move || {
+            while s2.load(Ordering::SeqCst) == 0 {
+                h2.consumed(l3.load(Ordering::SeqCst));
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        });
+        let mut next = 41u64;
+        for _ in 0..200 {
+            append_n(&mut wal, next, next + 3);
+            next += 4;
+            while handle.durable_seq() < next - 1 {
+                std::thread::yield_now();
+            }
+        }
+        stop.store(1, Ordering::SeqCst);
+        consumer.join().unwrap();
+        // Appended, not flushed, the writer possibly waiting: close syncs it.
+        append_n(&mut wal, next, next + 2);
+        wal.close().unwrap();
+        let (recs, _) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(recs, (1..=next + 2).map(expected).collect::<Vec<_>>());
+    }
+}
