@@ -54,6 +54,13 @@
 //! synced and the directory fsynced before any record goes into it; the
 //! previous segment is synced before the new one is created.
 //!
+//! **Pacing** ([`Wal::set_pacing`], off by default; the Node binding turns
+//! it on and reports each durable callback processed with
+//! [`Wal::consumed`]): after a small group commit the writer waits, at most
+//! [`PACE_MAX`], for that report before taking the next batch, so that the
+//! producers it acknowledged join the next sync instead of alternating with
+//! another group and waiting up to two syncs.
+//!
 //! **Zeros written ahead.** When a batch's records reach the end of the
 //! zeroed part of the segment, the same write carries 256 KiB of zeros after
 //! them (up to `segment_size`), so the batches that follow overwrite
@@ -174,4 +181,4 @@ pub use format::{
 pub use inspect::{CheckpointInfo, Damage, DamageKind, InspectReport, SegmentInfo, inspect};
 pub use recovery::Recovery;
 pub use upgrade::upgrade_format;
-pub use wal::{BatchTrace, CompactReport, DurableHandle, FailureNotifier, Notifier, Wal, WalMetrics, WalOptions, WalStats, compact_dir};
+pub use wal::{BatchTrace, CompactReport, DurableHandle, FailureNotifier, Notifier, PACE_MAX, Wal, WalMetrics, WalOptions, WalStats, compact_dir};
