@@ -120,11 +120,7 @@ pub fn parse_record(buf: &[u8], off: usize) -> Result<(RecordRef<'_>, usize), &'
 /// zeros: the space the writer zeroed ahead of its records, read as the
 /// clean end of the segment (a torn write leaves non-zero bytes there).
 pub(crate) fn is_zero_tail(rest: &[u8]) -> bool {
-    let (head, words, tail) = {
-        // SAFETY: any bit pattern is a valid u64.
-        unsafe { rest.align_to::<u64>() }
-    };
-    head.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && tail.iter().all(|&b| b == 0)
+    rest.chunks(64).all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
 }
 
 /// The offset past the longest run of well-formed records, checksums
