@@ -159,8 +159,6 @@ pub(crate) fn seq_range(what: &str, a: u64, b: u64) -> String {
     if a == b { format!("{what} {a}") } else { format!("{what}s {a}..{b}") }
 }
 
-/// The first offset after `from` where a valid record with a seq in
-/// `lo..=hi` starts, with that seq.
 /// A segment file read whole, with the offset up to which its records were
 /// found well formed (checksums included) from the end of its header on:
 /// 0 unless `verify` (a read-ahead verifies; the segment replayed first
@@ -182,6 +180,8 @@ fn load_segment(path: &Path, verify: bool) -> std::io::Result<Loaded> {
     Ok(Loaded { buf, chain_end })
 }
 
+/// The first offset after `from` where a valid record with a seq in
+/// `lo..=hi` starts, with that seq.
 fn find_record(buf: &[u8], from: usize, lo: u64, hi: u64) -> Option<(usize, u64)> {
     let mut o = from;
     while o + crate::format::MIN_RECORD_LEN <= buf.len() {
