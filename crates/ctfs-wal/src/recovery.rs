@@ -170,7 +170,8 @@ struct Loaded {
 
 fn load_segment(path: &Path, verify: bool) -> std::io::Result<Loaded> {
     let mut fh = File::open(path)?;
-    let len = fh.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    // A capacity hint only (a damaged or foreign file may claim any size).
+    let len = fh.metadata().map(|m| m.len() as usize).unwrap_or(0).min(256 << 20);
     let mut buf = Vec::with_capacity(len.saturating_add(1));
     fh.read_to_end(&mut buf)?;
     let chain_end = match parse_segment_header(&buf) {
