@@ -329,6 +329,18 @@ impl Shared {
         self.park_cv.notify_one();
     }
 
+    /// The writer's wait: raises `flag` (whoever changes what `done` reads
+    /// and sees the flag wakes the writer), then sleeps at most `timeout`
+    /// unless `done` already holds. The caller looks again afterwards.
+    fn writer_wait(&self, flag: &AtomicBool, done: impl Fn() -> bool, timeout: Duration) {
+        let g = lock(&self.park_lock);
+        flag.store(true, Ordering::SeqCst);
+        if !done() {
+            let _ = self.park_cv.wait_timeout(g, timeout);
+        }
+        flag.store(false, Ordering::SeqCst);
+    }
+
     fn consumed(&self, seq: u64) {
         self.consumed.fetch_max(seq, Ordering::SeqCst);
         if self.pacing_wait.load(Ordering::SeqCst) {
@@ -550,7 +562,7 @@ impl Wal {
             seg_len,
             seg_written: seg_len,
             seg_zeroed,
-            zeros: Vec::new(),
+            zeros: vec![0; ZERO_AHEAD],
             seg_limit: opts.segment_size,
             header_len,
             fingerprint: std::mem::take(&mut opts.fingerprint),
@@ -1033,8 +1045,7 @@ struct Writer {
     /// Length of the segment file: past `seg_written` it holds zeros,
     /// written ahead (see `write_runs`).
     seg_zeroed: u64,
-    /// `ZERO_AHEAD` zero bytes (allocated at the first write; untouched
-    /// pages of zeros).
+    /// `ZERO_AHEAD` zero bytes (a zeroed allocation: untouched pages).
     zeros: Vec<u8>,
     seg_limit: u64,
     /// Bytes of a segment header (it carries the fingerprint).
@@ -1097,32 +1108,20 @@ impl Writer {
                 || s.hurry.load(Ordering::SeqCst)
                 || !s.pacing.load(Ordering::SeqCst)
         };
-        loop {
-            if done() {
+        while !done() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
                 break;
             }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                break;
-            }
-            let g = lock(&s.park_lock);
-            s.pacing_wait.store(true, Ordering::SeqCst);
-            if !done() {
-                let _ = s.park_cv.wait_timeout(g, deadline - now);
-            }
-            s.pacing_wait.store(false, Ordering::SeqCst);
+            s.writer_wait(&s.pacing_wait, &done, left);
         }
         s.hurry.store(false, Ordering::SeqCst);
     }
 
     fn park(&self) {
         let s = &self.shared;
-        let g = lock(&s.park_lock);
-        s.parked.store(true, Ordering::SeqCst);
-        if s.head.0.load(Ordering::SeqCst) == self.pos && !s.closing.load(Ordering::SeqCst) {
-            let _ = s.park_cv.wait_timeout(g, Duration::from_millis(100));
-        }
-        s.parked.store(false, Ordering::Relaxed);
+        let work = || s.head.0.load(Ordering::SeqCst) != self.pos || s.closing.load(Ordering::SeqCst);
+        s.writer_wait(&s.parked, work, Duration::from_millis(100));
     }
 
     fn fail(&mut self, e: std::io::Error) {
@@ -1138,9 +1137,6 @@ impl Writer {
     fn write_runs(&mut self) -> std::io::Result<()> {
         if self.runs.is_empty() {
             return Ok(());
-        }
-        if self.zeros.is_empty() {
-            self.zeros = vec![0; ZERO_AHEAD];
         }
         let buf = self.shared.buf;
         let mut slices: [&[u8]; 9] = [&[]; 9];
