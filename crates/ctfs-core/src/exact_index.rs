@@ -115,12 +115,12 @@ impl ExactIndex {
     /// `from_arena` with a given pool (tests use a heap-only or inactive one).
     fn from_arena_in(ids: IdArena, max_len: usize, mut pool: HugePool, huge_from: usize) -> Self {
         pool.set_prefault(true);
-        let arena_pool = pool.clone();
-        if ids.len() >= huge_from {
-            pool.activate();
-        }
         let seed = random_seed();
-        let mut table = Table::new(seed);
+        let arena_pool = pool.clone();
+        let mut ix = ExactIndex { ids, seed, table: Table::new(seed), max_len: max_len.min(MAX_ENTRIES), pool, arena_pool, huge_from, activate_at: 0 };
+        // The pools are on before the table is built when the arena is large.
+        ix.activate_pools();
+        let ExactIndex { ids, table, pool, .. } = &mut ix;
         // Hash a window ahead and prefetch, so the table lines' misses overlap.
         const AHEAD: usize = 16;
         let n = ids.len();
@@ -137,10 +137,8 @@ impl ExactIndex {
                 table.prefetch(next);
                 ring[ord % AHEAD] = next;
             }
-            table.insert(k, ord as u32, &mut pool);
+            table.insert(k, ord as u32, pool);
         }
-        let mut ix = ExactIndex { ids, seed, table, max_len: max_len.min(MAX_ENTRIES), pool, arena_pool, huge_from, activate_at: 0 };
-        ix.activate_pools();
         ix
     }
 

@@ -354,7 +354,7 @@ impl HugePool {
     /// page is never first touched by the caller. Otherwise a new block.
     fn next_block(&mut self) -> Option<HugeBlock> {
         if !self.prefault {
-            return Some(if self.heap_only { HugeBlock::new_heap(HUGE_PAGE) } else { HugeBlock::new(HUGE_PAGE) });
+            return Some(HugeBlock::with_source(HUGE_PAGE, !self.heap_only));
         }
         if let Some(rx) = &self.pending {
             match rx.try_recv() {
@@ -380,9 +380,9 @@ impl HugePool {
             return;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let heap_only = self.heap_only;
+        let try_map = !self.heap_only;
         let spawned = std::thread::Builder::new().name("ctfs-prefault".into()).spawn(move || {
-            let b = if heap_only { HugeBlock::new_heap(HUGE_PAGE) } else { HugeBlock::new(HUGE_PAGE) };
+            let b = HugeBlock::with_source(HUGE_PAGE, try_map);
             // SAFETY: the block holds HUGE_PAGE bytes and is ours; one write
             // per base page faults the whole range in (one fault when the
             // kernel backs it with a huge page).

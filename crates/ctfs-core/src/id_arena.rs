@@ -29,10 +29,9 @@ pub struct IdArena {
     ptrs: Vec<*mut FactId>,
     /// Chunk 0 (grows by doubling up to `CHUNK`).
     first: Vec<FactId>,
-    /// Heap chunks 1.. (capacity `CHUNK`, length 0: written through `ptrs`).
+    /// Heap chunks 1.. (capacity `CHUNK`, length 0: written through `ptrs`);
+    /// the other chunks past the first are pool slots of exactly a chunk.
     heap: Vec<Vec<FactId>>,
-    /// Bytes of pool slots used by chunks (the pool counts its blocks).
-    pooled: usize,
     len: usize,
 }
 
@@ -101,8 +100,7 @@ impl IdArena {
     fn new_chunk(&mut self, pool: Option<&mut HugePool>) {
         let bytes = CHUNK * FactId::LEN;
         if let Some(s) = pool.and_then(|p| p.alloc_exact(bytes)) {
-            debug_assert!(s.bytes() >= bytes && (s.as_ptr() as usize).is_multiple_of(std::mem::align_of::<FactId>()));
-            self.pooled += s.bytes();
+            debug_assert!(s.bytes() == bytes && (s.as_ptr() as usize).is_multiple_of(std::mem::align_of::<FactId>()));
             self.ptrs.push(s.as_ptr() as *mut FactId);
         } else {
             let mut v: Vec<FactId> = Vec::with_capacity(CHUNK);
@@ -150,7 +148,7 @@ impl IdArena {
 
     /// Bytes of pool slots holding chunks.
     pub fn pooled_bytes(&self) -> usize {
-        self.pooled
+        (self.ptrs.len().saturating_sub(1) - self.heap.len()) * CHUNK * FactId::LEN
     }
 }
 
