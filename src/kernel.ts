@@ -169,8 +169,8 @@ export class BatchResult {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0)
-/** Bytes of the shared admission scratch after the id (see `FastPath.admitScratch`). */
-const SCRATCH_ROOM = 4096 - FACT_ID_BYTES
+/** The payload length's unit in a scratch admission's `shape` (see `FastPath.admitScratch`). */
+const SHAPE_PAYLOAD_UNIT = 1 << 12
 const CAUSALITY_MODES: readonly CausalityMode[] = ['bloom', 'exact', 'escalating']
 /** The status of a call made from inside one of the kernel's own admissions. */
 const BUSY_STATUS = ERROR_CODES.indexOf('BUSY')
@@ -270,7 +270,7 @@ export class Domain<I extends InvariantSpec> {
     const fast = this.#fast
     const s = this.#scratch
     // The fact fits the shared scratch: written there, it crosses as two numbers.
-    if (s !== undefined && payload.length <= SCRATCH_ROOM - nd * FACT_ID_BYTES) {
+    if (s !== undefined && payload.length <= s.length - (nd + 1) * FACT_ID_BYTES) {
       if (id !== undefined) s.set(id)
       for (let i = 0; i < nd; i++) {
         const d = depList![i]
@@ -278,7 +278,7 @@ export class Domain<I extends InvariantSpec> {
         s.set(d, FACT_ID_BYTES * (i + 1))
       }
       if (payload.length !== 0) s.set(payload, FACT_ID_BYTES * (nd + 1))
-      const shape = payload.length * 4096 + nd * 2 + (id !== undefined ? 1 : 0)
+      const shape = payload.length * SHAPE_PAYLOAD_UNIT + nd * 2 + (id !== undefined ? 1 : 0)
       if (logged) {
         const r = fast.admitScratchSeq!(this.#domain, shape)
         if (r <= 0) throw this.#lastError(-r)
