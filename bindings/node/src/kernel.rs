@@ -216,14 +216,22 @@ impl KernelState {
         }
     }
 
-    /// Admits one fact (`id: None` derives one) in `domain`. One call in
-    /// 64 is timed (metrics).
+    /// The kernel of `domain` when nothing wraps its admissions (no log,
+    /// replication or sync, not closed): then [`Route::admit`] would call it
+    /// directly. The single-admission calls take this way without building a
+    /// route, so that no admission result travels through it: the result
+    /// carries the id unaligned, and each copy of it stalls the CPU's store
+    /// forwarding (measured: ~80 ns of a 280 ns crossing).
     #[inline]
-    fn admit_one(&mut self, domain: u32, id: Option<&FactId>, deps: &[FactId], payload: &[u8]) -> Result<std::result::Result<FactId, AdmitError>> {
-        if self.sampler.due() {
-            return self.admit_one_timed(domain, id, deps, payload);
+    fn plain(&mut self, d: u32) -> Result<Option<&mut Kernel<Inv>>> {
+        if self.closed || self.log.is_some() {
+            return Ok(None);
         }
-        Ok(self.route(domain)?.admit(id, deps, payload))
+        if d == 0 {
+            let wrapped = self.replication.is_some() || self.sync.is_some() || self.pending_sync.is_some();
+            return Ok(if wrapped { None } else { Some(&mut self.main) });
+        }
+        self.tenants.by_slot(d as usize - 1).map(Some).ok_or_else(|| invalid(format!("no tenant domain {d}")))
     }
 
     /// [`admit_one`](Self::admit_one), timed into the domain's admission
@@ -250,7 +258,13 @@ impl KernelState {
     pub(crate) fn admit_with_id(&mut self, domain: u32, id: &[u8], payload: &[u8], deps: &[u8]) -> Result<u32> {
         let id = id_of(id)?;
         let deps = deps_of(deps)?;
-        let r = self.admit_one(domain, Some(&id), deps, payload)?.map(|_| ());
+        let r = if self.sampler.due() {
+            self.admit_one_timed(domain, Some(&id), deps, payload)?.map(|_| ())
+        } else if let Some(k) = self.plain(domain)? {
+            k.admit(&id, deps, payload)
+        } else {
+            self.route(domain)?.admit(Some(&id), deps, payload).map(|_| ())
+        };
         Ok(self.status(r))
     }
 
@@ -261,7 +275,14 @@ impl KernelState {
             return Err(invalid("output id buffer must be 32 bytes"));
         }
         let deps = deps_of(deps)?;
-        let r = self.admit_one(domain, None, deps, payload)?.map(|id| out.copy_from_slice(&id.0));
+        let r = if self.sampler.due() {
+            self.admit_one_timed(domain, None, deps, payload)?
+        } else if let Some(k) = self.plain(domain)? {
+            k.admit_derived(deps, payload)
+        } else {
+            self.route(domain)?.admit(None, deps, payload)
+        };
+        let r = r.map(|id| out.copy_from_slice(&id.0));
         Ok(self.status(r))
     }
 
