@@ -2,7 +2,12 @@
 // function call, the empty N-API call, N-API calls taking 1 and 3 byte slices
 // through napi-rs's generated glue, and the same two through raw N-API
 // callbacks (`floorRaw()`: exactly the calling convention of the admission
-// fast path, `admitWithId(domain, id, payload, deps)`).
+// fast path, `admitWithId(domain, id, payload, deps)`), and the admission
+// crossing itself refused before any index work: a kernel's `admitScratch`
+// with the id and an 8-byte payload copied into the scratch, where the
+// kernel's maxPayloadBytes is 4 (PAYLOAD_TOO_LARGE, checked first), so the
+// row is the crossing, the two copies and the binding, with no admission.
+import { ERROR_CODES } from '../src/errors.ts'
 import { native } from '../src/native.ts'
 import { fmtNs, runTask, type Row, type Samples, type TimedTask } from './common.ts'
 
@@ -12,6 +17,7 @@ export const SUITE = 'napi_floor'
 const CALLS = 1000
 
 let sink = 0
+const PAYLOAD_TOO_LARGE = ERROR_CODES.indexOf('PAYLOAD_TOO_LARGE')
 
 // A plain empty function. V8 is free to inline it (and usually does): this
 // is the cost of a JS call as JS code actually pays it.
@@ -23,6 +29,14 @@ export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
   const c = new Uint8Array(0)
   const { floorNoop, floorOneSlice, floorThreeSlices } = native
   const raw = native.floorRaw()
+  const refusing = new native.NativeKernel({ invariant: { kind: 'gCounter', initial: 0n }, causality: 'exact', maxPayloadBytes: 4 }).fastPath()
+  const scratch = refusing.scratch
+  const admitScratch = refusing.admitScratch
+  if (scratch === undefined || admitScratch === undefined) throw new Error('napi_floor: the kernel offers no admission scratch')
+  const id = new Uint8Array(32 * CALLS).fill(3)
+  const ids = Array.from({ length: CALLS }, (_, i) => id.subarray(i * 32, i * 32 + 32))
+  const payload = new Uint8Array(8).fill(1)
+  const shape = payload.length * 4096 + 1
   const tasks: TimedTask[] = [
     {
       name: 'empty JS fn',
@@ -74,6 +88,21 @@ export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
       loop: () => {
         let s = 0
         for (let i = 0; i < CALLS; i++) s += raw.slices(0, a, b, c)
+        sink += s
+      },
+    },
+    {
+      name: 'admitScratch refused before the index',
+      opsPerSample: CALLS,
+      note: 'id + payload copied in, PAYLOAD_TOO_LARGE',
+      loop: () => {
+        let s = 0
+        for (let i = 0; i < CALLS; i++) {
+          scratch.set(ids[i]!)
+          scratch.set(payload, 32)
+          s += admitScratch(0, shape)
+        }
+        if (s !== CALLS * PAYLOAD_TOO_LARGE) throw new Error(`napi_floor: expected every call refused with PAYLOAD_TOO_LARGE, got a status sum of ${s}`)
         sink += s
       },
     },

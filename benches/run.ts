@@ -193,6 +193,7 @@ async function main(): Promise<void> {
   const emptyJs = find(floor, 'empty JS fn')
   const three = find(floor, 'N-API floorThreeSlices(32B,16B,0B)')
   const rawSlices = find(floor, 'raw N-API slices(n,32B,16B,0B)')
+  const crossing = find(floor, 'admitScratch refused before the index')
   const single0 = find(singles, 'admit(payload, {id}), 0 deps')
   const single1 = find(singles, 'admit(payload, {id, deps:[1]}), 1 dep')
   const derived = find(singles, 'admit(payload), derived id, 0 deps')
@@ -228,6 +229,7 @@ async function main(): Promise<void> {
     ratio('single admit / empty JS fn', single0, single0.p50Ns, emptyJs, emptyJs.p50Ns),
     ratio('single admit / N-API call with 3 slices', single0, single0.p50Ns, three, three.p50Ns),
     ratio('single admit / raw N-API call of the same shape', single0, single0.p50Ns, rawSlices, rawSlices.p50Ns),
+    ratio('single admit / its crossing refused before the index', single0, single0.p50Ns, crossing, crossing.p50Ns),
     ratio('single admit, 1 dep / empty N-API call', single1, single1.p50Ns, noop, noop.p50Ns),
     ratio('derived-id admit / empty N-API call', derived, derived.p50Ns, noop, noop.p50Ns),
     ratio('single admit / core admit per fact, 0 deps', single0, single0.p50Ns, core0, core0.p50Ns),
