@@ -27,7 +27,11 @@
 //! machine is shared): they are counted and left out of the histogram, which
 //! is reported with p50 / p99 / p99.9 / p99.99 / max. Bytes per tracked fact
 //! (`KernelStats::index_bytes`) are sampled after every window; the peak
-//! from 100K facts on is reported.
+//! from 100K facts on is reported. Control: as many runs of a computation
+//! that touches no memory (splitmix64 rounds), each as long as the
+//! admissions' mean, timed the same way: what the machine itself puts in the
+//! tail (timer ticks, the hypervisor) over as much time, beside the
+//! admissions' tail.
 //!
 //! Ids are 32 random-looking bytes (splitmix64 of a counter, four lanes);
 //! times are thread CPU time (`CLOCK_THREAD_CPUTIME_ID`), so that time spent
@@ -421,6 +425,11 @@ impl Histogram {
             self.max_ns = ns;
         }
     }
+    /// Samples at or above `ns` (to the histogram's resolution: whole buckets
+    /// from the one holding `ns`).
+    fn at_least(&self, ns: f64) -> u64 {
+        self.counts[Self::bucket(ns)..].iter().sum()
+    }
     fn quantile(&self, q: f64) -> f64 {
         let target = (q * self.total as f64).ceil() as u64;
         let mut acc = 0;
@@ -445,6 +454,54 @@ struct StallResult {
     peak_bpf_at: u64,
     end_bpf: f64,
     total_s: f64,
+    /// The same timing around a fixed in-cache computation instead of an
+    /// admission, as many times: what the machine alone puts in the tail.
+    control: Histogram,
+}
+
+/// A fixed computation that touches no memory (the control of the stall
+/// run): `rounds` dependent splitmix64 steps.
+#[inline(never)]
+fn busy_work(x: u64, rounds: u32) -> u64 {
+    let mut h = x;
+    for _ in 0..rounds {
+        h = splitmix(h);
+    }
+    h
+}
+
+/// Times `n` runs of `busy_work`, each as long as `mean_ns` (the admissions'
+/// mean, so that both runs take as long), exactly as `stall_run` times
+/// admissions (rdtsc around each, windows of 1,024, descheduled windows left out).
+fn noise_control(n: u64, mean_ns: f64, ns_per_tick: f64) -> Histogram {
+    let t = Cpu::now();
+    black_box(busy_work(1, 1 << 20));
+    let per_round = t.elapsed().as_nanos() as f64 / (1u64 << 20) as f64;
+    let rounds = (mean_ns / per_round).round().clamp(1.0, 1e6) as u32;
+    const WINDOW: u64 = 1024;
+    let mut hist = Histogram::new();
+    let mut window = vec![0u64; WINDOW as usize];
+    let mut x = 1u64;
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(WINDOW) as usize;
+        let wall0 = rdtsc();
+        let cpu0 = thread_cpu_ns();
+        for w in window[..m].iter_mut() {
+            let t = rdtsc();
+            x = black_box(busy_work(x, rounds));
+            *w = rdtsc() - t;
+        }
+        let cpu = (thread_cpu_ns() - cpu0) as f64;
+        let wall = (rdtsc() - wall0) as f64 * ns_per_tick;
+        if cpu >= 0.95 * wall {
+            for &ticks in &window[..m] {
+                hist.add(ticks as f64 * ns_per_tick);
+            }
+        }
+        done += m as u64;
+    }
+    hist
 }
 
 fn stall_run(facts: u64) -> StallResult {
@@ -509,6 +566,7 @@ fn stall_run(facts: u64) -> StallResult {
         }
     }
     let total_s = all.elapsed().as_secs_f64();
+    let control = noise_control(facts, total_s * 1e9 / facts as f64, ns_per_tick);
     slowest.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
     slowest.truncate(12);
     let s = k.stats();
@@ -523,6 +581,7 @@ fn stall_run(facts: u64) -> StallResult {
         peak_bpf_at: peak_at,
         end_bpf: s.index_bytes as f64 / s.tracked as f64,
         total_s,
+        control,
     }
 }
 
@@ -574,6 +633,21 @@ fn main() {
             s.hist.quantile(0.999),
             s.hist.quantile(0.9999),
             s.hist.max_ns
+        );
+        println!(
+            "  admissions of 2 us or more: {}; of 8 us or more: {} (p99.9 is under 2 us while the first stays under {})",
+            s.hist.at_least(2048.0),
+            s.hist.at_least(8192.0),
+            s.hist.total / 1000
+        );
+        let c = &s.control;
+        println!(
+            "  control, a computation touching no memory, as long as the admissions' mean, timed the same way as often: p50 {:.0}  p99.9 {:.0}  max {:.0} ns; 2 us or more: {}, 8 us or more: {}",
+            c.quantile(0.5),
+            c.quantile(0.999),
+            c.max_ns,
+            c.at_least(2048.0),
+            c.at_least(8192.0)
         );
         println!("  histogram (admissions per latency range):");
         let mut p = 0;
@@ -645,6 +719,11 @@ fn main() {
                     ("max_ns", Json::Num(s.hist.max_ns)),
                     ("windows", Json::Num(s.windows as f64)),
                     ("descheduled_windows", Json::Num(s.dirty_windows as f64)),
+                    ("at_least_2us", Json::Num(s.hist.at_least(2048.0) as f64)),
+                    ("at_least_8us", Json::Num(s.hist.at_least(8192.0) as f64)),
+                    ("control_p999_ns", Json::Num(s.control.quantile(0.999))),
+                    ("control_at_least_2us", Json::Num(s.control.at_least(2048.0) as f64)),
+                    ("control_at_least_8us", Json::Num(s.control.at_least(8192.0) as f64)),
                     ("peak_bytes_per_fact", Json::Num(s.peak_bpf)),
                     ("end_bytes_per_fact", Json::Num(s.end_bpf)),
                 ]),
