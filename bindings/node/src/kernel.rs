@@ -1,7 +1,7 @@
 //! `NativeKernel`: one default causal domain plus named tenant domains.
 //! Domain 0 is the kernel itself; domain `n > 0` is tenant slot `n - 1`.
 
-use ctfs_core::batch::admit_packed_with;
+use ctfs_core::batch::{admit_packed, admit_packed_with};
 use ctfs_core::custom::CustomRule;
 use ctfs_core::invariants::Builtin;
 use ctfs_core::{
@@ -285,27 +285,34 @@ impl KernelState {
         let t0 = if metrics::ENABLED { now_ns() } else { 0 };
         let mut errors = std::mem::take(&mut self.batch_errors);
         errors.clear();
-        let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, tenant, closed } = self.route(domain)?;
-        // The batch's records reach the log writer together (one wake at the end).
-        if let Some(l) = log.as_deref_mut() {
-            l.wal_mut().hold_wakes();
-        }
-        let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
-            Route {
-                kernel: k,
-                gate: gate.as_deref_mut(),
-                log: log.as_deref_mut(),
-                sync: sync.as_deref_mut(),
-                pre: pre.as_deref_mut(),
-                local_durable: local_durable.as_deref_mut(),
-                tenant,
-                closed,
+        let route = self.route(domain)?;
+        let summary = if route.is_plain() {
+            // Nothing wraps the kernel: the core's own batch loop (see `plain`).
+            admit_packed(route.kernel, packed, results, |i, e| errors.push((i as u32, e)))
+        } else {
+            let Route { kernel, mut gate, mut log, mut sync, mut pre, mut local_durable, tenant, closed } = route;
+            // The batch's records reach the log writer together (one wake at the end).
+            if let Some(l) = log.as_deref_mut() {
+                l.wal_mut().hold_wakes();
             }
-            .admit(id, deps, payload)
-        });
-        if let Some(l) = log {
-            l.wal_mut().release_wakes();
-        }
+            let summary = admit_packed_with(kernel, packed, results, |i, e| errors.push((i as u32, e)), |k, id, deps, payload| {
+                Route {
+                    kernel: k,
+                    gate: gate.as_deref_mut(),
+                    log: log.as_deref_mut(),
+                    sync: sync.as_deref_mut(),
+                    pre: pre.as_deref_mut(),
+                    local_durable: local_durable.as_deref_mut(),
+                    tenant,
+                    closed,
+                }
+                .admit(id, deps, payload)
+            });
+            if let Some(l) = log {
+                l.wal_mut().release_wakes();
+            }
+            summary
+        };
         self.batch_errors = errors;
         // Timed per call, outside the per-record loop (no clock read in it).
         if metrics::ENABLED {
@@ -343,12 +350,17 @@ struct Route<'a> {
 }
 
 impl<'a> Route<'a> {
-    /// The kernel alone when nothing wraps it (no replication gate, log or
-    /// sync, not closed): then [`Route::admit`] would only call it.
+    /// Nothing wraps the kernel (no replication gate, log or sync, not
+    /// closed): then [`Route::admit`] would only call it.
+    #[inline]
+    fn is_plain(&self) -> bool {
+        self.gate.is_none() && self.log.is_none() && self.sync.is_none() && self.pre.is_none() && !self.closed
+    }
+
+    /// The kernel, when the route [`is_plain`](Self::is_plain).
     #[inline]
     fn into_plain(self) -> Option<&'a mut Kernel<Inv>> {
-        let plain = self.gate.is_none() && self.log.is_none() && self.sync.is_none() && self.pre.is_none() && !self.closed;
-        plain.then_some(self.kernel)
+        if self.is_plain() { Some(self.kernel) } else { None }
     }
 
     #[inline]
