@@ -2,11 +2,15 @@
 // <command> --help; a bad argument prints one line and exits 2, never a
 // stack trace. (`ctfs inspect` on real directories is in durable.spec.ts.)
 import { spawn } from 'node:child_process'
+import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import test from 'ava'
+
+import { writeKey } from '../src/cli/local-cluster.ts'
+import { tempDir } from './helpers.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cli = join(root, 'src', 'cli', 'main.ts')
@@ -100,4 +104,16 @@ test('ctfs demo --facts 1_000 runs the demo (underscores allowed)', async (t) =>
   t.is(r.code, 0, r.err)
   t.regex(r.out, /── exact ──/)
   t.regex(r.out, /stream: 1,000 facts/)
+})
+
+test('ctfs node: a metrics port already taken is reported as such (the node closes what it opened, exits 1)', async (t) => {
+  const busy = net.createServer()
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => busy.close(() => resolve())))
+  const port = (busy.address() as net.AddressInfo).port
+  const dir = tempDir(t, 'ctfs-cli-metrics-')
+  const r = await ctfs('node', '--id', '1', '--listen', '127.0.0.1:0', '--peers', `2@127.0.0.1:${port}`, '--key-file', writeKey(dir), '--invariant', 'gCounter', '--admin', '127.0.0.1:0', '--metrics', `127.0.0.1:${port}`)
+  t.is(r.code, 1, r.err)
+  t.regex(r.err, /EADDRINUSE/)
+  t.notRegex(r.err, /before initialization/)
 })

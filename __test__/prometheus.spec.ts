@@ -218,16 +218,22 @@ test('ctfs node --metrics: a real Prometheus scrapes a two-process cluster; repl
   if (prometheus === null || promtool === null) return t.fail(`prometheus/promtool not found: ${MISSING_PROMETHEUS}`)
   const dir = tempDir(t, 'ctfs-node-metrics-')
   const keyFile = writeKey(dir)
-  const metricsPorts = [await freePort(), await freePort()]
+  // Port 0: each node binds a free port itself and prints its metrics URL
+  // (a port picked here and released could be taken before the node binds it).
   const nodes = await startCluster({
     n: 2,
     keyFile,
     invariant: 'gCounter',
     dirs: (id) => join(dir, `n${id}`),
-    args: (id) => ['--status-ms', '0', '--anti-entropy-ms', '200', '--metrics', `127.0.0.1:${metricsPorts[id - 1]}`],
+    args: () => ['--status-ms', '0', '--anti-entropy-ms', '200', '--metrics', '127.0.0.1:0'],
   })
   t.teardown(() => Promise.all(nodes.map((n) => n.stop())))
-  t.true(nodes[0]!.lines.some((l) => l.includes(`metrics http://127.0.0.1:${metricsPorts[0]}/metrics`)), nodes[0]!.lines.join('\n'))
+  const metricsPorts = nodes.map((n) => {
+    const m = n.lines.map((l) => /metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(l)).find((x) => x !== null)
+    if (m === undefined || m === null) throw new Error(`no metrics URL in the node's output:\n${n.lines.join('\n')}`)
+    return Number(m[1])
+  })
+  t.true(metricsPorts.every((p) => p > 0), String(metricsPorts))
   const N = 60
   for (let i = 0; i < N; i += 10) await nodes[0]!.api('POST', '/admit', { facts: Array.from({ length: 10 }, () => ({ increment: 1 })) })
   await Promise.all(nodes.map((n) => n.api('GET', '/synced?peers=all&timeoutMs=20000')))

@@ -344,6 +344,9 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
       durability: d === null ? null : { durableSeq: d.durableSeq, appendedSeq: d.appendedSeq },
     }
   }
+  // Declared before `close`, which a failed start calls before they are set.
+  let metrics: MetricsServer | null = null
+  let statusTimer: ReturnType<typeof setInterval> | null = null
   const close = (): Promise<void> => {
     closing ??= (async () => {
       if (statusTimer !== null) clearInterval(statusTimer)
@@ -361,7 +364,6 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
   const admin = await startAdmin({ kernel, node, counters, status, stop: () => void close().then(() => process.exit(0)) }, cfg.admin.host, cfg.admin.port)
   const adminPort = admin.port
   // Prometheus metrics of this node's kernel (no prom-client needed: ctfs's own registry).
-  let metrics: MetricsServer | null = null
   if (cfg.metrics !== null) {
     const registry = new MetricsRegistry()
     collectMetrics(kernel, { registry, name: `node-${cfg.id}` })
@@ -372,7 +374,6 @@ export async function runNode(cfg: NodeConfig, log: (line: string) => void = con
       throw e
     }
   }
-  let statusTimer: ReturnType<typeof setInterval> | null = null
   if (cfg.statusMs > 0) {
     let lastFacts = 0
     let lastAt = Date.now()
