@@ -185,26 +185,31 @@ export async function startCluster(o: {
   /** Ports to listen on (default: free ports); tests put proxies in between with `peerPort`. */
   ports?: number[]
 }): Promise<NodeProcess[]> {
-  const ports = o.ports ?? (await Promise.all(Array.from({ length: o.n }, () => freePort())))
-  const all = ports.map((port, i) => ({ id: i + 1, port }))
-  const nodes = all.map(
-    ({ id, port }) =>
-      new NodeProcess({
-        id,
-        port,
-        peers: all.filter((p) => p.id !== id),
-        keyFile: o.keyFile,
-        invariant: o.invariant,
-        ...(o.dirs?.(id) !== undefined ? { dir: o.dirs(id) as string } : {}),
-        args: o.args?.(id) ?? [],
-        ...(o.onLine !== undefined ? { onLine: (l: string) => o.onLine!(id, l) } : {}),
-      }),
-  )
-  try {
-    await Promise.all(nodes.map((n) => n.start()))
-  } catch (e) {
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
-    throw e
+  for (let attempt = 1; ; attempt++) {
+    const ports = o.ports ?? (await Promise.all(Array.from({ length: o.n }, () => freePort())))
+    const all = ports.map((port, i) => ({ id: i + 1, port }))
+    const nodes = all.map(
+      ({ id, port }) =>
+        new NodeProcess({
+          id,
+          port,
+          peers: all.filter((p) => p.id !== id),
+          keyFile: o.keyFile,
+          invariant: o.invariant,
+          ...(o.dirs?.(id) !== undefined ? { dir: o.dirs(id) as string } : {}),
+          args: o.args?.(id) ?? [],
+          ...(o.onLine !== undefined ? { onLine: (l: string) => o.onLine!(id, l) } : {}),
+        }),
+    )
+    try {
+      await Promise.all(nodes.map((n) => n.start()))
+      return nodes
+    } catch (e) {
+      await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
+      // A port picked by freePort() is released before the node binds it, and
+      // another process can take it meanwhile: pick new ones (twice at most).
+      if (o.ports === undefined && attempt < 3 && e instanceof Error && e.message.includes('EADDRINUSE')) continue
+      throw e
+    }
   }
-  return nodes
 }
