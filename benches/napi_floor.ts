@@ -8,6 +8,7 @@
 // kernel's maxPayloadBytes is 4 (PAYLOAD_TOO_LARGE, checked first), so the
 // row is the crossing, the two copies and the binding, with no admission.
 import { ERROR_CODES } from '../src/errors.ts'
+import { scratchShape } from '../src/kernel.ts'
 import { native } from '../src/native.ts'
 import { fmtNs, runTask, type Row, type Samples, type TimedTask } from './common.ts'
 
@@ -36,7 +37,7 @@ export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
   const id = new Uint8Array(32 * CALLS).fill(3)
   const ids = Array.from({ length: CALLS }, (_, i) => id.subarray(i * 32, i * 32 + 32))
   const payload = new Uint8Array(8).fill(1)
-  const shape = payload.length * 4096 + 1
+  const shape = scratchShape(payload.length, 0, true)
   const tasks: TimedTask[] = [
     {
       name: 'empty JS fn',

@@ -171,6 +171,15 @@ export class BatchResult {
 const EMPTY: Uint8Array = new Uint8Array(0)
 /** The payload length's unit in a scratch admission's `shape` (see `FastPath.admitScratch`). */
 const SHAPE_PAYLOAD_UNIT = 1 << 12
+
+/**
+ * The `shape` argument of a scratch admission (see `FastPath.admitScratch`):
+ * the payload's length, the number of dependencies, and whether the id is
+ * given. @internal
+ */
+export function scratchShape(payloadBytes: number, deps: number, hasId: boolean): number {
+  return payloadBytes * SHAPE_PAYLOAD_UNIT + deps * 2 + (hasId ? 1 : 0)
+}
 const CAUSALITY_MODES: readonly CausalityMode[] = ['bloom', 'exact', 'escalating']
 /** The status of a call made from inside one of the kernel's own admissions. */
 const BUSY_STATUS = ERROR_CODES.indexOf('BUSY')
@@ -278,7 +287,7 @@ export class Domain<I extends InvariantSpec> {
         s.set(d, FACT_ID_BYTES * (i + 1))
       }
       if (payload.length !== 0) s.set(payload, FACT_ID_BYTES * (nd + 1))
-      const shape = payload.length * SHAPE_PAYLOAD_UNIT + nd * 2 + (id !== undefined ? 1 : 0)
+      const shape = scratchShape(payload.length, nd, id !== undefined)
       if (logged) {
         const r = fast.admitScratchSeq!(this.#domain, shape)
         if (r <= 0) throw this.#lastError(-r)
