@@ -470,6 +470,22 @@ fn busy_work(x: u64, rounds: u32) -> u64 {
     h
 }
 
+/// Runs `op(j)` for each `j` of `window`, timing each call in TSC ticks
+/// into `window[j]`. Returns whether the window ran clean: its thread CPU
+/// time at least 95 % of its wall time (not descheduled by the OS).
+fn timed_window(window: &mut [u64], ns_per_tick: f64, mut op: impl FnMut(usize)) -> bool {
+    let wall0 = rdtsc();
+    let cpu0 = thread_cpu_ns();
+    for (j, w) in window.iter_mut().enumerate() {
+        let t = rdtsc();
+        op(j);
+        *w = rdtsc() - t;
+    }
+    let cpu = (thread_cpu_ns() - cpu0) as f64;
+    let wall = (rdtsc() - wall0) as f64 * ns_per_tick;
+    cpu >= 0.95 * wall
+}
+
 /// Times `n` runs of `busy_work`, each as long as `mean_ns` (the admissions'
 /// mean, so that both runs take as long), exactly as `stall_run` times
 /// admissions (rdtsc around each, windows of 1,024, descheduled windows left out).
@@ -485,16 +501,7 @@ fn noise_control(n: u64, mean_ns: f64, ns_per_tick: f64) -> Histogram {
     let mut done = 0;
     while done < n {
         let m = (n - done).min(WINDOW) as usize;
-        let wall0 = rdtsc();
-        let cpu0 = thread_cpu_ns();
-        for w in window[..m].iter_mut() {
-            let t = rdtsc();
-            x = black_box(busy_work(x, rounds));
-            *w = rdtsc() - t;
-        }
-        let cpu = (thread_cpu_ns() - cpu0) as f64;
-        let wall = (rdtsc() - wall0) as f64 * ns_per_tick;
-        if cpu >= 0.95 * wall {
+        if timed_window(&mut window[..m], ns_per_tick, |_| x = black_box(busy_work(x, rounds))) {
             for &ticks in &window[..m] {
                 hist.add(ticks as f64 * ns_per_tick);
             }
@@ -527,20 +534,13 @@ fn stall_run(facts: u64) -> StallResult {
         for i in n..n + m {
             ids.push(fid(i));
         }
-        let wall0 = rdtsc();
-        let cpu0 = thread_cpu_ns();
-        for (j, id) in ids.iter().enumerate() {
+        let clean = timed_window(&mut window[..m as usize], ns_per_tick, |j| {
             let i = n + j as u64;
             let dep = if i % 4 == 3 { Some(fid(i - 1)) } else { None };
-            let t = rdtsc();
-            let r = k.admit(id, dep.as_slice(), &payload);
-            window[j] = rdtsc() - t;
+            let r = k.admit(&ids[j], dep.as_slice(), &payload);
             assert!(r.is_ok(), "admission {i} failed: {r:?}");
-        }
-        let cpu = (thread_cpu_ns() - cpu0) as f64;
-        let wall = (rdtsc() - wall0) as f64 * ns_per_tick;
+        });
         windows += 1;
-        let clean = cpu >= 0.95 * wall;
         for (j, &ticks) in window[..m as usize].iter().enumerate() {
             let ns = ticks as f64 * ns_per_tick;
             if clean {
