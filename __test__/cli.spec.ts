@@ -27,7 +27,7 @@ function ctfs(...args: string[]): Promise<{ code: number | null; out: string; er
     let err = ''
     c.stdout.on('data', (b: Buffer) => (out += b.toString()))
     c.stderr.on('data', (b: Buffer) => (err += b.toString()))
-    c.on('exit', (code) => resolve({ code, out, err }))
+    c.on('close', (code) => resolve({ code, out, err }))
   })
 }
 

@@ -89,7 +89,7 @@ function runChild(p: Plan, dir: string): Promise<Outcome> {
         }
       }
     })
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       clearTimeout(guard)
       if (!killed || signal !== 'SIGKILL') reject(new Error(`child exited by itself (code ${code}, signal ${signal}): ${err}`))
       else resolve({ acked, completedCheckpoint, killedAtCheckpoint, ms: performance.now() - t0 })

@@ -428,7 +428,7 @@ test('a DurableKernel dropped without close() is released after gc: fds, threads
   let err = ''
   child.stdout.on('data', (b: Buffer) => (out += b.toString()))
   child.stderr.on('data', (b: Buffer) => (err += b.toString()))
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
   t.is(code, 0, err)
   const r = JSON.parse(out) as { start: { fds: number; threads: number }; open: { fds: number; threads: number }; after: { fds: number; threads: number }; reopened: number; facts: number }
   t.log(JSON.stringify(r))

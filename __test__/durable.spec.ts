@@ -582,7 +582,7 @@ for (const backend of BACKENDS) {
         child.stdout.on('data', () => {
           if (ready === 0 && out.includes('done')) ready = performance.now()
         })
-        child.on('exit', (c, s) => {
+        child.on('close', (c, s) => {
           clearTimeout(timer)
           resolve(c ?? String(s))
         })
@@ -608,7 +608,7 @@ test('ctfs inspect <dir>: report text; exit 0 healthy, 1 damaged, 2 usage or I/O
       let err = ''
       c.stdout.on('data', (b: Buffer) => (out += b.toString()))
       c.stderr.on('data', (b: Buffer) => (err += b.toString()))
-      c.on('exit', (code) => resolve({ code, out, err }))
+      c.on('close', (code) => resolve({ code, out, err }))
     })
   const dir = await build(t, 'portable', 'cli', 60)
   const ok = await run('inspect', dir)

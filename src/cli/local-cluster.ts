@@ -113,25 +113,34 @@ export class NodeProcess {
     this.proc = proc
     this.running = true
     this.exited = new Promise((resolve) =>
-      proc.once('exit', (code, signal) => {
+      // 'close', not 'exit': the last lines (an EADDRINUSE the retry looks
+      // for) may still be in the pipes when 'exit' fires
+      proc.once('close', (code, signal) => {
         this.running = false
         resolve(code ?? (signal !== null ? -1 : null))
       }),
     )
     let ready: (url: string) => void = () => {}
     const readyP = new Promise<string>((r) => (ready = r))
-    const onText = (buf: Buffer) => {
-      for (const line of buf.toString('utf8').split('\n')) {
-        if (line.length === 0) continue
-        this.lines.push(line)
-        if (this.lines.length > 2000) this.lines.splice(0, this.lines.length - 2000)
-        s.onLine?.(line)
-        const m = /admin (http:\/\/[\d.:]+)/.exec(line)
-        if (m !== null) ready(m[1] as string)
-      }
+    const onLine = (line: string) => {
+      if (line.length === 0) return
+      this.lines.push(line)
+      if (this.lines.length > 2000) this.lines.splice(0, this.lines.length - 2000)
+      s.onLine?.(line)
+      const m = /admin (http:\/\/[\d.:]+)/.exec(line)
+      if (m !== null) ready(m[1] as string)
     }
-    proc.stdout!.on('data', onText)
-    proc.stderr!.on('data', onText)
+    // lines, not chunks: a chunk may end inside a line
+    for (const stream of [proc.stdout!, proc.stderr!]) {
+      let rest = ''
+      stream.setEncoding('utf8') // a character split across chunks stays whole
+      stream.on('data', (text: string) => {
+        const parts = (rest + text).split('\n')
+        rest = parts.pop() ?? ''
+        for (const line of parts) onLine(line)
+      })
+      stream.on('end', () => onLine(rest))
+    }
     const url = await Promise.race([
       readyP,
       this.exited.then((code) => {
