@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 
+import { eachLine } from '../src/cli/lines.ts'
 import { freePort } from '../src/cli/local-cluster.ts'
 
 /** The nats-server binary: $NATS_SERVER, on PATH, or Debian's /usr/sbin/nats-server. */
@@ -72,23 +73,20 @@ export class NatsServer {
     const proc = spawn(natsServerBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.#proc = proc
     this.#exited = new Promise((resolve) =>
-      proc.once('exit', () => {
+      proc.once('close', () => {
         this.#proc = null
         resolve()
       }),
     )
     let ready: () => void = () => {}
     const readyP = new Promise<void>((r) => (ready = r))
-    const onText = (b: Buffer) => {
-      for (const line of b.toString('utf8').split('\n')) {
-        if (line.length === 0) continue
-        this.log.push(line)
-        if (this.log.length > 500) this.log.splice(0, this.log.length - 500)
-        if (line.includes('Server is ready')) ready()
-      }
+    const onLine = (line: string) => {
+      this.log.push(line)
+      if (this.log.length > 500) this.log.splice(0, this.log.length - 500)
+      if (line.includes('Server is ready')) ready()
     }
-    proc.stdout!.on('data', onText)
-    proc.stderr!.on('data', onText)
+    eachLine(proc.stdout!, onLine)
+    eachLine(proc.stderr!, onLine)
     await Promise.race([
       readyP,
       this.#exited.then(() => {

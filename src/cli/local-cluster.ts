@@ -7,6 +7,8 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { eachLine } from './lines.ts'
+
 /** A free TCP port on 127.0.0.1 (bound then released: another process could take it, rarely). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -123,24 +125,14 @@ export class NodeProcess {
     let ready: (url: string) => void = () => {}
     const readyP = new Promise<string>((r) => (ready = r))
     const onLine = (line: string) => {
-      if (line.length === 0) return
       this.lines.push(line)
       if (this.lines.length > 2000) this.lines.splice(0, this.lines.length - 2000)
       s.onLine?.(line)
       const m = /admin (http:\/\/[\d.:]+)/.exec(line)
       if (m !== null) ready(m[1] as string)
     }
-    // lines, not chunks: a chunk may end inside a line
-    for (const stream of [proc.stdout!, proc.stderr!]) {
-      let rest = ''
-      stream.setEncoding('utf8') // a character split across chunks stays whole
-      stream.on('data', (text: string) => {
-        const parts = (rest + text).split('\n')
-        rest = parts.pop() ?? ''
-        for (const line of parts) onLine(line)
-      })
-      stream.on('end', () => onLine(rest))
-    }
+    eachLine(proc.stdout!, onLine)
+    eachLine(proc.stderr!, onLine)
     const url = await Promise.race([
       readyP,
       this.exited.then((code) => {
