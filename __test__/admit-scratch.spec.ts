@@ -10,6 +10,7 @@ import test from 'ava'
 import fc from 'fast-check'
 
 import { FactBatch, Kernel, invariants, isCtfsError, type FactId } from '../src/index.ts'
+import { native } from '../src/native.ts'
 import { snapshot } from './helpers.ts'
 
 const supplyOf = () => invariants.totalSupply({ initial: 1000n, min: 0n, max: 1_000_000n })
@@ -110,6 +111,78 @@ test('tenants share the kernel\'s scratch without mixing their facts', (t) => {
   const e = t.throws(() => x.admit(supply.delta(1n), { deps: [px] }))
   t.is((e as { code?: string }).code, 'CAUSALITY_VIOLATION')
   t.is(x.read().balance, 1510n)
+})
+
+test('every kernel of the thread shares the one set of functions and the scratch: interleaved admissions land in their own kernel and domain', (t) => {
+  const supply = supplyOf()
+  const ks = [new Kernel({ invariant: supply }), new Kernel({ invariant: supply }), new Kernel({ invariant: supply })]
+  const domains = ks.flatMap((k) => [k, k.tenant('a')])
+  const last: FactId[] = domains.map((d) => d.admit(supply.delta(1n)))
+  for (let i = 0; i < 300; i++) {
+    const j = (i * 7) % domains.length
+    // a dependency on the domain's own previous fact: found only in that domain
+    last[j] = domains[j]!.admit(supply.delta(BigInt(j + 1)), { deps: [last[j]!] })
+  }
+  domains.forEach((d, j) => {
+    const n = BigInt(Array.from({ length: 300 }, (_, i) => (i * 7) % domains.length).filter((x) => x === j).length)
+    t.is(d.read().balance, 1001n + n * BigInt(j + 1), `domain ${j}`)
+    t.is(d.frontier.count, 1 + Number(n), `domain ${j}`)
+  })
+  // another domain's fact is no dependency here
+  const e = t.throws(() => ks[1]!.admit(supply.delta(1n), { deps: [last[0]!] }))
+  t.is((e as { code?: string }).code, 'CAUSALITY_VIOLATION')
+})
+
+test('the shared functions refuse handles that name no live target, and a kernel with JS rules has no scratch', (t) => {
+  const fast = native.fastPath()
+  const g = { invariant: { kind: 'gCounter', initial: 0n }, causality: 'exact' } as const
+  const nk = new native.NativeKernel(g)
+  const target = nk.fastTarget(0)
+  const id = new Uint8Array(32).fill(9)
+  const payload = invariants.gCounter().increment(1n)
+  for (const bad of [0, -1, NaN, target + 1, target + 0.5, 2 ** 60]) {
+    t.throws(() => fast.admitWithId(bad, id, payload), { instanceOf: TypeError }, String(bad))
+  }
+  t.throws(() => fast.admitWithId('1' as never, id, payload), { instanceOf: TypeError })
+  t.throws(() => nk.fastTarget(3), undefined, 'no tenant domain 3')
+  t.is(nk.stats(0).admitted, 0)
+  t.is(fast.admitWithId(target, id, payload), 0)
+  t.is(nk.stats(0).admitted, 1)
+  // a kernel whose rule runs JavaScript: no scratch admission, even called directly
+  const rule = invariants.custom({ name: 'sum', class: 'commutativeMonoid', initial: new Uint8Array(8), apply() {}, read: () => 0 })
+  const k = new Kernel({ invariant: rule })
+  t.is(k.admit(new Uint8Array(8)).length, 32)
+  const ck = new native.NativeKernel({ invariant: rule.native as never, causality: 'exact' }, rule.rules as never)
+  t.false(ck.admitsFromScratch())
+  t.true(nk.admitsFromScratch())
+  t.throws(() => fast.admitScratch!(ck.fastTarget(0), 8 * 4096 + 1), { instanceOf: TypeError, message: /JavaScript rules/ })
+})
+
+test('a dropped kernel\'s handle names nothing, even once its slot is reused (child process with gc)', (t) => {
+  const src = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'native.ts')).href
+  const script = `
+    import { native } from ${JSON.stringify(src)}
+    const fast = native.fastPath()
+    const cfg = { invariant: { kind: 'gCounter', initial: 0n }, causality: 'exact' }
+    const payload = new Uint8Array(8); payload[0] = 1
+    const id = () => crypto.getRandomValues(new Uint8Array(32))
+    let old = new native.NativeKernel(cfg)
+    const stale = old.fastTarget(0)
+    if (fast.admitWithId(stale, id(), payload) !== 0) throw new Error('live target refused')
+    old = null
+    for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)) }
+    const fresh = [new native.NativeKernel(cfg), new native.NativeKernel(cfg)]
+    const targets = fresh.map((k) => k.fastTarget(0))
+    let refused = 0
+    try { fast.admitWithId(stale, id(), payload) } catch (e) { if (e instanceof TypeError) refused++ }
+    console.log(JSON.stringify({ refused, reused: targets.some((x) => x % 2 ** 32 === stale % 2 ** 32), admitted: fresh.map((k) => k.stats(0).admitted) }))
+  `
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', '@oxc-node/core/register', '--input-type=module', '-e', script], { encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout) as { refused: number; reused: boolean; admitted: number[] }
+  t.is(out.refused, 1)
+  t.deepEqual(out.admitted, [0, 0], 'nothing landed in the kernels that took the slot over')
+  t.log(out.reused ? 'the slot was reused by a new kernel' : 'the slot was not reused (the old kernel was not collected yet)')
 })
 
 test('payloads beyond the scratch take the slice path with the same rules', (t) => {

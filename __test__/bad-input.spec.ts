@@ -143,17 +143,20 @@ test('bad kernel options are TypeError / RangeError', (t) => {
 test('the native layer itself refuses malformed arguments without crashing', (t) => {
   // Below the TS wrapper: direct calls with wrong types and lengths.
   const nk = new native.NativeKernel({ invariant: { kind: 'totalSupply' }, causality: 'exact' })
-  const fast = nk.fastPath()
+  const fast = native.fastPath()
+  const target = nk.fastTarget(0)
   const p = new Uint8Array(16)
   const none = new Uint8Array(0)
-  t.throws(() => fast.admitWithId(0, 'x' as never, p, none))
-  t.throws(() => fast.admitWithId(0, new Uint8Array(31), p, none))
-  t.throws(() => fast.admitWithId(0, rid(), p, new Uint8Array(33)))
-  t.throws(() => fast.admitWithId(7, rid(), p, none))
-  t.throws(() => fast.admitDerived(0, new Uint8Array(8), p, none))
+  t.throws(() => fast.admitWithId(target, 'x' as never, p, none))
+  t.throws(() => fast.admitWithId(target, new Uint8Array(31), p, none))
+  t.throws(() => fast.admitWithId(target, rid(), p, new Uint8Array(33)))
+  t.throws(() => nk.fastTarget(7)) // no such domain
+  t.throws(() => fast.admitWithId(target + 1, rid(), p, none)) // no such target
+  t.throws(() => fast.admitWithId(0, rid(), p, none)) // 0 names nothing
+  t.throws(() => fast.admitDerived(target, new Uint8Array(8), p, none))
   t.throws(() => fast.admitWithId('0' as never, rid(), p, none), { instanceOf: TypeError })
   t.throws(() => (fast.admitWithId as (...a: unknown[]) => number)(0), { instanceOf: TypeError })
-  t.throws(() => fast.admitBatch(0, new Uint16Array(8) as never, new Uint8Array(1)), { instanceOf: TypeError })
+  t.throws(() => fast.admitBatch(target, new Uint16Array(8) as never, new Uint8Array(1)), { instanceOf: TypeError })
   t.throws(() => nk.queryClock(0, new Uint8Array(10)))
   t.throws(() => new native.NativeKernel({ invariant: { kind: 'nope' }, causality: 'exact' }))
   t.throws(() => new native.NativeKernel({ invariant: { kind: 'totalSupply', min: 1n << 200n }, causality: 'exact' }))
@@ -161,10 +164,10 @@ test('the native layer itself refuses malformed arguments without crashing', (t)
   // Garbage batches: every length from 0 to 600 of random bytes.
   for (let n = 0; n < 600; n += 7) {
     const junk = new Uint8Array(n).map(() => Math.floor(Math.random() * 256))
-    fast.admitBatch(0, junk, new Uint8Array(16))
+    fast.admitBatch(target, junk, new Uint8Array(16))
   }
   t.is(nk.stats(0).admitted >= 0, true)
-  t.is(fast.admitWithId(0, rid(), p, none), 0)
+  t.is(fast.admitWithId(target, rid(), p, none), 0)
 })
 
 // ------------------------------------------------------ one error shape

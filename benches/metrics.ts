@@ -91,19 +91,20 @@ function freshIds(n: number): Uint8Array[] {
 /** A kernel of `addon` with `historySize` facts already admitted (past index growth). */
 function grownKernel(addon: Addon) {
   const nk = new addon.NativeKernel(config, undefined)
-  const fast = nk.fastPath()
+  const fast = addon.fastPath()
+  const target = nk.fastTarget(0)
   const b = new FactBatch(BATCH * 64)
   for (let done = 0; done < historySize; done += BATCH) {
     b.clear()
     for (const id of freshIds(BATCH)) b.add(payload, { id })
-    fast.admitBatch(0, b.packed, new Uint8Array(BATCH))
+    fast.admitBatch(target, b.packed, new Uint8Array(BATCH))
   }
-  return { nk, fast }
+  return { nk, fast, target }
 }
 
 let errors = 0
 function singleAdmit(addon: Addon): TimedTask {
-  const { fast } = grownKernel(addon)
+  const { fast, target } = grownKernel(addon)
   const ids = freshIds(OPS)
   return {
     name: 'admit (64 per sample)',
@@ -112,13 +113,13 @@ function singleAdmit(addon: Addon): TimedTask {
       for (const id of ids) randomFillSync(id)
     },
     loop: () => {
-      for (let j = 0; j < OPS; j++) errors += fast.admitWithId(0, ids[j]!, payload, EMPTY) === 0 ? 0 : 1
+      for (let j = 0; j < OPS; j++) errors += fast.admitWithId(target, ids[j]!, payload, EMPTY) === 0 ? 0 : 1
     },
   }
 }
 
 function batchAdmit(addon: Addon): TimedTask {
-  const { fast } = grownKernel(addon)
+  const { fast, target } = grownKernel(addon)
   const b = new FactBatch(BATCH * 64)
   const status = new Uint8Array(BATCH)
   const ids = freshIds(BATCH)
@@ -131,7 +132,7 @@ function batchAdmit(addon: Addon): TimedTask {
       for (const id of ids) b.add(payload, { id: randomFillSync(id) })
     },
     loop: () => {
-      if (fast.admitBatch(0, b.packed, status) !== BATCH) errors++
+      if (fast.admitBatch(target, b.packed, status) !== BATCH) errors++
     },
     after: () => {
       for (const s of status) errors += s === 0 ? 0 : 1
@@ -146,12 +147,12 @@ function durableKernel(addon: Addon) {
   dirs.push(dir)
   const nk = addon.NativeKernel.open(config, undefined, { dir }, () => {})
   durables.push(nk)
-  return { nk, fast: nk.fastPath() }
+  return { nk, fast: addon.fastPath(), target: nk.fastTarget(0) }
 }
 
 /** Durable, volatile acknowledgement: admission + WAL append; the writer drains and syncs meanwhile. */
 function durableAdmit(addon: Addon): TimedTask {
-  const { nk, fast } = durableKernel(addon)
+  const { nk, fast, target } = durableKernel(addon)
   const ids = freshIds(OPS)
   let n = 0
   return {
@@ -162,14 +163,14 @@ function durableAdmit(addon: Addon): TimedTask {
       if (++n % 50 === 0) nk.sync() // keep the queue short (never BUFFER_FULL); untimed
     },
     loop: () => {
-      for (let j = 0; j < OPS; j++) errors += fast.admitWithId(0, ids[j]!, payload, EMPTY) === 0 ? 0 : 1
+      for (let j = 0; j < OPS; j++) errors += fast.admitWithId(target, ids[j]!, payload, EMPTY) === 0 ? 0 : 1
     },
   }
 }
 
 /** Durable, acknowledged: a batch of 1,000 admitted and awaited until fdatasync covered it. */
 function durableBatch(addon: Addon): TimedTask {
-  const { nk, fast } = durableKernel(addon)
+  const { nk, fast, target } = durableKernel(addon)
   const b = new FactBatch(BATCH * 64)
   const status = new Uint8Array(BATCH)
   const ids = freshIds(BATCH)
@@ -182,7 +183,7 @@ function durableBatch(addon: Addon): TimedTask {
       for (const id of ids) b.add(payload, { id: randomFillSync(id) })
     },
     loop: () => {
-      fast.admitBatch(0, b.packed, status)
+      fast.admitBatch(target, b.packed, status)
       nk.sync()
     },
     after: () => {

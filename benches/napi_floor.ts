@@ -30,10 +30,12 @@ export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
   const c = new Uint8Array(0)
   const { floorNoop, floorOneSlice, floorThreeSlices } = native
   const raw = native.floorRaw()
-  const refusing = new native.NativeKernel({ invariant: { kind: 'gCounter', initial: 0n }, causality: 'exact', maxPayloadBytes: 4 }).fastPath()
-  const scratch = refusing.scratch
-  const admitScratch = refusing.admitScratch
-  if (scratch === undefined || admitScratch === undefined) throw new Error('napi_floor: the kernel offers no admission scratch')
+  const refusing = new native.NativeKernel({ invariant: { kind: 'gCounter', initial: 0n }, causality: 'exact', maxPayloadBytes: 4 })
+  const target = refusing.fastTarget(0)
+  const fast = native.fastPath()
+  const scratch = fast.scratch
+  const admitScratch = fast.admitScratch
+  if (scratch === undefined || admitScratch === undefined) throw new Error('napi_floor: this runtime offers no admission scratch')
   const id = new Uint8Array(32 * CALLS).fill(3)
   const ids = Array.from({ length: CALLS }, (_, i) => id.subarray(i * 32, i * 32 + 32))
   const payload = new Uint8Array(8).fill(1)
@@ -101,7 +103,7 @@ export function runNapiFloor(s: Samples, log: (line: string) => void): Row[] {
         for (let i = 0; i < CALLS; i++) {
           scratch.set(ids[i]!)
           scratch.set(payload, 32)
-          s += admitScratch(0, shape)
+          s += admitScratch(target, shape)
         }
         if (s !== CALLS * PAYLOAD_TOO_LARGE) throw new Error(`napi_floor: expected every call refused with PAYLOAD_TOO_LARGE, got a status sum of ${s}`)
         sink += s

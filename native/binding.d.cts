@@ -2,26 +2,29 @@
 /* eslint-disable */
 
 /**
- * The raw N-API admission functions of one kernel (see bindings/node/src/fast.rs).
- * Each returns 0 or an error status (admitBatch: the number of records read).
- * `deps` left out means none (one handle fewer per call).
+ * The raw N-API admission functions of a thread, shared by every kernel
+ * (see bindings/node/src/fast.rs). `target` is a kernel domain's handle
+ * (`NativeKernel.fastTarget(domain)`). Each returns 0 or an error status
+ * (admitBatch: the number of records read). `deps` left out means none (one
+ * handle fewer per call).
  */
 export interface FastPath {
-  admitWithId(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
-  admitDerived(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitWithId(target: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerived(target: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   /** Durable kernels: the fact's log sequence once admitted, or minus the error status. */
-  admitWithIdSeq(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
-  admitDerivedSeq(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
-  admitBatch(domain: number, packed: Uint8Array, results: Uint8Array): number
+  admitWithIdSeq(target: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerivedSeq(target: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitBatch(target: number, packed: Uint8Array, results: Uint8Array): number
   /**
-   * Kernels without JS rules: the fact is laid out in `scratch` (id or the
-   * derived id's place at 0..32, then the dependencies, then the payload);
-   * `shape` = payload length * 4096 + dependencies * 2 + (1 if an id is given).
+   * Kernels without JS rules (`NativeKernel.admitsFromScratch()`): the fact is
+   * laid out in `scratch` (id or the derived id's place at 0..32, then the
+   * dependencies, then the payload); `shape` = payload length * 4096 +
+   * dependencies * 2 + (1 if an id is given).
    */
-  admitScratch?(domain: number, shape: number): number
+  admitScratch?(target: number, shape: number): number
   /** {@link admitScratch} for durable kernels: the log sequence or minus the status. */
-  admitScratchSeq?(domain: number, shape: number): number
-  /** The shared admission scratch (4,096 bytes) of {@link admitScratch}. */
+  admitScratchSeq?(target: number, shape: number): number
+  /** The thread's shared admission scratch (4,096 bytes) of {@link admitScratch}. */
   scratch?: Uint8Array
 }
 
@@ -66,14 +69,15 @@ export declare class NativeEscrow {
 
 export declare class NativeKernel {
   /**
-   * The raw N-API admission functions bound to this kernel:
-   * `{ admitWithId(domain, id, payload, deps?), admitDerived(domain, out,
-   * payload, deps?), admitWithIdSeq(..), admitDerivedSeq(..),
-   * admitBatch(domain, packed, results) }`, each returning a number (0 /
-   * error status; the `Seq` ones the fact's log sequence or minus the
-   * status; records read).
+   * The admission target handle of `domain` (0, or a tenant's domain) for
+   * the functions of [`fast_path`]; valid while this kernel lives.
    */
-  fastPath(): FastPath
+  fastTarget(domain: number): number
+  /**
+   * Whether this kernel can admit from the shared scratch (it runs no
+   * JavaScript rules during admission).
+   */
+  admitsFromScratch(): boolean
   /**
    * `rules`: the apply functions of custom invariants, referenced by
    * index from their config.
@@ -254,6 +258,19 @@ export interface CoreAdmitStats {
 
 /** The stable error code strings, indexed by status number. */
 export declare function errorCodes(): Array<string>
+
+/**
+ * The raw N-API admission functions of this thread, for every kernel:
+ * `{ admitWithId(target, id, payload, deps?), admitDerived(target, out,
+ * payload, deps?), admitWithIdSeq(..), admitDerivedSeq(..),
+ * admitBatch(target, packed, results), admitScratch(target, shape),
+ * admitScratchSeq(target, shape), scratch }`, each returning a number (0 /
+ * error status; the `Seq` ones the fact's log sequence or minus the status;
+ * records read). `target` comes from `NativeKernel.fastTarget(domain)`.
+ * The JS layer calls this once; every call makes new function objects over
+ * the same targets and scratch.
+ */
+export declare function fastPath(): FastPath
 
 /**
  * Core admission per fact, in ns: an Exact TotalSupply kernel is filled

@@ -839,6 +839,7 @@ module.exports.NativeEscrow = nativeBinding.NativeEscrow
 module.exports.NativeKernel = nativeBinding.NativeKernel
 module.exports.configFingerprint = nativeBinding.configFingerprint
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.fastPath = nativeBinding.fastPath
 module.exports.floorCoreAdmit = nativeBinding.floorCoreAdmit
 module.exports.floorCoreAdmitStats = nativeBinding.floorCoreAdmitStats
 module.exports.floorNoop = nativeBinding.floorNoop

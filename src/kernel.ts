@@ -169,6 +169,18 @@ export class BatchResult {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0)
+
+/**
+ * The native admission functions: one set for every kernel of this thread,
+ * each call naming its kernel and domain by a target handle
+ * (`NativeKernel.fastTarget`). A call site that only ever sees one native
+ * function gets V8's fast API call; one function per kernel fell back to the
+ * generic path as soon as two kernels existed (bindings/node/src/fast.rs).
+ */
+const FAST: FastPath = native.fastPath()
+const { admitWithId, admitDerived, admitWithIdSeq, admitDerivedSeq, admitBatch, admitScratch, admitScratchSeq } = FAST
+/** The thread's shared admission scratch, where the runtime offers one. */
+const SCRATCH: Uint8Array | undefined = FAST.scratch !== undefined && admitScratch !== undefined && admitScratchSeq !== undefined ? FAST.scratch : undefined
 /** The payload length's unit in a scratch admission's `shape` (see `FastPath.admitScratch`). */
 const SHAPE_PAYLOAD_UNIT = 1 << 12
 
@@ -213,19 +225,20 @@ export class Domain<I extends InvariantSpec> {
   /** The invariant guarding this domain. */
   readonly invariant: I
   readonly #native: NativeKernel
-  readonly #fast: FastPath
   readonly #domain: number
+  /** This domain's handle for the shared admission functions ({@link FAST}). */
+  readonly #target: number
   readonly #maxDeps: number
   readonly #out = new Uint8Array(FACT_ID_BYTES)
-  /** The kernel's shared admission scratch (kernels without JS rules; see `FastPath.admitScratch`). */
+  /** The shared admission scratch (kernels without JS rules; see `FastPath.admitScratch`). */
   readonly #scratch: Uint8Array | undefined
   #depScratch: Uint8Array = EMPTY
 
   /** @internal */
-  protected constructor(nativeKernel: NativeKernel, fast: FastPath, domain: number, invariant: I, maxDeps: number) {
+  protected constructor(nativeKernel: NativeKernel, domain: number, invariant: I, maxDeps: number) {
     this.#native = nativeKernel
-    this.#fast = fast
-    this.#scratch = fast.scratch !== undefined && fast.admitScratch !== undefined && fast.admitScratchSeq !== undefined ? fast.scratch : undefined
+    this.#target = rethrowNative(() => nativeKernel.fastTarget(domain))
+    this.#scratch = nativeKernel.admitsFromScratch() ? SCRATCH : undefined
     this.#domain = domain
     this.invariant = invariant
     this.#maxDeps = maxDeps
@@ -276,7 +289,7 @@ export class Domain<I extends InvariantSpec> {
       if (options.deps !== undefined) depList = this.#checkDepList(options.deps)
     }
     const nd = depList === undefined ? 0 : depList.length
-    const fast = this.#fast
+    const target = this.#target
     const s = this.#scratch
     // The fact fits the shared scratch: written there, it crosses as two numbers.
     if (s !== undefined && payload.length <= s.length - (nd + 1) * FACT_ID_BYTES) {
@@ -289,11 +302,11 @@ export class Domain<I extends InvariantSpec> {
       if (payload.length !== 0) s.set(payload, FACT_ID_BYTES * (nd + 1))
       const shape = scratchShape(payload.length, nd, id !== undefined)
       if (logged) {
-        const r = fast.admitScratchSeq!(this.#domain, shape)
+        const r = admitScratchSeq!(target, shape)
         if (r <= 0) throw this.#lastError(-r)
         this.#seq = r
       } else {
-        const status = fast.admitScratch!(this.#domain, shape)
+        const status = admitScratch!(target, shape)
         if (status !== 0) throw this.#lastError(status)
       }
       return id ?? s.slice(0, FACT_ID_BYTES)
@@ -303,19 +316,19 @@ export class Domain<I extends InvariantSpec> {
       // One crossing returns the log sequence (or minus the refusal status).
       const r =
         id !== undefined
-          ? deps === EMPTY ? fast.admitWithIdSeq(this.#domain, id, payload) : fast.admitWithIdSeq(this.#domain, id, payload, deps)
-          : deps === EMPTY ? fast.admitDerivedSeq(this.#domain, this.#out, payload) : fast.admitDerivedSeq(this.#domain, this.#out, payload, deps)
+          ? deps === EMPTY ? admitWithIdSeq(target, id, payload) : admitWithIdSeq(target, id, payload, deps)
+          : deps === EMPTY ? admitDerivedSeq(target, this.#out, payload) : admitDerivedSeq(target, this.#out, payload, deps)
       if (r <= 0) throw this.#lastError(-r)
       this.#seq = r
       return id ?? this.#out.slice()
     }
     // Without dependencies the call carries one handle fewer.
     if (id !== undefined) {
-      const status = deps === EMPTY ? fast.admitWithId(this.#domain, id, payload) : fast.admitWithId(this.#domain, id, payload, deps)
+      const status = deps === EMPTY ? admitWithId(target, id, payload) : admitWithId(target, id, payload, deps)
       if (status !== 0) throw this.#lastError(status)
       return id
     }
-    const status = deps === EMPTY ? fast.admitDerived(this.#domain, this.#out, payload) : fast.admitDerived(this.#domain, this.#out, payload, deps)
+    const status = deps === EMPTY ? admitDerived(target, this.#out, payload) : admitDerived(target, this.#out, payload, deps)
     if (status !== 0) throw this.#lastError(status)
     return this.#out.slice()
   }
@@ -334,7 +347,7 @@ export class Domain<I extends InvariantSpec> {
       }
     } else throw invalidArgType('batch', 'a FactBatch or an array of facts', batch)
     const status = new Uint8Array(b.length)
-    const read = rethrowNative(() => this.#fast.admitBatch(this.#domain, b.packed, status))
+    const read = rethrowNative(() => admitBatch(this.#target, b.packed, status))
     const nk = this.#native
     return new BatchResult(read === status.length ? status : status.subarray(0, read), b, () => nk.batchErrors())
   }
@@ -470,8 +483,8 @@ export class Tenant<I extends InvariantSpec> extends Domain<I> {
   readonly name: string
 
   /** @internal */
-  constructor(nativeKernel: NativeKernel, fast: FastPath, domain: number, invariant: I, maxDeps: number, name: string) {
-    super(nativeKernel, fast, domain, invariant, maxDeps)
+  constructor(nativeKernel: NativeKernel, domain: number, invariant: I, maxDeps: number, name: string) {
+    super(nativeKernel, domain, invariant, maxDeps)
     this.name = name
   }
 }
@@ -497,7 +510,6 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
   /** Effective limits. */
   readonly limits: { maxPayloadBytes: number; maxDeps: number; maxFacts: number }
   readonly #nativeKernel: NativeKernel
-  readonly #fast: FastPath
   readonly #tenants = new Map<string, Tenant<I>>()
 
   /**
@@ -537,10 +549,8 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     const rules = built.rules !== undefined ? [...built.rules] : undefined
     const nk = rethrowNative(() => (open !== undefined ? open(config, rules) : new native.NativeKernel(config, rules)))
     const info = nk.info()
-    const fast = nk.fastPath()
-    super(nk, fast, 0, inv, info.maxDeps)
+    super(nk, 0, inv, info.maxDeps)
     this.#nativeKernel = nk
-    this.#fast = fast
     this.mode = info.mode as CausalityMode
     this.invariantClass = info.class as AlgebraicClass
     this.coordination = info.coordination as Coordination
@@ -563,7 +573,7 @@ export class Kernel<I extends InvariantSpec> extends Domain<I> {
     if (t !== undefined && this.#nativeKernel.isBusy()) throw busyError()
     if (t === undefined) {
       const domain = rethrowNative(() => this.#nativeKernel.tenant(name))
-      t = new Tenant(this.#nativeKernel, this.#fast, domain, this.invariant, this.limits.maxDeps, name)
+      t = new Tenant(this.#nativeKernel, domain, this.invariant, this.limits.maxDeps, name)
       this.#tenants.set(name, t)
     }
     return t

@@ -2,25 +2,28 @@
 /* eslint-disable */
 
 /**
- * The raw N-API admission functions of one kernel (see bindings/node/src/fast.rs).
- * Each returns 0 or an error status (admitBatch: the number of records read).
- * `deps` left out means none (one handle fewer per call).
+ * The raw N-API admission functions of a thread, shared by every kernel
+ * (see bindings/node/src/fast.rs). `target` is a kernel domain's handle
+ * (`NativeKernel.fastTarget(domain)`). Each returns 0 or an error status
+ * (admitBatch: the number of records read). `deps` left out means none (one
+ * handle fewer per call).
  */
 export interface FastPath {
-  admitWithId(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
-  admitDerived(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitWithId(target: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerived(target: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   /** Durable kernels: the fact's log sequence once admitted, or minus the error status. */
-  admitWithIdSeq(domain: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
-  admitDerivedSeq(domain: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
-  admitBatch(domain: number, packed: Uint8Array, results: Uint8Array): number
+  admitWithIdSeq(target: number, id: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitDerivedSeq(target: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
+  admitBatch(target: number, packed: Uint8Array, results: Uint8Array): number
   /**
-   * Kernels without JS rules: the fact is laid out in `scratch` (id or the
-   * derived id's place at 0..32, then the dependencies, then the payload);
-   * `shape` = payload length * 4096 + dependencies * 2 + (1 if an id is given).
+   * Kernels without JS rules (`NativeKernel.admitsFromScratch()`): the fact is
+   * laid out in `scratch` (id or the derived id's place at 0..32, then the
+   * dependencies, then the payload); `shape` = payload length * 4096 +
+   * dependencies * 2 + (1 if an id is given).
    */
-  admitScratch?(domain: number, shape: number): number
+  admitScratch?(target: number, shape: number): number
   /** {@link admitScratch} for durable kernels: the log sequence or minus the status. */
-  admitScratchSeq?(domain: number, shape: number): number
-  /** The shared admission scratch (4,096 bytes) of {@link admitScratch}. */
+  admitScratchSeq?(target: number, shape: number): number
+  /** The thread's shared admission scratch (4,096 bytes) of {@link admitScratch}. */
   scratch?: Uint8Array
 }

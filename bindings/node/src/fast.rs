@@ -3,18 +3,19 @@
 //! napi-rs (3.14+) wraps every generated call that takes arguments in a
 //! "native borrow scope" (an `Arc<Mutex<..>>` allocation plus a global
 //! registry entry per borrowed slice): ~80 ns per byte-slice argument on this
-//! machine, more than the kernel's own work. The three admission entry points
-//! are therefore plain `extern "C"` N-API callbacks: one `napi_get_cb_info`,
+//! machine, more than the kernel's own work. The admission entry points are
+//! therefore plain `extern "C"` N-API callbacks: one `napi_get_cb_info`,
 //! one `napi_get_typedarray_info` per byte argument (a borrowed view, no
-//! copy), one `napi_create_uint32` for the status. Each function is created
-//! per kernel with an `Rc` of the kernel state as its data pointer (released
-//! by a finalizer when the function is collected), and every callback runs
-//! under `catch_unwind`, so a panic becomes a JS exception, never an abort.
-//! Kernels that run no JavaScript during admission also get
-//! `admitScratch`/`admitScratchSeq`: the JS layer copies the fact into a
-//! shared scratch and the call carries two numbers (see [`Scratch`]).
+//! copy), one `napi_create_uint32` for the status. They are created once per
+//! thread ([`fast_path`]) and name the kernel and domain they admit into by
+//! a *target* handle (see `targets.rs`: one function object per kernel kept
+//! V8 off its fast API-call path as soon as two kernels existed). Every
+//! callback runs under `catch_unwind`, so a panic becomes a JS exception,
+//! never an abort. Kernels that run no JavaScript during admission can also
+//! use `admitScratch`/`admitScratchSeq`: the JS layer copies the fact into
+//! the thread's shared scratch and the call carries two numbers (see
+//! [`Scratch`]).
 
-use std::cell::RefCell;
 use std::ffi::{CString, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
@@ -27,6 +28,7 @@ use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::kernel::{KernelState, NativeKernel, SharedKernel};
+use crate::targets::{self, SharedTargets, Stale};
 
 const MAX_ARGS: usize = 4;
 
@@ -76,12 +78,20 @@ fn guard(env: napi_env, body: impl FnOnce() -> std::result::Result<napi_value, T
     }
 }
 
-/// The arguments of a call and the data bound to its function.
+/// The data of the shared admission functions: this thread's targets and
+/// admission scratch.
+struct Shared {
+    targets: SharedTargets,
+    scratch: Rc<Scratch>,
+}
+
+/// The arguments of a call, and the kernel and domain its first argument
+/// (a target handle) names.
 ///
-/// SAFETY: `info` is the callback info of a function created by [`bind`]
-/// with an `Rc<T>` as its data (kept alive by the function's finalizer until
-/// the function is collected).
-unsafe fn args<'a, T, const N: usize>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; N], usize, &'a T), Throw> {
+/// SAFETY: `info` is the callback info of a function created by
+/// [`fast_path`], whose data is an `Rc<Shared>` (kept alive by the
+/// function's finalizer until the function is collected).
+unsafe fn args<'a, const N: usize>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; N], usize, &'a Shared, SharedKernel, u32), Throw> {
     let mut argc = N;
     let mut argv = [ptr::null_mut(); N];
     let mut data: *mut c_void = ptr::null_mut();
@@ -89,9 +99,22 @@ unsafe fn args<'a, T, const N: usize>(env: napi_env, info: napi_callback_info) -
     if status != sys::Status::napi_ok || data.is_null() {
         return Err(Throw::Type("could not read the call's arguments".into()));
     }
+    let shared = unsafe { &*(data as *const Shared) };
+    let mut handle = 0f64;
+    // SAFETY: valid env and value handle for the duration of the callback.
+    if unsafe { sys::napi_get_value_double(env, argv[0], &mut handle) } != sys::Status::napi_ok {
+        return Err(Throw::Type("target must be a number (an admission target handle)".into()));
+    }
+    // The registry is borrowed mutably only while a target is registered or
+    // released, never while JavaScript runs.
+    let resolved = shared.targets.try_borrow().map_err(|_| Throw::Busy)?.resolve(handle);
+    let (kernel, domain) = resolved.map_err(|e| match e {
+        Stale::Unknown => Throw::Type(format!("{handle} is not an admission target of this thread")),
+        Stale::Gone => Throw::Type("the kernel of this admission target was dropped".into()),
+    })?;
     // Missing arguments arrive as `undefined` and fail the type checks below;
     // `argc` (the count passed) lets an optional last argument be left out.
-    Ok((argv, argc, unsafe { &*(data as *const T) }))
+    Ok((argv, argc, shared, kernel, domain))
 }
 
 /// The optional `deps` argument at index 3: absent (the 0-dependency call,
@@ -173,11 +196,10 @@ fn busy<const SEQ: bool>(env: napi_env) -> std::result::Result<napi_value, Throw
     admission_result::<SEQ>(env, None, ErrorCode::Busy as u32)
 }
 
-/// `admitWithId(domain, id, payload, deps?)` (`admitWithIdSeq` with `SEQ`).
+/// `admitWithId(target, id, payload, deps?)` (`admitWithIdSeq` with `SEQ`).
 unsafe extern "C" fn admit_with_id<const SEQ: bool>(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, argc, kernel) = unsafe { args::<RefCell<KernelState>, MAX_ARGS>(env, info)? };
-        let domain = uint32(env, a[0], "domain")?;
+        let (a, argc, _, kernel, domain) = unsafe { args::<MAX_ARGS>(env, info)? };
         let (id, payload, deps) =
             unsafe { (bytes(env, a[1], "id")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
         let Ok(mut st) = kernel.try_borrow_mut() else { return busy::<SEQ>(env) };
@@ -186,12 +208,11 @@ unsafe extern "C" fn admit_with_id<const SEQ: bool>(env: napi_env, info: napi_ca
     })
 }
 
-/// `admitDerived(domain, out, payload, deps?)` (`admitDerivedSeq` with
+/// `admitDerived(target, out, payload, deps?)` (`admitDerivedSeq` with
 /// `SEQ`); the id lands in `out`.
 unsafe extern "C" fn admit_derived<const SEQ: bool>(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, argc, kernel) = unsafe { args::<RefCell<KernelState>, MAX_ARGS>(env, info)? };
-        let domain = uint32(env, a[0], "domain")?;
+        let (a, argc, _, kernel, domain) = unsafe { args::<MAX_ARGS>(env, info)? };
         let (out, payload, deps) =
             unsafe { (bytes(env, a[1], "out")?, bytes(env, a[2], "payload")?, deps_arg(env, &a, argc)?) };
         let Ok(mut st) = kernel.try_borrow_mut() else { return busy::<SEQ>(env) };
@@ -200,11 +221,10 @@ unsafe extern "C" fn admit_derived<const SEQ: bool>(env: napi_env, info: napi_ca
     })
 }
 
-/// `admitBatch(domain, packed, results) -> records read`
+/// `admitBatch(target, packed, results) -> records read`
 unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, _, kernel) = unsafe { args::<RefCell<KernelState>, 3>(env, info)? };
-        let domain = uint32(env, a[0], "domain")?;
+        let (a, _, _, kernel, domain) = unsafe { args::<3>(env, info)? };
         let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
         let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
         let read = st.admit_batch(domain, packed, results)?;
@@ -212,12 +232,14 @@ unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> nap
     })
 }
 
-/// The shared admission scratch of a kernel (no JS rules): JavaScript
-/// writes a fact's id, dependencies and payload into it through a Uint8Array
-/// view (an external ArrayBuffer over this memory) and passes only their
-/// lengths, so that a single admission crosses with two numbers instead of
-/// three array handles (each `napi_get_typedarray_info` is a buffer lookup
-/// plus a reference-count round trip in V8).
+/// The shared admission scratch of a thread: JavaScript writes a fact's id,
+/// dependencies and payload into it through a Uint8Array view (an external
+/// ArrayBuffer over this memory) and passes only their lengths, so that a
+/// single admission crosses with two numbers instead of three array handles
+/// (each `napi_get_typedarray_info` is a buffer lookup plus a
+/// reference-count round trip in V8). Kernels that run JavaScript rules
+/// during admission cannot use it (a rule could write the scratch while the
+/// admission reads it).
 ///
 /// Layout: bytes `0..32` the id (a derived admission writes its id there),
 /// then `deps` ids of 32 bytes, then the payload. `shape` packs the lengths:
@@ -238,6 +260,29 @@ impl Scratch {
         let len = b.len();
         Scratch { ptr: Box::into_raw(b) as *mut u8, len }
     }
+
+    /// Admits the fact laid out in the scratch (see [`Scratch`]) into
+    /// `domain` of `st`.
+    fn admit(&self, st: &mut KernelState, domain: u32, shape: u32) -> std::result::Result<u32, Throw> {
+        if st.runs_js {
+            return Err(Throw::Type("this kernel runs JavaScript rules: it cannot admit from the shared scratch".into()));
+        }
+        let has_id = shape & 1 == 1;
+        let deps = ((shape >> 1) & SHAPE_MAX_DEPS) as usize * FactId::LEN;
+        let payload = (shape >> 12) as usize;
+        if FactId::LEN + deps + payload > self.len {
+            return Err(Throw::Type(format!("admission scratch shape {shape} is out of range")));
+        }
+        // SAFETY: the memory is live (`self` owns it) and only this call
+        // looks at it now: JavaScript writes it only between calls, and no
+        // JavaScript runs during this admission (checked above: the kernel
+        // runs no JS rules).
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) };
+        let (head, rest) = buf.split_at_mut(FactId::LEN);
+        let (deps, rest) = rest.split_at(deps);
+        let payload = &rest[..payload];
+        Ok(if has_id { st.admit_with_id(domain, head, payload, deps)? } else { st.admit_derived(domain, head, payload, deps)? })
+    }
 }
 
 impl Drop for Scratch {
@@ -248,41 +293,18 @@ impl Drop for Scratch {
     }
 }
 
-/// The data of the scratch admission functions.
-struct ScratchBound {
-    kernel: SharedKernel,
-    scratch: Rc<Scratch>,
+thread_local! {
+    static SCRATCH: Rc<Scratch> = Rc::new(Scratch::new(SCRATCH_BYTES));
 }
 
-impl ScratchBound {
-    /// Admits the fact laid out in the scratch (see [`Scratch`]).
-    fn admit(&self, st: &mut KernelState, domain: u32, shape: u32) -> std::result::Result<u32, Throw> {
-        let has_id = shape & 1 == 1;
-        let deps = ((shape >> 1) & SHAPE_MAX_DEPS) as usize * FactId::LEN;
-        let payload = (shape >> 12) as usize;
-        if FactId::LEN + deps + payload > self.scratch.len {
-            return Err(Throw::Type(format!("admission scratch shape {shape} is out of range")));
-        }
-        // SAFETY: the memory is live (`self.scratch` owns it) and only this
-        // call looks at it now: JavaScript writes it only between calls, and
-        // no JavaScript runs during this admission (kernels that call JS
-        // rules get no scratch: `KernelState::runs_js`).
-        let buf = unsafe { std::slice::from_raw_parts_mut(self.scratch.ptr, self.scratch.len) };
-        let (head, rest) = buf.split_at_mut(FactId::LEN);
-        let (deps, rest) = rest.split_at(deps);
-        let payload = &rest[..payload];
-        Ok(if has_id { st.admit_with_id(domain, head, payload, deps)? } else { st.admit_derived(domain, head, payload, deps)? })
-    }
-}
-
-/// `admitScratch(domain, shape)` (`admitScratchSeq` with `SEQ`): the fact is
+/// `admitScratch(target, shape)` (`admitScratchSeq` with `SEQ`): the fact is
 /// in the scratch.
 unsafe extern "C" fn admit_scratch<const SEQ: bool>(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let (a, _, bound) = unsafe { args::<ScratchBound, 2>(env, info)? };
-        let (domain, shape) = (uint32(env, a[0], "domain")?, uint32(env, a[1], "shape")?);
-        let Ok(mut st) = bound.kernel.try_borrow_mut() else { return busy::<SEQ>(env) };
-        let status = bound.admit(&mut st, domain, shape)?;
+        let (a, _, shared, kernel, domain) = unsafe { args::<2>(env, info)? };
+        let shape = uint32(env, a[1], "shape")?;
+        let Ok(mut st) = kernel.try_borrow_mut() else { return busy::<SEQ>(env) };
+        let status = shared.scratch.admit(&mut st, domain, shape)?;
         admission_result::<SEQ>(env, Some(&st), status)
     })
 }
@@ -359,47 +381,66 @@ fn set_property(env: napi_env, obj: napi_value, name: &str, value: napi_value) -
     Ok(())
 }
 
+/// The raw N-API admission functions of this thread, for every kernel:
+/// `{ admitWithId(target, id, payload, deps?), admitDerived(target, out,
+/// payload, deps?), admitWithIdSeq(..), admitDerivedSeq(..),
+/// admitBatch(target, packed, results), admitScratch(target, shape),
+/// admitScratchSeq(target, shape), scratch }`, each returning a number (0 /
+/// error status; the `Seq` ones the fact's log sequence or minus the status;
+/// records read). `target` comes from `NativeKernel.fastTarget(domain)`.
+/// The JS layer calls this once; every call makes new function objects over
+/// the same targets and scratch.
+#[napi(catch_unwind, ts_return_type = "FastPath")]
+pub fn fast_path(env: Env) -> Result<Object<'static>> {
+    let raw_env = env.raw();
+    let shared = Rc::new(Shared { targets: targets::registry(), scratch: SCRATCH.with(Rc::clone) });
+    let mut obj = ptr::null_mut();
+    // SAFETY: valid env on the JS thread; handles live in the current scope.
+    unsafe {
+        if sys::napi_create_object(raw_env, &mut obj) != sys::Status::napi_ok {
+            return Err(Error::new(Status::GenericFailure, "napi_create_object failed"));
+        }
+    }
+    for (name, cb) in [
+        ("admitWithId", admit_with_id::<false> as Callback),
+        ("admitDerived", admit_derived::<false> as Callback),
+        ("admitWithIdSeq", admit_with_id::<true> as Callback),
+        ("admitDerivedSeq", admit_derived::<true> as Callback),
+        ("admitBatch", admit_batch as Callback),
+    ] {
+        set_property(raw_env, obj, name, bind(raw_env, &shared, name, cb)?)?;
+    }
+    // The scratch functions, where the runtime allows external buffers.
+    if let Some(view) = scratch_view(raw_env, &shared.scratch) {
+        for (name, cb) in [("admitScratch", admit_scratch::<false> as Callback), ("admitScratchSeq", admit_scratch::<true> as Callback)] {
+            set_property(raw_env, obj, name, bind(raw_env, &shared, name, cb)?)?;
+        }
+        set_property(raw_env, obj, "scratch", view)?;
+    }
+    // SAFETY: `obj` is a live object handle of this scope.
+    unsafe { Object::from_napi_value(raw_env, obj) }
+}
+
 #[napi]
 impl NativeKernel {
-    /// The raw N-API admission functions bound to this kernel:
-    /// `{ admitWithId(domain, id, payload, deps?), admitDerived(domain, out,
-    /// payload, deps?), admitWithIdSeq(..), admitDerivedSeq(..),
-    /// admitBatch(domain, packed, results) }`, each returning a number (0 /
-    /// error status; the `Seq` ones the fact's log sequence or minus the
-    /// status; records read).
-    #[napi(catch_unwind, ts_return_type = "FastPath")]
-    pub fn fast_path(&self, env: Env) -> Result<Object<'_>> {
-        let raw_env = env.raw();
-        let mut obj = ptr::null_mut();
-        // SAFETY: valid env on the JS thread; handles live in the current scope.
-        unsafe {
-            if sys::napi_create_object(raw_env, &mut obj) != sys::Status::napi_ok {
-                return Err(Error::new(Status::GenericFailure, "napi_create_object failed"));
-            }
-        }
-        for (name, cb) in [
-            ("admitWithId", admit_with_id::<false> as Callback),
-            ("admitDerived", admit_derived::<false> as Callback),
-            ("admitWithIdSeq", admit_with_id::<true> as Callback),
-            ("admitDerivedSeq", admit_derived::<true> as Callback),
-            ("admitBatch", admit_batch as Callback),
-        ] {
-            set_property(raw_env, obj, name, bind(raw_env, self.shared(), name, cb)?)?;
-        }
-        // Kernels that run no JavaScript during admission also get the
-        // shared-scratch functions and the scratch itself.
-        if self.shared().try_borrow().is_ok_and(|st| !st.runs_js) {
-            let scratch = Rc::new(Scratch::new(SCRATCH_BYTES));
-            if let Some(view) = scratch_view(raw_env, &scratch) {
-                let bound = Rc::new(ScratchBound { kernel: self.shared().clone(), scratch });
-                for (name, cb) in [("admitScratch", admit_scratch::<false> as Callback), ("admitScratchSeq", admit_scratch::<true> as Callback)] {
-                    set_property(raw_env, obj, name, bind(raw_env, &bound, name, cb)?)?;
-                }
-                set_property(raw_env, obj, "scratch", view)?;
-            }
-        }
-        // SAFETY: `obj` is a live object handle of this scope.
-        unsafe { Object::from_napi_value(raw_env, obj) }
+    /// The admission target handle of `domain` (0, or a tenant's domain) for
+    /// the functions of [`fast_path`]; valid while this kernel lives.
+    #[napi(catch_unwind)]
+    pub fn fast_target(&self, domain: u32) -> Result<f64> {
+        let mut st = self.shared().try_borrow_mut().map_err(|_| crate::kernel::busy())?;
+        st.check_domain(domain)?;
+        let registry = targets::registry();
+        let mut reg = registry.try_borrow_mut().map_err(|_| Error::new(Status::GenericFailure, "the admission targets are being updated"))?;
+        let (handle, slot) = reg.register(self.shared(), domain).ok_or_else(|| Error::new(Status::GenericFailure, "too many admission targets"))?;
+        st.fast_slots.push(slot);
+        Ok(handle)
+    }
+
+    /// Whether this kernel can admit from the shared scratch (it runs no
+    /// JavaScript rules during admission).
+    #[napi]
+    pub fn admits_from_scratch(&self) -> bool {
+        self.shared().try_borrow().is_ok_and(|st| !st.runs_js)
     }
 }
 

@@ -109,13 +109,32 @@ fn frontier_of(f: &Frontier) -> NativeFrontier {
     }
 }
 
+#[inline(always)]
 pub(crate) fn deps_of(deps: &[u8]) -> Result<&[FactId]> {
-    FactId::slice_from_bytes(deps)
-        .ok_or_else(|| invalid(format!("deps must be packed 32-byte ids; got {} bytes", deps.len())))
+    match FactId::slice_from_bytes(deps) {
+        Some(d) => Ok(d),
+        None => Err(bad_deps(deps.len())),
+    }
 }
 
-pub(crate) fn id_of(id: &[u8]) -> Result<FactId> {
-    FactId::from_slice(id).ok_or_else(|| invalid(format!("id must be 32 bytes, got {}", id.len())))
+#[cold]
+fn bad_deps(len: usize) -> Error {
+    invalid(format!("deps must be packed 32-byte ids; got {len} bytes"))
+}
+
+/// The id in `id`, borrowed (an admission reads it where it lies: a copy
+/// returned through a `Result` costs a store-forwarding stall per read).
+#[inline(always)]
+pub(crate) fn id_of(id: &[u8]) -> Result<&FactId> {
+    match FactId::slice_from_bytes(id) {
+        Some([one]) => Ok(one),
+        _ => Err(bad_id(id.len())),
+    }
+}
+
+#[cold]
+fn bad_id(len: usize) -> Error {
+    invalid(format!("id must be 32 bytes, got {len}"))
 }
 
 /// The kernel proper: a default domain, tenant domains and the details of the
@@ -150,6 +169,9 @@ pub(crate) struct KernelState {
     /// shared-scratch fast path is not offered (a rule could write the
     /// scratch while an admission reads it).
     pub(crate) runs_js: bool,
+    /// Its slots in the thread's admission targets (`targets.rs`), freed
+    /// when it is dropped.
+    pub(crate) fast_slots: Vec<u32>,
 }
 
 pub(crate) type SharedKernel = Rc<RefCell<KernelState>>;
@@ -174,6 +196,7 @@ impl Drop for KernelState {
         if let Some(mut log) = self.log.take() {
             let _ = log.wal_mut().close();
         }
+        crate::targets::release(&self.fast_slots);
     }
 }
 
@@ -183,9 +206,14 @@ impl KernelState {
         self.route(d).map(|r| r.kernel)
     }
 
+    /// Fails unless domain `d` exists.
+    pub(crate) fn check_domain(&mut self, d: u32) -> Result<()> {
+        self.domain(d).map(|_| ())
+    }
+
     /// Where an admission into domain `d` goes: its kernel, and for domain
     /// 0 the replication gate and the log.
-    #[inline]
+    #[inline(always)]
     fn route(&mut self, d: u32) -> Result<Route<'_>> {
         if d == 0 {
             return Ok(Route {
@@ -204,7 +232,7 @@ impl KernelState {
         Ok(Route { kernel, gate: None, log: self.log.as_mut(), sync: None, pre: None, local_durable: None, tenant: Some(d - 1), closed: self.closed })
     }
 
-    #[inline]
+    #[inline(always)]
     fn status(&mut self, r: std::result::Result<(), AdmitError>) -> u32 {
         match r {
             Ok(()) => 0,
@@ -265,7 +293,7 @@ impl KernelState {
     pub(crate) fn admit_with_id(&mut self, domain: u32, id: &[u8], payload: &[u8], deps: &[u8]) -> Result<u32> {
         let id = id_of(id)?;
         let deps = deps_of(deps)?;
-        let r = self.admit_one(domain, Some(&id), deps, payload, |k| k.admit(&id, deps, payload), |_| ())?;
+        let r = self.admit_one(domain, Some(id), deps, payload, |k| k.admit(id, deps, payload), |_| ())?;
         Ok(self.status(r))
     }
 
@@ -354,7 +382,7 @@ struct Route<'a> {
 impl Route<'_> {
     /// Nothing wraps the kernel (no replication gate, log or sync, not
     /// closed): then [`Route::admit`] would only call it.
-    #[inline]
+    #[inline(always)]
     fn is_plain(&self) -> bool {
         self.gate.is_none() && self.log.is_none() && self.sync.is_none() && self.pre.is_none() && !self.closed
     }
@@ -466,6 +494,7 @@ fn build_state(env: &Env, cfg: &NativeKernelConfig, rules: &[Unknown<'_>]) -> Re
         durable_sync: Default::default(),
         sampler: Default::default(),
         runs_js: !rules.is_empty(),
+        fast_slots: Vec::new(),
     })
 }
 

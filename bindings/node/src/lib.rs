@@ -24,6 +24,7 @@ mod kernel;
 mod metrics;
 mod pack;
 mod sync;
+mod targets;
 
 use napi_derive::napi;
 
