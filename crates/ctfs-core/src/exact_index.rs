@@ -16,13 +16,18 @@
 //! **Huge pages.** Once the index holds [`HUGE_FROM`] ids, large table
 //! segments (rebuilt or cut from then on) come from a [`HugePool`] of 2 MiB
 //! blocks advised `MADV_HUGEPAGE` (Linux; the heap elsewhere), and from
-//! twice that many ids new arena chunks come from a second pool, so that the
-//! random bucket and arena reads of admission do not also pay a TLB miss.
+//! four times that many ids new arena chunks come from a second pool, so that
+//! the random bucket and arena reads of admission do not also pay a TLB miss.
 //! The pools are per index and freed with it; their blocks count whole in
 //! [`ExactIndex::memory_bytes`]. The thresholds keep each pool's partly used
 //! block (and the one faulted in ahead) within the 48-byte budget, and the
 //! table pool's free ranges are capped at one byte per id: measured peak
-//! 47.1–47.6 B per id from 100K to 10M ids (44–47 without huge pages).
+//! 47.4–47.8 B per id from 100K to 10M ids in six runs (44–47 without huge
+//! pages).
+//! The table's pool starts at 1M ids (it started at 2M, with the arena's at
+//! 4M): at a 1M-fact history, single 0-dep admissions went from 1.66–1.80×
+//! the hashbrown control to 1.26–1.67× (median 1.50×; five runs each, in
+//! interleaved pairs). Starting the arena's at 2M too reached 48.1 B per id.
 //! Each next block is faulted in ahead by a helper thread, and a segment or
 //! chunk that needs a block before it is ready goes to the heap, so no
 //! admission pays the first touch of a huge page (2–5 ms each on the
@@ -45,8 +50,14 @@ use crate::id_arena::IdArena;
 use table::{MAX_KEY, Table};
 
 /// From this many ids on, large table segments come from huge-page blocks,
-/// and from twice as many new arena chunks (see the module documentation).
-pub const HUGE_FROM: usize = 1 << 21;
+/// and from [`ARENA_HUGE_FACTOR`] times as many new arena chunks (see the
+/// module documentation).
+pub const HUGE_FROM: usize = 1 << 20;
+
+/// The arena's pool turns on at this many times [`HUGE_FROM`] ids (4M): with
+/// both pools' partly used and faulted-ahead blocks counted from 2M ids, the
+/// peak reached 48.1 B per id (measured twice); from 4M, 47.4–47.8 (six runs).
+const ARENA_HUGE_FACTOR: usize = 4;
 
 /// Ordinal `u32::MAX` is reserved.
 pub const MAX_ENTRIES: usize = u32::MAX as usize - 1;
@@ -66,7 +77,7 @@ pub struct ExactIndex {
     /// Holds the arena's and the table's huge-page slots; declared last, so
     /// it is dropped after them.
     pool: HugePool,
-    /// Holds the arena's chunks from twice `huge_from` ids on (apart from
+    /// Holds the arena's chunks from `ARENA_HUGE_FACTOR` × `huge_from` ids on (apart from
     /// the table's segments, so that permanent chunks do not pin the holes
     /// that segments leave, and packed exactly: 64 chunks per block).
     arena_pool: HugePool,
@@ -83,7 +94,7 @@ fn next_activation(n: usize, huge_from: usize) -> usize {
     if n < huge_from {
         huge_from
     } else {
-        match huge_from.checked_mul(2) {
+        match huge_from.checked_mul(ARENA_HUGE_FACTOR) {
             Some(at) if n < at => at,
             _ => usize::MAX,
         }
@@ -232,15 +243,15 @@ impl ExactIndex {
         Ok(ord)
     }
 
-    /// Turns the table's pool on at `huge_from` ids and the arena's at twice
-    /// that, and sets when to look again.
+    /// Turns the table's pool on at `huge_from` ids and the arena's at
+    /// `ARENA_HUGE_FACTOR` times that, and sets when to look again.
     #[cold]
     fn activate_pools(&mut self) {
         let n = self.ids.len();
         if n >= self.huge_from {
             self.pool.activate();
         }
-        if n / 2 >= self.huge_from {
+        if n / ARENA_HUGE_FACTOR >= self.huge_from {
             self.arena_pool.activate();
         }
         self.activate_at = next_activation(n, self.huge_from);
