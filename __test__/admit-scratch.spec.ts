@@ -185,6 +185,59 @@ test('a dropped kernel\'s handle names nothing, even once its slot is reused (ch
   t.log(out.reused ? 'the slot was reused by a new kernel' : 'the slot was not reused (the old kernel was not collected yet)')
 })
 
+test('worker threads each have their own functions, scratch and targets; one ending leaves the others admitting (child process)', (t) => {
+  const src = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'index.ts')).href
+  // Each thread: two kernels (one with a tenant), 20,000 single admissions
+  // with dependencies interleaved across them, then a batch; it reports the
+  // balances it reads back.
+  const work = `
+    const { Kernel, FactBatch, invariants } = await import(${JSON.stringify(src)})
+    const g = invariants.gCounter()
+    const run = (seed) => {
+      const a = new Kernel({ invariant: g }), b = new Kernel({ invariant: g }), x = b.tenant('x')
+      const ds = [a, b, x]
+      const last = ds.map((d) => d.admit(g.increment(1n)))
+      for (let i = 0; i < 20000; i++) {
+        const j = (i + seed) % 3
+        last[j] = ds[j].admit(g.increment(BigInt(j + 1)), { deps: [last[j]] })
+      }
+      const batch = new FactBatch()
+      for (let i = 0; i < 1000; i++) batch.add(g.increment(1n))
+      if (a.admitBatch(batch).admitted !== 1000) throw new Error('batch refused')
+      return ds.map((d) => String(d.read().sum))
+    }
+  `
+  const script = `
+    import { Worker } from 'node:worker_threads'
+    ${work}
+    const body = ${JSON.stringify(work)} + ' ; const { parentPort, workerData } = await import("node:worker_threads"); parentPort.postMessage(run(workerData))'
+    const start = (seed) => new Worker('(async () => {' + body + '})()', { eval: true, workerData: seed })
+    const result = (w) => new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject) })
+    const w1 = start(1), w2 = start(2)
+    const doomed = start(0)
+    setTimeout(() => doomed.terminate(), 50)
+    const main = run(0)
+    const [r1, r2] = await Promise.all([result(w1), result(w2)])
+    await doomed.terminate()
+    const after = run(1)
+    console.log(JSON.stringify({ main, r1, r2, after }))
+  `
+  const r = spawnSync(process.execPath, ['--import', '@oxc-node/core/register', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 })
+  t.is(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout) as Record<string, string[]>
+  // Thread with seed s: domain j gets 1 + the admissions i < 20000 with (i + s) % 3 == j, each adding j + 1; a gets the batch too.
+  const expected = (seed: number) =>
+    [0, 1, 2].map((j) => {
+      let n = 0
+      for (let i = 0; i < 20000; i++) if ((i + seed) % 3 === j) n++
+      return String(1 + n * (j + 1) + (j === 0 ? 1000 : 0))
+    })
+  t.deepEqual(out.main, expected(0))
+  t.deepEqual(out.r1, expected(1))
+  t.deepEqual(out.r2, expected(2))
+  t.deepEqual(out.after, expected(1))
+})
+
 test('payloads beyond the scratch take the slice path with the same rules', (t) => {
   const supply = supplyOf()
   const k = new Kernel({ invariant: supply, maxPayloadBytes: 4064 })
