@@ -91,7 +91,7 @@ test('a derived id from the scratch is the caller\'s own copy, and works as a de
   t.is(k.read().balance, 1006n)
 })
 
-test('tenants share the kernel\'s scratch without mixing their facts', (t) => {
+test('tenants share the scratch without mixing their facts', (t) => {
   const supply = supplyOf()
   const k = new Kernel({ invariant: supply })
   const x = k.tenant('x')
