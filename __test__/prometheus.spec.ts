@@ -116,10 +116,16 @@ function stop(c: ChildProcess): Promise<void> {
   })
 }
 
-/** A real Prometheus (temp config and data dir, random port on 127.0.0.1) scraping `targets` every 500 ms; fails the test if not ready in 15 s. */
+/**
+ * A real Prometheus (temp config and data dir, random port on 127.0.0.1)
+ * scraping `targets` every 500 ms; fails the test if not ready in 15 s. The
+ * port is picked free and released before Prometheus binds it, so another
+ * process can take it first: a Prometheus that exits before it is ready is
+ * started again on another port (twice at most), and the one answering must
+ * report our data directory (never another test's Prometheus).
+ */
 async function startPrometheus(t: ExecutionContext, prometheus: string, targets: string[]) {
   const dir = tempDir(t, 'ctfs-prom-')
-  const port = await freePort()
   const config = join(dir, 'prometheus.yml')
   writeFileSync(
     config,
@@ -138,24 +144,43 @@ async function startPrometheus(t: ExecutionContext, prometheus: string, targets:
   )
   const check = spawnSync(which('promtool') ?? 'promtool', ['check', 'config', config], { encoding: 'utf8' })
   t.is(check.status, 0, `promtool check config: ${check.stdout}${check.stderr}`)
-  const prom = spawn(
-    prometheus,
-    [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  )
-  t.teardown(() => stop(prom))
+  const data = join(dir, 'data')
   let log = ''
-  prom.stderr!.on('data', (c: Buffer) => (log += c.toString()))
-  const api = `http://127.0.0.1:${port}`
-  const ready = await until(15_000, async () => ((await httpGet(`${api}/-/ready`)).status === 200 ? true : undefined))
-  if (ready === undefined) throw new Error(`Prometheus not ready within 15 s: ${log}`)
-  const query = async (q: string) => {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const prom = spawn(prometheus, [`--config.file=${config}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    t.teardown(() => stop(prom))
+    prom.stderr!.on('data', (c: Buffer) => (log += c.toString()))
+    const api = `http://127.0.0.1:${port}`
+    // ours and ready, or undefined while not (yet)
+    const ours = async () => {
+      if ((await httpGet(`${api}/-/ready`)).status !== 200) return undefined
+      const flags = JSON.parse((await httpGet(`${api}/api/v1/status/flags`)).body) as { data?: Record<string, string> }
+      return flags.data?.['storage.tsdb.path'] === data ? true : undefined
+    }
+    const ready = await until(15_000, async () => {
+      if (prom.exitCode !== null || prom.signalCode !== null) return false
+      return ours()
+    })
+    if (ready === true) return { api, query: queryOf(api), log: () => log }
+    if (ready === false && attempt < 3) {
+      t.log(`Prometheus exited before it was ready on port ${port} (attempt ${attempt}); starting it on another port`)
+      continue
+    }
+    throw new Error(`Prometheus not ready within 15 s (attempt ${attempt}): ${log}`)
+  }
+}
+
+/** Runs an instant PromQL query against the Prometheus at `api`. */
+function queryOf(api: string) {
+  return async (q: string) => {
     const r = await httpGet(`${api}/api/v1/query?query=${encodeURIComponent(q)}`)
     const body = JSON.parse(r.body) as { status: string; data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> }; error?: string }
     if (body.status !== 'success') throw new Error(`${q}: ${body.error}`)
     return body.data!.result
   }
-  return { api, query, log: () => log }
 }
 
 test('a real Prometheus scrapes a ctfs process: admitted_total equals what it admitted, histogram_quantile is a number, every dashboard query runs', async (t) => {
