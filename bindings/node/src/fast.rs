@@ -429,11 +429,7 @@ impl NativeKernel {
     pub fn fast_target(&self, domain: u32) -> Result<f64> {
         let mut st = self.shared().try_borrow_mut().map_err(|_| crate::kernel::busy())?;
         st.check_domain(domain)?;
-        let registry = targets::registry();
-        let mut reg = registry.try_borrow_mut().map_err(|_| Error::new(Status::GenericFailure, "the admission targets are being updated"))?;
-        let (handle, slot) = reg.register(self.shared(), domain).ok_or_else(|| Error::new(Status::GenericFailure, "too many admission targets"))?;
-        st.fast_slots.push(slot);
-        Ok(handle)
+        targets::register(self.shared(), &mut st, domain).ok_or_else(|| Error::new(Status::GenericFailure, "no admission target free"))
     }
 
     /// Whether this kernel can admit from the shared scratch (it runs no

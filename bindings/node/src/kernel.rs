@@ -850,7 +850,7 @@ impl NativeKernel {
     pub fn contains(&self, domain: u32, id: &[u8]) -> Result<u32> {
         let id = id_of(id)?;
         self.with(|st| {
-            Ok(match st.domain(domain)?.contains(&id) {
+            Ok(match st.domain(domain)?.contains(id) {
                 Containment::No => 0,
                 Containment::Yes => 1,
                 Containment::Maybe => 2,
@@ -954,7 +954,7 @@ impl NativeKernel {
                 return Ok(st.status(Err(e)));
             }
             let mut host = crate::sync::StateHost { main: &mut st.main, replication: None, log: st.log.as_mut() };
-            let r = ctfs_sync::Host::admit_merge(&mut host, &id, deps, payload, ctfs_sync::Origin { node: 0, epoch: 0 }, 0);
+            let r = ctfs_sync::Host::admit_merge(&mut host, id, deps, payload, ctfs_sync::Origin { node: 0, epoch: 0 }, 0);
             Ok(st.status(r))
         })
     }

@@ -107,6 +107,16 @@ impl<K> Targets<K> {
     }
 }
 
+/// Registers domain `domain` of `kernel` in this thread's registry and
+/// returns its handle; the kernel keeps the slot, which [`release`] frees
+/// when it is dropped. `None` when the registry is being changed (never
+/// while JavaScript runs) or full.
+pub(crate) fn register(kernel: &Rc<RefCell<KernelState>>, st: &mut KernelState, domain: u32) -> Option<f64> {
+    let (handle, slot) = TARGETS.with(|t| t.try_borrow_mut().ok()?.register(kernel, domain))?;
+    st.fast_slots.push(slot);
+    Some(handle)
+}
+
 /// Frees `slots` in this thread's registry; a no-op once the thread's
 /// registry is gone (a kernel dropped during thread teardown).
 pub(crate) fn release(slots: &[u32]) {
