@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 
 import test from 'ava'
 
-import { writeKey } from '../src/cli/local-cluster.ts'
+import { onFreePorts, writeKey } from '../src/cli/local-cluster.ts'
 import { tempDir } from './helpers.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -116,4 +116,28 @@ test('ctfs node: a metrics port already taken is reported as such (the node clos
   t.is(r.code, 1, r.err)
   t.regex(r.err, /EADDRINUSE/)
   t.notRegex(r.err, /before initialization/)
+})
+
+test('onFreePorts: a start that finds a port taken runs again on new ports (three tries in all); other failures are not retried', async (t) => {
+  const seen: number[][] = []
+  const r = await onFreePorts(2, async (ports) => {
+    seen.push(ports)
+    if (seen.length < 3) throw new Error(seen.length === 1 ? `listen EADDRINUSE: address already in use 127.0.0.1:${ports[0]}` : 'bind: address already in use')
+    return ports
+  })
+  t.is(seen.length, 3)
+  t.deepEqual(r, seen[2])
+  t.true(seen.flat().every((p) => p > 0))
+  let tries = 0
+  await t.throwsAsync(onFreePorts(1, async () => {
+    tries++
+    throw new Error('listen EADDRINUSE')
+  }), { message: 'listen EADDRINUSE' })
+  t.is(tries, 3, 'gives up after three tries')
+  tries = 0
+  await t.throwsAsync(onFreePorts(1, async () => {
+    tries++
+    throw new Error('something else')
+  }), { message: 'something else' })
+  t.is(tries, 1)
 })

@@ -14,7 +14,7 @@ import { Registry } from 'prom-client'
 
 import { DurableKernel, FactBatch, Kernel, invariants } from '../src/index.ts'
 import { METRIC_NAMES, collectMetrics } from '../src/prometheus.ts'
-import { freePort, startCluster, writeKey } from '../src/cli/local-cluster.ts'
+import { onFreePorts, startCluster, writeKey } from '../src/cli/local-cluster.ts'
 import { tempDir } from './helpers.ts'
 import { MISSING_PROMETHEUS, parseExposition, which } from './prom-helpers.ts'
 
@@ -119,10 +119,9 @@ function stop(c: ChildProcess): Promise<void> {
 /**
  * A real Prometheus (temp config and data dir, random port on 127.0.0.1)
  * scraping `targets` every 500 ms; fails the test if not ready in 15 s. The
- * port is picked free and released before Prometheus binds it, so another
- * process can take it first: a Prometheus that exits before it is ready is
- * started again on another port (twice at most), and the one answering must
- * report our data directory (never another test's Prometheus).
+ * port comes from `onFreePorts` (started again on another port if it was
+ * taken before Prometheus bound it), and the Prometheus answering must report
+ * our data directory (never another test's Prometheus).
  */
 async function startPrometheus(t: ExecutionContext, prometheus: string, targets: string[]) {
   const dir = tempDir(t, 'ctfs-prom-')
@@ -145,32 +144,28 @@ async function startPrometheus(t: ExecutionContext, prometheus: string, targets:
   const check = spawnSync(which('promtool') ?? 'promtool', ['check', 'config', config], { encoding: 'utf8' })
   t.is(check.status, 0, `promtool check config: ${check.stdout}${check.stderr}`)
   const data = join(dir, 'data')
-  let log = ''
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
+  return onFreePorts(1, async ([port]) => {
     const prom = spawn(prometheus, [`--config.file=${config}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     t.teardown(() => stop(prom))
+    let log = ''
     prom.stderr!.on('data', (c: Buffer) => (log += c.toString()))
+    // 'close': exited, and its stderr read to the end (the reason is in `log`)
+    let closed = false
+    prom.once('close', () => (closed = true))
     const api = `http://127.0.0.1:${port}`
-    // ours and ready, or undefined while not (yet)
-    const ours = async () => {
+    // ready and ours; false once it has exited; undefined while not (yet)
+    const ready = await until(15_000, async () => {
+      if (closed) return false
       if ((await httpGet(`${api}/-/ready`)).status !== 200) return undefined
       const flags = JSON.parse((await httpGet(`${api}/api/v1/status/flags`)).body) as { data?: Record<string, string> }
       return flags.data?.['storage.tsdb.path'] === data ? true : undefined
-    }
-    const ready = await until(15_000, async () => {
-      if (prom.exitCode !== null || prom.signalCode !== null) return false
-      return ours()
     })
     if (ready === true) return { api, query: queryOf(api), log: () => log }
-    if (ready === false && attempt < 3) {
-      t.log(`Prometheus exited before it was ready on port ${port} (attempt ${attempt}); starting it on another port`)
-      continue
-    }
-    throw new Error(`Prometheus not ready within 15 s (attempt ${attempt}): ${log}`)
-  }
+    // (a port taken meanwhile: Prometheus exits at once with "address already in use", and onFreePorts starts it again)
+    throw new Error(ready === false ? `Prometheus exited before it was ready on port ${port}: ${log}` : `Prometheus not ready within 15 s: ${log}`)
+  })
 }
 
 /** Runs an instant PromQL query against the Prometheus at `api`. */

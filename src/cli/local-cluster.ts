@@ -22,6 +22,26 @@ export function freePort(): Promise<number> {
   })
 }
 
+/**
+ * Runs `start` on `n` ports from {@link freePort}, and again on new ones
+ * (twice at most) when it fails because one was taken meanwhile: a port is
+ * released before the process it is meant for binds it, so another process
+ * can take it first. `start` cleans up after itself when it fails; a port
+ * taken is an error whose message says `EADDRINUSE` or "address already in
+ * use" (Node's and Go's wording).
+ */
+export async function onFreePorts<T>(n: number, start: (ports: number[]) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = await Promise.all(Array.from({ length: n }, () => freePort()))
+    try {
+      return await start(ports)
+    } catch (e) {
+      if (attempt < 3 && e instanceof Error && /EADDRINUSE|address already in use/.test(e.message)) continue
+      throw e
+    }
+  }
+}
+
 /** Writes a fresh cluster key file in `dir`. */
 export function writeKey(dir: string): string {
   const path = join(dir, 'cluster.key')
@@ -186,8 +206,7 @@ export async function startCluster(o: {
   /** Ports to listen on (default: free ports); tests put proxies in between with `peerPort`. */
   ports?: number[]
 }): Promise<NodeProcess[]> {
-  for (let attempt = 1; ; attempt++) {
-    const ports = o.ports ?? (await Promise.all(Array.from({ length: o.n }, () => freePort())))
+  const start = async (ports: number[]) => {
     const all = ports.map((port, i) => ({ id: i + 1, port }))
     const nodes = all.map(
       ({ id, port }) =>
@@ -207,10 +226,8 @@ export async function startCluster(o: {
       return nodes
     } catch (e) {
       await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
-      // A port picked by freePort() is released before the node binds it, and
-      // another process can take it meanwhile: pick new ones (twice at most).
-      if (o.ports === undefined && attempt < 3 && e instanceof Error && e.message.includes('EADDRINUSE')) continue
       throw e
     }
   }
+  return o.ports !== undefined ? start(o.ports) : onFreePorts(o.n, start)
 }
