@@ -2,16 +2,12 @@
 // shared scratch (id, dependencies and payload copied there; two numbers
 // passed). These tests hold it to the slice-passing paths: same outcomes,
 // same state, whatever the sizes, the ids' memory and the tenants involved.
-import { spawnSync } from 'node:child_process'
-import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-
 import test from 'ava'
 import fc from 'fast-check'
 
 import { FactBatch, Kernel, invariants, isCtfsError, type FactId } from '../src/index.ts'
 import { native } from '../src/native.ts'
-import { snapshot } from './helpers.ts'
+import { runModule, snapshot, srcUrl } from './helpers.ts'
 
 const supplyOf = () => invariants.totalSupply({ initial: 1000n, min: 0n, max: 1_000_000n })
 
@@ -159,7 +155,7 @@ test('the shared functions refuse handles that name no live target, and a kernel
 })
 
 test('a dropped kernel\'s handle names nothing, even once its slot is reused (child process with gc)', (t) => {
-  const src = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'native.ts')).href
+  const src = srcUrl('native.ts')
   const script = `
     import { native } from ${JSON.stringify(src)}
     const fast = native.fastPath()
@@ -180,7 +176,7 @@ test('a dropped kernel\'s handle names nothing, even once its slot is reused (ch
     const refused = refusedNow()
     console.log(JSON.stringify({ gone, refused, reused: targets.some((x) => x % 2 ** 32 === stale % 2 ** 32), admitted: fresh.map((k) => k.stats(0).admitted) }))
   `
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', '@oxc-node/core/register', '--input-type=module', '-e', script], { encoding: 'utf8' })
+  const r = runModule(script, { gc: true })
   t.is(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout) as { gone: boolean; refused: boolean; reused: boolean; admitted: number[] }
   t.true(out.gone, 'the dropped kernel was collected and its handle refused')
@@ -190,7 +186,7 @@ test('a dropped kernel\'s handle names nothing, even once its slot is reused (ch
 })
 
 test('worker threads each have their own functions, scratch and targets; one ending leaves the others admitting (child process)', (t) => {
-  const src = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'index.ts')).href
+  const src = srcUrl('index.ts')
   // Each thread: two kernels (one with a tenant), 20,000 single admissions
   // with dependencies interleaved across them, then a batch; it reports the
   // balances it reads back.
@@ -226,7 +222,7 @@ test('worker threads each have their own functions, scratch and targets; one end
     const after = run(1)
     console.log(JSON.stringify({ main, r1, r2, after }))
   `
-  const r = spawnSync(process.execPath, ['--import', '@oxc-node/core/register', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 })
+  const r = runModule(script, { timeout: 120_000 })
   t.is(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout) as Record<string, string[]>
   // Thread with seed s: domain j gets 1 + the admissions i < 20000 with (i + s) % 3 == j, each adding j + 1; a gets the batch too.
@@ -255,7 +251,7 @@ test('payloads beyond the scratch take the slice path with the same rules', (t) 
 test('kernels with a scratch are released by gc: the scratch, its ArrayBuffer and the functions finalize cleanly', async (t) => {
   // A child process, so that a bad finalizer shows as a crash here instead of
   // taking the test runner down.
-  const src = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'index.ts')).href
+  const src = srcUrl('index.ts')
   const script = `
     import { Kernel, invariants } from ${JSON.stringify(src)}
     const g = invariants.gCounter()
@@ -274,7 +270,7 @@ test('kernels with a scratch are released by gc: the scratch, its ArrayBuffer an
     for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 10)) }
     console.log(admitted)
   `
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', '@oxc-node/core/register', '--input-type=module', '-e', script], { encoding: 'utf8' })
+  const r = runModule(script, { gc: true })
   t.is(r.signal, null, r.stderr)
   t.is(r.status, 0, r.stderr)
   t.is(r.stdout.trim(), String(20 * 25 * 21))

@@ -1,7 +1,9 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import type { ExecutionContext } from 'ava'
 
@@ -41,4 +43,19 @@ export function tempDir(t: ExecutionContext, prefix = 'ctfs-test-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix))
   t.teardown(() => rmSync(d, { recursive: true, force: true }))
   return d
+}
+
+/** The `file:` URL of `src/<path>`, for scripts that a child process imports. */
+export function srcUrl(path: string): string {
+  return pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'src', path)).href
+}
+
+/**
+ * Runs `code` as an ES module in a child Node that loads TypeScript (so a
+ * crash there fails the test instead of the runner); `gc` exposes
+ * `globalThis.gc`.
+ */
+export function runModule(code: string, o: { gc?: boolean; cwd?: string; timeout?: number } = {}): SpawnSyncReturns<string> {
+  const args = [...(o.gc === true ? ['--expose-gc'] : []), '--import', '@oxc-node/core/register', '--input-type=module', '-e', code]
+  return spawnSync(process.execPath, args, { encoding: 'utf8', ...(o.cwd !== undefined ? { cwd: o.cwd } : {}), ...(o.timeout !== undefined ? { timeout: o.timeout } : {}) })
 }

@@ -14,6 +14,7 @@ import { connect, headers as natsHeaders, RetentionPolicy, type JetStreamManager
 import { freePort } from '../src/cli/local-cluster.ts'
 import { Kernel, invariants, replicate, type ClusterNode, type InvariantSpec } from '../src/index.ts'
 import { natsTransport } from '../src/nats.ts'
+import { runModule } from './helpers.ts'
 import { NatsServer } from './nats-server.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -242,7 +243,7 @@ test("the main entry does not load the nats client; 'ctfs/nats' is a subpath exp
     const afterMain = loaded()
     await import('nats')
     console.log(JSON.stringify({ afterMain, afterNats: loaded() }))`
-  const r = spawnSync(process.execPath, ['--import', '@oxc-node/core/register', '--input-type=module', '-e', code], { cwd: root, encoding: 'utf8' })
+  const r = runModule(code, { cwd: root })
   t.is(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { afterMain: number; afterNats: number }
   t.is(out.afterMain, 0)
