@@ -8,7 +8,10 @@
 //! page pool, and the chunk pointers of 10M ids still take only 80 KB.) An id's *ordinal* (u32) is its
 //! position in this arena.
 //!
-//! Chunks come from the heap, or, when the caller passes an active
+//! Chunks come from the heap; from [`CARVE_FROM`] chunks on they are carved
+//! from mappings instead, each next chunk faulted in ahead by a helper
+//! thread, so that admissions neither `malloc` nor fault (see
+//! [`crate::prefault`]); and when the caller passes an active
 //! [`HugePool`] to [`IdArena::push_in`] (the exact index does once it holds
 //! [`crate::exact_index::HUGE_FROM`] ids), from its 2 MiB huge-page blocks,
 //! so that a dependency's random read of an old id does not also pay a TLB
@@ -18,26 +21,48 @@
 
 use crate::fact::FactId;
 use crate::huge_pages::HugePool;
+use crate::prefault::Reservation;
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: u32 = (CHUNK as u32) - 1;
+const CHUNK_BYTES: usize = CHUNK * FactId::LEN;
+/// Chunks are carved from mappings, each next one faulted in ahead, once the
+/// arena has this many (64K ids, 2 MiB): one tenant among thousands keeps a
+/// chunk of its own on the heap, and the chunk faulted in ahead (32 KiB)
+/// costs at most half a byte per id.
+const CARVE_FROM: usize = 64;
+/// One mapping per 64 chunks (2 MiB of address space; only the chunks carved
+/// and the one ahead are ever touched).
+const RESERVATION_BYTES: usize = 64 * CHUNK_BYTES;
 
 #[derive(Default)]
 pub struct IdArena {
-    /// Start of each chunk: `first`'s buffer, a heap chunk or a pool slot.
+    /// Start of each chunk: `first`'s buffer, a heap chunk, a chunk carved
+    /// from `carved` or a pool slot.
     ptrs: Vec<*mut FactId>,
     /// Chunk 0 (grows by doubling up to `CHUNK`).
     first: Vec<FactId>,
     /// Heap chunks 1.. (capacity `CHUNK`, length 0: written through `ptrs`);
-    /// the other chunks past the first are pool slots of exactly a chunk.
+    /// the other chunks past the first are carved or pool slots of exactly a
+    /// chunk.
     heap: Vec<Vec<FactId>>,
+    /// Mappings that chunks are carved from in order, from [`CARVE_FROM`]
+    /// chunks until the pool takes over (see [`crate::prefault`]).
+    carved: Vec<Reservation>,
+    /// Bytes carved from the last mapping.
+    carved_bytes: usize,
+    /// Chunks carved, in all mappings.
+    carved_chunks: usize,
+    /// Whether the chunk after the last carved one was asked to be faulted
+    /// in (it is resident, so counted, from then on).
+    ahead: bool,
     len: usize,
 }
 
-// SAFETY: the pointers lead to memory owned by this arena (`first`, `heap`)
-// or by the pool its owner keeps beside it; the arena mutates it only
-// through `&mut self`, so sharing `&IdArena` across threads only reads.
+// SAFETY: the pointers lead to memory owned by this arena (`first`, `heap`,
+// `carved`) or by the pool its owner keeps beside it; the arena mutates it
+// only through `&mut self`, so sharing `&IdArena` across threads only reads.
 unsafe impl Send for IdArena {}
 // SAFETY: as above.
 unsafe impl Sync for IdArena {}
@@ -98,15 +123,55 @@ impl IdArena {
 
     #[cold]
     fn new_chunk(&mut self, pool: Option<&mut HugePool>) {
-        let bytes = CHUNK * FactId::LEN;
-        if let Some(s) = pool.and_then(|p| p.alloc_exact(bytes)) {
-            debug_assert!(s.bytes() == bytes && (s.as_ptr() as usize).is_multiple_of(std::mem::align_of::<FactId>()));
+        if let Some(s) = pool.and_then(|p| p.alloc_exact(CHUNK_BYTES)) {
+            debug_assert!(s.bytes() == CHUNK_BYTES && (s.as_ptr() as usize).is_multiple_of(std::mem::align_of::<FactId>()));
             self.ptrs.push(s.as_ptr() as *mut FactId);
+        } else if let Some(p) = self.carve() {
+            self.ptrs.push(p);
         } else {
             let mut v: Vec<FactId> = Vec::with_capacity(CHUNK);
             self.ptrs.push(v.as_mut_ptr());
             self.heap.push(v);
         }
+    }
+
+    /// The next chunk from the reservations (from [`CARVE_FROM`] chunks on),
+    /// with the chunk after it asked to be faulted in ahead (see
+    /// [`crate::prefault`]); `None` below that, or where nothing can be
+    /// mapped (the heap is used).
+    fn carve(&mut self) -> Option<*mut FactId> {
+        if self.ptrs.len() < CARVE_FROM {
+            return None;
+        }
+        if self.carved.is_empty() || self.carved_bytes == RESERVATION_BYTES {
+            self.map_reservation()?;
+        }
+        let base = self.carved.last()?.as_ptr();
+        // SAFETY: carved_bytes + CHUNK_BYTES <= RESERVATION_BYTES (both are
+        // multiples of CHUNK_BYTES), so the chunk lies inside the mapping.
+        let chunk = unsafe { base.add(self.carved_bytes) } as *mut FactId;
+        self.carved_bytes += CHUNK_BYTES;
+        self.carved_chunks += 1;
+        // The next chunk: further in this mapping, or at the start of the
+        // next one, mapped now (one mapping per 64 chunks).
+        if self.carved_bytes == RESERVATION_BYTES && self.map_reservation().is_none() {
+            return Some(chunk);
+        }
+        if let Some(r) = self.carved.last() {
+            // SAFETY: carved_bytes < RESERVATION_BYTES here: the next chunk
+            // lies inside the last mapping.
+            crate::prefault::populate_later(unsafe { r.as_ptr().add(self.carved_bytes) }, CHUNK_BYTES);
+            self.ahead = true;
+        }
+        Some(chunk)
+    }
+
+    /// Maps a new reservation and makes it the one carved next.
+    fn map_reservation(&mut self) -> Option<()> {
+        let r = Reservation::new(RESERVATION_BYTES)?;
+        self.carved.push(r);
+        self.carved_bytes = 0;
+        Some(())
     }
 
     /// The id at `ord`. Panics when out of range: ordinals come from `push`.
@@ -138,17 +203,19 @@ impl IdArena {
         (0..self.len as u32).map(|o| self.get(o))
     }
 
-    /// Heap bytes held (capacity, not length), pool slots excluded (the
-    /// pool counts its blocks whole).
+    /// Bytes held: heap capacity (not length), and the carved chunks with the
+    /// one faulted in ahead (the rest of a mapping is never touched); pool
+    /// slots excluded (the pool counts its blocks whole).
     pub fn memory_bytes(&self) -> usize {
-        (self.first.capacity() + self.heap.len() * CHUNK) * FactId::LEN
+        (self.first.capacity() + (self.heap.len() + self.carved_chunks + usize::from(self.ahead)) * CHUNK) * FactId::LEN
             + self.heap.capacity() * std::mem::size_of::<Vec<FactId>>()
+            + self.carved.capacity() * std::mem::size_of::<Reservation>()
             + self.ptrs.capacity() * std::mem::size_of::<*mut FactId>()
     }
 
     /// Bytes of pool slots holding chunks.
     pub fn pooled_bytes(&self) -> usize {
-        (self.ptrs.len().saturating_sub(1) - self.heap.len()) * CHUNK * FactId::LEN
+        (self.ptrs.len().saturating_sub(1) - self.heap.len() - self.carved_chunks) * CHUNK_BYTES
     }
 }
 
@@ -183,6 +250,47 @@ mod tests {
         // Only the newest chunk has room left, and never more than a chunk.
         assert!(a.memory_bytes() <= (a.len() + CHUNK) * 32 + 1024);
         assert!(a.heap.iter().all(|c| c.capacity() == CHUNK));
+    }
+}
+
+#[cfg(test)]
+mod carve_tests {
+    use super::*;
+
+    fn fid(i: u32) -> FactId {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_le_bytes());
+        b[31] = 0xA5;
+        FactId(b)
+    }
+
+    #[test]
+    fn chunks_past_carve_from_are_carved_and_counted() {
+        // 63 heap chunks after the first, then 70 carved: the second mapping
+        // is mapped when the first is used up.
+        let chunks = CARVE_FROM + 70;
+        let n = (chunks * CHUNK + 5) as u32;
+        let mut a = IdArena::new();
+        for i in 0..n {
+            assert_eq!(a.push(fid(i)), i);
+        }
+        assert!((0..n).all(|i| a.get(i) == &fid(i)));
+        assert!(a.iter().eq((0..n).map(fid).collect::<Vec<_>>().iter()));
+        assert_eq!(a.heap.len(), CARVE_FROM - 1);
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(a.carved_chunks, chunks + 1 - CARVE_FROM);
+            assert_eq!(a.carved.len(), 2);
+            assert!(a.ahead);
+            // Every chunk counted once, plus the one faulted in ahead.
+            let chunk_bytes = (CHUNK + (a.heap.len() + a.carved_chunks + 1) * CHUNK) * 32;
+            assert!(a.memory_bytes() >= chunk_bytes && a.memory_bytes() < chunk_bytes + 8192, "{}", a.memory_bytes());
+            assert_eq!(a.pooled_bytes(), 0);
+        }
+        // A clone is a deep copy that outlives the original's mappings.
+        let c = a.clone();
+        drop(a);
+        assert!((0..n).all(|i| c.get(i) == &fid(i)));
     }
 }
 

@@ -41,6 +41,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod multi;
 pub mod precise;
+mod prefault;
 pub mod replica;
 pub mod state;
 pub mod tenant;
