@@ -109,7 +109,7 @@ mod linux {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, OnceLock};
     use std::thread::Thread;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     const PAGE: usize = 4096;
 
@@ -120,34 +120,40 @@ mod linux {
     /// Set while the helper is parked until a request wakes it.
     static PARKED: AtomicBool = AtomicBool::new(false);
 
-    /// Polls while requests keep coming: 64 polls 100 µs apart, then 64 a
-    /// millisecond apart, then it parks. A request only pushes to the queue
-    /// (no system call) unless the helper is parked: waking a thread on the
-    /// other core costs the requester several µs on a VM (an IPI), which
-    /// was measured as a 2 µs+ admission at every chunk start when each
-    /// request woke the helper.
-    const FAST_POLLS: u32 = 64;
-    const SLOW_POLLS: u32 = 128;
+    /// Polls while requests keep coming, about twice per interval between
+    /// requests (a moving average, within [`MIN_POLL`, `MAX_POLL`]), and
+    /// parks once none came for [`PARK_AFTER`] such intervals (and at least
+    /// [`PARK_AFTER_MIN`]). A request only pushes to the queue (no system
+    /// call) unless the helper is parked: waking a thread on the other core
+    /// costs the requester several µs on a VM (an IPI), which was measured
+    /// as a 2 µs+ admission at every chunk start when each request woke the
+    /// helper. Polling at a fixed 100 µs instead woke it ~10,000 times a
+    /// second under durable batches and worsened their ack p99 (the log
+    /// writer shares the two cores).
+    const MIN_POLL: Duration = Duration::from_micros(100);
+    const MAX_POLL: Duration = Duration::from_millis(5);
+    const PARK_AFTER: u32 = 64;
+    const PARK_AFTER_MIN: Duration = Duration::from_millis(50);
 
     fn helper_loop() {
-        let mut idle = 0u32;
         // Swapped with the queue, so that neither side allocates once warm.
         let mut work: Vec<(usize, usize)> = Vec::new();
+        let mut interval = MAX_POLL;
+        let mut last = Instant::now();
         loop {
             std::mem::swap(&mut work, &mut *QUEUE.lock().unwrap_or_else(|e| e.into_inner()));
+            let now = Instant::now();
             if !work.is_empty() {
-                idle = 0;
+                interval = (interval * 3 + (now - last).min(MAX_POLL * 2)) / 4;
+                last = now;
                 for &(addr, len) in &work {
                     populate(addr, len);
                 }
                 work.clear();
                 continue;
             }
-            idle += 1;
-            if idle <= FAST_POLLS {
-                std::thread::sleep(Duration::from_micros(100));
-            } else if idle <= SLOW_POLLS {
-                std::thread::sleep(Duration::from_millis(1));
+            if now - last < (interval * PARK_AFTER).max(PARK_AFTER_MIN) {
+                std::thread::sleep((interval / 2).clamp(MIN_POLL, MAX_POLL));
             } else {
                 PARKED.store(true, Ordering::SeqCst);
                 // A request pushed before the flag was set is seen here; one
@@ -156,7 +162,10 @@ mod linux {
                     std::thread::park();
                 }
                 PARKED.store(false, Ordering::SeqCst);
-                idle = 0;
+                // The first request after a pause is served at once; the
+                // interval is measured again from it.
+                interval = MAX_POLL;
+                last = Instant::now();
             }
         }
     }
