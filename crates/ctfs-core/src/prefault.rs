@@ -20,11 +20,14 @@
 //! 5.14+). Faulting a chunk with one call on the admitting thread instead
 //! made every chunk start a 2 µs+ admission, and waking the helper at every
 //! request did too (an IPI to the other core costs the requester several µs
-//! on a VM), so the helper polls while requests keep coming and parks when
-//! they stop.
+//! on a VM), so the helper polls while requests keep coming (about twice
+//! per interval between them) and parks when they stop.
 //!
 //! Populating changes no content, so it is harmless whenever it runs: a
-//! chunk used before the helper reached it faults as usual. Elsewhere than
+//! chunk used before the helper reached it faults as usual, and a request
+//! served after its mapping was unmapped fails, or faults in pages of
+//! whatever mapping took that address since (memory, never content; a
+//! window of one poll interval). Elsewhere than
 //! Linux, or when the helper cannot be started, nothing is done and pages
 //! fault on first touch; without `mmap` the arena keeps using the heap.
 
