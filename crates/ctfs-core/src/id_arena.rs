@@ -22,6 +22,7 @@
 use crate::fact::FactId;
 use crate::huge_pages::HugePool;
 use crate::prefault::Reservation;
+use std::sync::Arc;
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -49,7 +50,7 @@ pub struct IdArena {
     heap: Vec<Vec<FactId>>,
     /// Mappings that chunks are carved from in order, from [`CARVE_FROM`]
     /// chunks until the pool takes over (see [`crate::prefault`]).
-    carved: Vec<Reservation>,
+    carved: Vec<Arc<Reservation>>,
     /// Bytes carved from the last mapping.
     carved_bytes: usize,
     /// Chunks carved, in all mappings.
@@ -158,9 +159,7 @@ impl IdArena {
             return Some(chunk);
         }
         if let Some(r) = self.carved.last() {
-            // SAFETY: carved_bytes < RESERVATION_BYTES here: the next chunk
-            // lies inside the last mapping.
-            crate::prefault::populate_later(unsafe { r.as_ptr().add(self.carved_bytes) }, CHUNK_BYTES);
+            crate::prefault::populate_later(r, self.carved_bytes, CHUNK_BYTES);
             self.ahead = true;
         }
         Some(chunk)
@@ -169,7 +168,7 @@ impl IdArena {
     /// Maps a new reservation and makes it the one carved next.
     fn map_reservation(&mut self) -> Option<()> {
         let r = Reservation::new(RESERVATION_BYTES)?;
-        self.carved.push(r);
+        self.carved.push(Arc::new(r));
         self.carved_bytes = 0;
         Some(())
     }
@@ -209,7 +208,8 @@ impl IdArena {
     pub fn memory_bytes(&self) -> usize {
         (self.first.capacity() + (self.heap.len() + self.carved_chunks + usize::from(self.ahead)) * CHUNK) * FactId::LEN
             + self.heap.capacity() * std::mem::size_of::<Vec<FactId>>()
-            + self.carved.capacity() * std::mem::size_of::<Reservation>()
+            + self.carved.len() * (std::mem::size_of::<Reservation>() + 2 * std::mem::size_of::<usize>())
+            + self.carved.capacity() * std::mem::size_of::<Arc<Reservation>>()
             + self.ptrs.capacity() * std::mem::size_of::<*mut FactId>()
     }
 

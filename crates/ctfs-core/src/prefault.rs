@@ -24,21 +24,23 @@
 //! per interval between them) and parks when they stop.
 //!
 //! Populating changes no content, so it is harmless whenever it runs: a
-//! chunk used before the helper reached it faults as usual, and a request
-//! served after its mapping was unmapped fails, or faults in pages of
-//! whatever mapping took that address since (memory, never content; a
-//! window of one poll interval). Elsewhere than
+//! chunk used before the helper reached it faults as usual. A request holds
+//! its reservation (an `Arc`), so the mapping outlives every request made
+//! on it: the helper never touches an address that was unmapped or reused.
+//! Elsewhere than
 //! Linux, or when the helper cannot be started, nothing is done and pages
 //! fault on first touch; without `mmap` the arena keeps using the heap.
 
-/// Asks the helper thread to fault in the pages of `[ptr, ptr + len)`,
-/// rounded out to whole 4 KiB pages (which lie in the same mapping). Returns
-/// at once; at most one wake-up of the helper per call.
-pub fn populate_later(ptr: *mut u8, len: usize) {
+/// Asks the helper thread to fault in the pages of `len` bytes at `offset`
+/// in `r` (clamped to the reservation, rounded out to whole 4 KiB pages).
+/// Returns at once, without a system call unless the helper is parked.
+pub fn populate_later(r: &std::sync::Arc<Reservation>, offset: usize, len: usize) {
+    let offset = offset.min(r.len);
+    let len = len.min(r.len - offset);
     #[cfg(target_os = "linux")]
-    linux::request(ptr as usize, len);
+    linux::request(std::sync::Arc::clone(r), offset, len);
     #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, len);
+    let _ = (offset, len);
 }
 
 /// An address range mapped for later use, of which only the pages touched
@@ -110,14 +112,16 @@ impl Drop for Reservation {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Mutex, OnceLock};
+    use super::Reservation;
+    use std::sync::{Arc, Mutex, OnceLock};
     use std::thread::Thread;
     use std::time::{Duration, Instant};
 
     const PAGE: usize = 4096;
 
-    /// Ranges waiting for the helper.
-    static QUEUE: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+    /// Ranges waiting for the helper; each holds its mapping alive.
+    type Request = (Arc<Reservation>, usize, usize);
+    static QUEUE: Mutex<Vec<Request>> = Mutex::new(Vec::new());
     /// The helper (`None` when its thread could not be started).
     static HELPER: OnceLock<Option<Thread>> = OnceLock::new();
     /// Set while the helper is parked until a request wakes it.
@@ -140,7 +144,7 @@ mod linux {
 
     fn helper_loop() {
         // Swapped with the queue, so that neither side allocates once warm.
-        let mut work: Vec<(usize, usize)> = Vec::new();
+        let mut work: Vec<Request> = Vec::new();
         let mut interval = MAX_POLL;
         let mut last = Instant::now();
         loop {
@@ -149,10 +153,9 @@ mod linux {
             if !work.is_empty() {
                 interval = (interval * 3 + (now - last).min(MAX_POLL * 2)) / 4;
                 last = now;
-                for &(addr, len) in &work {
-                    populate(addr, len);
+                for (r, offset, len) in work.drain(..) {
+                    populate(r.as_ptr() as usize + offset, len);
                 }
-                work.clear();
                 continue;
             }
             if now - last < (interval * PARK_AFTER).max(PARK_AFTER_MIN) {
@@ -173,7 +176,7 @@ mod linux {
         }
     }
 
-    pub(super) fn request(addr: usize, len: usize) {
+    pub(super) fn request(r: Arc<Reservation>, offset: usize, len: usize) {
         if len == 0 {
             return;
         }
@@ -182,7 +185,7 @@ mod linux {
             spawned.ok().map(|h| h.thread().clone())
         });
         let Some(helper) = helper else { return };
-        QUEUE.lock().unwrap_or_else(|e| e.into_inner()).push((addr, len));
+        QUEUE.lock().unwrap_or_else(|e| e.into_inner()).push((r, offset, len));
         if PARKED.load(Ordering::SeqCst) {
             helper.unpark();
         }
@@ -195,10 +198,10 @@ mod linux {
             return;
         };
         if end > start {
-            // SAFETY: madvise takes any address range; MADV_POPULATE_WRITE
-            // only faults in pages of writable private mappings, changing no
-            // content, and fails (ignored) on anything else or on kernels
-            // before 5.14.
+            // SAFETY: the range lies in a live reservation (the request
+            // holds it) or in memory the caller owns; MADV_POPULATE_WRITE
+            // only faults pages in, changing no content, and fails (ignored)
+            // on kernels before 5.14.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
         }
     }
@@ -257,32 +260,35 @@ mod linux {
 
         #[test]
         fn the_helper_faults_in_what_was_asked_and_nothing_more() {
-            // Requests are served in order: once this one is done, no request
-            // of another test, for a mapping since unmapped, can land in the
-            // reservation below.
-            let flush = crate::prefault::Reservation::new(PAGE).expect("mmap");
-            super::super::populate_later(flush.as_ptr(), PAGE);
-            wait_resident(flush.as_ptr(), PAGE);
-            let r = crate::prefault::Reservation::new(16 * PAGE).expect("mmap");
+            let r = Arc::new(Reservation::new(16 * PAGE).expect("mmap"));
             assert_eq!(resident(r.as_ptr(), 16 * PAGE), 0, "a reservation takes no memory until used");
             // Pages 4..12, asked from the middle of page 4 to the middle of page 11.
-            // SAFETY: inside the reservation.
-            super::super::populate_later(unsafe { r.as_ptr().add(4 * PAGE + 100) }, 7 * PAGE);
+            super::super::populate_later(&r, 4 * PAGE + 100, 7 * PAGE);
             // SAFETY: inside the reservation.
             wait_resident(unsafe { r.as_ptr().add(4 * PAGE) }, 8 * PAGE);
             assert_eq!(resident(r.as_ptr(), 16 * PAGE), 8, "only the pages asked for");
             // SAFETY: inside the reservation, which is zero-filled.
             assert_eq!(unsafe { r.as_ptr().add(5 * PAGE).read() }, 0);
+            // Past the end: clamped to the reservation.
+            super::super::populate_later(&r, 14 * PAGE, usize::MAX);
+            super::super::populate_later(&r, usize::MAX, 1);
+            // SAFETY: inside the reservation.
+            wait_resident(unsafe { r.as_ptr().add(14 * PAGE) }, 2 * PAGE);
+            assert_eq!(resident(r.as_ptr(), 16 * PAGE), 10);
         }
 
         #[test]
-        fn requests_are_harmless_on_any_range() {
-            super::super::populate_later(std::ptr::null_mut(), 4096);
-            super::super::populate_later(8 as *mut u8, usize::MAX - 16);
-            let mut v = vec![3u8; 64 << 10];
-            super::super::populate_later(v.as_mut_ptr(), v.len());
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            assert!(v.iter().all(|&b| b == 3));
+        fn a_request_keeps_its_mapping_alive() {
+            let r = Arc::new(Reservation::new(64 * PAGE).expect("mmap"));
+            let weak = Arc::downgrade(&r);
+            super::super::populate_later(&r, 0, 64 * PAGE);
+            drop(r);
+            // Unmapped once the helper has served (and dropped) the request.
+            let t = std::time::Instant::now();
+            while weak.upgrade().is_some() {
+                assert!(t.elapsed() < std::time::Duration::from_secs(10), "the request was never served");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
     }
 }
