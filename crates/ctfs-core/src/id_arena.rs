@@ -154,7 +154,9 @@ impl IdArena {
         self.carved_bytes += CHUNK_BYTES;
         self.carved_chunks += 1;
         // The next chunk: further in this mapping, or at the start of the
-        // next one, mapped now (one mapping per 64 chunks).
+        // next one, mapped now (one mapping per 64 chunks). The chunk faulted
+        // in ahead, if any, is the one just carved.
+        self.ahead = false;
         if self.carved_bytes == RESERVATION_BYTES && self.map_reservation().is_none() {
             return Some(chunk);
         }
@@ -276,9 +278,9 @@ mod carve_tests {
         }
         assert!((0..n).all(|i| a.get(i) == &fid(i)));
         assert!(a.iter().eq((0..n).map(fid).collect::<Vec<_>>().iter()));
-        assert_eq!(a.heap.len(), CARVE_FROM - 1);
         #[cfg(target_os = "linux")]
         {
+            assert_eq!(a.heap.len(), CARVE_FROM - 1);
             assert_eq!(a.carved_chunks, chunks + 1 - CARVE_FROM);
             assert_eq!(a.carved.len(), 2);
             assert!(a.ahead);

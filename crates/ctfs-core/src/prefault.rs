@@ -27,13 +27,14 @@
 //! chunk used before the helper reached it faults as usual. A request holds
 //! its reservation (an `Arc`), so the mapping outlives every request made
 //! on it: the helper never touches an address that was unmapped or reused.
-//! Elsewhere than
-//! Linux, or when the helper cannot be started, nothing is done and pages
-//! fault on first touch; without `mmap` the arena keeps using the heap.
+//! Elsewhere than Linux, or when the helper cannot be started, nothing is
+//! done and pages fault on first touch; without `mmap` the arena keeps using
+//! the heap.
 
 /// Asks the helper thread to fault in the pages of `len` bytes at `offset`
 /// in `r` (clamped to the reservation, rounded out to whole 4 KiB pages).
-/// Returns at once, without a system call unless the helper is parked.
+/// Returns at once: no system call unless the helper is parked (or, at the
+/// process's first request, not started yet).
 pub fn populate_later(r: &std::sync::Arc<Reservation>, offset: usize, len: usize) {
     let offset = offset.min(r.len);
     let len = len.min(r.len - offset);
@@ -111,8 +112,8 @@ impl Drop for Reservation {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use super::Reservation;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
     use std::thread::Thread;
     use std::time::{Duration, Instant};
