@@ -8,6 +8,8 @@
 //   npm run bench:durable -- --only recovery     # or --only durable
 //   npm run bench:durable -- --only durable --trace  # where each ack's time goes (see traceReport)
 //   npm run bench:durable -- --only durable --modes batch  # rows: single (admitDurable), pipeline, batch (admitBatchDurable)
+//   npm run bench:durable -- --only durable --segment-mib 64  # log segment size (default 1 MiB, so that runs cross
+//                                                             # many rolls; the kernel's own default is 64 MiB)
 //
 // durable: facts/s, facts per fsync (from durability.batches) and ack
 // latency p50/p99 of admitDurable with 1, 8 and 64 concurrent producers (a
@@ -42,6 +44,7 @@ const { values } = parseArgs({
     trace: { type: 'boolean', default: false },
     backends: { type: 'string' },
     modes: { type: 'string' },
+    'segment-mib': { type: 'string', default: '1' },
   },
 })
 const tracing = values.trace === true
@@ -51,6 +54,9 @@ const jsonPath = values.json ?? process.env.CTFS_BENCH_JSON
 const baseDir = values.dir ?? tmpdir()
 const recoverySizes = (values.recovery ?? (quick ? '200000' : '1000000,10000000')).split(',').map((s) => Number(s.replace(/_/g, '')))
 const supply = invariants.totalSupply()
+const segmentMib = Number(values['segment-mib'])
+if (!Number.isInteger(segmentMib) || segmentMib < 1) throw new Error(`--segment-mib wants a whole number of MiB, got ${values['segment-mib']}`)
+const segmentBytes = segmentMib * 2 ** 20
 const progress = (s: string): void => void process.stderr.write(`  … ${s}\n`)
 
 function fsType(dir: string): string {
@@ -248,8 +254,8 @@ type Lane = (count: number, lat: number[] | null) => Promise<void>
 
 /**
  * The harness of the lane-based rows: opens a durable kernel in a scratch
- * directory (1 MiB segments, so that the run crosses many segment rolls:
- * steady state, rule 2), lets `makeLane` build the lane, runs `lanes` lanes
+ * directory (1 MiB segments by default, so that the run crosses many segment
+ * rolls: steady state, rule 2; `--segment-mib`), lets `makeLane` build the lane, runs `lanes` lanes
  * of `warmupPerLane` untimed, then of `perLane` timed (traced with
  * `--trace`: `facts` receives (call ns, seq, resumed ns) triples), and
  * returns the row; closes the kernel and removes the directory.
@@ -261,7 +267,7 @@ async function laneRun(
   makeLane: (k: DurableKernel<typeof supply>, facts: number[]) => { lane: Lane; errors: () => number },
 ): Promise<DurableRow> {
   const dir = scratch(`${name}-${backend}`)
-  const k = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes: 1 << 20 })
+  const k = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes })
   const facts: number[] = []
   const { lane, errors } = makeLane(k, facts)
   try {
@@ -353,7 +359,7 @@ function batchRun(backend: DurabilityBackend, producers: number, batchSize: numb
 /** One producer keeping `window` admitAsync handles in flight (awaiting the oldest). */
 async function pipelineRun(backend: DurabilityBackend, window: number, facts: number): Promise<DurableRow> {
   const dir = scratch(`pipe-${backend}`)
-  const k = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes: 1 << 20 })
+  const k = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes })
   const payload = supply.delta(1n)
   try {
     const run = async (n: number, lat: number[] | null): Promise<number> => {
@@ -519,7 +525,7 @@ async function main(): Promise<void> {
     }
   }
   console.log()
-  console.log(`== durable: admission acknowledged after fdatasync (totalSupply, derived ids, 1 MiB segments; control fdatasync p50 ${fmtNs(control.p50Ns)}, p99 ${fmtNs(control.p99Ns)}) ==`)
+  console.log(`== durable: admission acknowledged after fdatasync (totalSupply, derived ids, ${segmentMib} MiB segments; control fdatasync p50 ${fmtNs(control.p50Ns)}, p99 ${fmtNs(control.p99Ns)}) ==`)
   console.log(
     table(
       ['backend', 'mode', 'producers', 'facts', 'errors', 'facts/s', 'batches', 'facts/fsync', 'ack p50', 'ack p99', 'ack max', 'p99 / raw fsync p99', 'segments on disk', 'JS notifications (coalesced)'],
