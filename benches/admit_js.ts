@@ -36,6 +36,8 @@ interface MirrorSpec {
   chunk: number
   /** Time the kernel type the binding runs (a one-member Multi of built-ins) instead of Kernel<TotalSupply>. */
   binding?: boolean
+  /** The kernel derives the ids (records without one), as the JS task does. */
+  derived?: boolean
 }
 
 /** The Rust control mirroring one JS task, measured. */
@@ -447,7 +449,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
       refused[name] = c.refused
       row.note = `${row.note}; REFUSED ${c.refused}`
     } else if (c.inRun !== c.measured) throw new Error(`admit_js: ${name}: ${c.inRun} facts admitted while measuring, expected ${c.measured}`)
-    mirrors.push({ name: `core admit_packed x1000, 0 deps (mirrors ${callerIds ? 'caller' : 'derived'} ids)`, deps: 0, packed: true, chunk: BATCH, mirrors: name, history: c.runStart, count: c.measured })
+    mirrors.push({ name: `core admit_packed x1000, 0 deps, ${callerIds ? 'caller' : 'derived'} ids`, deps: 0, packed: true, chunk: BATCH, mirrors: name, history: c.runStart, count: c.measured, derived: !callerIds })
     rows.push(row)
     log(`admit_js: ${name}: p50 ${fmtNs(row.perFact!.p50Ns)}/fact, kernel ${c.runStart} → ${c.runStart + c.inRun} facts`)
   }
@@ -456,7 +458,7 @@ export function runAdmitJs(cfg: AdmitConfig, log: (s: string) => void): AdmitRes
   const runs = mirrors.map(() => [] as CoreControl['runs'])
   for (let rep = 0; rep < cfg.coreReps; rep++) {
     mirrors.forEach((m, i) => {
-      const r = native.floorCoreAdmitStats(m.history, m.count, m.deps, m.chunk, m.packed, m.binding === true)
+      const r = native.floorCoreAdmitStats(m.history, m.count, m.deps, m.chunk, m.packed, m.binding === true, m.derived === true)
       runs[i]!.push({ meanNs: r.meanNs, p50Ns: r.p50Ns, p99Ns: r.p99Ns, maxNs: r.maxNs })
     })
     log(`admit_js: core controls, round ${rep + 1}/${cfg.coreReps}`)

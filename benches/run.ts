@@ -244,8 +244,10 @@ async function main(): Promise<void> {
   ]
   const incD = find(batches, 'gCounter increments x1000: encode + fromPayloads + admitBatch, derived ids')
   const incI = find(batches, 'gCounter increments x1000: encode + fromPayloads + admitBatch, caller ids')
-  const incCore = find(admit.core, 'core admit_packed x1000, 0 deps (mirrors caller ids)')
+  const incCore = find(admit.core, 'core admit_packed x1000, 0 deps, caller ids')
+  const incCoreD = find(admit.core, 'core admit_packed x1000, 0 deps, derived ids')
   ratios.push(ratio('increments (caller ids) per fact / core admit_packed per fact, 0 deps', incI, pf(incI).p50Ns, incCore, incCore.p50Ns))
+  ratios.push(ratio('increments (derived ids) per fact / core admit_packed, derived ids, per fact', incD, pf(incD).p50Ns, incCoreD, incCoreD.p50Ns))
   const core0b = find(admit.core, 'core Kernel::admit, 0 deps, binding kernel type')
   const packed0b = find(admit.core, 'core admit_packed x1000, 0 deps, binding kernel type')
   ratios.push(ratio('core Kernel::admit, binding kernel type / Kernel<TotalSupply>, 0 deps', core0b, core0b.p50Ns, core0, core0.p50Ns))

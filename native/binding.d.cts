@@ -288,9 +288,12 @@ export declare function floorCoreAdmit(history: number, count: number, deps: num
  * With `packed`, each chunk is one call of the packed batch codec
  * (`ctfs_core::batch::admit_packed`, the path `admitBatch` takes), its
  * records encoded outside the timed region; otherwise each fact is one
- * `Kernel::admit`. Fails if any fact is refused.
+ * `Kernel::admit`. With `derived_ids`, the kernel derives every id (keyed
+ * BLAKE3, as for facts admitted without one): records carry no id, and
+ * single admissions are `Kernel::admit_derived`. Fails if any fact is
+ * refused.
  */
-export declare function floorCoreAdmitStats(history: number, count: number, deps: number, chunk: number, packed: boolean, bindingKernel?: boolean | undefined | null): CoreAdmitStats
+export declare function floorCoreAdmitStats(history: number, count: number, deps: number, chunk: number, packed: boolean, bindingKernel?: boolean | undefined | null, derivedIds?: boolean | undefined | null): CoreAdmitStats
 
 export declare function floorNoop(): void
 

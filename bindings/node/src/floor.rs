@@ -156,21 +156,33 @@ pub struct CoreAdmitStats {
 /// With `packed`, each chunk is one call of the packed batch codec
 /// (`ctfs_core::batch::admit_packed`, the path `admitBatch` takes), its
 /// records encoded outside the timed region; otherwise each fact is one
-/// `Kernel::admit`. Fails if any fact is refused.
+/// `Kernel::admit`. With `derived_ids`, the kernel derives every id (keyed
+/// BLAKE3, as for facts admitted without one): records carry no id, and
+/// single admissions are `Kernel::admit_derived`. Fails if any fact is
+/// refused.
 #[napi(catch_unwind)]
-pub fn floor_core_admit_stats(history: u32, count: u32, deps: u32, chunk: u32, packed: bool, binding_kernel: Option<bool>) -> Result<CoreAdmitStats> {
+pub fn floor_core_admit_stats(
+    history: u32,
+    count: u32,
+    deps: u32,
+    chunk: u32,
+    packed: bool,
+    binding_kernel: Option<bool>,
+    derived_ids: Option<bool>,
+) -> Result<CoreAdmitStats> {
     if count == 0 || chunk == 0 {
         return Err(failed("floor_core_admit_stats: count and chunk must be > 0".into()));
     }
+    let derived = derived_ids == Some(true);
     if binding_kernel == Some(true) {
         // The kernel type the binding runs (a one-member Multi of built-ins).
         let inv = Multi::new(vec![Builtin::TotalSupply(TotalSupply::unbounded(0))]).map_err(failed)?;
-        return core_stats(prepare_with(Kernel::new(inv, CausalityMode::Exact), history, count, deps)?, count, deps, chunk, packed);
+        return core_stats(prepare_with(Kernel::new(inv, CausalityMode::Exact), history, count, deps)?, count, deps, chunk, packed, derived);
     }
-    core_stats(prepare(history, count, deps)?, count, deps, chunk, packed)
+    core_stats(prepare(history, count, deps)?, count, deps, chunk, packed, derived)
 }
 
-fn core_stats<I: Invariant>(p: Prepared<I>, count: u32, deps: u32, chunk: u32, packed: bool) -> Result<CoreAdmitStats> {
+fn core_stats<I: Invariant>(p: Prepared<I>, count: u32, deps: u32, chunk: u32, packed: bool, derived: bool) -> Result<CoreAdmitStats> {
     let Prepared { mut kernel, fresh, deps: dep_ids } = p;
     let payload = TotalSupply::payload(1);
     let (d, chunk_len) = (deps as usize, chunk as usize);
@@ -180,7 +192,7 @@ fn core_stats<I: Invariant>(p: Prepared<I>, count: u32, deps: u32, chunk: u32, p
             let mut buf = Vec::new();
             for (j, id) in ids.iter().enumerate() {
                 let i = c * chunk_len + j;
-                encode_record(&mut buf, Some(id), &dep_ids[i * d..(i + 1) * d], &payload);
+                encode_record(&mut buf, (!derived).then_some(id), &dep_ids[i * d..(i + 1) * d], &payload);
             }
             buffers.push((buf, vec![0xff; ids.len()]));
         }
@@ -199,8 +211,9 @@ fn core_stats<I: Invariant>(p: Prepared<I>, count: u32, deps: u32, chunk: u32, p
             let t = Instant::now();
             for (j, id) in ids.iter().enumerate() {
                 let i = c * chunk_len + j;
-                let r = kernel.admit(black_box(id), black_box(&dep_ids[i * d..(i + 1) * d]), black_box(&payload));
-                admitted += r.is_ok() as usize;
+                let dep = black_box(&dep_ids[i * d..(i + 1) * d]);
+                let ok = if derived { kernel.admit_derived(dep, black_box(&payload)).is_ok() } else { kernel.admit(black_box(id), dep, black_box(&payload)).is_ok() };
+                admitted += ok as usize;
             }
             samples.push(t.elapsed().as_nanos() as f64 / ids.len() as f64);
         }
