@@ -254,9 +254,10 @@ type Lane = (count: number, lat: number[] | null) => Promise<void>
 
 /**
  * The harness of the lane-based rows: opens a durable kernel in a scratch
- * directory (1 MiB segments by default, so that the run crosses many segment
- * rolls: steady state, rule 2; `--segment-mib`), lets `makeLane` build the lane, runs `lanes` lanes
- * of `warmupPerLane` untimed, then of `perLane` timed (traced with
+ * directory (1 MiB segments unless `--segment-mib` says otherwise, so that
+ * the run crosses many segment rolls: steady state, rule 2), lets
+ * `makeLane` build the lane, runs `lanes` lanes of `warmupPerLane`
+ * untimed, then of `perLane` timed (traced with
  * `--trace`: `facts` receives (call ns, seq, resumed ns) triples), and
  * returns the row; closes the kernel and removes the directory.
  */
