@@ -35,9 +35,55 @@ struct Lookahead {
 }
 
 /// Ids derived ahead of admission (slots stage), by record index modulo
-/// the ring size: `(record, deriver counter, id)`.
-const AHEAD_RING: usize = 16;
+/// the ring size: `(record, deriver counter, id)`. Entries reach
+/// `SLOTS_AHEAD + GROUP_SCAN` records past the one being admitted, fewer
+/// than the ring holds, so none is overwritten before its record is admitted.
+const AHEAD_RING: usize = 32;
 type DerivedAhead = [Option<(usize, u64, FactId)>; AHEAD_RING];
+/// Records a group of derived ids (see `derive_group`) looks ahead over.
+const GROUP_SCAN: usize = 16;
+
+/// Derives the id of the record at `pos` (record `count`, `skip` derived
+/// records past the kernel's counter) together with those of the next
+/// derived records within `GROUP_SCAN` records, up to eight in all, in one
+/// eight-lane hash (see [`crate::keyed_hash8`]): the others go into
+/// `ahead`, the first is returned. `None` when that first record's input
+/// does not fit one hash block or the CPU cannot hash eight at once (the
+/// caller derives it alone). Like `derive_ahead`, it assumes the derived
+/// records before each one commit; the kernel checks the counter when the
+/// id is used.
+fn derive_group<I: Invariant>(kernel: &Kernel<I>, buf: &[u8], pos: usize, count: usize, skip: u64, ahead: &mut DerivedAhead) -> Option<(u64, FactId)> {
+    use crate::keyed_hash8::BLOCK_LEN;
+    let mut items: [(u64, &[FactId], &[u8]); 8] = [(0, &[], &[]); 8];
+    let mut records = [usize::MAX; 8];
+    let (mut n, mut at, mut record, mut derived) = (0, pos, count, 0u64);
+    while n < 8 && record < count + GROUP_SCAN && at < buf.len() {
+        let Ok(r) = parse_record(buf, at) else { break };
+        if !r.has_id {
+            let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
+            let payload = &buf[r.payload..r.end];
+            // The id's input: counter (8) ‖ dependency count (4) ‖ deps ‖ payload.
+            if 12 + FactId::LEN * deps.len() + payload.len() > BLOCK_LEN {
+                break;
+            }
+            items[n] = (skip + derived, deps, payload);
+            records[n] = record;
+            n += 1;
+            derived += 1;
+        }
+        at = r.end;
+        record += 1;
+    }
+    if n == 0 || records[0] != count {
+        return None;
+    }
+    // Unused lanes hash empty inputs; their results are dropped.
+    let out = kernel.derive_ahead8(&items)?;
+    for k in 1..n {
+        ahead[records[k] % AHEAD_RING] = Some((records[k], out[k].0, out[k].1));
+    }
+    Some(out[0])
+}
 
 impl Lookahead {
     /// Advances until it is `distance` records past record `current`.
@@ -65,9 +111,16 @@ impl Lookahead {
                     } else {
                         if matches!(self.stage, Prefetch::Slots) {
                             let skip = self.derived.saturating_sub(derived_done) as u64;
-                            let (counter, id) = kernel.derive_ahead(skip, deps, &buf[r.payload..r.end]);
+                            let slot = self.count % AHEAD_RING;
+                            // Derived already with an earlier record's group,
+                            // or now, with the next ones' when they fit.
+                            let (counter, id) = match ahead[slot] {
+                                Some((rec, counter, id)) if rec == self.count => (counter, id),
+                                _ => derive_group(kernel, buf, self.pos, self.count, skip, ahead)
+                                    .unwrap_or_else(|| kernel.derive_ahead(skip, deps, &buf[r.payload..r.end])),
+                            };
                             kernel.prefetch(Some(&id), deps, self.stage);
-                            ahead[self.count % AHEAD_RING] = Some((self.count, counter, id));
+                            ahead[slot] = Some((self.count, counter, id));
                         } else {
                             kernel.prefetch(None, deps, self.stage);
                         }

@@ -136,6 +136,35 @@ impl IdDeriver {
         self.peek_streamed(counter, deps, payload)
     }
 
+    /// The ids committed at eight counters at once (`(counter, deps,
+    /// payload)` each; a batch hashes the ids of upcoming records together).
+    /// `None` unless every input fits one BLAKE3 block (12 + 32 × deps +
+    /// payload ≤ 64 bytes) and the CPU can hash eight at once (see
+    /// [`crate::keyed_hash8`]); each id is then exactly what [`peek_at`]
+    /// returns for it.
+    ///
+    /// [`peek_at`]: IdDeriver::peek_at
+    pub fn peek_at8(&self, items: &[(u64, &[FactId], &[u8]); 8]) -> Option<[FactId; 8]> {
+        use crate::keyed_hash8::{BLOCK_LEN, keyed_hash8};
+        let mut blocks = [[0u8; BLOCK_LEN]; 8];
+        let mut lens = [0usize; 8];
+        for (j, &(counter, deps, payload)) in items.iter().enumerate() {
+            let deps_bytes = FactId::slice_as_bytes(deps);
+            let len = 12 + deps_bytes.len() + payload.len();
+            if len > BLOCK_LEN {
+                return None;
+            }
+            let b = &mut blocks[j];
+            b[..8].copy_from_slice(&counter.to_le_bytes());
+            b[8..12].copy_from_slice(&(deps.len() as u32).to_le_bytes());
+            b[12..12 + deps_bytes.len()].copy_from_slice(deps_bytes);
+            b[12 + deps_bytes.len()..len].copy_from_slice(payload);
+            lens[j] = len;
+        }
+        let inputs: [&[u8]; 8] = core::array::from_fn(|j| &blocks[j][..lens[j]]);
+        keyed_hash8(&self.key, inputs).map(|hashes| hashes.map(FactId))
+    }
+
     /// [`IdDeriver::peek_at`] through the incremental hasher (any size).
     fn peek_streamed(&self, counter: u64, deps: &[FactId], payload: &[u8]) -> FactId {
         let mut h = blake3::Hasher::new_keyed(&self.key);
@@ -168,6 +197,34 @@ impl Default for IdDeriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eight_at_once_are_the_ids_one_at_a_time() {
+        let d = IdDeriver::with_key([9; 32]);
+        let deps = [FactId([1; 32]), FactId([2; 32])];
+        let payloads: Vec<Vec<u8>> = (0..=53).map(|n| (0..n as u8).collect()).collect();
+        // 0 deps with payloads of 0..=52 bytes, and 1 dep with 0..=20, fit one block.
+        for start in 0..payloads.len() - 8 {
+            let items: [(u64, &[FactId], &[u8]); 8] = core::array::from_fn(|j| {
+                let p = &payloads[start + j];
+                let ds: &[FactId] = if p.len() <= 20 && j % 2 == 1 { &deps[..1] } else { &[] };
+                ((start * 8 + j) as u64 * 977, ds, &p[..p.len().min(52)])
+            });
+            let Some(ids) = d.peek_at8(&items) else {
+                // No AVX2 on this machine.
+                return;
+            };
+            for (j, &(c, ds, p)) in items.iter().enumerate() {
+                assert_eq!(ids[j], d.peek_at(c, ds, p), "item {j} of group {start}");
+            }
+        }
+        // More than one block: left to `peek_at`.
+        let big = [0u8; 53];
+        let items: [(u64, &[FactId], &[u8]); 8] = core::array::from_fn(|j| (j as u64, &[][..], if j == 5 { &big[..] } else { &big[..1] }));
+        assert!(d.peek_at8(&items).is_none());
+        let items: [(u64, &[FactId], &[u8]); 8] = core::array::from_fn(|j| (j as u64, if j == 0 { &deps[..2] } else { &[][..] }, &big[..1]));
+        assert!(d.peek_at8(&items).is_none());
+    }
 
     #[test]
     fn slice_round_trip() {

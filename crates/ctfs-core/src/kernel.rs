@@ -472,6 +472,17 @@ impl<I: Invariant> Kernel<I> {
         (counter, self.deriver.peek_at(counter, deps, payload))
     }
 
+    /// [`Kernel::derive_ahead`] for eight facts at once (`(ahead, deps,
+    /// payload)` each): `None` unless each input fits one BLAKE3 block and
+    /// the CPU can hash eight at once (see [`IdDeriver::peek_at8`]).
+    #[inline]
+    pub(crate) fn derive_ahead8(&self, items: &[(u64, &[FactId], &[u8]); 8]) -> Option<[(u64, FactId); 8]> {
+        let base = self.deriver.counter();
+        let at: [(u64, &[FactId], &[u8]); 8] = core::array::from_fn(|j| (base + items[j].0, items[j].1, items[j].2));
+        let ids = self.deriver.peek_at8(&at)?;
+        Some(core::array::from_fn(|j| (at[j].0, ids[j])))
+    }
+
     /// Offers the id [`Kernel::derive_ahead`] computed for the very fact
     /// admitted next; the admission uses it only if the deriver's counter is
     /// still `counter` (so it equals what `peek` would compute), and drops it

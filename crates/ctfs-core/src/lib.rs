@@ -37,6 +37,7 @@ pub mod huge_pages;
 pub mod id_arena;
 pub mod invariant;
 pub mod invariants;
+mod keyed_hash8;
 pub mod kernel;
 pub mod metrics;
 pub mod multi;
