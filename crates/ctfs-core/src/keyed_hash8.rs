@@ -70,24 +70,21 @@ mod avx2 {
         unsafe { _mm256_xor_si256(a, b) }
     }
 
+    /// Byte shuffles that rotate every 32-bit lane right by 16 and by 8 bits.
+    const ROT16: [u8; 32] = [2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13];
+    const ROT8: [u8; 32] = [1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12];
+
+    /// Rotates every 32-bit lane right by a whole number of bytes (`table`: [`ROT16`] or [`ROT8`]).
     #[inline(always)]
-    unsafe fn rot16(x: __m256i) -> __m256i {
-        unsafe { _mm256_shuffle_epi8(x, _mm256_set_epi8(13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2)) }
+    unsafe fn rotr_bytes(x: __m256i, table: &[u8; 32]) -> __m256i {
+        // SAFETY: an unaligned load of the 32-byte table.
+        unsafe { _mm256_shuffle_epi8(x, _mm256_loadu_si256(table.as_ptr() as *const __m256i)) }
     }
 
+    /// Rotates every 32-bit lane right by `R` bits (`L` = 32 − `R`).
     #[inline(always)]
-    unsafe fn rot12(x: __m256i) -> __m256i {
-        unsafe { _mm256_or_si256(_mm256_srli_epi32(x, 12), _mm256_slli_epi32(x, 20)) }
-    }
-
-    #[inline(always)]
-    unsafe fn rot8(x: __m256i) -> __m256i {
-        unsafe { _mm256_shuffle_epi8(x, _mm256_set_epi8(12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1, 12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1)) }
-    }
-
-    #[inline(always)]
-    unsafe fn rot7(x: __m256i) -> __m256i {
-        unsafe { _mm256_or_si256(_mm256_srli_epi32(x, 7), _mm256_slli_epi32(x, 25)) }
+    unsafe fn rotr<const R: i32, const L: i32>(x: __m256i) -> __m256i {
+        unsafe { _mm256_or_si256(_mm256_srli_epi32::<R>(x), _mm256_slli_epi32::<L>(x)) }
     }
 
     /// BLAKE3's quarter-round on lanes `a, b, c, d` of the state.
@@ -95,13 +92,13 @@ mod avx2 {
     unsafe fn g(v: &mut [__m256i; 16], a: usize, b: usize, c: usize, d: usize, mx: __m256i, my: __m256i) {
         unsafe {
             v[a] = add(add(v[a], v[b]), mx);
-            v[d] = rot16(xor(v[d], v[a]));
+            v[d] = rotr_bytes(xor(v[d], v[a]), &ROT16);
             v[c] = add(v[c], v[d]);
-            v[b] = rot12(xor(v[b], v[c]));
+            v[b] = rotr::<12, 20>(xor(v[b], v[c]));
             v[a] = add(add(v[a], v[b]), my);
-            v[d] = rot8(xor(v[d], v[a]));
+            v[d] = rotr_bytes(xor(v[d], v[a]), &ROT8);
             v[c] = add(v[c], v[d]);
-            v[b] = rot7(xor(v[b], v[c]));
+            v[b] = rotr::<7, 25>(xor(v[b], v[c]));
         }
     }
 
