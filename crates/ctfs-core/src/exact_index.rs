@@ -16,7 +16,7 @@
 //! **Huge pages.** Once the index holds [`HUGE_FROM`] ids, large table
 //! segments (rebuilt or cut from then on) come from a [`HugePool`] of 2 MiB
 //! blocks advised `MADV_HUGEPAGE` (Linux; the heap elsewhere), and from
-//! four times that many ids new arena chunks come from a second pool, so that
+//! twice that many ids new arena chunks come from a second pool, so that
 //! the random bucket and arena reads of admission do not also pay a TLB miss.
 //! The pools are per index and freed with it; their blocks count whole in
 //! [`ExactIndex::memory_bytes`]. The thresholds keep each pool's partly used
@@ -24,10 +24,17 @@
 //! table pool's free ranges are capped at one byte per id: measured peak
 //! 47.4–47.8 B per id from 100K to 10M ids in six runs (44–47 without huge
 //! pages).
-//! The table's pool starts at 1M ids (it started at 2M, with the arena's at
-//! 4M): at a 1M-fact history, single 0-dep admissions went from 1.66–1.80×
-//! the hashbrown control to 1.26–1.67× (median 1.50×; five runs each, in
-//! interleaved pairs). Starting the arena's at 2M too reached 48.1 B per id.
+//! The table's pool starts at 2M ids, the arena's at 4M. Starting the
+//! table's at 1M (the arena's staying at 4M) made single 0-dep admissions
+//! at a 1M-fact history 1.26–1.67× the hashbrown control instead of
+//! 1.66–1.80× (median 1.50×; five runs each, in interleaved pairs), with a
+//! peak of 47.4–47.8 B per id in six 0 → 10M runs. Once the arena's chunks
+//! were carved and faulted in ahead (`id_arena`), the peak varied more,
+//! probably through timing (faster admissions, so more segments falling back
+//! to the heap while the pool's next block, counted whole, is still being
+//! faulted in; not counted): 47.2–47.9 B, and 48.27 once in CI (`memory_stays_under_48…`, 500K–1.5M,
+//! debug build, tests in parallel). From 2M: 44.9–45.3 B in that test under
+//! the same load, 46.8–47.3 B in three 0 → 10M runs.
 //! Each next block is faulted in ahead by a helper thread, and a segment or
 //! chunk that needs a block before it is ready goes to the heap, so no
 //! admission pays the first touch of a huge page (2–5 ms each on the
@@ -52,12 +59,12 @@ use table::{MAX_KEY, Table};
 /// From this many ids on, large table segments come from huge-page blocks,
 /// and from [`ARENA_HUGE_FACTOR`] times as many new arena chunks (see the
 /// module documentation).
-pub const HUGE_FROM: usize = 1 << 20;
+pub const HUGE_FROM: usize = 2 << 20;
 
 /// The arena's pool turns on at this many times [`HUGE_FROM`] ids (4M): with
 /// both pools' partly used and faulted-ahead blocks counted from 2M ids, the
-/// peak reached 48.1 B per id (measured twice); from 4M, 47.4–47.8 (six runs).
-const ARENA_HUGE_FACTOR: usize = 4;
+/// peak reached 48.1 B per id (measured twice).
+const ARENA_HUGE_FACTOR: usize = 2;
 
 /// Ordinal `u32::MAX` is reserved.
 pub const MAX_ENTRIES: usize = u32::MAX as usize - 1;
