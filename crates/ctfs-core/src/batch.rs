@@ -15,7 +15,7 @@
 //! header runs past the buffer is `MALFORMED_FACT` and ends the batch.
 
 use crate::error::{AdmitError, ErrorCode};
-use crate::fact::FactId;
+use crate::fact::{FactId, IdDeriver};
 use crate::invariant::Invariant;
 use crate::kernel::{Kernel, Prefetch};
 
@@ -53,7 +53,6 @@ const GROUP_SCAN: usize = 16;
 /// records before each one commit; the kernel checks the counter when the
 /// id is used.
 fn derive_group<I: Invariant>(kernel: &Kernel<I>, buf: &[u8], pos: usize, count: usize, skip: u64, ahead: &mut DerivedAhead) -> Option<(u64, FactId)> {
-    use crate::keyed_hash8::BLOCK_LEN;
     let mut items: [(u64, &[FactId], &[u8]); 8] = [(0, &[], &[]); 8];
     let mut records = [usize::MAX; 8];
     let (mut n, mut at, mut record, mut derived) = (0, pos, count, 0u64);
@@ -62,8 +61,7 @@ fn derive_group<I: Invariant>(kernel: &Kernel<I>, buf: &[u8], pos: usize, count:
         if !r.has_id {
             let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
             let payload = &buf[r.payload..r.end];
-            // The id's input: counter (8) ‖ dependency count (4) ‖ deps ‖ payload.
-            if 12 + FactId::LEN * deps.len() + payload.len() > BLOCK_LEN {
+            if !IdDeriver::hashes_in_one_block(deps, payload) {
                 break;
             }
             items[n] = (skip + derived, deps, payload);

@@ -116,6 +116,33 @@ impl IdDeriver {
         self.peek_at(self.counter, deps, payload)
     }
 
+    /// Bytes hashed for a fact's id: counter (8) ‖ dependency count (4) ‖
+    /// dependencies ‖ payload.
+    #[inline]
+    fn input_len(deps: &[FactId], payload: &[u8]) -> usize {
+        12 + FactId::LEN * deps.len() + payload.len()
+    }
+
+    /// Writes that input at the start of `out` (at least
+    /// [`input_len`](Self::input_len) bytes); returns its length.
+    #[inline]
+    fn write_input(out: &mut [u8], counter: u64, deps: &[FactId], payload: &[u8]) -> usize {
+        let deps_bytes = FactId::slice_as_bytes(deps);
+        let len = Self::input_len(deps, payload);
+        out[..8].copy_from_slice(&counter.to_le_bytes());
+        out[8..12].copy_from_slice(&(deps.len() as u32).to_le_bytes());
+        out[12..12 + deps_bytes.len()].copy_from_slice(deps_bytes);
+        out[12 + deps_bytes.len()..len].copy_from_slice(payload);
+        len
+    }
+
+    /// Whether the id of a fact with these dependencies and payload is one
+    /// BLAKE3 block, so that [`peek_at8`](Self::peek_at8) can compute it.
+    #[inline]
+    pub fn hashes_in_one_block(deps: &[FactId], payload: &[u8]) -> bool {
+        Self::input_len(deps, payload) <= crate::keyed_hash8::BLOCK_LEN
+    }
+
     /// The id committed at `counter` (a batch computes ids ahead with it).
     #[inline]
     pub fn peek_at(&self, counter: u64, deps: &[FactId], payload: &[u8]) -> FactId {
@@ -123,14 +150,9 @@ impl IdDeriver {
         // hashed in one call from a stack buffer: the same bytes, so the same
         // id, without setting up an incremental hasher (~2 KB of state).
         const SMALL: usize = 256;
-        let deps_bytes = FactId::slice_as_bytes(deps);
-        let len = 12 + deps_bytes.len() + payload.len();
-        if len <= SMALL {
+        if Self::input_len(deps, payload) <= SMALL {
             let mut b = [0u8; SMALL];
-            b[..8].copy_from_slice(&counter.to_le_bytes());
-            b[8..12].copy_from_slice(&(deps.len() as u32).to_le_bytes());
-            b[12..12 + deps_bytes.len()].copy_from_slice(deps_bytes);
-            b[12 + deps_bytes.len()..len].copy_from_slice(payload);
+            let len = Self::write_input(&mut b, counter, deps, payload);
             return FactId(*blake3::keyed_hash(&self.key, &b[..len]).as_bytes());
         }
         self.peek_streamed(counter, deps, payload)
@@ -138,31 +160,21 @@ impl IdDeriver {
 
     /// The ids committed at eight counters at once (`(counter, deps,
     /// payload)` each; a batch hashes the ids of upcoming records together).
-    /// `None` unless every input fits one BLAKE3 block (12 + 32 × deps +
-    /// payload ≤ 64 bytes) and the CPU can hash eight at once (see
-    /// [`crate::keyed_hash8`]); each id is then exactly what [`peek_at`]
-    /// returns for it.
-    ///
-    /// [`peek_at`]: IdDeriver::peek_at
+    /// `None` unless every input fits one BLAKE3 block
+    /// ([`hashes_in_one_block`](Self::hashes_in_one_block)) and the CPU can
+    /// hash eight at once (see [`crate::keyed_hash8`]); each id is then
+    /// exactly what [`peek_at`](Self::peek_at) returns for it.
     pub fn peek_at8(&self, items: &[(u64, &[FactId], &[u8]); 8]) -> Option<[FactId; 8]> {
         use crate::keyed_hash8::{BLOCK_LEN, keyed_hash8};
         let mut blocks = [[0u8; BLOCK_LEN]; 8];
         let mut lens = [0usize; 8];
         for (j, &(counter, deps, payload)) in items.iter().enumerate() {
-            let deps_bytes = FactId::slice_as_bytes(deps);
-            let len = 12 + deps_bytes.len() + payload.len();
-            if len > BLOCK_LEN {
+            if !Self::hashes_in_one_block(deps, payload) {
                 return None;
             }
-            let b = &mut blocks[j];
-            b[..8].copy_from_slice(&counter.to_le_bytes());
-            b[8..12].copy_from_slice(&(deps.len() as u32).to_le_bytes());
-            b[12..12 + deps_bytes.len()].copy_from_slice(deps_bytes);
-            b[12 + deps_bytes.len()..len].copy_from_slice(payload);
-            lens[j] = len;
+            lens[j] = Self::write_input(&mut blocks[j], counter, deps, payload);
         }
-        let inputs: [&[u8]; 8] = core::array::from_fn(|j| &blocks[j][..lens[j]]);
-        keyed_hash8(&self.key, inputs).map(|hashes| hashes.map(FactId))
+        keyed_hash8(&self.key, &blocks, &lens).map(|hashes| hashes.map(FactId))
     }
 
     /// [`IdDeriver::peek_at`] through the incremental hasher (any size).

@@ -21,20 +21,24 @@
 /// Inputs longer than this take more than one compression (not handled here).
 pub const BLOCK_LEN: usize = 64;
 
-/// The eight hashes, or `None` when an input is longer than [`BLOCK_LEN`] or
-/// the CPU lacks AVX2 (the caller hashes one at a time).
-pub fn keyed_hash8(key: &[u8; 32], inputs: [&[u8]; 8]) -> Option<[[u8; 32]; 8]> {
-    if inputs.iter().any(|i| i.len() > BLOCK_LEN) {
+/// The keyed hashes of eight inputs, each given as a block holding the input
+/// in its first `lens[j]` bytes and zeros after them (BLAKE3's padding; the
+/// caller builds the blocks once, see [`crate::fact::IdDeriver::peek_at8`]).
+/// `None` when a length exceeds [`BLOCK_LEN`] or the CPU lacks AVX2 (the
+/// caller hashes one at a time).
+pub fn keyed_hash8(key: &[u8; 32], blocks: &[[u8; BLOCK_LEN]; 8], lens: &[usize; 8]) -> Option<[[u8; 32]; 8]> {
+    if lens.iter().any(|&l| l > BLOCK_LEN) {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
+            let lens = lens.map(|l| l as u32);
             // SAFETY: AVX2 is available (checked just above).
-            return Some(unsafe { avx2::keyed_hash8(key, inputs) });
+            return Some(unsafe { avx2::keyed_hash8(key, blocks, &lens) });
         }
     }
-    let _ = key;
+    let _ = (key, blocks);
     None
 }
 
@@ -120,15 +124,9 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn keyed_hash8(key: &[u8; 32], inputs: [&[u8]; 8]) -> [[u8; 32]; 8] {
-        // Blocks, zero-padded, as little-endian words; word w of every block
-        // gathered into one vector (lane j = input j).
-        let mut blocks = [[0u8; BLOCK_LEN]; 8];
-        let mut lens = [0u32; 8];
-        for (j, input) in inputs.iter().enumerate() {
-            blocks[j][..input.len()].copy_from_slice(input);
-            lens[j] = input.len() as u32;
-        }
+    pub(super) unsafe fn keyed_hash8(key: &[u8; 32], blocks: &[[u8; BLOCK_LEN]; 8], lens: &[u32; 8]) -> [[u8; 32]; 8] {
+        // The blocks as little-endian words; word w of every block gathered
+        // into one vector (lane j = input j).
         let word = |j: usize, w: usize| u32::from_le_bytes([blocks[j][4 * w], blocks[j][4 * w + 1], blocks[j][4 * w + 2], blocks[j][4 * w + 3]]);
         let mut m = [_mm256_setzero_si256(); 16];
         for (w, mw) in m.iter_mut().enumerate() {
@@ -182,6 +180,17 @@ mod tests {
         *blake3::keyed_hash(key, input).as_bytes()
     }
 
+    /// The eight hashes of `inputs` (each at most a block), blocks built as callers do.
+    fn hash8(key: &[u8; 32], inputs: [&[u8]; 8]) -> Option<[[u8; 32]; 8]> {
+        let mut blocks = [[0u8; BLOCK_LEN]; 8];
+        let lens = inputs.map(|i| i.len());
+        for (b, i) in blocks.iter_mut().zip(inputs) {
+            let n = i.len().min(BLOCK_LEN);
+            b[..n].copy_from_slice(&i[..n]);
+        }
+        keyed_hash8(key, &blocks, &lens)
+    }
+
     #[test]
     fn every_length_in_every_lane_matches_blake3() {
         let key: [u8; 32] = core::array::from_fn(|i| (i * 7 + 3) as u8);
@@ -190,7 +199,7 @@ mod tests {
             for lane in 0..8 {
                 // The tested length in one lane, other lengths around it.
                 let inputs: [&[u8]; 8] = core::array::from_fn(|j| if j == lane { &data[..len] } else { &data[..(len + j * 9) % (BLOCK_LEN + 1)] });
-                let out = keyed_hash8(&key, inputs);
+                let out = hash8(&key, inputs);
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2") {
                     assert!(out.is_some(), "AVX2 is there: the eight lanes must be used");
@@ -210,14 +219,14 @@ mod tests {
     fn longer_inputs_are_left_to_the_caller() {
         let long = [0u8; BLOCK_LEN + 1];
         let inputs: [&[u8]; 8] = core::array::from_fn(|j| if j == 3 { &long[..] } else { &long[..1] });
-        assert!(keyed_hash8(&[0; 32], inputs).is_none());
+        assert!(hash8(&[0; 32], inputs).is_none());
     }
 
     proptest! {
         #[test]
         fn random_inputs_match_blake3(key in any::<[u8; 32]>(), inputs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..=BLOCK_LEN), 8)) {
             let refs: [&[u8]; 8] = core::array::from_fn(|j| inputs[j].as_slice());
-            if let Some(out) = keyed_hash8(&key, refs) {
+            if let Some(out) = hash8(&key, refs) {
                 for j in 0..8 {
                     prop_assert_eq!(out[j], reference(&key, refs[j]));
                 }
