@@ -51,13 +51,8 @@ pub struct IdArena {
     /// Mappings that chunks are carved from in order, from [`CARVE_FROM`]
     /// chunks until the pool takes over (see [`crate::prefault`]).
     carved: Vec<Arc<Reservation>>,
-    /// Bytes carved from the last mapping.
+    /// Bytes carved from the last mapping (the ones before it are full).
     carved_bytes: usize,
-    /// Chunks carved, in all mappings.
-    carved_chunks: usize,
-    /// Whether the chunk after the last carved one was asked to be faulted
-    /// in (it is resident, so counted, from then on).
-    ahead: bool,
     len: usize,
 }
 
@@ -152,19 +147,31 @@ impl IdArena {
         // multiples of CHUNK_BYTES), so the chunk lies inside the mapping.
         let chunk = unsafe { base.add(self.carved_bytes) } as *mut FactId;
         self.carved_bytes += CHUNK_BYTES;
-        self.carved_chunks += 1;
         // The next chunk: further in this mapping, or at the start of the
-        // next one, mapped now (one mapping per 64 chunks). The chunk faulted
-        // in ahead, if any, is the one just carved.
-        self.ahead = false;
+        // next one, mapped now (one mapping per 64 chunks).
         if self.carved_bytes == RESERVATION_BYTES && self.map_reservation().is_none() {
             return Some(chunk);
         }
         if let Some(r) = self.carved.last() {
             crate::prefault::populate_later(r, self.carved_bytes, CHUNK_BYTES);
-            self.ahead = true;
         }
         Some(chunk)
+    }
+
+    /// Chunks carved, in all mappings.
+    fn carved_chunks(&self) -> usize {
+        match self.carved.len() {
+            0 => 0,
+            n => (n - 1) * (RESERVATION_BYTES / CHUNK_BYTES) + self.carved_bytes / CHUNK_BYTES,
+        }
+    }
+
+    /// Whether a chunk past the carved ones was asked to be faulted in (it
+    /// is resident, so counted): exactly when the last mapping has room,
+    /// since each carve asks for the next chunk there and a mapping that
+    /// fills is followed by a new one at once.
+    fn ahead(&self) -> bool {
+        !self.carved.is_empty() && self.carved_bytes < RESERVATION_BYTES
     }
 
     /// Maps a new reservation and makes it the one carved next.
@@ -208,7 +215,7 @@ impl IdArena {
     /// one faulted in ahead (the rest of a mapping is never touched); pool
     /// slots excluded (the pool counts its blocks whole).
     pub fn memory_bytes(&self) -> usize {
-        (self.first.capacity() + (self.heap.len() + self.carved_chunks + usize::from(self.ahead)) * CHUNK) * FactId::LEN
+        (self.first.capacity() + (self.heap.len() + self.carved_chunks() + usize::from(self.ahead())) * CHUNK) * FactId::LEN
             + self.heap.capacity() * std::mem::size_of::<Vec<FactId>>()
             + self.carved.len() * (std::mem::size_of::<Reservation>() + 2 * std::mem::size_of::<usize>())
             + self.carved.capacity() * std::mem::size_of::<Arc<Reservation>>()
@@ -217,7 +224,7 @@ impl IdArena {
 
     /// Bytes of pool slots holding chunks.
     pub fn pooled_bytes(&self) -> usize {
-        (self.ptrs.len().saturating_sub(1) - self.heap.len() - self.carved_chunks) * CHUNK_BYTES
+        (self.ptrs.len().saturating_sub(1) - self.heap.len() - self.carved_chunks()) * CHUNK_BYTES
     }
 }
 
@@ -281,11 +288,11 @@ mod carve_tests {
         #[cfg(target_os = "linux")]
         {
             assert_eq!(a.heap.len(), CARVE_FROM - 1);
-            assert_eq!(a.carved_chunks, chunks + 1 - CARVE_FROM);
+            assert_eq!(a.carved_chunks(), chunks + 1 - CARVE_FROM);
             assert_eq!(a.carved.len(), 2);
-            assert!(a.ahead);
+            assert!(a.ahead());
             // Every chunk counted once, plus the one faulted in ahead.
-            let chunk_bytes = (CHUNK + (a.heap.len() + a.carved_chunks + 1) * CHUNK) * 32;
+            let chunk_bytes = (CHUNK + (a.heap.len() + a.carved_chunks() + 1) * CHUNK) * 32;
             assert!(a.memory_bytes() >= chunk_bytes && a.memory_bytes() < chunk_bytes + 8192, "{}", a.memory_bytes());
             assert_eq!(a.pooled_bytes(), 0);
         }
