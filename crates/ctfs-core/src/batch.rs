@@ -21,6 +21,13 @@ use crate::kernel::{Kernel, Prefetch};
 
 /// Records ahead of the current one whose index lines are requested.
 const SLOTS_AHEAD: usize = 8;
+/// The index lines are requested this many records at a time, once no
+/// more than `SLOTS_AHEAD` records ahead are requested. Profiles of one
+/// prefetch per record showed the admission loop waiting at each prefetch
+/// instruction (probably for its address translation: it cannot retire
+/// before that is done); a burst of prefetches overlaps those waits.
+/// Measured in the README's Performance section.
+const SLOTS_GROUP: usize = 8;
 /// Records ahead whose dependencies' stored ids are requested (the slots
 /// requested `SLOTS_AHEAD - KEYS_AHEAD` records earlier have landed by then).
 const KEYS_AHEAD: usize = 4;
@@ -36,10 +43,12 @@ struct Lookahead {
 
 /// Ids derived ahead of admission (slots stage), by record index modulo
 /// the ring size: `(record, deriver counter, id)`. Entries reach
-/// `SLOTS_AHEAD + GROUP_SCAN` records past the one being admitted, fewer
-/// than the ring holds, so none is overwritten before its record is admitted.
-const AHEAD_RING: usize = 32;
+/// `SLOTS_AHEAD + SLOTS_GROUP + GROUP_SCAN` records past the one being
+/// admitted, fewer than the ring holds, so none is overwritten before its
+/// record is admitted.
+const AHEAD_RING: usize = 64;
 type DerivedAhead = [Option<(usize, u64, FactId)>; AHEAD_RING];
+const _: () = assert!(SLOTS_AHEAD + SLOTS_GROUP + GROUP_SCAN < AHEAD_RING);
 /// Records a group of derived ids (see `derive_group`) looks ahead over.
 const GROUP_SCAN: usize = 16;
 
@@ -290,7 +299,9 @@ pub fn admit_packed_with<I: Invariant>(
     let mut derived_done = 0;
     while pos < buf.len() && summary.records < results.len() {
         let i = summary.records;
-        slots.advance(kernel, buf, i, SLOTS_AHEAD, derived_done, &mut ahead);
+        if slots.count <= i + SLOTS_AHEAD {
+            slots.advance(kernel, buf, i, SLOTS_AHEAD + SLOTS_GROUP, derived_done, &mut ahead);
+        }
         keys.advance(kernel, buf, i, KEYS_AHEAD, derived_done, &mut ahead);
         summary.records += 1;
         let rec = match parse_record(buf, pos) {
