@@ -108,14 +108,16 @@ struct Args {
     full: bool,
     /// Only the cases whose name contains one of these.
     cases: Vec<String>,
+    /// `--in-cache N`: also time kernels of N facts, each new (see `in_cache`).
+    in_cache: Option<u64>,
 }
 
 fn args() -> Args {
     let full = full_run();
     let mut a = if full {
-        Args { sizes: vec![50_000, 1_000_000, 10_000_000], rounds: 7, ops: 20_000, stall: Some(10_000_000), full, cases: Vec::new() }
+        Args { sizes: vec![50_000, 1_000_000, 10_000_000], rounds: 7, ops: 20_000, stall: Some(10_000_000), full, cases: Vec::new(), in_cache: None }
     } else {
-        Args { sizes: vec![20_000], rounds: 2, ops: 2_000, stall: Some(50_000), full, cases: Vec::new() }
+        Args { sizes: vec![20_000], rounds: 2, ops: 2_000, stall: Some(50_000), full, cases: Vec::new(), in_cache: None }
     };
     let v: Vec<String> = std::env::args().collect();
     let mut i = 0;
@@ -138,6 +140,10 @@ fn args() -> Args {
                 i += 1;
             }
             "--no-stall" => a.stall = None,
+            "--in-cache" => {
+                a.in_cache = Some(parse_count(&v[i + 1]));
+                i += 1;
+            }
             "--cases" => {
                 a.cases = v[i + 1].split(',').map(str::to_string).collect();
                 i += 1;
@@ -585,6 +591,59 @@ fn stall_run(facts: u64) -> StallResult {
     }
 }
 
+/// The in-cache floor: what an admission costs when nothing misses the
+/// cache. Each repetition admits `n` fresh ids (0 deps) into a new exact
+/// kernel, singly and then packed (1,000 per call) into another; growth
+/// from empty is included, as it is in every figure. Control: inserting
+/// the same ids into a new `hashbrown::HashSet<[u8; 32]>`. Per fact, the
+/// p50 over `rounds` runs of `reps` repetitions each.
+fn in_cache(n: u64, rounds: usize) -> [Summary; 3] {
+    let payload = GCounter::payload(1);
+    let ids: Vec<FactId> = (0..n).map(fid).collect();
+    let mut packed = Vec::new();
+    for chunk in ids.chunks(BATCH) {
+        let mut buf = Vec::new();
+        for id in chunk {
+            encode_record(&mut buf, Some(id), &[], &payload);
+        }
+        packed.push(buf);
+    }
+    let mut results = vec![0u8; BATCH];
+    let reps = (2_000_000 / n.max(1)).max(1);
+    let (mut single, mut batch, mut control) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut t = [Duration::ZERO; 3];
+        for _ in 0..reps {
+            let mut k = Kernel::new(GCounter::new(0), CausalityMode::Exact);
+            let c = Cpu::now();
+            for id in &ids {
+                k.admit(id, &[], &payload).expect("in-cache single");
+            }
+            t[0] += c.elapsed();
+            let mut k = Kernel::new(GCounter::new(0), CausalityMode::Exact);
+            let mut bufs = packed.clone();
+            let c = Cpu::now();
+            for b in bufs.iter_mut() {
+                let recs = b.len() / (batch::HEADER_LEN + FactId::LEN + payload.len());
+                let s = admit_packed(&mut k, b, &mut results[..recs], |i, e| panic!("in-cache packed {i}: {e:?}"));
+                assert_eq!(s.admitted, recs);
+            }
+            t[1] += c.elapsed();
+            let mut set = hashbrown::HashSet::new();
+            let c = Cpu::now();
+            for id in &ids {
+                set.insert(id.0);
+            }
+            t[2] += c.elapsed();
+            black_box(&set);
+        }
+        single.push((t[0], reps * n));
+        batch.push((t[1], reps * n));
+        control.push((t[2], reps * n));
+    }
+    [Summary::from_runs(&single), Summary::from_runs(&batch), Summary::from_runs(&control)]
+}
+
 fn main() {
     let a = args();
     let machine = machine();
@@ -616,6 +675,21 @@ fn main() {
         }
         sizes.push(r);
     }
+    let floor = a.in_cache.map(|n| {
+        let f = in_cache(n, a.rounds.max(3));
+        println!(
+            "in cache (new kernels of {} facts, 0 deps, growth from empty included):\n  single {:.1} ns p50 [{:.1}..{:.1}]  packed {:.1} ns p50 [{:.1}..{:.1}]  control hashbrown HashSet<[u8;32]> insert into a new set {:.1} ns p50",
+            human(n),
+            f[0].p50,
+            f[0].min,
+            f[0].max,
+            f[1].p50,
+            f[1].min,
+            f[1].max,
+            f[2].p50
+        );
+        f
+    });
     let stall = a.stall.map(|f| {
         let s = stall_run(f);
         println!(
@@ -705,6 +779,18 @@ fn main() {
                     })
                     .collect(),
             ),
+        ),
+        (
+            "in_cache",
+            match &floor {
+                None => Json::Null,
+                Some(f) => Json::obj(vec![
+                    ("facts_per_kernel", Json::Num(a.in_cache.unwrap_or(0) as f64)),
+                    ("single_ns_per_fact", f[0].json()),
+                    ("packed_ns_per_fact", f[1].json()),
+                    ("control_hashbrown_insert_ns", f[2].json()),
+                ]),
+            },
         ),
         (
             "stall",

@@ -32,14 +32,25 @@ const SLOTS_GROUP: usize = 8;
 /// requested `SLOTS_AHEAD - KEYS_AHEAD` records earlier have landed by then).
 const KEYS_AHEAD: usize = 4;
 
-/// A cursor that walks records ahead of admission, issuing memory hints.
+/// A cursor that walks records ahead of admission, requesting their index
+/// lines (the slots stage) and noting where each record's dependencies lie,
+/// so that the keys stage, later, requests the dependencies' stored ids
+/// without parsing the records again.
 struct Lookahead {
     pos: usize,
     count: usize,
-    stage: Prefetch,
     /// Records without an id met so far (the ones whose id is derived).
     derived: usize,
+    /// `deps[record % PLAN_RING]`: `(record, byte range of its dependencies)`.
+    deps: [(usize, usize, usize); PLAN_RING],
+    /// The next record whose dependencies' ids are to be requested.
+    keys: usize,
 }
+
+/// Records whose dependency ranges the lookahead keeps: more than it walks
+/// ahead of the record being admitted.
+const PLAN_RING: usize = 32;
+const _: () = assert!(SLOTS_AHEAD + SLOTS_GROUP + 1 < PLAN_RING);
 
 /// Ids derived ahead of admission (slots stage), by record index modulo
 /// the ring size: `(record, deriver counter, id)`. Entries reach
@@ -93,11 +104,16 @@ fn derive_group<I: Invariant>(kernel: &Kernel<I>, buf: &[u8], pos: usize, count:
 }
 
 impl Lookahead {
-    /// Advances until it is `distance` records past record `current`.
-    /// `derived_done`: records without an id before `current`. In the slots
-    /// stage, the id of a record without one is derived ahead (assuming the
-    /// derived records between `current` and it all commit), its line
-    /// prefetched and the id kept in `ahead` for its admission.
+    fn new() -> Lookahead {
+        Lookahead { pos: 0, count: 0, derived: 0, deps: [(usize::MAX, 0, 0); PLAN_RING], keys: 0 }
+    }
+
+    /// Advances until it is `distance` records past record `current`,
+    /// requesting the index lines of each record's id and dependencies.
+    /// `derived_done`: records without an id before `current`. The id of a
+    /// record without one is derived ahead (assuming the derived records
+    /// between `current` and it all commit), its line requested and the id
+    /// kept in `ahead` for its admission.
     #[inline]
     fn advance<I: Invariant>(
         &mut self,
@@ -114,30 +130,44 @@ impl Lookahead {
                     let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
                     if r.has_id {
                         let id = FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first());
-                        kernel.prefetch(id, deps, self.stage);
+                        kernel.prefetch(id, deps, Prefetch::Slots);
                     } else {
-                        if matches!(self.stage, Prefetch::Slots) {
-                            let skip = self.derived.saturating_sub(derived_done) as u64;
-                            let slot = self.count % AHEAD_RING;
-                            // Derived already with an earlier record's group,
-                            // or now, with the next ones' when they fit.
-                            let (counter, id) = match ahead[slot] {
-                                Some((rec, counter, id)) if rec == self.count => (counter, id),
-                                _ => derive_group(kernel, buf, self.pos, self.count, skip, ahead)
-                                    .unwrap_or_else(|| kernel.derive_ahead(skip, deps, &buf[r.payload..r.end])),
-                            };
-                            kernel.prefetch(Some(&id), deps, self.stage);
-                            ahead[slot] = Some((self.count, counter, id));
-                        } else {
-                            kernel.prefetch(None, deps, self.stage);
-                        }
+                        let skip = self.derived.saturating_sub(derived_done) as u64;
+                        let slot = self.count % AHEAD_RING;
+                        // Derived already with an earlier record's group,
+                        // or now, with the next ones' when they fit.
+                        let (counter, id) = match ahead[slot] {
+                            Some((rec, counter, id)) if rec == self.count => (counter, id),
+                            _ => derive_group(kernel, buf, self.pos, self.count, skip, ahead)
+                                .unwrap_or_else(|| kernel.derive_ahead(skip, deps, &buf[r.payload..r.end])),
+                        };
+                        kernel.prefetch(Some(&id), deps, Prefetch::Slots);
+                        ahead[slot] = Some((self.count, counter, id));
                         self.derived += 1;
                     }
+                    self.deps[self.count % PLAN_RING] = (self.count, r.deps, r.payload);
                     self.pos = r.end;
                     self.count += 1;
                 }
                 Err(_) => self.pos = buf.len(),
             }
+        }
+    }
+
+    /// Requests the stored ids of the dependencies of every record up to
+    /// `distance` records past `current` that the slots stage has walked
+    /// (their index lines were requested earlier, so they have had time to
+    /// land). Records without dependencies cost one comparison here.
+    #[inline]
+    fn request_keys<I: Invariant>(&mut self, kernel: &Kernel<I>, buf: &[u8], current: usize, distance: usize) {
+        let end = (current + distance + 1).min(self.count);
+        while self.keys < end {
+            let (record, from, to) = self.deps[self.keys % PLAN_RING];
+            if record == self.keys && from < to {
+                let deps = FactId::slice_from_bytes(&buf[from..to]).unwrap_or(&[]);
+                kernel.prefetch(None, deps, Prefetch::Keys);
+            }
+            self.keys += 1;
         }
     }
 }
@@ -293,16 +323,15 @@ pub fn admit_packed_with<I: Invariant>(
 ) -> BatchSummary {
     let mut summary = BatchSummary::default();
     let mut pos = 0;
-    let mut slots = Lookahead { pos: 0, count: 0, stage: Prefetch::Slots, derived: 0 };
-    let mut keys = Lookahead { pos: 0, count: 0, stage: Prefetch::Keys, derived: 0 };
+    let mut ahead_walk = Lookahead::new();
     let mut ahead: DerivedAhead = [None; AHEAD_RING];
     let mut derived_done = 0;
     while pos < buf.len() && summary.records < results.len() {
         let i = summary.records;
-        if slots.count <= i + SLOTS_AHEAD {
-            slots.advance(kernel, buf, i, SLOTS_AHEAD + SLOTS_GROUP, derived_done, &mut ahead);
+        if ahead_walk.count <= i + SLOTS_AHEAD {
+            ahead_walk.advance(kernel, buf, i, SLOTS_AHEAD + SLOTS_GROUP, derived_done, &mut ahead);
         }
-        keys.advance(kernel, buf, i, KEYS_AHEAD, derived_done, &mut ahead);
+        ahead_walk.request_keys(kernel, buf, i, KEYS_AHEAD);
         summary.records += 1;
         let rec = match parse_record(buf, pos) {
             Ok(r) => r,
