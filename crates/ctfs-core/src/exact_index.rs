@@ -55,6 +55,7 @@ use crate::hash::{hash_id, random_seed};
 use crate::huge_pages::HugePool;
 use crate::id_arena::IdArena;
 use table::{MAX_KEY, Table};
+pub use table::Vacancy;
 
 /// From this many ids on, large table segments come from huge-page blocks,
 /// and from [`ARENA_HUGE_FACTOR`] times as many new arena chunks (see the
@@ -220,6 +221,30 @@ impl ExactIndex {
     pub fn lookup_hashed(&self, id: &FactId, h: u64) -> Option<u32> {
         let ids = &self.ids;
         self.table.find(key(h), |ord| ids.get(ord) == id)
+    }
+
+    /// The ordinal of `id` (hash `h`), or, if absent, where it would be
+    /// inserted (for [`ExactIndex::insert_vacant`] right after).
+    #[inline]
+    pub fn lookup_or_vacancy(&self, id: &FactId, h: u64) -> Result<u32, Vacancy> {
+        let ids = &self.ids;
+        self.table.find_or_vacancy(key(h), |ord| ids.get(ord) == id)
+    }
+
+    /// [`ExactIndex::insert_hashed`] at the place `v` found (checked: if
+    /// the index changed since, the id is placed as usual).
+    #[inline]
+    pub fn insert_vacant(&mut self, id: &FactId, h: u64, v: Vacancy) -> Result<u32, IndexFull> {
+        if self.is_full() {
+            return Err(IndexFull { limit: self.max_len });
+        }
+        debug_assert!(self.lookup_hashed(id, h).is_none(), "insert of a present id");
+        if self.ids.len() >= self.activate_at {
+            self.activate_pools();
+        }
+        let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
+        self.table.insert_at(key(h), ord, v, &mut self.pool);
+        Ok(ord)
     }
 
     /// Inserts `id`, which the caller has checked is absent. Returns its ordinal.
@@ -553,6 +578,52 @@ mod tests {
             }
             prop_assert_eq!(ix.len(), set.len());
             for k in &set { prop_assert!(ix.contains(k)); }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// Inserting where a lookup found room (`insert_vacant`) keeps the
+        /// table's structure and answers: fresh vacancies, vacancies made
+        /// stale by another insert in between (never used as they are), and
+        /// plain inserts, interleaved across growth, splits and cuts.
+        #[test]
+        fn vacancies_place_ids_as_insert_would(seed in any::<u64>(), n in 5_000u64..60_000) {
+            let mut ix = ExactIndex::new();
+            let mut x = seed | 1;
+            let mut next = 0u64;
+            let mut fresh = || { next += 1; id(next) };
+            let mut inserted = Vec::new();
+            for _ in 0..n {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                let a = fresh();
+                let h = ix.hash(&a);
+                match x % 4 {
+                    0 => { ix.insert_hashed(&a, h).unwrap(); }
+                    1 => {
+                        // Another insert lands between the lookup and its use.
+                        let v = ix.lookup_or_vacancy(&a, h).unwrap_err();
+                        let b = fresh();
+                        ix.insert(&b).unwrap();
+                        inserted.push(b);
+                        ix.insert_vacant(&a, h, v).unwrap();
+                    }
+                    _ => {
+                        let v = ix.lookup_or_vacancy(&a, h).unwrap_err();
+                        ix.insert_vacant(&a, h, v).unwrap();
+                    }
+                }
+                inserted.push(a);
+            }
+            ix.table.check();
+            prop_assert_eq!(ix.len(), inserted.len());
+            // Ordinals follow insertion order.
+            for (ord, k) in inserted.iter().enumerate() {
+                prop_assert_eq!(ix.lookup_or_vacancy(k, ix.hash(k)), Ok(ord as u32));
+            }
+            for k in (next + 1..next + 1_000).map(id) {
+                prop_assert!(ix.lookup_or_vacancy(&k, ix.hash(&k)).is_err());
+            }
         }
     }
 

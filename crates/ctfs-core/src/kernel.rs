@@ -2,7 +2,7 @@
 
 use crate::bloom::BloomClock;
 use crate::error::{AdmitError, ErrorCode};
-use crate::exact_index::{ExactIndex, MAX_ENTRIES};
+use crate::exact_index::{ExactIndex, MAX_ENTRIES, Vacancy};
 use crate::fact::{Fact, FactId, IdDeriver};
 use crate::frontier::Frontier;
 use crate::id_arena::IdArena;
@@ -174,6 +174,13 @@ pub struct Kernel<I: Invariant> {
     /// dropped by every admission.
     derive_hint: Option<(u64, FactId)>,
     metrics: Box<KernelMetrics>,
+}
+
+/// What a lookup of a new fact's id found.
+enum Seen {
+    Yes,
+    /// Absent; for an indexed kernel, where the index would insert it.
+    No(Option<Vacancy>),
 }
 
 /// Histograms kept with a kernel (see [`crate::metrics`]), recorded by
@@ -350,9 +357,15 @@ impl<I: Invariant> Kernel<I> {
         };
 
         // Dedup. A derived id is fresh by construction (random key + counter).
-        if given.is_some() && self.seen(&id, hash) {
-            let certain = !matches!(self.track, Track::None);
-            return Err(AdmitError::DuplicateFact { id, certain });
+        let mut vacancy = None;
+        if given.is_some() {
+            match self.seen(&id, hash) {
+                Seen::Yes => {
+                    let certain = !matches!(self.track, Track::None);
+                    return Err(AdmitError::DuplicateFact { id, certain });
+                }
+                Seen::No(v) => vacancy = v,
+            }
         }
 
         // Causality.
@@ -367,7 +380,7 @@ impl<I: Invariant> Kernel<I> {
         let fact = Fact { id: &id, deps, payload };
         self.invariant.check_commit::<MERGE>(&fact, &mut self.state).map_err(|error| AdmitError::Invariant { id, error })?;
         self.frontier.observe(&id);
-        self.record(&id, hash);
+        self.record(&id, hash, vacancy);
         if given.is_none() {
             self.deriver.advance();
         }
@@ -389,16 +402,20 @@ impl<I: Invariant> Kernel<I> {
         !self.bloom_saturated || matches!(self.track, Track::None)
     }
 
-    /// Was `id` admitted? Bloom mode answers probabilistically.
+    /// Was `id` admitted? Bloom mode answers probabilistically. An absent id
+    /// of an indexed kernel comes with where the index would insert it.
     #[inline]
-    fn seen(&self, id: &FactId, hash: u64) -> bool {
+    fn seen(&self, id: &FactId, hash: u64) -> Seen {
         if self.bloom_filters() && !self.frontier.clock.might_contain(id) {
-            return false;
+            return Seen::No(None);
         }
         match &self.track {
-            Track::None => true,
-            Track::Pending(arena) => arena.contains_linear(id),
-            Track::Indexed(ix) => ix.lookup_hashed(id, hash).is_some(),
+            Track::None => Seen::Yes,
+            Track::Pending(arena) => if arena.contains_linear(id) { Seen::Yes } else { Seen::No(None) },
+            Track::Indexed(ix) => match ix.lookup_or_vacancy(id, hash) {
+                Ok(_) => Seen::Yes,
+                Err(v) => Seen::No(Some(v)),
+            },
         }
     }
 
@@ -415,13 +432,18 @@ impl<I: Invariant> Kernel<I> {
         }
     }
 
+    /// Tracks an admitted id; `vacancy`, where its lookup found room (the
+    /// index has not changed since).
     #[inline]
-    fn record(&mut self, id: &FactId, hash: u64) {
+    fn record(&mut self, id: &FactId, hash: u64, vacancy: Option<Vacancy>) {
         match &mut self.track {
             Track::None => {}
             Track::Indexed(ix) => {
                 // Fullness was checked before the commit began.
-                let _ = ix.insert_hashed(id, hash);
+                let _ = match vacancy {
+                    Some(v) => ix.insert_vacant(id, hash, v),
+                    None => ix.insert_hashed(id, hash),
+                };
                 if !self.bloom_saturated && self.frontier.clock.popcount() >= BLOOM_SATURATED_BITS {
                     self.bloom_saturated = true;
                 }

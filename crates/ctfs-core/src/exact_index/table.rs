@@ -54,6 +54,16 @@ const MIN_BUCKETS: usize = 2;
 /// Deepest directory (2^20 segments: far more than 2^32 ids need).
 const MAX_DEPTH: u32 = 20;
 
+/// Where an absent key goes: a bucket of a segment, for as long as the table
+/// holds `stamp` entries (any insert changes it, and only inserts move
+/// entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vacancy {
+    seg: u32,
+    bucket: u32,
+    stamp: usize,
+}
+
 /// Eight slots, one cache line. Slots fill from the left: a bucket is full
 /// exactly when its last slot is occupied.
 #[repr(C, align(64))]
@@ -453,6 +463,58 @@ impl Table {
             }
             b += 1;
         }
+    }
+
+    /// [`Table::find`], answering an absent key with where it would be
+    /// inserted: the bucket where the walk ended (the first from its home
+    /// with room, as `Segment::place` would pick). Valid until the table
+    /// next changes; [`Table::insert_at`] checks that.
+    #[inline]
+    pub(super) fn find_or_vacancy(&self, key: u32, mut is_it: impl FnMut(u32) -> bool) -> Result<u32, Vacancy> {
+        let si = self.seg_index(key);
+        let seg = &self.segs[si];
+        let mut b = seg.home(key);
+        loop {
+            // SAFETY: the last bucket is never full: the walk stops there.
+            let bk = unsafe { seg.buckets.get_unchecked(b) };
+            let mut m = bk.matches(key);
+            while m != 0 {
+                let ord = bk.0[m.trailing_zeros() as usize] as u32;
+                if is_it(ord) {
+                    return Ok(ord);
+                }
+                m &= m - 1;
+            }
+            if !bk.is_full() {
+                return Err(Vacancy { seg: si as u32, bucket: b as u32, stamp: self.len });
+            }
+            b += 1;
+        }
+    }
+
+    /// Inserts a key (its id is absent) where `v`, from
+    /// [`Table::find_or_vacancy`] of the same key, says, without walking
+    /// again; or as [`Table::insert`] does if the table changed since, or
+    /// the segment must grow first, or the slot is the last bucket's last.
+    #[inline]
+    pub(super) fn insert_at(&mut self, key: u32, ord: u32, v: Vacancy, pool: &mut HugePool) {
+        if v.stamp == self.len {
+            let seg = &mut self.segs[v.seg as usize];
+            let last = seg.buckets.len() - 1;
+            let b = v.bucket as usize;
+            if seg.len < seg.grow_at && b <= last {
+                debug_assert_eq!(b, (seg.home(key)..=last).find(|&x| !seg.buckets[x].is_full()).unwrap_or(last));
+                let bk = &mut seg.buckets[b];
+                let i = bk.first_free();
+                if !bk.is_full() && !(b == last && i == 7) {
+                    bk.0[i] = ((key as u64) << 32) | ord as u64;
+                    seg.len += 1;
+                    self.len += 1;
+                    return;
+                }
+            }
+        }
+        self.insert(key, ord, pool);
     }
 
     /// The ordinal in the first slot holding `key` in its home bucket, if
