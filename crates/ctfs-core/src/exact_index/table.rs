@@ -107,10 +107,12 @@ impl Bucket {
         }
     }
 
-    /// Index of the first empty slot (the bucket is not full).
+    /// Index of the first empty slot (the bucket is not full). Without a
+    /// branch per slot: `EMPTY`'s key half is `u32::MAX`, which no key is,
+    /// so the key compare finds exactly the empty slots.
     #[inline(always)]
     fn first_free(&self) -> usize {
-        self.0.iter().position(|&s| s == EMPTY).unwrap_or(7)
+        (self.matches(u32::MAX).trailing_zeros() as usize).min(7)
     }
 }
 
