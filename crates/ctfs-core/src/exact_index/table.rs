@@ -14,7 +14,9 @@
 //! linear probing). Slots fill from the left and are never removed, so a
 //! lookup reads the home bucket (one line, the eight keys compared at once)
 //! and moves on only while buckets are full; an insert writes one slot and
-//! never shifts anything. A few pad buckets past the home range take the
+//! never shifts anything. A lookup that finds a key absent can hand back
+//! where it stopped (a [`Vacancy`]), and the insert that follows writes
+//! there without walking again, if the table has not changed since. A few pad buckets past the home range take the
 //! overflow of the last ones; the last bucket is never full.
 //!
 //! **Growth** never touches the whole table. A segment past `LOAD_MAX` is
