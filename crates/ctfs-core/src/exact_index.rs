@@ -55,7 +55,7 @@ use crate::hash::{hash_id, random_seed};
 use crate::huge_pages::HugePool;
 use crate::id_arena::IdArena;
 use table::{MAX_KEY, Table};
-pub use table::Vacancy;
+pub(crate) use table::Vacancy;
 
 /// From this many ids on, large table segments come from huge-page blocks,
 /// and from [`ARENA_HUGE_FACTOR`] times as many new arena chunks (see the
@@ -224,9 +224,10 @@ impl ExactIndex {
     }
 
     /// The ordinal of `id` (hash `h`), or, if absent, where it would be
-    /// inserted (for [`ExactIndex::insert_vacant`] right after).
+    /// inserted (for [`ExactIndex::insert_vacant`] right after, on this
+    /// index; crate-private, since a place is only meaningful there).
     #[inline]
-    pub fn lookup_or_vacancy(&self, id: &FactId, h: u64) -> Result<u32, Vacancy> {
+    pub(crate) fn lookup_or_vacancy(&self, id: &FactId, h: u64) -> Result<u32, Vacancy> {
         let ids = &self.ids;
         self.table.find_or_vacancy(key(h), |ord| ids.get(ord) == id)
     }
@@ -234,7 +235,7 @@ impl ExactIndex {
     /// [`ExactIndex::insert_hashed`] at the place `v` found (checked: if
     /// the index changed since, the id is placed as usual).
     #[inline]
-    pub fn insert_vacant(&mut self, id: &FactId, h: u64, v: Vacancy) -> Result<u32, IndexFull> {
+    pub(crate) fn insert_vacant(&mut self, id: &FactId, h: u64, v: Vacancy) -> Result<u32, IndexFull> {
         if self.is_full() {
             return Err(IndexFull { limit: self.max_len });
         }

@@ -60,7 +60,7 @@ const MAX_DEPTH: u32 = 20;
 /// holds `stamp` entries (any insert changes it, and only inserts move
 /// entries).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Vacancy {
+pub(crate) struct Vacancy {
     seg: u32,
     bucket: u32,
     stamp: usize,
