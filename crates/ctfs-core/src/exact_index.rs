@@ -236,16 +236,7 @@ impl ExactIndex {
     /// the index changed since, the id is placed as usual).
     #[inline]
     pub(crate) fn insert_vacant(&mut self, id: &FactId, h: u64, v: Vacancy) -> Result<u32, IndexFull> {
-        if self.is_full() {
-            return Err(IndexFull { limit: self.max_len });
-        }
-        debug_assert!(self.lookup_hashed(id, h).is_none(), "insert of a present id");
-        if self.ids.len() >= self.activate_at {
-            self.activate_pools();
-        }
-        let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
-        self.table.insert_at(key(h), ord, v, &mut self.pool);
-        Ok(ord)
+        self.insert_placed(id, h, Some(v))
     }
 
     /// Inserts `id`, which the caller has checked is absent. Returns its ordinal.
@@ -264,6 +255,13 @@ impl ExactIndex {
     /// Inserts an absent `id` whose hash is `h`.
     #[inline]
     pub fn insert_hashed(&mut self, id: &FactId, h: u64) -> Result<u32, IndexFull> {
+        self.insert_placed(id, h, None)
+    }
+
+    /// Appends `id` to the arena and its key to the table, at `place` when
+    /// a lookup found one (see [`ExactIndex::lookup_or_vacancy`]).
+    #[inline(always)]
+    fn insert_placed(&mut self, id: &FactId, h: u64, place: Option<Vacancy>) -> Result<u32, IndexFull> {
         if self.is_full() {
             return Err(IndexFull { limit: self.max_len });
         }
@@ -272,7 +270,10 @@ impl ExactIndex {
             self.activate_pools();
         }
         let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
-        self.table.insert(key(h), ord, &mut self.pool);
+        match place {
+            Some(v) => self.table.insert_at(key(h), ord, v, &mut self.pool),
+            None => self.table.insert(key(h), ord, &mut self.pool),
+        }
         Ok(ord)
     }
 

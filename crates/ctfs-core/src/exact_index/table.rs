@@ -16,8 +16,9 @@
 //! and moves on only while buckets are full; an insert writes one slot and
 //! never shifts anything. A lookup that finds a key absent can hand back
 //! where it stopped (a [`Vacancy`]), and the insert that follows writes
-//! there without walking again, if the table has not changed since. A few pad buckets past the home range take the
-//! overflow of the last ones; the last bucket is never full.
+//! there without walking again, if the table has not changed since. A few
+//! pad buckets past the home range take the overflow of the last ones; the
+//! last bucket is never full.
 //!
 //! **Growth** never touches the whole table. A segment past `LOAD_MAX` is
 //! either rebuilt alone, larger, from its own slots (they carry their keys:
@@ -448,31 +449,15 @@ impl Table {
     /// Ordinals of the slots holding `key`, tried in order with `is_it`
     /// (which compares the stored id); the first accepted one is returned.
     #[inline]
-    pub(super) fn find(&self, key: u32, mut is_it: impl FnMut(u32) -> bool) -> Option<u32> {
-        let seg = self.seg(key);
-        let mut b = seg.home(key);
-        loop {
-            // SAFETY: the last bucket is never full: the walk stops there.
-            let bk = unsafe { seg.buckets.get_unchecked(b) };
-            let mut m = bk.matches(key);
-            while m != 0 {
-                let ord = bk.0[m.trailing_zeros() as usize] as u32;
-                if is_it(ord) {
-                    return Some(ord);
-                }
-                m &= m - 1;
-            }
-            if !bk.is_full() {
-                return None;
-            }
-            b += 1;
-        }
+    pub(super) fn find(&self, key: u32, is_it: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.find_or_vacancy(key, is_it).ok()
     }
 
-    /// [`Table::find`], answering an absent key with where it would be
-    /// inserted: the bucket where the walk ended (the first from its home
-    /// with room, as `Segment::place` would pick). Valid until the table
-    /// next changes; [`Table::insert_at`] checks that.
+    /// The ordinal of the first slot holding `key` that `is_it` accepts
+    /// (it compares the stored id), or, for an absent key, where it would
+    /// be inserted: the bucket where the walk ended (the first from its home
+    /// with room, as `Segment::place` would pick). That place is valid until
+    /// the table next changes; [`Table::insert_at`] checks that.
     #[inline]
     pub(super) fn find_or_vacancy(&self, key: u32, mut is_it: impl FnMut(u32) -> bool) -> Result<u32, Vacancy> {
         let si = self.seg_index(key);
@@ -510,7 +495,7 @@ impl Table {
                 debug_assert_eq!(b, (seg.home(key)..=last).find(|&x| !seg.buckets[x].is_full()).unwrap_or(last));
                 let bk = &mut seg.buckets[b];
                 let i = bk.first_free();
-                if !bk.is_full() && !(b == last && i == 7) {
+                if !bk.is_full() && (b != last || i != 7) {
                     bk.0[i] = ((key as u64) << 32) | ord as u64;
                     seg.len += 1;
                     self.len += 1;
