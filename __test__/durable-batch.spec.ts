@@ -2,7 +2,8 @@
 // frontier per batch (issue 13, "Durable acknowledgements under concurrency").
 import test from 'ava'
 
-import { CtfsError, DurableKernel, FactBatch, invariants, type FactInput } from '../src/index.ts'
+import { CtfsError, DurableKernel, FactBatch, Kernel, invariants, type FactInput } from '../src/index.ts'
+import { native } from '../src/native.ts'
 import { iteration, type Plan } from './crash-run.ts'
 import { rid, snapshot, tempDir } from './helpers.ts'
 
@@ -183,4 +184,47 @@ test('portable: thousands of waiters always pending (the frontier queue never dr
   t.is(outOfOrder, 0)
   t.is(early, 0)
   t.is(k.read().balance, BigInt(total + 2 * (total / 1000)))
+})
+
+// Batches of kernels without JS rules collect their statuses in the thread's
+// one results buffer (copied out per batch), and a durable batch reads the
+// log's last sequence in the same native call (`admitBatchSeq`).
+test('batch results are each batch\'s own: a later batch does not change an earlier result', (t) => {
+  const k = new Kernel({ invariant: supply })
+  const first = k.admitBatch(FactBatch.fromPayloads(supply.deltas([5n, -10n, 1n]), 16))
+  t.deepEqual([first.code(0), first.code(1), first.code(2)], [undefined, 'INVARIANT_VIOLATION', undefined])
+  const second = k.admitBatch(FactBatch.fromPayloads(supply.deltas([-100n, 2n, -100n, 3n]), 16))
+  t.deepEqual([second.code(0), second.code(1), second.code(2), second.code(3)], ['INVARIANT_VIOLATION', undefined, 'INVARIANT_VIOLATION', undefined])
+  t.deepEqual([first.code(0), first.code(1), first.code(2)], [undefined, 'INVARIANT_VIOLATION', undefined])
+  t.deepEqual([first.admitted, first.refused, second.admitted, second.refused], [2, 1, 2, 2])
+  // Larger than the shared buffer (65,536): the batch's own array, same answers.
+  const big = k.admitBatch(FactBatch.fromPayloads(supply.deltas(Array.from({ length: 70_000 }, (_, i) => (i % 1000 === 999 ? -1_000_000_000n : 1n))), 16))
+  t.deepEqual([big.admitted, big.refused], [69_930, 70])
+  t.is(big.code(999), 'INVARIANT_VIOLATION')
+  t.is(big.code(1000), undefined)
+  t.is(k.read().balance, 11n + 69_930n)
+})
+
+test('admitBatchSeq: statuses as admitBatch, and the log\'s last sequence in the 8 bytes after them', async (t) => {
+  const fast = native.fastPath()
+  // No log: the sequence is 0.
+  const target = new native.NativeKernel({ invariant: supply.native as never, causality: 'exact' }).fastTarget(0)
+  const plain = FactBatch.fromPayloads(supply.deltas([1n, 2n]), 16)
+  const results = new Uint8Array(2 + 8).fill(0xee)
+  t.is(fast.admitBatchSeq(target, plain.packed, results), 2)
+  t.deepEqual([...results.subarray(0, 2)], [0, 0])
+  t.is(new DataView(results.buffer).getFloat64(2, true), 0)
+  t.throws(() => fast.admitBatchSeq(target, plain.packed, new Uint8Array(7)), { instanceOf: TypeError, message: /8 bytes for the log sequence/ })
+  // A durable batch waits for its own last record: after the await, the
+  // durable frontier covers it.
+  const dk = await DurableKernel.open({ dir: tempDir(t), invariant: supply, backend: 'portable' })
+  t.teardown(() => dk.close())
+  dk.admit(supply.delta(1n))
+  for (let b = 0; b < 20; b++) {
+    const p = dk.admitBatchDurable(FactBatch.fromPayloads(supply.deltas([1n, 2n, 3n]), 16))
+    const last = dk.durability.appendedSeq
+    t.is(last, 1 + (b + 1) * 3)
+    t.is((await p).admitted, 3)
+    t.true(dk.durability.durableSeq >= last, `batch ${b}`)
+  }
 })

@@ -16,6 +16,12 @@ export interface FastPath {
   admitDerivedSeq(target: number, out: Uint8Array, payload: Uint8Array, deps?: Uint8Array): number
   admitBatch(target: number, packed: Uint8Array, results: Uint8Array): number
   /**
+   * {@link admitBatch} whose `results` ends with 8 more bytes: after the
+   * batch they hold the log's last appended sequence (f64, little-endian; 0
+   * without a log).
+   */
+  admitBatchSeq(target: number, packed: Uint8Array, results: Uint8Array): number
+  /**
    * Kernels without JS rules (`NativeKernel.admitsFromScratch()`): the fact is
    * laid out in `scratch` (id or the derived id's place at 0..32, then the
    * dependencies, then the payload); `shape` = payload length * 4096 +

@@ -409,7 +409,7 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
   admitBatchDurable(batch: FactBatch | readonly FactInput[]): Promise<BatchResult> {
     let r: BatchResult
     try {
-      r = this.admitBatch(batch)
+      r = this.admitBatchLogged(batch)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -418,8 +418,10 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
       if (e !== undefined) return Promise.reject(e)
     }
     if (r.admitted === 0) return Promise.resolve(r)
-    // Read right after the batch, on this thread: its last record or later.
-    return this.#frontier.wait(this.#appended(), r)
+    // Read by the batch's own call where it could, or right after it, on
+    // this thread: its last record or later.
+    const seq = this.admittedBatchSeq
+    return this.#frontier.wait(seq >= 0 ? seq : this.#appended(), r)
   }
 
   /**

@@ -178,9 +178,20 @@ const EMPTY: Uint8Array = new Uint8Array(0)
  * generic path as soon as two kernels existed (bindings/node/src/fast.rs).
  */
 const FAST: FastPath = native.fastPath()
-const { admitWithId, admitDerived, admitWithIdSeq, admitDerivedSeq, admitBatch, admitScratch, admitScratchSeq } = FAST
+const { admitWithId, admitDerived, admitWithIdSeq, admitDerivedSeq, admitBatch, admitBatchSeq, admitScratch, admitScratchSeq } = FAST
 /** The thread's shared admission scratch, where the runtime offers one. */
 const SCRATCH: Uint8Array | undefined = FAST.scratch !== undefined && admitScratch !== undefined && admitScratchSeq !== undefined ? FAST.scratch : undefined
+/**
+ * The thread's batch results, for batches of up to {@link RESULTS_CAP}
+ * facts of kernels that run no JavaScript during admission (so that no
+ * other batch can write it meanwhile): one off-heap buffer instead of a new
+ * array per batch, which V8 would first move out of its heap for the native
+ * side, and its last 8 bytes receive the log sequence of `admitBatchSeq`.
+ * Each batch's statuses are copied out of it.
+ */
+const RESULTS_CAP = 1 << 16
+const RESULTS = new Uint8Array(new ArrayBuffer(RESULTS_CAP + 8))
+const RESULTS_SEQ = new Float64Array(RESULTS.buffer, RESULTS_CAP, 1)
 /** The payload length's unit in a scratch admission's `shape` (see `FastPath.admitScratch`). */
 const SHAPE_PAYLOAD_UNIT = 1 << 12
 
@@ -338,6 +349,29 @@ export class Domain<I extends InvariantSpec> {
    * its own, in order; nothing throws for a refused fact — inspect the result.
    */
   admitBatch(batch: FactBatch | readonly FactInput[]): BatchResult {
+    return this.#admitBatch(batch, false)
+  }
+
+  /**
+   * {@link admitBatch}, reading the log's last appended sequence in the same
+   * native call where it can (durable kernels; see {@link admittedBatchSeq}).
+   * @internal
+   */
+  protected admitBatchLogged(batch: FactBatch | readonly FactInput[]): BatchResult {
+    return this.#admitBatch(batch, true)
+  }
+
+  /**
+   * The log's last appended sequence after the last {@link admitBatchLogged},
+   * or -1 when that call could not read it (then ask the log). @internal
+   */
+  protected get admittedBatchSeq(): number {
+    return this.#batchSeq
+  }
+
+  #batchSeq = -1
+
+  #admitBatch(batch: FactBatch | readonly FactInput[], logged: boolean): BatchResult {
     let b: FactBatch
     if (FactBatch.isBatch(batch)) b = batch
     else if (Array.isArray(batch)) {
@@ -346,10 +380,23 @@ export class Domain<I extends InvariantSpec> {
         b.addFact(batch[i] as FactInput, i)
       }
     } else throw invalidArgType('batch', 'a FactBatch or an array of facts', batch)
-    const status = new Uint8Array(b.length)
-    const read = rethrowNative(() => admitBatch(this.#target, b.packed, status))
+    const n = b.length
     const nk = this.#native
-    return new BatchResult(read === status.length ? status : status.subarray(0, read), b, () => nk.batchErrors())
+    this.#batchSeq = -1
+    let status: Uint8Array
+    if (this.#scratch !== undefined && n <= RESULTS_CAP) {
+      // The thread's results buffer: no JavaScript runs during this call.
+      const read = logged
+        ? rethrowNative(() => admitBatchSeq(this.#target, b.packed, RESULTS))
+        : rethrowNative(() => admitBatch(this.#target, b.packed, RESULTS))
+      if (logged) this.#batchSeq = RESULTS_SEQ[0]!
+      status = RESULTS.slice(0, Math.min(read, n))
+    } else {
+      const own = new Uint8Array(n)
+      const read = rethrowNative(() => admitBatch(this.#target, b.packed, own))
+      status = read === n ? own : own.subarray(0, read)
+    }
+    return new BatchResult(status, b, () => nk.batchErrors())
   }
 
   /** A copy of the state bytes (64). Decode with `invariant.read(state)` or {@link read}. */

@@ -232,6 +232,30 @@ unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> nap
     })
 }
 
+/// `admitBatchSeq(target, packed, results) -> records read`: `admitBatch`
+/// whose `results` ends with 8 more bytes, which receive the log's last
+/// appended sequence after the batch (an f64, little-endian; 0 without a
+/// log), so that a durable batch learns where to wait without a second
+/// call.
+unsafe extern "C" fn admit_batch_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+    guard(env, || {
+        let (a, _, _, kernel, domain) = unsafe { args::<3>(env, info)? };
+        let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
+        let Some(split) = results.len().checked_sub(SEQ_BYTES) else {
+            return Err(Throw::Type(format!("results must end with {SEQ_BYTES} bytes for the log sequence")));
+        };
+        let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
+        let (statuses, tail) = results.split_at_mut(split);
+        let read = st.admit_batch(domain, packed, statuses)?;
+        let seq = st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64);
+        tail.copy_from_slice(&seq.to_le_bytes());
+        status_value(env, read)
+    })
+}
+
+/// The log sequence's bytes at the end of `admitBatchSeq`'s results.
+const SEQ_BYTES: usize = 8;
+
 /// The shared admission scratch of a thread: JavaScript writes a fact's id,
 /// dependencies and payload into it through a Uint8Array view (an external
 /// ArrayBuffer over this memory) and passes only their lengths, so that a
@@ -407,6 +431,7 @@ pub fn fast_path(env: Env) -> Result<Object<'static>> {
         ("admitWithIdSeq", admit_with_id::<true> as Callback),
         ("admitDerivedSeq", admit_derived::<true> as Callback),
         ("admitBatch", admit_batch as Callback),
+        ("admitBatchSeq", admit_batch_seq as Callback),
     ] {
         set_property(raw_env, obj, name, bind(raw_env, &shared, name, cb)?)?;
     }
