@@ -221,34 +221,29 @@ unsafe extern "C" fn admit_derived<const SEQ: bool>(env: napi_env, info: napi_ca
     })
 }
 
-/// `admitBatch(target, packed, results) -> records read`
-unsafe extern "C" fn admit_batch(env: napi_env, info: napi_callback_info) -> napi_value {
-    guard(env, || {
-        let (a, _, _, kernel, domain) = unsafe { args::<3>(env, info)? };
-        let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
-        let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
-        let read = st.admit_batch(domain, packed, results)?;
-        status_value(env, read)
-    })
-}
-
-/// `admitBatchSeq(target, packed, results) -> records read`: `admitBatch`
-/// whose `results` ends with 8 more bytes, which receive the log's last
+/// `admitBatch(target, packed, results) -> records read`. `admitBatchSeq`
+/// (`SEQ`): `results` ends with 8 more bytes, which receive the log's last
 /// appended sequence after the batch (an f64, little-endian; 0 without a
 /// log), so that a durable batch learns where to wait without a second
 /// call.
-unsafe extern "C" fn admit_batch_seq(env: napi_env, info: napi_callback_info) -> napi_value {
+unsafe extern "C" fn admit_batch<const SEQ: bool>(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
         let (a, _, _, kernel, domain) = unsafe { args::<3>(env, info)? };
         let (packed, results) = unsafe { (bytes(env, a[1], "packed")?, bytes(env, a[2], "results")?) };
-        let Some(split) = results.len().checked_sub(SEQ_BYTES) else {
-            return Err(Throw::Type(format!("results must end with {SEQ_BYTES} bytes for the log sequence")));
+        let statuses_len = match SEQ {
+            false => results.len(),
+            true => results
+                .len()
+                .checked_sub(SEQ_BYTES)
+                .ok_or_else(|| Throw::Type(format!("results must end with {SEQ_BYTES} bytes for the log sequence")))?,
         };
         let mut st = kernel.try_borrow_mut().map_err(|_| Throw::Busy)?;
-        let (statuses, tail) = results.split_at_mut(split);
+        let (statuses, tail) = results.split_at_mut(statuses_len);
         let read = st.admit_batch(domain, packed, statuses)?;
-        let seq = st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64);
-        tail.copy_from_slice(&seq.to_le_bytes());
+        if SEQ {
+            let seq = st.log.as_ref().map_or(0.0, |l| l.wal().appended_seq() as f64);
+            tail.copy_from_slice(&seq.to_le_bytes());
+        }
         status_value(env, read)
     })
 }
@@ -430,8 +425,8 @@ pub fn fast_path(env: Env) -> Result<Object<'static>> {
         ("admitDerived", admit_derived::<false> as Callback),
         ("admitWithIdSeq", admit_with_id::<true> as Callback),
         ("admitDerivedSeq", admit_derived::<true> as Callback),
-        ("admitBatch", admit_batch as Callback),
-        ("admitBatchSeq", admit_batch_seq as Callback),
+        ("admitBatch", admit_batch::<false> as Callback),
+        ("admitBatchSeq", admit_batch::<true> as Callback),
     ] {
         set_property(raw_env, obj, name, bind(raw_env, &shared, name, cb)?)?;
     }
