@@ -224,19 +224,12 @@ impl ExactIndex {
     }
 
     /// The ordinal of `id` (hash `h`), or, if absent, where it would be
-    /// inserted (for [`ExactIndex::insert_vacant`] right after, on this
+    /// inserted (for [`ExactIndex::insert_placed`] right after, on this
     /// index; crate-private, since a place is only meaningful there).
     #[inline]
     pub(crate) fn lookup_or_vacancy(&self, id: &FactId, h: u64) -> Result<u32, Vacancy> {
         let ids = &self.ids;
         self.table.find_or_vacancy(key(h), |ord| ids.get(ord) == id)
-    }
-
-    /// [`ExactIndex::insert_hashed`] at the place `v` found (checked: if
-    /// the index changed since, the id is placed as usual).
-    #[inline]
-    pub(crate) fn insert_vacant(&mut self, id: &FactId, h: u64, v: Vacancy) -> Result<u32, IndexFull> {
-        self.insert_placed(id, h, Some(v))
     }
 
     /// Inserts `id`, which the caller has checked is absent. Returns its ordinal.
@@ -258,10 +251,11 @@ impl ExactIndex {
         self.insert_placed(id, h, None)
     }
 
-    /// Appends `id` to the arena and its key to the table, at `place` when
-    /// a lookup found one (see [`ExactIndex::lookup_or_vacancy`]).
+    /// [`ExactIndex::insert_hashed`] at `place`, when a lookup of `id` found
+    /// one (see [`ExactIndex::lookup_or_vacancy`]; checked: if the index
+    /// changed since, the id is placed as usual).
     #[inline(always)]
-    fn insert_placed(&mut self, id: &FactId, h: u64, place: Option<Vacancy>) -> Result<u32, IndexFull> {
+    pub(crate) fn insert_placed(&mut self, id: &FactId, h: u64, place: Option<Vacancy>) -> Result<u32, IndexFull> {
         if self.is_full() {
             return Err(IndexFull { limit: self.max_len });
         }
@@ -270,10 +264,7 @@ impl ExactIndex {
             self.activate_pools();
         }
         let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
-        match place {
-            Some(v) => self.table.insert_at(key(h), ord, v, &mut self.pool),
-            None => self.table.insert(key(h), ord, &mut self.pool),
-        }
+        self.table.insert_at(key(h), ord, place, &mut self.pool);
         Ok(ord)
     }
 
@@ -585,7 +576,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(16))]
-        /// Inserting where a lookup found room (`insert_vacant`) keeps the
+        /// Inserting where a lookup found room (`insert_placed`) keeps the
         /// table's structure and answers: fresh vacancies, vacancies made
         /// stale by another insert in between (never used as they are), and
         /// plain inserts, interleaved across growth, splits and cuts.
@@ -608,11 +599,11 @@ mod tests {
                         let b = fresh();
                         ix.insert(&b).unwrap();
                         inserted.push(b);
-                        ix.insert_vacant(&a, h, v).unwrap();
+                        ix.insert_placed(&a, h, Some(v)).unwrap();
                     }
                     _ => {
                         let v = ix.lookup_or_vacancy(&a, h).unwrap_err();
-                        ix.insert_vacant(&a, h, v).unwrap();
+                        ix.insert_placed(&a, h, Some(v)).unwrap();
                     }
                 }
                 inserted.push(a);

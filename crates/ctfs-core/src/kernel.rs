@@ -440,10 +440,7 @@ impl<I: Invariant> Kernel<I> {
             Track::None => {}
             Track::Indexed(ix) => {
                 // Fullness was checked before the commit began.
-                let _ = match vacancy {
-                    Some(v) => ix.insert_vacant(id, hash, v),
-                    None => ix.insert_hashed(id, hash),
-                };
+                let _ = ix.insert_placed(id, hash, vacancy);
                 if !self.bloom_saturated && self.frontier.clock.popcount() >= BLOOM_SATURATED_BITS {
                     self.bloom_saturated = true;
                 }

@@ -481,13 +481,16 @@ impl Table {
         }
     }
 
-    /// Inserts a key (its id is absent) where `v`, from
+    /// Inserts a key (its id is absent) where `place`, from
     /// [`Table::find_or_vacancy`] of the same key, says, without walking
-    /// again; or as [`Table::insert`] does if the table changed since, or
-    /// the segment must grow first, or the slot is the last bucket's last.
+    /// again; or as [`Table::insert`] does without a place, or if the table
+    /// changed since, or the segment must grow first, or the slot is the
+    /// last bucket's last.
     #[inline]
-    pub(super) fn insert_at(&mut self, key: u32, ord: u32, v: Vacancy, pool: &mut HugePool) {
-        if v.stamp == self.len {
+    pub(super) fn insert_at(&mut self, key: u32, ord: u32, place: Option<Vacancy>, pool: &mut HugePool) {
+        if let Some(v) = place
+            && v.stamp == self.len
+        {
             let seg = &mut self.segs[v.seg as usize];
             let last = seg.buckets.len() - 1;
             let b = v.bucket as usize;
