@@ -227,4 +227,10 @@ test('admitBatchSeq: statuses as admitBatch, and the log\'s last sequence in the
     t.is((await p).admitted, 3)
     t.true(dk.durability.durableSeq >= last, `batch ${b}`)
   }
+  // Past the shared results buffer (65,536 facts): the batch's own array carries the sequence.
+  const big = dk.admitBatchDurable(FactBatch.fromPayloads(supply.deltas(new Array<bigint>(70_000).fill(1n)), 16))
+  const bigLast = dk.durability.appendedSeq
+  t.is(bigLast, 1 + 20 * 3 + 70_000)
+  t.is((await big).admitted, 70_000)
+  t.true(dk.durability.durableSeq >= bigLast)
 })

@@ -418,10 +418,8 @@ export class DurableKernel<I extends InvariantSpec> extends Kernel<I> {
       if (e !== undefined) return Promise.reject(e)
     }
     if (r.admitted === 0) return Promise.resolve(r)
-    // Read by the batch's own call where it could, or right after it, on
-    // this thread: its last record or later.
-    const seq = this.admittedBatchSeq
-    return this.#frontier.wait(seq >= 0 ? seq : this.#appended(), r)
+    // Read by the batch's own call: its last record or later.
+    return this.#frontier.wait(this.admittedBatchSeq, r)
   }
 
   /**

@@ -190,7 +190,9 @@ const SCRATCH: Uint8Array | undefined = FAST.scratch !== undefined && admitScrat
  * Each batch's statuses are copied out of it.
  */
 const RESULTS_CAP = 1 << 16
-const RESULTS = new Uint8Array(new ArrayBuffer(RESULTS_CAP + 8))
+/** The log sequence's bytes after the statuses (see `FastPath.admitBatchSeq`). */
+const SEQ_BYTES = 8
+const RESULTS = new Uint8Array(new ArrayBuffer(RESULTS_CAP + SEQ_BYTES))
 const RESULTS_SEQ = new Float64Array(RESULTS.buffer, RESULTS_CAP, 1)
 /** The payload length's unit in a scratch admission's `shape` (see `FastPath.admitScratch`). */
 const SHAPE_PAYLOAD_UNIT = 1 << 12
@@ -354,22 +356,19 @@ export class Domain<I extends InvariantSpec> {
 
   /**
    * {@link admitBatch}, reading the log's last appended sequence in the same
-   * native call where it can (durable kernels; see {@link admittedBatchSeq}).
+   * native call (durable kernels; see {@link admittedBatchSeq}).
    * @internal
    */
   protected admitBatchLogged(batch: FactBatch | readonly FactInput[]): BatchResult {
     return this.#admitBatch(batch, true)
   }
 
-  /**
-   * The log's last appended sequence after the last {@link admitBatchLogged},
-   * or -1 when that call could not read it (then ask the log). @internal
-   */
+  /** The log's last appended sequence after the last {@link admitBatchLogged}. @internal */
   protected get admittedBatchSeq(): number {
     return this.#batchSeq
   }
 
-  #batchSeq = -1
+  #batchSeq = 0
 
   #admitBatch(batch: FactBatch | readonly FactInput[], logged: boolean): BatchResult {
     let b: FactBatch
@@ -382,20 +381,16 @@ export class Domain<I extends InvariantSpec> {
     } else throw invalidArgType('batch', 'a FactBatch or an array of facts', batch)
     const n = b.length
     const nk = this.#native
-    this.#batchSeq = -1
-    let status: Uint8Array
-    if (this.#scratch !== undefined && n <= RESULTS_CAP) {
-      // The thread's results buffer: no JavaScript runs during this call.
-      const read = logged
-        ? rethrowNative(() => admitBatchSeq(this.#target, b.packed, RESULTS))
-        : rethrowNative(() => admitBatch(this.#target, b.packed, RESULTS))
-      if (logged) this.#batchSeq = RESULTS_SEQ[0]!
-      status = RESULTS.slice(0, Math.min(read, n))
-    } else {
-      const own = new Uint8Array(n)
-      const read = rethrowNative(() => admitBatch(this.#target, b.packed, own))
-      status = read === n ? own : own.subarray(0, read)
-    }
+    // The thread's results buffer when no JavaScript runs during this call;
+    // otherwise (or past its size) the batch's own, with room for the sequence.
+    const shared = this.#scratch !== undefined && n <= RESULTS_CAP
+    const out = shared ? RESULTS : new Uint8Array(n + SEQ_BYTES)
+    // One call site per native function keeps V8's fast API call.
+    const read = logged
+      ? rethrowNative(() => admitBatchSeq(this.#target, b.packed, out))
+      : rethrowNative(() => admitBatch(this.#target, b.packed, out))
+    if (logged) this.#batchSeq = shared ? RESULTS_SEQ[0]! : new DataView(out.buffer, out.byteOffset + out.length - SEQ_BYTES).getFloat64(0, true)
+    const status = shared ? RESULTS.slice(0, read) : out.subarray(0, read)
     return new BatchResult(status, b, () => nk.batchErrors())
   }
 
