@@ -32,9 +32,10 @@
 //! were carved and faulted in ahead (`id_arena`), the peak varied more,
 //! probably through timing (faster admissions, so more segments falling back
 //! to the heap while the pool's next block, counted whole, is still being
-//! faulted in; not counted): 47.2–47.9 B, and 48.27 once in CI (`memory_stays_under_48…`, 500K–1.5M,
-//! debug build, tests in parallel). From 2M: 44.9–45.3 B in that test under
-//! the same load, 46.8–47.3 B in three 0 → 10M runs.
+//! faulted in; not counted): 47.2–47.9 B, and 48.27 once in CI
+//! (`memory_stays_under_48…`, 500K–1.5M, debug build, tests in parallel).
+//! From 2M: 44.9–45.3 B in that test under the same load, 46.8–47.3 B in
+//! three 0 → 10M runs.
 //! Each next block is faulted in ahead by a helper thread, and a segment or
 //! chunk that needs a block before it is ready goes to the heap, so no
 //! admission pays the first touch of a huge page (2–5 ms each on the
