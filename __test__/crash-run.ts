@@ -29,6 +29,8 @@ export interface Plan {
   killAtCheckpoint: boolean
   /** Facts per admitBatchDurable (absent or 1: admitDurable one at a time). */
   batch?: number
+  /** Log segment size of the child (absent: the default), small for many rolls and spare segments. */
+  segmentBytes?: number
 }
 
 interface Outcome {
@@ -44,7 +46,7 @@ function runChild(p: Plan, dir: string): Promise<Outcome> {
     const t0 = performance.now()
     const child = spawn(
       process.execPath,
-      ['--import', '@oxc-node/core/register', join(here, 'fixtures', 'crash-child.ts'), dir, p.backend, String(p.inFlight), String(p.checkpointEvery), String(p.batch ?? 1)],
+      ['--import', '@oxc-node/core/register', join(here, 'fixtures', 'crash-child.ts'), dir, p.backend, String(p.inFlight), String(p.checkpointEvery), String(p.batch ?? 1), String(p.segmentBytes ?? 0)],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     const acked = new Set<number>()
@@ -124,7 +126,8 @@ export async function iteration(t: ExecutionContext, p: Plan): Promise<string> {
     t.true(health.healthy, `${where}: ${health.text}`)
     t.is(health.lastSeq, n + 1, where)
     return (
-      `#${p.iteration} ${p.backend}->${p.reopenBackend} inFlight=${p.inFlight}${p.batch !== undefined ? ` batch=${p.batch}` : ''} ckptEvery=${p.checkpointEvery} ` +
+      `#${p.iteration} ${p.backend}->${p.reopenBackend} inFlight=${p.inFlight}${p.batch !== undefined ? ` batch=${p.batch}` : ''} ckptEvery=${p.checkpointEvery}` +
+      `${p.segmentBytes !== undefined ? ` segment=${p.segmentBytes >> 10}KiB` : ''} ` +
       `kill@${p.delayMs}ms${o.killedAtCheckpoint ? ' at checkpoint start' : ''}: acked ${o.acked.size}, recovered ${n} ` +
       `(ckpt ${r.checkpointSeq}, replayed ${r.factsReplayed}, cut ${r.bytesCut} B)`
     )

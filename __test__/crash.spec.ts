@@ -31,6 +31,9 @@ function plan(iteration: number): Plan {
     checkpointEvery,
     delayMs: 20 + Math.floor(r() * 281),
     killAtCheckpoint: checkpointEvery > 0 && r() < 0.35,
+    // Small segments in two thirds of the runs: kills land across rolls,
+    // and while the next segment is being zeroed ahead (the spare).
+    ...(iteration % 3 === 0 ? {} : { segmentBytes: iteration % 3 === 1 ? 256 << 10 : 1 << 20 }),
   }
 }
 

@@ -52,7 +52,14 @@
 //! rolled when the next record would take it past
 //! [`WalOptions::segment_size`] (default 64 MiB); a new segment's header is
 //! synced and the directory fsynced before any record goes into it; the
-//! previous segment is synced before the new one is created.
+//! previous segment is synced before the new one is created. Once the
+//! active segment is a quarter full, a helper thread zeroes the next
+//! segment's file ahead (`wal-spare.tmp`, the segment size, synced in
+//! 256 KiB chunks), so that a roll only writes a header into existing
+//! blocks, renames the file and syncs the directory, and the new segment
+//! needs no zeros written ahead (see below). The log directory therefore
+//! holds up to one segment size more than its segments; an open deletes a
+//! spare left by a crash, a close an unused one.
 //!
 //! **Pacing** ([`Wal::set_pacing`], off by default; the Node binding turns
 //! it on and reports each durable callback processed with
@@ -159,6 +166,7 @@ mod error;
 mod format;
 mod inspect;
 mod recovery;
+mod spare;
 mod upgrade;
 mod wal;
 

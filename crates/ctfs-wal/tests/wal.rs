@@ -559,3 +559,61 @@ fn paced_writer_progresses_with_or_without_its_consumer() {
         assert_eq!(recs, (1..=next + 2).map(expected).collect::<Vec<_>>());
     }
 }
+
+/// Once the active segment is a quarter full, a helper zeroes the next one
+/// (`wal-spare.tmp`, the full segment size); the roll makes it the next
+/// segment (so it holds the segment size from the start, where a segment
+/// created at the roll holds only its first zeros written ahead), the
+/// rolled segment is cut at its last record, a close deletes an unused
+/// spare, an open deletes one a crash left, and every record reads back.
+#[test]
+fn rolls_use_the_spare_zeroed_ahead() {
+    const SIZE: u64 = 1 << 20;
+    for b in backends() {
+        let d = TempDir::new("spare");
+        let o = || WalOptions { segment_size: SIZE, ..opts(b) };
+        let spare = d.path().join("wal-spare.tmp");
+        let spare_len = || std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0);
+        let (mut wal, _) = Wal::open(d.path(), o()).unwrap();
+        let mut next = 1u64;
+        // ~110 B per record: 3,000 records are past a quarter of the segment.
+        append_n(&mut wal, next, next + 2999);
+        next += 3000;
+        wal.flush().unwrap();
+        let t0 = std::time::Instant::now();
+        while spare_len() < SIZE {
+            assert!(t0.elapsed() < std::time::Duration::from_secs(30), "no spare after 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // Its last chunk is written; let its sync finish.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        while segments(d.path()).len() < 2 {
+            append_n(&mut wal, next, next + 9);
+            next += 10;
+            wal.flush().unwrap();
+        }
+        let segs = segments(d.path());
+        assert_eq!(segs.len(), 2);
+        assert!(!spare.exists(), "the spare became the second segment");
+        let live = std::fs::read(&segs[1]).unwrap();
+        assert_eq!(live.len() as u64, SIZE, "made from the spare: zeroed to the segment size");
+        let end = record_offsets(&live).last().map(|(o, l)| o + l).unwrap();
+        assert!(live[end..].iter().all(|&x| x == 0));
+        let first = std::fs::read(&segs[0]).unwrap();
+        assert_eq!(record_offsets(&first).last().map(|(o, l)| o + l), Some(first.len()), "rolled: cut at its last record");
+        // Past a quarter of the second segment a spare is made again; a close deletes it.
+        append_n(&mut wal, next, next + 2999);
+        next += 3000;
+        wal.flush().unwrap();
+        wal.close().unwrap();
+        assert!(!spare.exists(), "a close deletes the spare");
+        // A spare left by a crash (any content) is deleted by the next open.
+        std::fs::write(&spare, b"left by a crash").unwrap();
+        let (mut wal, rec) = Wal::open(d.path(), o()).unwrap();
+        assert_eq!((rec.last_seq, rec.bytes_cut), (next - 1, 0));
+        assert!(!spare.exists(), "an open deletes a stale spare");
+        wal.close().unwrap();
+        let (recs, _) = replay_all(d.path(), 1).unwrap();
+        assert_eq!(recs, (1..next).map(expected).collect::<Vec<_>>());
+    }
+}
