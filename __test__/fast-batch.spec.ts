@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { DurableKernel, FactBatch, Kernel, invariants } from '../src/index.ts'
+import { native } from '../src/native.ts'
 
 test('FactBatch.fromPayloads + gCounter.increments: one batch of increments, derived ids readable after admission', (t) => {
   const g = invariants.gCounter()
@@ -109,4 +110,55 @@ test('a durable kernel logs a fromPayloads batch and recovers it', async (t) => 
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('small batches share slabs without sharing bytes: many fromPayloads batches admitted in turn keep their own records, ids and statuses', (t) => {
+  const g = invariants.gCounter()
+  const k = new Kernel({ invariant: g, causality: 'exact' })
+  // 16 facts of 8-byte payloads: 768 bytes of records, carved from a shared slab.
+  const batches = Array.from({ length: 200 }, (_, i) => FactBatch.fromPayloads(g.increments(new Array(16).fill(i + 1)), 8))
+  const before = batches.map((b) => b.toBytes())
+  const results = batches.map((b) => k.admitBatch(b))
+  // A refusal in between: one batch admitted twice.
+  const again = k.admitBatch(batches[7]!)
+  t.is(again.refused, 16)
+  let sum = 0n
+  const ids = new Set<string>()
+  for (let i = 0; i < batches.length; i++) {
+    const r = results[i]!
+    t.is(r.admitted, 16, `batch ${i}`)
+    for (let j = 0; j < 16; j++) {
+      t.true(r.ok(j))
+      ids.add(Buffer.from(r.id(j)!).toString('hex'))
+    }
+    sum += BigInt(16 * (i + 1))
+    // Only the ids were filled in (and flagged); payloads and lengths are as built.
+    const after = batches[i]!.toBytes()
+    for (let j = 0; j < 16; j++) {
+      const at = j * 48
+      t.is(before[i]![at], 0)
+      t.is(after[at], 1)
+      t.deepEqual(after.subarray(at + 1, at + 8), before[i]!.subarray(at + 1, at + 8))
+      t.deepEqual(after.subarray(at + 40, at + 48), before[i]!.subarray(at + 40, at + 48))
+    }
+  }
+  t.is(ids.size, 200 * 16)
+  t.is(k.read().sum, sum)
+})
+
+test('packFixed refuses bad lengths and types with catchable errors, and an output overlapping an input', (t) => {
+  const { packFixed } = native.fastPath()
+  const payloads = new Uint8Array(32).fill(7)
+  const out = new Uint8Array(4 * 48)
+  t.is(packFixed(out, payloads, 8), 0)
+  t.deepEqual(out.subarray(40, 48), new Uint8Array(8).fill(7))
+  t.throws(() => packFixed(out, payloads, 0), { message: /payloadBytes/ })
+  t.throws(() => packFixed(out, payloads, 5), { message: /multiple/ })
+  t.throws(() => packFixed(new Uint8Array(10), payloads, 8), { instanceOf: Error })
+  t.throws(() => packFixed(out, 'nope' as unknown as Uint8Array, 8), { instanceOf: TypeError })
+  t.throws(() => packFixed(out, payloads, 8, new Uint8Array(3)), { instanceOf: Error })
+  const shared = new Uint8Array(512)
+  t.throws(() => packFixed(shared.subarray(0, 192), shared.subarray(100, 132), 8), { message: /overlap/ })
+  // undefined ids/deps are none, like absent ones.
+  t.is(packFixed(out, payloads, 8, undefined, undefined, undefined), 0)
 })

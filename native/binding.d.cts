@@ -22,6 +22,13 @@ export interface FastPath {
    */
   admitBatchSeq(target: number, packed: Uint8Array, results: Uint8Array): number
   /**
+   * Packs `payloads.length / payloadBytes` records of one shape into `out`
+   * (exactly the batch's length), with `ids` (32 bytes per fact; absent:
+   * derived at admission) and `depsPerFact` dependencies per fact from
+   * `deps`. Returns 0. `FactBatch.fromPayloads` is the typed way to use it.
+   */
+  packFixed(out: Uint8Array, payloads: Uint8Array, payloadBytes: number, ids?: Uint8Array, deps?: Uint8Array, depsPerFact?: number): number
+  /**
    * Kernels without JS rules (`NativeKernel.admitsFromScratch()`): the fact is
    * laid out in `scratch` (id or the derived id's place at 0..32, then the
    * dependencies, then the payload); `shape` = payload length * 4096 +
@@ -617,11 +624,3 @@ export interface NativeView {
   state: Buffer
   frontier: NativeFrontier
 }
-
-/**
- * Packs `payloads.length / payloadBytes` records into `out` (exactly
- * the batch's length): payload `i` is bytes `[i * payloadBytes,
- * (i + 1) * payloadBytes)`, id `i` is `ids[32 i..]` (absent: derived at
- * admission), dependencies `deps[32 k i..]`.
- */
-export declare function packFixed(out: Uint8Array, payloads: Uint8Array, payloadBytes: number, ids?: Uint8Array | undefined | null, deps?: Uint8Array | undefined | null, depsPerFact?: number | undefined | null): void

@@ -847,4 +847,3 @@ module.exports.floorOneSlice = nativeBinding.floorOneSlice
 module.exports.floorRaw = nativeBinding.floorRaw
 module.exports.floorThreeSlices = nativeBinding.floorThreeSlices
 module.exports.inspectDir = nativeBinding.inspectDir
-module.exports.packFixed = nativeBinding.packFixed

@@ -2,7 +2,8 @@ import { checkKeys, isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
 import { FACT_ID_BYTES, checkFactId, isFactId, type FactId } from './fact-id.ts'
 import { int } from './invariants/common.ts'
-import { native } from './native.ts'
+import { internalBytes } from './byte-pool.ts'
+import { FAST } from './fast-path.ts'
 
 /** One fact for `kernel.admitBatch([...])`. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
 export interface FactInput {
@@ -36,6 +37,8 @@ export const ADMIT_OPTION_KEYS: readonly string[] = ['id', 'deps']
 /** The keys of {@link FactInput}. @internal */
 export const FACT_INPUT_KEYS: readonly string[] = ['payload', 'id', 'deps']
 
+const { packFixed } = FAST
+const NO_BYTES = new Uint8Array(0)
 const HEADER_BYTES = 8
 const FLAG_HAS_ID = 1
 const MAX_BATCH_DEPS = 0xffff
@@ -53,7 +56,8 @@ const MAX_BYTES = 0xffff_ffff * 2
  */
 export class FactBatch {
   #buf: Uint8Array
-  #view: DataView
+  /** A view of `#buf` for the record headers, made when first needed (`#headers`). */
+  #view: DataView | undefined
   #used = 0
   #offsets: number[] = []
   /** Records of a fixed-shape batch ({@link fromPayloads}): `#fixed` records `#stride` bytes apart, before any in `#offsets`. */
@@ -63,8 +67,8 @@ export class FactBatch {
   /** @param capacityBytes initial buffer size; it grows as needed. */
   constructor(capacityBytes: number | bigint = 64 * 1024) {
     const cap = int(capacityBytes, 'capacityBytes', 0, MAX_BYTES)
-    this.#buf = new Uint8Array(Math.max(cap, 64))
-    this.#view = new DataView(this.#buf.buffer)
+    // 0: no buffer until the first fact (fromPayloads sets its own).
+    this.#buf = cap === 0 ? NO_BYTES : new Uint8Array(cap)
   }
 
   /** True for a batch built by this class (`instanceof` is fooled by `Object.create(FactBatch.prototype)`). @internal */
@@ -121,8 +125,9 @@ export class FactBatch {
     const buf = this.#buf
     buf[at] = id === undefined ? 0 : FLAG_HAS_ID
     buf[at + 1] = 0
-    this.#view.setUint16(at + 2, deps.length, true)
-    this.#view.setUint32(at + 4, payload.length, true)
+    const view = this.#headers()
+    view.setUint16(at + 2, deps.length, true)
+    view.setUint32(at + 4, payload.length, true)
     if (id === undefined) buf.fill(0, at + HEADER_BYTES, at + HEADER_BYTES + FACT_ID_BYTES)
     else buf.set(id, at + HEADER_BYTES)
     let p = at + HEADER_BYTES + FACT_ID_BYTES
@@ -223,11 +228,11 @@ export class FactBatch {
     }
     const stride = HEADER_BYTES + FACT_ID_BYTES + perFact * FACT_ID_BYTES + size
     if (n * stride > MAX_BYTES) throw outOfRange('payloads', 'a batch smaller than 8 GiB', n * stride)
-    const packed = new Uint8Array(n * stride)
-    native.packFixed(packed, payloads, size, ids, deps, perFact)
+    // From a shared slab: the batch keeps it to itself (`packed` is internal).
+    const packed = internalBytes(n * stride)
+    packFixed(packed, payloads, size, ids, deps, perFact)
     const b = new FactBatch(0)
     b.#buf = packed
-    b.#view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength)
     b.#used = packed.length
     b.#fixed = n
     b.#stride = stride
@@ -249,18 +254,24 @@ export class FactBatch {
 
   /** @internal The packed records. */
   get packed(): Uint8Array {
-    return this.#buf.subarray(0, this.#used)
+    const b = this.#buf
+    return this.#used === b.length ? b : b.subarray(0, this.#used)
   }
 
   #reserve(extra: number): void {
     const need = this.#used + extra
     if (need > MAX_BYTES) throw outOfRange('batch', 'smaller than 8 GiB', need)
     if (need <= this.#buf.length) return
-    let cap = this.#buf.length * 2
+    let cap = Math.max(64, this.#buf.length * 2)
     while (cap < need) cap *= 2
     const next = new Uint8Array(cap)
     next.set(this.#buf.subarray(0, this.#used))
     this.#buf = next
-    this.#view = new DataView(next.buffer)
+    this.#view = undefined
+  }
+
+  #headers(): DataView {
+    const b = this.#buf
+    return (this.#view ??= new DataView(b.buffer, b.byteOffset, b.byteLength))
   }
 }

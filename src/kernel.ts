@@ -1,5 +1,7 @@
 import { checkKeys, isUint8Array } from './args.ts'
 import { ADMIT_OPTION_KEYS, FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
+import { internalBytes, internalCopy } from './byte-pool.ts'
+import { FAST } from './fast-path.ts'
 import {
   CtfsError,
   ERROR_CODES,
@@ -20,7 +22,6 @@ import { int, u64 } from './invariants/common.ts'
 import { internalsOf } from './invariants/registry.ts'
 import {
   native,
-  type FastPath,
   type NativeError,
   type NativeFrontier,
   type NativeKernel,
@@ -170,14 +171,6 @@ export class BatchResult {
 
 const EMPTY: Uint8Array = new Uint8Array(0)
 
-/**
- * The native admission functions: one set for every kernel of this thread,
- * each call naming its kernel and domain by a target handle
- * (`NativeKernel.fastTarget`). A call site that only ever sees one native
- * function gets V8's fast API call; one function per kernel fell back to the
- * generic path as soon as two kernels existed (bindings/node/src/fast.rs).
- */
-const FAST: FastPath = native.fastPath()
 const { admitWithId, admitDerived, admitWithIdSeq, admitDerivedSeq, admitBatch, admitBatchSeq, admitScratch, admitScratchSeq } = FAST
 /** The thread's shared admission scratch, where the runtime offers one. */
 const SCRATCH: Uint8Array | undefined = FAST.scratch !== undefined && admitScratch !== undefined && admitScratchSeq !== undefined ? FAST.scratch : undefined
@@ -384,13 +377,13 @@ export class Domain<I extends InvariantSpec> {
     // The thread's results buffer when no JavaScript runs during this call;
     // otherwise (or past its size) the batch's own, with room for the sequence.
     const shared = this.#scratch !== undefined && n <= RESULTS_CAP
-    const out = shared ? RESULTS : new Uint8Array(n + SEQ_BYTES)
+    const out = shared ? RESULTS : internalBytes(n + SEQ_BYTES)
     // One call site per native function keeps V8's fast API call.
     const read = logged
       ? rethrowNative(() => admitBatchSeq(this.#target, b.packed, out))
       : rethrowNative(() => admitBatch(this.#target, b.packed, out))
     if (logged) this.#batchSeq = shared ? RESULTS_SEQ[0]! : new DataView(out.buffer, out.byteOffset + out.length - SEQ_BYTES).getFloat64(0, true)
-    const status = shared ? RESULTS.slice(0, read) : out.subarray(0, read)
+    const status = shared ? internalCopy(RESULTS, read) : out.subarray(0, read)
     return new BatchResult(status, b, () => nk.batchErrors())
   }
 

@@ -22,7 +22,6 @@ mod inspect;
 mod js_rule;
 mod kernel;
 mod metrics;
-mod pack;
 mod sync;
 mod targets;
 
