@@ -511,17 +511,23 @@ async function main(): Promise<void> {
         [8, 128, 1000],
       ]
   const backends = (values.backends?.split(',') ?? ['io_uring', 'portable']) as Array<'io_uring' | 'portable'>
+  // Each row starts from a collected heap (npm run bench:durable passes
+  // --expose-gc), so that no row pays for the garbage of the rows before it.
+  const settle = (): void => (globalThis as { gc?: () => void }).gc?.()
   for (const backend of values.only === 'recovery' ? [] : backends) {
     for (const [p, f, n] of modes.has('single') ? configs : []) {
       progress(`durable: ${backend}, ${p} producers x ${f}`)
+      settle()
       rows.push(await durableRun(backend, p, f, n, Math.max(5, Math.floor(n / 10))))
     }
     if (modes.has('pipeline')) {
       progress(`durable: ${backend}, admitAsync pipeline`)
+      settle()
       rows.push(await pipelineRun(backend, 4096, quick ? 50_000 : 400_000))
     }
     for (const [p, size, n] of modes.has('batch') ? batchConfigs : []) {
       progress(`durable: ${backend}, ${p} producers x admitBatchDurable of ${size}`)
+      settle()
       rows.push(await batchRun(backend, p, size, n, Math.max(5, Math.floor(n / 10))))
     }
   }
