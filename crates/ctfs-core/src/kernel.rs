@@ -340,16 +340,26 @@ impl<I: Invariant> Kernel<I> {
         // dependencies together (and then the dependencies' ids), so that
         // their cache misses overlap instead of queueing.
         let mut dep_hash = [0u64; PREFETCH_DEPS];
+        // Dependencies on the newest admitted fact (a chain of facts, each
+        // on the one before): admitted, with no lookup (bit i: deps[i]).
+        let mut on_newest = 0u32;
         let hash = match &self.track {
             Track::Indexed(ix) => {
                 let h = ix.hash(&id);
                 ix.prefetch(h);
-                for (dh, dep) in dep_hash.iter_mut().zip(deps) {
+                let newest = self.frontier.recent.newest();
+                for (i, (dh, dep)) in dep_hash.iter_mut().zip(deps).enumerate() {
+                    if newest == Some(dep) {
+                        on_newest |= 1 << i;
+                        continue;
+                    }
                     *dh = ix.hash(dep);
                     ix.prefetch(*dh);
                 }
-                for dh in dep_hash.iter().take(deps.len()) {
-                    ix.prefetch_key(*dh);
+                for (i, dh) in dep_hash.iter().take(deps.len()).enumerate() {
+                    if on_newest & (1 << i) == 0 {
+                        ix.prefetch_key(*dh);
+                    }
                 }
                 h
             }
@@ -370,6 +380,9 @@ impl<I: Invariant> Kernel<I> {
 
         // Causality.
         for (index, dep) in deps.iter().enumerate() {
+            if index < PREFETCH_DEPS && on_newest & (1 << index) != 0 {
+                continue;
+            }
             if !self.dependency_admitted(dep, dep_hash.get(index).copied()) {
                 return Err(AdmitError::CausalityViolation { id, missing: *dep, index });
             }
@@ -649,6 +662,38 @@ mod tests {
             assert_eq!(k.admit(&id(1), &[], &delta(5)).unwrap_err().code(), ErrorCode::DuplicateFact);
             assert_eq!((*k.state(), k.frontier().canonical_bytes()), before);
             assert_eq!(k.stats().rejected[ErrorCode::DuplicateFact as usize], 1);
+        }
+    }
+
+    /// A dependency on the newest admitted fact is answered without a
+    /// lookup (exact modes); a fact refused for any reason never becomes
+    /// that newest fact, so depending on it is still refused.
+    #[test]
+    fn dependencies_on_the_newest_fact_are_exact() {
+        for mode in [CausalityMode::Exact, CausalityMode::Escalating { threshold: 0.1 }] {
+            let mut k = supply(mode);
+            // Enough history for the index (and, escalating, the escalation).
+            for i in 0..2_000 {
+                k.admit(&id(i), &[], &delta(1)).unwrap();
+            }
+            // A chain, each on the one before, with another dependency too.
+            for i in 2_000..2_100 {
+                k.admit(&id(i), &[id(i - 1)], &delta(1)).unwrap();
+                k.admit(&id(i + 10_000), &[id(i), id(i / 2)], &delta(1)).unwrap();
+                k.admit(&id(i + 20_000), &[id(i / 3), id(i + 10_000)], &delta(1)).unwrap();
+            }
+            let newest = id(2_099 + 20_000);
+            // Refused by the invariant, as a duplicate, for a missing
+            // dependency: none of them is the newest fact afterwards.
+            assert_eq!(k.admit(&id(50_000), &[newest], &delta(-1_000_000)).unwrap_err().code(), ErrorCode::InvariantViolation);
+            assert_eq!(k.admit(&id(50_001), &[id(50_000)], &delta(1)).unwrap_err(), AdmitError::CausalityViolation { id: id(50_001), missing: id(50_000), index: 0 });
+            assert_eq!(k.admit(&id(50_002), &[newest, id(99_999)], &delta(1)).unwrap_err().code(), ErrorCode::CausalityViolation);
+            assert_eq!(k.admit(&id(50_003), &[id(50_002)], &delta(1)).unwrap_err().code(), ErrorCode::CausalityViolation);
+            assert_eq!(k.admit(&id(5), &[newest], &delta(1)).unwrap_err().code(), ErrorCode::DuplicateFact);
+            // The newest is unchanged by all of that.
+            k.admit(&id(50_004), &[newest, newest], &delta(1)).unwrap();
+            assert_eq!(k.admit(&id(50_005), &[id(50_004)], &delta(1)).map(|_| ()), Ok(()));
+            assert_eq!(k.len(), 2_000 + 300 + 2);
         }
     }
 

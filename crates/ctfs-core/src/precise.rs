@@ -29,6 +29,15 @@ impl PreciseClock {
         }
     }
 
+    /// The newest id, if any.
+    #[inline]
+    pub fn newest(&self) -> Option<&FactId> {
+        if self.len == 0 {
+            return None;
+        }
+        Some(&self.ring[(self.head as usize + PRECISE_CAPACITY - 1) % PRECISE_CAPACITY])
+    }
+
     #[inline]
     pub fn contains(&self, id: &FactId) -> bool {
         self.ring[..self.len as usize].iter().any(|x| x == id)
