@@ -49,12 +49,13 @@ fn step(rng: &mut Rng, seed: u64, fresh: &mut u64, admitted: &[FactId], unseen: 
         *fresh += 1;
         rid(seed, *fresh)
     };
-    // Ages: the very first fact, the newest one (answered without a
-    // lookup), a recent one, a random one from the whole history.
+    // Ages: the very first fact, one of the 16 newest (the newest is
+    // answered without a lookup), a recent one, a random one from the whole
+    // history.
     let pick = |rng: &mut Rng| -> FactId {
         match rng.below(5) {
             0 => admitted[0],
-            1 => admitted[(n - 1) as usize],
+            1 => admitted[(n - 1 - rng.below(n.min(16))) as usize],
             2 => admitted[(n - 1 - rng.below(n.min(64))) as usize],
             _ => admitted[rng.below(n) as usize],
         }

@@ -676,9 +676,12 @@ mod tests {
             for i in 0..2_000 {
                 k.admit(&id(i), &[], &delta(1)).unwrap();
             }
-            // A chain, each on the one before, with another dependency too.
+            // A chain, each on the one before, with another dependency too,
+            // and facts on one a few admissions back (looked up).
             for i in 2_000..2_100 {
                 k.admit(&id(i), &[id(i - 1)], &delta(1)).unwrap();
+                k.admit(&id(i + 30_000), &[id(i - 5)], &delta(1)).unwrap();
+                k.admit(&id(i + 40_000), &[id(i - 40)], &delta(1)).unwrap();
                 k.admit(&id(i + 10_000), &[id(i), id(i / 2)], &delta(1)).unwrap();
                 k.admit(&id(i + 20_000), &[id(i / 3), id(i + 10_000)], &delta(1)).unwrap();
             }
@@ -693,7 +696,7 @@ mod tests {
             // The newest is unchanged by all of that.
             k.admit(&id(50_004), &[newest, newest], &delta(1)).unwrap();
             assert_eq!(k.admit(&id(50_005), &[id(50_004)], &delta(1)).map(|_| ()), Ok(()));
-            assert_eq!(k.len(), 2_000 + 300 + 2);
+            assert_eq!(k.len(), 2_000 + 500 + 2);
         }
     }
 
