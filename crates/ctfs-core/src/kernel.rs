@@ -676,16 +676,17 @@ mod tests {
             for i in 0..2_000 {
                 k.admit(&id(i), &[], &delta(1)).unwrap();
             }
-            // A chain, each on the one before, with another dependency too,
-            // and facts on one a few admissions back (looked up).
+            // Facts on one a few admissions back (looked up), then a chain of
+            // three, each on the fact admitted just before it (first or
+            // second of its dependencies), with other dependencies too.
             for i in 2_000..2_100 {
-                k.admit(&id(i), &[id(i - 1)], &delta(1)).unwrap();
                 k.admit(&id(i + 30_000), &[id(i - 5)], &delta(1)).unwrap();
                 k.admit(&id(i + 40_000), &[id(i - 40)], &delta(1)).unwrap();
-                k.admit(&id(i + 10_000), &[id(i), id(i / 2)], &delta(1)).unwrap();
+                k.admit(&id(i + 10_000), &[id(i + 40_000), id(i / 2)], &delta(1)).unwrap();
                 k.admit(&id(i + 20_000), &[id(i / 3), id(i + 10_000)], &delta(1)).unwrap();
+                k.admit(&id(i), &[id(i + 20_000)], &delta(1)).unwrap();
             }
-            let newest = id(2_099 + 20_000);
+            let newest = id(2_099);
             // Refused by the invariant, as a duplicate, for a missing
             // dependency: none of them is the newest fact afterwards.
             assert_eq!(k.admit(&id(50_000), &[newest], &delta(-1_000_000)).unwrap_err().code(), ErrorCode::InvariantViolation);
