@@ -347,7 +347,7 @@ impl<I: Invariant> Kernel<I> {
             Track::Indexed(ix) => {
                 let h = ix.hash(&id);
                 ix.prefetch(h);
-                let newest = self.frontier.recent.newest();
+                let newest = self.frontier.recent.recent().next();
                 for (i, (dh, dep)) in dep_hash.iter_mut().zip(deps).enumerate() {
                     if newest == Some(dep) {
                         on_newest |= 1 << i;

@@ -29,15 +29,6 @@ impl PreciseClock {
         }
     }
 
-    /// The newest id, if any.
-    #[inline]
-    pub fn newest(&self) -> Option<&FactId> {
-        if self.len == 0 {
-            return None;
-        }
-        Some(&self.ring[(self.head as usize + PRECISE_CAPACITY - 1) % PRECISE_CAPACITY])
-    }
-
     #[inline]
     pub fn contains(&self, id: &FactId) -> bool {
         self.ring[..self.len as usize].iter().any(|x| x == id)
@@ -52,6 +43,7 @@ impl PreciseClock {
     }
 
     /// The remembered ids, newest first.
+    #[inline]
     pub fn recent(&self) -> impl Iterator<Item = &FactId> + '_ {
         let n = self.len as usize;
         (0..n).map(move |i| &self.ring[(self.head as usize + PRECISE_CAPACITY - 1 - i) % PRECISE_CAPACITY])
