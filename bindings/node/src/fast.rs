@@ -85,6 +85,21 @@ struct Shared {
     scratch: Rc<Scratch>,
 }
 
+/// Up to `N` arguments of a call (missing ones arrive as `undefined`), how
+/// many were passed, and the function's data pointer.
+///
+/// SAFETY: `env` and `info` are those of the running callback.
+unsafe fn call_args<const N: usize>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; N], usize, *mut c_void), Throw> {
+    let mut argc = N;
+    let mut argv = [ptr::null_mut(); N];
+    let mut data: *mut c_void = ptr::null_mut();
+    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
+    if status != sys::Status::napi_ok {
+        return Err(Throw::Type("could not read the call's arguments".into()));
+    }
+    Ok((argv, argc, data))
+}
+
 /// The arguments of a call, and the kernel and domain its first argument
 /// (a target handle) names.
 ///
@@ -92,11 +107,8 @@ struct Shared {
 /// [`fast_path`], whose data is an `Rc<Shared>` (kept alive by the
 /// function's finalizer until the function is collected).
 unsafe fn args<'a, const N: usize>(env: napi_env, info: napi_callback_info) -> std::result::Result<([napi_value; N], usize, &'a Shared, SharedKernel, u32), Throw> {
-    let mut argc = N;
-    let mut argv = [ptr::null_mut(); N];
-    let mut data: *mut c_void = ptr::null_mut();
-    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
-    if status != sys::Status::napi_ok || data.is_null() {
+    let (argv, argc, data) = unsafe { call_args::<N>(env, info)? };
+    if data.is_null() {
         return Err(Throw::Type("could not read the call's arguments".into()));
     }
     let shared = unsafe { &*(data as *const Shared) };
@@ -258,20 +270,17 @@ unsafe extern "C" fn admit_batch<const SEQ: bool>(env: napi_env, info: napi_call
 /// borrow scope per slice), more than packing 16 facts.
 unsafe extern "C" fn pack_fixed(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        const N: usize = 6;
-        let mut argc = N;
-        let mut argv = [ptr::null_mut(); N];
-        // SAFETY: valid env and callback info; `argv` has room for N handles.
-        if unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) } != sys::Status::napi_ok {
-            return Err(Throw::Type("could not read the call's arguments".into()));
-        }
+        // SAFETY: the running callback's env and info.
+        let (argv, argc, _) = unsafe { call_args::<6>(env, info)? };
+        // Argument `i`, unless it was left out or is `undefined`.
+        let given = |i: usize| (i < argc && !is_undefined(env, argv[i])).then_some(argv[i]);
         // SAFETY (each `bytes`): the arrays stay valid during the call (no JS runs).
         let out = unsafe { bytes(env, argv[0], "out")? };
         let payloads = unsafe { bytes(env, argv[1], "payloads")? };
         let payload_bytes = uint32(env, argv[2], "payloadBytes")?;
-        let ids = if argc > 3 && !is_undefined(env, argv[3]) { Some(&*unsafe { bytes(env, argv[3], "ids")? }) } else { None };
-        let deps = if argc > 4 && !is_undefined(env, argv[4]) { Some(&*unsafe { bytes(env, argv[4], "deps")? }) } else { None };
-        let per_fact = if argc > 5 && !is_undefined(env, argv[5]) { uint32(env, argv[5], "depsPerFact")? } else { 0 };
+        let ids = given(3).map(|v| unsafe { bytes(env, v, "ids") }).transpose()?.map(|x| &*x);
+        let deps = given(4).map(|v| unsafe { bytes(env, v, "deps") }).transpose()?.map(|x| &*x);
+        let per_fact = given(5).map(|v| uint32(env, v, "depsPerFact")).transpose()?.unwrap_or(0);
         // `out` is a fresh array of `FactBatch.fromPayloads`; refuse anything else overlapping an input.
         let overlaps = |x: &[u8]| {
             let (a, b) = (out.as_ptr_range(), x.as_ptr_range());
@@ -513,10 +522,8 @@ unsafe extern "C" fn floor_raw_noop(env: napi_env, _info: napi_callback_info) ->
 
 unsafe extern "C" fn floor_raw_slices(env: napi_env, info: napi_callback_info) -> napi_value {
     guard(env, || {
-        let mut argc = MAX_ARGS;
-        let mut argv = [ptr::null_mut(); MAX_ARGS];
-        // SAFETY: valid env and callback info.
-        unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
+        // SAFETY: the running callback's env and info.
+        let (argv, _, _) = unsafe { call_args::<MAX_ARGS>(env, info)? };
         let d = uint32(env, argv[0], "domain")?;
         let (a, b, c) = unsafe { (bytes(env, argv[1], "a")?, bytes(env, argv[2], "b")?, bytes(env, argv[3], "c")?) };
         status_value(env, d + (a.len() + b.len() + c.len()) as u32)
