@@ -326,6 +326,10 @@ pub fn admit_packed_with<I: Invariant>(
     let mut ahead_walk = Lookahead::new();
     let mut ahead: DerivedAhead = [None; AHEAD_RING];
     let mut derived_done = 0;
+    // Every record's index lines are requested ahead (a flag left set by a
+    // panic out of `admit` would only choose the unfiltered lookup, which
+    // answers the same).
+    kernel.set_lookahead(true);
     while pos < buf.len() && summary.records < results.len() {
         let i = summary.records;
         if ahead_walk.count <= i + SLOTS_AHEAD {
@@ -374,6 +378,7 @@ pub fn admit_packed_with<I: Invariant>(
             }
         }
     }
+    kernel.set_lookahead(false);
     summary
 }
 

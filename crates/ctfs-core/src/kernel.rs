@@ -173,6 +173,10 @@ pub struct Kernel<I: Invariant> {
     /// (`(deriver counter, id)`); used only while the counter matches, and
     /// dropped by every admission.
     derive_hint: Option<(u64, FactId)>,
+    /// A batch is admitting with lookahead (it requests each record's index
+    /// lines records ahead): the new id's lookup reads its bucket, which has
+    /// arrived, rather than the filter (see `ExactIndex::lookup_fresh`).
+    lookahead: bool,
     metrics: Box<KernelMetrics>,
 }
 
@@ -231,6 +235,7 @@ impl<I: Invariant> Kernel<I> {
             bloom_saturated: false,
             metrics: Box::default(),
             derive_hint: None,
+            lookahead: false,
         })
     }
 
@@ -346,7 +351,11 @@ impl<I: Invariant> Kernel<I> {
         let hash = match &self.track {
             Track::Indexed(ix) => {
                 let h = ix.hash(&id);
-                ix.prefetch(h);
+                if self.lookahead {
+                    ix.prefetch(h);
+                } else {
+                    ix.prefetch_first(h);
+                }
                 let newest = self.frontier.recent.recent().next();
                 for (i, (dh, dep)) in dep_hash.iter_mut().zip(deps).enumerate() {
                     if newest == Some(dep) {
@@ -416,7 +425,8 @@ impl<I: Invariant> Kernel<I> {
     }
 
     /// Was `id` admitted? Bloom mode answers probabilistically. An absent id
-    /// of an indexed kernel comes with where the index would insert it.
+    /// of an indexed kernel may come with where the index would insert it
+    /// (not when the index's filter proved it absent without a table read).
     #[inline]
     fn seen(&self, id: &FactId, hash: u64) -> Seen {
         if self.bloom_filters() && !self.frontier.clock.might_contain(id) {
@@ -425,9 +435,15 @@ impl<I: Invariant> Kernel<I> {
         match &self.track {
             Track::None => Seen::Yes,
             Track::Pending(arena) => if arena.contains_linear(id) { Seen::Yes } else { Seen::No(None) },
-            Track::Indexed(ix) => match ix.lookup_or_vacancy(id, hash) {
+            // A batch requested the id's bucket records ahead: reading it
+            // costs no wait, while the filter word would be one more line.
+            Track::Indexed(ix) if self.lookahead => match ix.lookup_or_vacancy(id, hash) {
                 Ok(_) => Seen::Yes,
                 Err(v) => Seen::No(Some(v)),
+            },
+            Track::Indexed(ix) => match ix.lookup_fresh(id, hash) {
+                Ok(_) => Seen::Yes,
+                Err(v) => Seen::No(v),
             },
         }
     }
@@ -480,7 +496,7 @@ impl<I: Invariant> Kernel<I> {
             match stage {
                 Prefetch::Slots => {
                     if let Some(id) = id {
-                        ix.prefetch(ix.hash(id));
+                        ix.prefetch_insert(ix.hash(id));
                     }
                     for dep in deps.iter().take(PREFETCH_DEPS) {
                         ix.prefetch(ix.hash(dep));
@@ -493,6 +509,12 @@ impl<I: Invariant> Kernel<I> {
                 }
             }
         }
+    }
+
+    /// Marks the admissions that follow as a batch's with lookahead (see
+    /// [`Kernel::prefetch`]), until called with `false`.
+    pub(crate) fn set_lookahead(&mut self, on: bool) {
+        self.lookahead = on;
     }
 
     /// The id a derived admission of `deps`/`payload` gets if `ahead` other
@@ -612,6 +634,7 @@ impl<I: Invariant + Clone> Clone for Kernel<I> {
             bloom_saturated: self.bloom_saturated,
             metrics: self.metrics.clone(),
             derive_hint: None,
+            lookahead: false,
         }
     }
 }

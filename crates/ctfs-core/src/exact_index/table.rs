@@ -34,13 +34,24 @@
 //! so segments do not all grow at the same moment and the table's memory
 //! follows the history smoothly instead of jumping by ×`GROWTH`.
 //!
-//! A per-segment Bloom filter of keys (one byte per slot, in cache where the
-//! buckets are not) was measured as well, to prove fresh ids absent without
-//! reading their bucket: it brought nothing measurable, because admission
-//! needs the bucket anyway to insert the id (it is prefetched as the
-//! admission starts), while it cost a byte per slot and a mask per rebuilt
-//! slot. See the README's Performance section.
+//! **Filters and staging** (while the table holds fewer than
+//! [`FILTER_MAX_ENTRIES`] entries). Each segment keeps a filter of its keys
+//! (`filter.rs`, half a byte per slot), so that the lookup of a new fact's
+//! id reads one word of a structure 1/16 the table's size instead of the
+//! id's bucket; and inserts go through a ring of the last 16 (`staging.rs`):
+//! an insert requests its bucket and is placed 16 inserts later, when the
+//! line has arrived. Together they take the wait for memory out of a single
+//! admission of a fresh id. Past the threshold the filters no longer stay
+//! in cache (a filter word costs as much as the bucket), so the table drops
+//! them, places what is staged, and goes on reading buckets. Measured
+//! (`admit_scale`, interleaved): at a 1M-fact history, single 0-dep
+//! admissions 108–129 ns against 125–172 without, admissions of replicated
+//! facts 97–115 against 134–163; at 10M the same with or without. An
+//! earlier trial of filters alone (stop 20, on the EPYC machine) brought
+//! nothing: without staging, the insert waited for the bucket anyway.
 
+use super::filter::{BUCKETS_PER_WORD, FILTER_MAX_ENTRIES, Filter};
+use super::staging::Staging;
 use super::prefetch_read;
 use crate::huge_pages::{HugePool, Slot};
 use std::ops::{Deref, DerefMut};
@@ -58,7 +69,7 @@ const MIN_BUCKETS: usize = 2;
 const MAX_DEPTH: u32 = 20;
 
 /// Where an absent key goes: a bucket of a segment, for as long as the table
-/// holds `stamp` entries (any insert changes it, and only inserts move
+/// holds `stamp` entries (any placement changes it, and only placements move
 /// entries).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Vacancy {
@@ -238,6 +249,8 @@ struct Segment {
     local_depth: u32,
     /// ...and the prefix.
     prefix: u32,
+    /// Bits of every key placed here or staged for here (see `filter.rs`).
+    filter: Filter,
 }
 
 fn pad_for(nb: usize) -> usize {
@@ -245,7 +258,7 @@ fn pad_for(nb: usize) -> usize {
 }
 
 impl Segment {
-    fn empty(nb: usize, local_depth: u32, prefix: u32, pool: &mut HugePool) -> Segment {
+    fn empty(nb: usize, local_depth: u32, prefix: u32, filtered: bool, pool: &mut HugePool) -> Segment {
         Segment {
             buckets: Buckets::new(nb + pad_for(nb), pool),
             nb,
@@ -253,7 +266,24 @@ impl Segment {
             grow_at: ((nb * 8) as f64 * LOAD_MAX) as usize,
             local_depth,
             prefix,
+            filter: Filter::new(nb, filtered),
         }
+    }
+
+    /// Sets the filter bits of every entry in a new filter (after a cut).
+    fn refilter(&mut self, on: bool) {
+        let mut f = Filter::new(self.nb, on);
+        if !on {
+            self.filter = f;
+            return;
+        }
+        for bk in self.buckets.iter() {
+            for &e in bk.0.iter().take_while(|&&e| e != EMPTY) {
+                let key = (e >> 32) as u32;
+                f.set(self.home(key), key);
+            }
+        }
+        self.filter = f;
     }
 
     /// The key's home bucket (a monotone function of the key).
@@ -290,7 +320,7 @@ impl Segment {
     /// This segment's entries in a new segment of `nb` home buckets; `None`
     /// if the overflow would reach its last bucket (then try larger).
     fn rebuilt(&self, nb: usize, pool: &mut HugePool) -> Option<Segment> {
-        let mut b = Builder::new(nb, self.local_depth, self.prefix, pool);
+        let mut b = Builder::new(nb, self.local_depth, self.prefix, self.filter.is_on(), pool);
         for bk in self.buckets.iter() {
             for &e in &bk.0 {
                 if e == EMPTY {
@@ -337,6 +367,7 @@ impl Segment {
             grow_at: (((self.nb - h) * 8) as f64 * LOAD_MAX) as usize,
             local_depth: ld,
             prefix: (self.prefix << 1) | 1,
+            filter: Filter::new(0, false),
         };
         let moved: Vec<u64> = right.buckets[..=q - h].iter().flat_map(|b| b.0).filter(|&e| e != EMPTY && is_hi(e)).collect();
         for b in &mut right.buckets[..=q - h] {
@@ -364,6 +395,15 @@ impl Segment {
         self.grow_at = ((h * 8) as f64 * LOAD_MAX) as usize;
         self.local_depth = ld;
         self.prefix <<= 1;
+        // Homes keep their indexes (less `h` on the right), so with `h` a
+        // whole number of words each half keeps its words of the filter.
+        if self.filter.is_on() && h.is_multiple_of(BUCKETS_PER_WORD) {
+            right.filter = self.filter.split_off(h / BUCKETS_PER_WORD);
+        } else {
+            let on = self.filter.is_on();
+            self.refilter(on);
+            right.refilter(on);
+        }
         Some(right)
     }
 
@@ -379,8 +419,8 @@ struct Builder {
 }
 
 impl Builder {
-    fn new(nb: usize, local_depth: u32, prefix: u32, pool: &mut HugePool) -> Builder {
-        let seg = Segment::empty(nb, local_depth, prefix, pool);
+    fn new(nb: usize, local_depth: u32, prefix: u32, filtered: bool, pool: &mut HugePool) -> Builder {
+        let seg = Segment::empty(nb, local_depth, prefix, filtered, pool);
         let fills = vec![0u8; seg.buckets.len()];
         Builder { seg, fills, ok: true }
     }
@@ -408,6 +448,7 @@ impl Builder {
             self.seg.buckets.get_unchecked_mut(b).0[*f as usize] = e;
             *f += 1;
         }
+        self.seg.filter.set(home, key);
         self.seg.len += 1;
         true
     }
@@ -426,12 +467,20 @@ pub(super) struct Table {
     len: usize,
     rng: u64,
     rebuilds: u64,
+    /// The last `STAGE` entries inserted with [`Table::stage`], not yet
+    /// placed. Their filter bits are set, and lookups read the ring before
+    /// the segments.
+    staging: Staging,
+    /// Segments keep filters (until `filter_max` entries)...
+    filtered: bool,
+    /// ...[`FILTER_MAX_ENTRIES`] (tests lower it).
+    filter_max: usize,
 }
 
 impl Table {
     pub(super) fn new(seed: u64) -> Table {
-        let seg = Segment::empty(MIN_BUCKETS, 0, 0, &mut HugePool::new());
-        Table { dir: vec![0], depth: 0, segs: vec![seg], len: 0, rng: seed | 1, rebuilds: 0 }
+        let seg = Segment::empty(MIN_BUCKETS, 0, 0, true, &mut HugePool::new());
+        Table { dir: vec![0], depth: 0, segs: vec![seg], len: 0, rng: seed | 1, rebuilds: 0, staging: Staging::new(), filtered: true, filter_max: FILTER_MAX_ENTRIES }
     }
 
     #[inline(always)]
@@ -446,20 +495,36 @@ impl Table {
         &self.segs[self.seg_index(key)]
     }
 
-    /// Ordinals of the slots holding `key`, tried in order with `is_it`
-    /// (which compares the stored id); the first accepted one is returned.
-    #[inline]
+    /// `false` when `key` is certainly absent (its segment's filter), without
+    /// reading its bucket.
+    #[inline(always)]
+    pub(super) fn may_hold(&self, key: u32) -> bool {
+        let seg = self.seg(key);
+        seg.filter.may_hold(seg.home(key), key)
+    }
+
+    #[cfg(test)]
     pub(super) fn find(&self, key: u32, is_it: impl FnMut(u32) -> bool) -> Option<u32> {
         self.find_or_vacancy(key, is_it).ok()
     }
 
-    /// The ordinal of the first slot holding `key` that `is_it` accepts
-    /// (it compares the stored id), or, for an absent key, where it would
-    /// be inserted: the bucket where the walk ended (the first from its home
-    /// with room, as `Segment::place` would pick). That place is valid until
-    /// the table next changes; [`Table::insert_at`] checks that.
-    #[inline]
+    /// The ordinal of the first entry holding `key` (staged ones first)
+    /// that `is_it` accepts (it compares the stored id), or, for an absent
+    /// key, where it would be placed:
+    /// the bucket where the walk ended (the first from its home with room,
+    /// as `Segment::place` would pick). That place is valid until the table
+    /// next places an entry; [`Table::insert_at`] checks that. The filter is
+    /// not consulted (see [`Table::may_hold`]).
+    #[inline(always)]
     pub(super) fn find_or_vacancy(&self, key: u32, mut is_it: impl FnMut(u32) -> bool) -> Result<u32, Vacancy> {
+        let mut m = self.staging.matches(key);
+        while m != 0 {
+            let ord = self.staging.ord(m.trailing_zeros() as usize);
+            if is_it(ord) {
+                return Ok(ord);
+            }
+            m &= m - 1;
+        }
         let si = self.seg_index(key);
         let seg = &self.segs[si];
         let mut b = seg.home(key);
@@ -483,23 +548,22 @@ impl Table {
 
     /// Inserts a key (its id is absent) where `place`, from
     /// [`Table::find_or_vacancy`] of the same key, says, without walking
-    /// again; or as [`Table::insert`] does without a place, or if the table
-    /// changed since, or the segment must grow first, or the slot is the
-    /// last bucket's last.
+    /// again; or as [`Table::insert`] does if the table changed since, or
+    /// the segment must grow first, or the slot is the last bucket's last.
     #[inline]
-    pub(super) fn insert_at(&mut self, key: u32, ord: u32, place: Option<Vacancy>, pool: &mut HugePool) {
-        if let Some(v) = place
-            && v.stamp == self.len
-        {
-            let seg = &mut self.segs[v.seg as usize];
+    pub(super) fn insert_at(&mut self, key: u32, ord: u32, place: Vacancy, pool: &mut HugePool) {
+        if place.stamp == self.len {
+            let seg = &mut self.segs[place.seg as usize];
             let last = seg.buckets.len() - 1;
-            let b = v.bucket as usize;
+            let b = place.bucket as usize;
             if seg.len < seg.grow_at && b <= last {
                 debug_assert_eq!(b, (seg.home(key)..=last).find(|&x| !seg.buckets[x].is_full()).unwrap_or(last));
+                let home = seg.home(key);
                 let bk = &mut seg.buckets[b];
                 let i = bk.first_free();
                 if !bk.is_full() && (b != last || i != 7) {
                     bk.0[i] = ((key as u64) << 32) | ord as u64;
+                    seg.filter.set(home, key);
                     seg.len += 1;
                     self.len += 1;
                     return;
@@ -507,6 +571,29 @@ impl Table {
             }
         }
         self.insert(key, ord, pool);
+    }
+
+    /// Inserts a key (its id is absent) through the staging ring: its
+    /// filter bits are set and its home bucket requested now, and it is
+    /// placed `STAGE` insertions later (when that line has arrived), so
+    /// that an insert does not wait for memory.
+    #[inline(always)]
+    pub(super) fn stage(&mut self, key: u32, ord: u32, pool: &mut HugePool) {
+        let si = self.seg_index(key);
+        let seg = &mut self.segs[si];
+        let home = seg.home(key);
+        seg.filter.set(home, key);
+        prefetch_read(seg.buckets.as_ptr().wrapping_add(home));
+        if let Some((k, o)) = self.staging.push(key, ord) {
+            self.place_entry(((k as u64) << 32) | o as u64, pool);
+        }
+    }
+
+    /// Places every staged entry (so that the segments hold everything).
+    pub(super) fn flush(&mut self, pool: &mut HugePool) {
+        for (k, o) in self.staging.take() {
+            self.place_entry(((k as u64) << 32) | o as u64, pool);
+        }
     }
 
     /// The ordinal in the first slot holding `key` in its home bucket, if
@@ -526,19 +613,60 @@ impl Table {
         prefetch_read(seg.buckets.as_ptr().wrapping_add(seg.home(key)));
     }
 
+    /// Requests the bucket where `key` is inserted and, while the table keeps
+    /// filters, its filter word (which the insert sets).
+    #[inline(always)]
+    pub(super) fn prefetch_insert(&self, key: u32) {
+        let seg = self.seg(key);
+        let home = seg.home(key);
+        if self.filtered {
+            prefetch_read(seg.filter.word_ptr(home));
+        }
+        prefetch_read(seg.buckets.as_ptr().wrapping_add(home));
+    }
+
+    /// Requests the first line a filtered lookup of `key` reads: its filter
+    /// word, or its bucket when the table keeps no filters.
+    #[inline(always)]
+    pub(super) fn prefetch_first(&self, key: u32) {
+        let seg = self.seg(key);
+        let home = seg.home(key);
+        if self.filtered {
+            prefetch_read(seg.filter.word_ptr(home));
+        } else {
+            prefetch_read(seg.buckets.as_ptr().wrapping_add(home));
+        }
+    }
+
     /// Inserts a key (its id is absent). Segments rebuilt or cut on the way
     /// take their buckets from `pool` when it hands out slots (always pass
     /// the same pool to one table: freed slots go back to it).
     pub(super) fn insert(&mut self, key: u32, ord: u32, pool: &mut HugePool) {
-        let e = ((key as u64) << 32) | ord as u64;
+        let si = self.seg_index(key);
+        let seg = &mut self.segs[si];
+        seg.filter.set(seg.home(key), key);
+        self.place_entry(((key as u64) << 32) | ord as u64, pool);
+    }
+
+    /// Places entry `e` in its segment (its filter bits are already set),
+    /// growing the segment first when it is full (the grown segment's
+    /// filter is made from the entries it holds, so `e`'s bits are set
+    /// again there).
+    fn place_entry(&mut self, e: u64, pool: &mut HugePool) {
+        let key = (e >> 32) as u32;
+        let mut grown = false;
         loop {
             let si = self.seg_index(key);
             let seg = &mut self.segs[si];
             if seg.len < seg.grow_at && seg.place(key, e) {
+                if grown {
+                    seg.filter.set(seg.home(key), key);
+                }
                 self.len += 1;
                 return;
             }
             self.grow(si, pool);
+            grown = true;
         }
     }
 
@@ -573,6 +701,7 @@ impl Table {
         if seg.nb >= SEG_MAX_BUCKETS && seg.nb % 2 == 0 && seg.local_depth < MAX_DEPTH {
             if let Some(right) = self.segs[si].cut(pool) {
                 self.attach(right);
+                self.refilter_staged();
                 return;
             }
         }
@@ -584,6 +713,17 @@ impl Table {
             nb += (nb / 4 + 1) & !1;
         };
         std::mem::replace(&mut self.segs[si], grown).buckets.release(pool);
+        self.refilter_staged();
+    }
+
+    /// Sets the staged entries' filter bits again (a rebuilt or cut segment
+    /// has a new filter, made from its own entries).
+    fn refilter_staged(&mut self) {
+        for (key, _) in self.staging.entries() {
+            let si = self.dir[((key as u64) >> (32 - self.depth)) as usize] as usize;
+            let seg = &mut self.segs[si];
+            seg.filter.set(seg.home(key), key);
+        }
     }
 
     /// Registers `right`, just cut from another segment, in the directory.
@@ -608,8 +748,36 @@ impl Table {
         self.len
     }
 
+    /// Whether segments still keep filters (and inserts are staged).
+    #[inline(always)]
+    pub(super) fn filtered(&self) -> bool {
+        self.filtered
+    }
+
+    /// Whether the table has grown past the size for filters.
+    #[inline(always)]
+    pub(super) fn outgrew_filters(&self) -> bool {
+        self.filtered && self.len >= self.filter_max
+    }
+
+    /// Places the staged entries and drops every filter: from now on
+    /// lookups read buckets, and inserts write where the lookup stopped.
+    #[cold]
+    pub(super) fn unfilter(&mut self, pool: &mut HugePool) {
+        self.flush(pool);
+        self.filtered = false;
+        for seg in &mut self.segs {
+            seg.filter = Filter::new(0, false);
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_filter_max(&mut self, n: usize) {
+        self.filter_max = n;
+    }
+
     pub(super) fn memory_bytes(&self) -> usize {
-        self.segs.iter().map(|s| s.buckets.heap_bytes()).sum::<usize>()
+        self.segs.iter().map(|s| s.buckets.heap_bytes() + s.filter.bytes()).sum::<usize>()
             + self.segs.capacity() * std::mem::size_of::<Segment>()
             + self.dir.capacity() * 4
     }
@@ -670,6 +838,7 @@ impl Table {
                     if s.local_depth > 0 {
                         assert_eq!(key >> (32 - s.local_depth), s.prefix);
                     }
+                    assert!(s.filter.may_hold(home, key), "a placed key missing from its filter");
                 }
             }
             assert_eq!(n, s.len);
@@ -677,5 +846,8 @@ impl Table {
             total += n;
         }
         assert_eq!(total, self.len);
+        for (key, _) in self.staging.entries() {
+            assert!(self.may_hold(key), "a staged key missing from its filter");
+        }
     }
 }
