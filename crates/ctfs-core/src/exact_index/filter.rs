@@ -11,18 +11,21 @@
 //!
 //! Why: a fresh id's home bucket is a random line of a table that outgrows
 //! the caches, while this word is one of 1/16 as many bytes (0.75 MB at 1M
-//! ids, 7.5 MB at 10M). With the insert deferred (the table's staging ring),
+//! ids, 3 MB at 4M, where the table drops them). With the insert deferred (the table's staging ring),
 //! an admission of a fresh id no longer waits for main memory.
 
 /// Home buckets (of 8 slots) per filter word.
 pub(super) const BUCKETS_PER_WORD: usize = 2;
 
-/// The table drops its filters once it holds this many entries (their
-/// words then take ~1.6 MB, most of a core's L2 on the development machine):
-/// past that a filter word is no nearer than the bucket itself, so the check
-/// only added a wait (measured at 10M: single admissions 167–183 ns without
-/// filters, 191–226 with). An off filter holds no words and may hold every key.
-pub(super) const FILTER_MAX_ENTRIES: usize = 2 << 20;
+/// The table drops its filters once it holds this many entries, for the
+/// 48-byte budget: the filters take ~0.75 B per id, and over a 0 → 10M run
+/// the peak was 47.3–47.4 B per id with filters to 4M, 47.9 to 8M and
+/// 48.0–48.1 to 16M (47.0–47.1 to 2M). What they buy shrinks with the
+/// table, as their words fall out of cache too (`admit_scale`, interleaved,
+/// single 0-dep admissions with filters against without: 106–113 / 164–165
+/// ns at 2M, 138–148 / 167–169 at 4M, 164–188 / 174–194 at 10M). An off
+/// filter holds no words and may hold every key.
+pub(super) const FILTER_MAX_ENTRIES: usize = 4 << 20;
 
 #[derive(Clone)]
 pub(super) struct Filter(Vec<u64>);

@@ -41,12 +41,13 @@
 //! id's bucket; and inserts go through a ring of the last 16 (`staging.rs`):
 //! an insert requests its bucket and is placed 16 inserts later, when the
 //! line has arrived. Together they take the wait for memory out of a single
-//! admission of a fresh id. Past the threshold the filters no longer stay
-//! in cache (a filter word costs as much as the bucket), so the table drops
-//! them, places what is staged, and goes on reading buckets. Measured
+//! admission of a fresh id. Past the threshold (chosen for the memory
+//! budget; by then the filters fall out of cache too, and buy less) the
+//! table drops them, places what is staged, and goes on reading buckets.
+//! Measured
 //! (`admit_scale`, interleaved): at a 1M-fact history, single 0-dep
 //! admissions 108–129 ns against 125–172 without, admissions of replicated
-//! facts 97–115 against 134–163; at 10M the same with or without. An
+//! facts 97–115 against 134–163; at 10M (no filters by then) unchanged. An
 //! earlier trial of filters alone (stop 20, on the EPYC machine) brought
 //! nothing: without staging, the insert waited for the bucket anyway.
 
