@@ -291,6 +291,18 @@ impl ExactIndex {
     /// arrived.
     #[inline(always)]
     pub(crate) fn insert_placed(&mut self, id: &FactId, h: u64, place: Option<Vacancy>) -> Result<u32, IndexFull> {
+        self.insert_as(id, h, place, true)
+    }
+
+    /// Inserts an absent `id` whose bucket a batch requested records ahead:
+    /// its slot is written now, not staged (the line has arrived).
+    #[inline(always)]
+    pub(crate) fn insert_prefetched(&mut self, id: &FactId, h: u64) -> Result<u32, IndexFull> {
+        self.insert_as(id, h, None, false)
+    }
+
+    #[inline(always)]
+    fn insert_as(&mut self, id: &FactId, h: u64, place: Option<Vacancy>, stage: bool) -> Result<u32, IndexFull> {
         if self.is_full() {
             return Err(IndexFull { limit: self.max_len });
         }
@@ -304,7 +316,7 @@ impl ExactIndex {
         let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
         match place {
             Some(v) => self.table.insert_at(key(h), ord, v, &mut self.pool),
-            None if self.table.filtered() => self.table.stage(key(h), ord, &mut self.pool),
+            None if stage && self.table.filtered() => self.table.stage(key(h), ord, &mut self.pool),
             None => self.table.insert(key(h), ord, &mut self.pool),
         }
         Ok(ord)
@@ -651,7 +663,8 @@ mod tests {
         /// Inserting where a lookup found room (`insert_placed`) keeps the
         /// table's structure and answers: fresh vacancies, vacancies made
         /// stale by another insert in between (never used as they are), and
-        /// plain (staged) inserts, interleaved across growth, splits and cuts.
+        /// plain (staged) inserts and inserts written at once (a batch's),
+        /// interleaved across growth, splits and cuts.
         #[test]
         fn vacancies_place_ids_as_insert_would(seed in any::<u64>(), n in 5_000u64..60_000) {
             let mut ix = ExactIndex::new();
@@ -663,8 +676,9 @@ mod tests {
                 x ^= x << 13; x ^= x >> 7; x ^= x << 17;
                 let a = fresh();
                 let h = ix.hash(&a);
-                match x % 4 {
+                match x % 5 {
                     0 => { ix.insert_hashed(&a, h).unwrap(); }
+                    4 => { ix.insert_prefetched(&a, h).unwrap(); }
                     1 => {
                         // Another insert lands between the lookup and its use.
                         let v = ix.lookup_or_vacancy(&a, h).unwrap_err();

@@ -469,7 +469,10 @@ impl<I: Invariant> Kernel<I> {
             Track::None => {}
             Track::Indexed(ix) => {
                 // Fullness was checked before the commit began.
-                let _ = ix.insert_placed(id, hash, vacancy);
+                let _ = match vacancy {
+                    None if self.lookahead => ix.insert_prefetched(id, hash),
+                    _ => ix.insert_placed(id, hash, vacancy),
+                };
                 if !self.bloom_saturated && self.frontier.clock.popcount() >= BLOOM_SATURATED_BITS {
                     self.bloom_saturated = true;
                 }
