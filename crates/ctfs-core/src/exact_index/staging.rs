@@ -67,11 +67,13 @@ impl Staging {
         self.keys.iter().zip(&self.ords).filter(|(k, _)| **k != FREE).map(|(&k, &o)| (k, o))
     }
 
-    /// Empties the ring, returning what it held.
-    pub(super) fn take(&mut self) -> Vec<(u32, u32)> {
-        let all = self.entries().collect();
-        *self = Staging::new();
-        all
+    /// Removes and returns the oldest entry (the others stay staged, so a
+    /// growth while it is placed still sees them).
+    pub(super) fn pop(&mut self) -> Option<(u32, u32)> {
+        let slot = (0..STAGE).map(|j| (self.head + j) % STAGE).find(|&i| self.keys[i] != FREE)?;
+        let e = (self.keys[slot], self.ords[slot]);
+        self.keys[slot] = FREE;
+        Some(e)
     }
 }
 
@@ -93,7 +95,12 @@ mod tests {
         assert_eq!(s.matches(100), 0);
         s.push(7, 98);
         assert_eq!(s.matches(7), 0b11);
-        assert_eq!(s.take().len(), STAGE);
+        // Oldest first: 102..=115 (slots 2..15), then 7 and 7 (slots 0, 1).
+        assert_eq!(s.pop(), Some((102, 2)));
+        assert_eq!(s.entries().count(), STAGE - 1);
+        let rest: Vec<_> = std::iter::from_fn(|| s.pop()).collect();
+        assert_eq!(rest.len(), STAGE - 1);
+        assert_eq!(rest[rest.len() - 2..], [(7, 99), (7, 98)]);
         assert_eq!(s.entries().count(), 0);
         assert_eq!(s.matches(7), 0);
     }

@@ -590,9 +590,11 @@ impl Table {
         }
     }
 
-    /// Places every staged entry (so that the segments hold everything).
+    /// Places every staged entry (so that the segments hold everything),
+    /// oldest first, one at a time: the ones still staged keep their filter
+    /// bits through a growth that placing another one causes.
     pub(super) fn flush(&mut self, pool: &mut HugePool) {
-        for (k, o) in self.staging.take() {
+        while let Some((k, o)) = self.staging.pop() {
             self.place_entry(((k as u64) << 32) | o as u64, pool);
         }
     }
