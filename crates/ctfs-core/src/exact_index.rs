@@ -164,6 +164,9 @@ impl ExactIndex {
             }
             table.insert(k, ord as u32, pool);
         }
+        if table.outgrew_filters() {
+            table.unfilter(pool);
+        }
         ix
     }
 
@@ -471,6 +474,7 @@ mod tests {
         }
         let mut ix = ExactIndex::from_arena(arena, MAX_ENTRIES);
         assert!((0..1000).all(|i| ix.contains(&id(i))));
+        assert!((0..1000).all(|i| ix.lookup_fresh(&id(i), ix.hash(&id(i))).is_ok()));
         ix.insert(&id(1000)).unwrap();
         assert!(ix.contains(&id(1000)));
     }
