@@ -612,31 +612,31 @@ impl Table {
     /// Requests the bucket where `key` is looked up and inserted.
     #[inline(always)]
     pub(super) fn prefetch(&self, key: u32) {
-        let seg = self.seg(key);
-        prefetch_read(seg.buckets.as_ptr().wrapping_add(seg.home(key)));
+        self.request(key, false, true);
     }
 
     /// Requests the bucket where `key` is inserted and, while the table keeps
     /// filters, its filter word (which the insert sets).
     #[inline(always)]
     pub(super) fn prefetch_insert(&self, key: u32) {
-        let seg = self.seg(key);
-        let home = seg.home(key);
-        if self.filtered {
-            prefetch_read(seg.filter.word_ptr(home));
-        }
-        prefetch_read(seg.buckets.as_ptr().wrapping_add(home));
+        self.request(key, self.filtered, true);
     }
 
     /// Requests the first line a filtered lookup of `key` reads: its filter
     /// word, or its bucket when the table keeps no filters.
     #[inline(always)]
     pub(super) fn prefetch_first(&self, key: u32) {
+        self.request(key, self.filtered, !self.filtered);
+    }
+
+    #[inline(always)]
+    fn request(&self, key: u32, word: bool, bucket: bool) {
         let seg = self.seg(key);
         let home = seg.home(key);
-        if self.filtered {
+        if word {
             prefetch_read(seg.filter.word_ptr(home));
-        } else {
+        }
+        if bucket {
             prefetch_read(seg.buckets.as_ptr().wrapping_add(home));
         }
     }
