@@ -47,9 +47,11 @@
 //! Measured
 //! (`admit_scale`, interleaved): at a 1M-fact history, single 0-dep
 //! admissions 108–129 ns against 125–172 without, admissions of replicated
-//! facts 97–115 against 134–163; at 10M (no filters by then) unchanged. An
-//! earlier trial of filters alone (stop 20, on the EPYC machine) brought
-//! nothing: without staging, the insert waited for the bucket anyway.
+//! facts 97–115 against 134–163; at 10M (no filters by then) unchanged. Two
+//! earlier trials on the EPYC VM brought nothing there: a byte-per-slot
+//! filter alone (the insert still waited for the bucket), and a
+//! quarter-byte filter passing 24 % of absent keys with this ring, read
+//! before dependencies' buckets and in batches too (see the README).
 
 use super::filter::{BUCKETS_PER_WORD, FILTER_MAX_ENTRIES, Filter};
 use super::staging::Staging;
