@@ -14,7 +14,7 @@
 //! [`ExactIndex::memory_bytes`]: 44–46 bytes; below 4M ids the table also
 //! keeps filters of its keys, half a byte per slot (see `table.rs`): peaks of
 //! 47.3 B per id from 100K to 500K ids and 45.8 B from 500K to 1.5M
-//! (46.3 and 45.0 without), 47.3–47.4 B over a 0 → 10M run.
+//! (46.3 and 45.0 without), 47.3–47.5 B over a 0 → 10M run.
 //!
 //! **Huge pages.** Once the index holds [`HUGE_FROM`] ids, large table
 //! segments (rebuilt or cut from then on) come from a [`HugePool`] of 2 MiB

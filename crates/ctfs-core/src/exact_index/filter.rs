@@ -19,7 +19,7 @@ pub(super) const BUCKETS_PER_WORD: usize = 2;
 
 /// The table drops its filters once it holds this many entries, for the
 /// 48-byte budget: the filters take ~0.75 B per id, and over a 0 → 10M run
-/// the peak was 47.3–47.4 B per id with filters to 4M, 47.9 to 8M and
+/// the peak was 47.3–47.5 B per id with filters to 4M, 47.9 to 8M and
 /// 48.0–48.1 to 16M (47.0–47.1 to 2M). What they buy shrinks with the
 /// table, as their words fall out of cache too (`admit_scale`, interleaved,
 /// single 0-dep admissions with filters against without: 106–113 / 164–165
