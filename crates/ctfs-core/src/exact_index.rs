@@ -548,7 +548,7 @@ mod tests {
         let mut peak = 0f64;
         for i in 0..1_500_000u64 {
             ix.insert(&id(i)).unwrap();
-            if i >= 500_000 && i % 4096 == 0 {
+            if i >= 100_000 && i % 4096 == 0 {
                 peak = peak.max(ix.memory_bytes() as f64 / ix.len() as f64);
             }
         }
