@@ -203,20 +203,14 @@ impl ExactIndex {
         self.table.prefetch(key(h));
     }
 
-    /// Requests the lines a lookup and insert of the new id `h` touch: its
-    /// bucket and, while the index keeps filters, its filter word (batches,
-    /// a few records ahead).
+    /// Requests the lines the lookup and insert of a new fact's id `h` read
+    /// first ([`ExactIndex::lookup_fresh`]): for a single admission, the
+    /// filter word while the index keeps filters (its bucket is requested
+    /// when its insert is staged), else the bucket; for a `batch` (a few
+    /// records ahead), the bucket and the filter word its insert sets.
     #[inline(always)]
-    pub fn prefetch_insert(&self, h: u64) {
-        self.table.prefetch_insert(key(h));
-    }
-
-    /// Requests the first line [`ExactIndex::lookup_fresh`] of `h` reads:
-    /// the filter word while the index keeps filters (a fresh id's bucket is
-    /// then requested when its insert is staged), else the bucket.
-    #[inline(always)]
-    pub fn prefetch_first(&self, h: u64) {
-        self.table.prefetch_first(key(h));
+    pub fn prefetch_fresh(&self, h: u64, batch: bool) {
+        self.table.prefetch_fresh(key(h), batch);
     }
 
     /// Prefetches the arena entry of the id that most probably answers a
@@ -256,12 +250,13 @@ impl ExactIndex {
     }
 
     /// [`ExactIndex::lookup_or_vacancy`] for an id that is most probably
-    /// new (a new fact's): while the index keeps filters, the id's filter
-    /// word is read first, and an id it proves absent is reported so
-    /// (`Err(None)`) without reading the table.
+    /// new (a new fact's): in a single admission, while the index keeps
+    /// filters, the id's filter word is read first, and an id it proves
+    /// absent is reported so (`Err(None)`) without reading the table. A
+    /// `batch` reads the bucket it requested records ahead.
     #[inline]
-    pub(crate) fn lookup_fresh(&self, id: &FactId, h: u64) -> Result<u32, Option<Vacancy>> {
-        if !self.table.may_hold(key(h)) {
+    pub(crate) fn lookup_fresh(&self, id: &FactId, h: u64, batch: bool) -> Result<u32, Option<Vacancy>> {
+        if !batch && !self.table.may_hold(key(h)) {
             return Err(None);
         }
         self.lookup_or_vacancy(id, h).map_err(Some)
@@ -283,29 +278,18 @@ impl ExactIndex {
     /// Inserts an absent `id` whose hash is `h`.
     #[inline]
     pub fn insert_hashed(&mut self, id: &FactId, h: u64) -> Result<u32, IndexFull> {
-        self.insert_placed(id, h, None)
+        self.insert_placed(id, h, None, false)
     }
 
     /// [`ExactIndex::insert_hashed`] at `place`, when a lookup of `id` found
     /// one (see [`ExactIndex::lookup_or_vacancy`]; checked: if the index
     /// changed since, the id is placed as usual). Without a place, while the
-    /// index keeps filters, the id is staged: found from now on, its table
-    /// slot written a few inserts later, when the line requested now has
-    /// arrived.
+    /// index keeps filters, a single admission's id is staged: found from
+    /// now on, its table slot written a few inserts later, when the line
+    /// requested now has arrived. A `batch`'s is written at once (it
+    /// requested the bucket records ahead).
     #[inline(always)]
-    pub(crate) fn insert_placed(&mut self, id: &FactId, h: u64, place: Option<Vacancy>) -> Result<u32, IndexFull> {
-        self.insert_as(id, h, place, true)
-    }
-
-    /// Inserts an absent `id` whose bucket a batch requested records ahead:
-    /// its slot is written now, not staged (the line has arrived).
-    #[inline(always)]
-    pub(crate) fn insert_prefetched(&mut self, id: &FactId, h: u64) -> Result<u32, IndexFull> {
-        self.insert_as(id, h, None, false)
-    }
-
-    #[inline(always)]
-    fn insert_as(&mut self, id: &FactId, h: u64, place: Option<Vacancy>, stage: bool) -> Result<u32, IndexFull> {
+    pub(crate) fn insert_placed(&mut self, id: &FactId, h: u64, place: Option<Vacancy>, batch: bool) -> Result<u32, IndexFull> {
         if self.is_full() {
             return Err(IndexFull { limit: self.max_len });
         }
@@ -319,7 +303,7 @@ impl ExactIndex {
         let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
         match place {
             Some(v) => self.table.insert_at(key(h), ord, v, &mut self.pool),
-            None if stage && self.table.filtered() => self.table.stage(key(h), ord, &mut self.pool),
+            None if !batch && self.table.filtered() => self.table.stage(key(h), ord, &mut self.pool),
             None => self.table.insert(key(h), ord, &mut self.pool),
         }
         Ok(ord)
@@ -425,8 +409,8 @@ mod tests {
         assert!(!ix.table.filtered());
         ix.table.check();
         assert!((0..50_000).all(|i| ix.lookup(&id(i)) == Some(i as u32)));
-        assert!((0..50_000).all(|i| ix.lookup_fresh(&id(i), ix.hash(&id(i))) == Ok(i as u32)));
-        assert!((50_000..60_000).all(|i| !ix.contains(&id(i)) && ix.lookup_fresh(&id(i), ix.hash(&id(i))).is_err()));
+        assert!((0..50_000).all(|i| ix.lookup_fresh(&id(i), ix.hash(&id(i)), false) == Ok(i as u32)));
+        assert!((50_000..60_000).all(|i| !ix.contains(&id(i)) && ix.lookup_fresh(&id(i), ix.hash(&id(i)), false).is_err()));
     }
 
     #[test]
@@ -474,7 +458,7 @@ mod tests {
         }
         let mut ix = ExactIndex::from_arena(arena, MAX_ENTRIES);
         assert!((0..1000).all(|i| ix.contains(&id(i))));
-        assert!((0..1000).all(|i| ix.lookup_fresh(&id(i), ix.hash(&id(i))).is_ok()));
+        assert!((0..1000).all(|i| ix.lookup_fresh(&id(i), ix.hash(&id(i)), false).is_ok()));
         ix.insert(&id(1000)).unwrap();
         assert!(ix.contains(&id(1000)));
     }
@@ -682,18 +666,18 @@ mod tests {
                 let h = ix.hash(&a);
                 match x % 5 {
                     0 => { ix.insert_hashed(&a, h).unwrap(); }
-                    4 => { ix.insert_prefetched(&a, h).unwrap(); }
+                    4 => { ix.insert_placed(&a, h, None, true).unwrap(); }
                     1 => {
                         // Another insert lands between the lookup and its use.
                         let v = ix.lookup_or_vacancy(&a, h).unwrap_err();
                         let b = fresh();
                         ix.insert(&b).unwrap();
                         inserted.push(b);
-                        ix.insert_placed(&a, h, Some(v)).unwrap();
+                        ix.insert_placed(&a, h, Some(v), false).unwrap();
                     }
                     _ => {
                         let v = ix.lookup_or_vacancy(&a, h).unwrap_err();
-                        ix.insert_placed(&a, h, Some(v)).unwrap();
+                        ix.insert_placed(&a, h, Some(v), false).unwrap();
                     }
                 }
                 inserted.push(a);
@@ -723,7 +707,7 @@ mod tests {
             for i in 0..n {
                 x ^= x << 13; x ^= x >> 7; x ^= x << 17;
                 let a = id(i);
-                let fresh = |ix: &ExactIndex, k: &FactId| ix.lookup_fresh(k, ix.hash(k)).ok();
+                let fresh = |ix: &ExactIndex, k: &FactId| ix.lookup_fresh(k, ix.hash(k), false).ok();
                 prop_assert_eq!(ix.lookup(&a), None);
                 prop_assert_eq!(fresh(&ix, &a), None);
                 prop_assert_eq!(ix.insert(&a), Ok(i as u32));
@@ -748,7 +732,7 @@ mod tests {
             prop_assert_eq!(ix.len(), inserted.len());
             for (ord, k) in inserted.iter().enumerate() {
                 prop_assert_eq!(ix.lookup(k), Some(ord as u32));
-                prop_assert_eq!(ix.lookup_fresh(k, ix.hash(k)), Ok(ord as u32));
+                prop_assert_eq!(ix.lookup_fresh(k, ix.hash(k), false), Ok(ord as u32));
             }
             ix.table.flush(&mut ix.pool);
             ix.table.check();

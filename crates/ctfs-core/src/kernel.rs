@@ -351,11 +351,7 @@ impl<I: Invariant> Kernel<I> {
         let hash = match &self.track {
             Track::Indexed(ix) => {
                 let h = ix.hash(&id);
-                if self.lookahead {
-                    ix.prefetch(h);
-                } else {
-                    ix.prefetch_first(h);
-                }
+                ix.prefetch_fresh(h, self.lookahead);
                 let newest = self.frontier.recent.recent().next();
                 for (i, (dh, dep)) in dep_hash.iter_mut().zip(deps).enumerate() {
                     if newest == Some(dep) {
@@ -435,13 +431,9 @@ impl<I: Invariant> Kernel<I> {
         match &self.track {
             Track::None => Seen::Yes,
             Track::Pending(arena) => if arena.contains_linear(id) { Seen::Yes } else { Seen::No(None) },
-            // A batch requested the id's bucket records ahead: reading it
-            // costs no wait, while the filter word would be one more line.
-            Track::Indexed(ix) if self.lookahead => match ix.lookup_or_vacancy(id, hash) {
-                Ok(_) => Seen::Yes,
-                Err(v) => Seen::No(Some(v)),
-            },
-            Track::Indexed(ix) => match ix.lookup_fresh(id, hash) {
+            // A batch requested the id's bucket records ahead: it reads
+            // that rather than the filter word (one more line).
+            Track::Indexed(ix) => match ix.lookup_fresh(id, hash, self.lookahead) {
                 Ok(_) => Seen::Yes,
                 Err(v) => Seen::No(v),
             },
@@ -469,10 +461,7 @@ impl<I: Invariant> Kernel<I> {
             Track::None => {}
             Track::Indexed(ix) => {
                 // Fullness was checked before the commit began.
-                let _ = match vacancy {
-                    None if self.lookahead => ix.insert_prefetched(id, hash),
-                    _ => ix.insert_placed(id, hash, vacancy),
-                };
+                let _ = ix.insert_placed(id, hash, vacancy, self.lookahead);
                 if !self.bloom_saturated && self.frontier.clock.popcount() >= BLOOM_SATURATED_BITS {
                     self.bloom_saturated = true;
                 }
@@ -499,7 +488,7 @@ impl<I: Invariant> Kernel<I> {
             match stage {
                 Prefetch::Slots => {
                     if let Some(id) = id {
-                        ix.prefetch_insert(ix.hash(id));
+                        ix.prefetch_fresh(ix.hash(id), true);
                     }
                     for dep in deps.iter().take(PREFETCH_DEPS) {
                         ix.prefetch(ix.hash(dep));

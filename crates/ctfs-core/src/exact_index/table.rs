@@ -617,18 +617,12 @@ impl Table {
         self.request(key, false, true);
     }
 
-    /// Requests the bucket where `key` is inserted and, while the table keeps
-    /// filters, its filter word (which the insert sets).
+    /// Requests what a new key's lookup and insert read first: while the
+    /// table keeps filters its filter word and, for a `batch` (whose insert
+    /// is not staged), its bucket; without filters, its bucket.
     #[inline(always)]
-    pub(super) fn prefetch_insert(&self, key: u32) {
-        self.request(key, self.filtered, true);
-    }
-
-    /// Requests the first line a filtered lookup of `key` reads: its filter
-    /// word, or its bucket when the table keeps no filters.
-    #[inline(always)]
-    pub(super) fn prefetch_first(&self, key: u32) {
-        self.request(key, self.filtered, !self.filtered);
+    pub(super) fn prefetch_fresh(&self, key: u32, batch: bool) {
+        self.request(key, self.filtered, batch || !self.filtered);
     }
 
     #[inline(always)]
