@@ -60,6 +60,7 @@ use crate::fact::FactId;
 use crate::hash::{hash_id, random_seed};
 use crate::huge_pages::HugePool;
 use crate::id_arena::IdArena;
+use filter::FILTER_MAX_ENTRIES;
 use table::{MAX_KEY, Table};
 pub(crate) use table::Vacancy;
 
@@ -97,13 +98,16 @@ pub struct ExactIndex {
     arena_pool: HugePool,
     /// `HUGE_FROM` (tests lower it).
     huge_from: usize,
-    /// The arena length at which a pool is next turned on (`usize::MAX`
-    /// once both are).
+    /// The table's filters are dropped at this many ids:
+    /// `FILTER_MAX_ENTRIES` (tests lower it).
+    filter_max: usize,
+    /// The arena length at which a pool is next turned on or the filters
+    /// dropped (`usize::MAX` once all that is done).
     activate_at: usize,
 }
 
 /// The next arena length, after `n`, at which a pool turns on (see
-/// `ExactIndex::activate_pools`).
+/// `ExactIndex::cross_thresholds`).
 fn next_activation(n: usize, huge_from: usize) -> usize {
     if n < huge_from {
         huge_from
@@ -142,9 +146,20 @@ impl ExactIndex {
         pool.set_prefault(true);
         let seed = random_seed();
         let arena_pool = pool.clone();
-        let mut ix = ExactIndex { ids, seed, table: Table::new(seed), max_len: max_len.min(MAX_ENTRIES), pool, arena_pool, huge_from, activate_at: 0 };
-        // The pools are on before the table is built when the arena is large.
-        ix.activate_pools();
+        let mut ix = ExactIndex {
+            ids,
+            seed,
+            table: Table::new(seed),
+            max_len: max_len.min(MAX_ENTRIES),
+            pool,
+            arena_pool,
+            huge_from,
+            filter_max: FILTER_MAX_ENTRIES,
+            activate_at: 0,
+        };
+        // When the arena is large, the pools are on (and the filters off)
+        // before the table is built.
+        ix.cross_thresholds();
         let ExactIndex { ids, table, pool, .. } = &mut ix;
         // Hash a window ahead and prefetch, so the table lines' misses overlap.
         const AHEAD: usize = 16;
@@ -163,9 +178,6 @@ impl ExactIndex {
                 ring[ord % AHEAD] = next;
             }
             table.insert(k, ord as u32, pool);
-        }
-        if table.outgrew_filters() {
-            table.unfilter(pool);
         }
         ix
     }
@@ -295,10 +307,7 @@ impl ExactIndex {
         }
         debug_assert!(self.lookup_hashed(id, h).is_none(), "insert of a present id");
         if self.ids.len() >= self.activate_at {
-            self.activate_pools();
-        }
-        if self.table.outgrew_filters() {
-            self.table.unfilter(&mut self.pool);
+            self.cross_thresholds();
         }
         let ord = self.ids.push_in(*id, Some(&mut self.arena_pool));
         match place {
@@ -310,9 +319,10 @@ impl ExactIndex {
     }
 
     /// Turns the table's pool on at `huge_from` ids and the arena's at
-    /// `ARENA_HUGE_FACTOR` times that, and sets when to look again.
+    /// `ARENA_HUGE_FACTOR` times that, drops the table's filters at
+    /// `filter_max` ids, and sets when to look again.
     #[cold]
-    fn activate_pools(&mut self) {
+    fn cross_thresholds(&mut self) {
         let n = self.ids.len();
         if n >= self.huge_from {
             self.pool.activate();
@@ -320,7 +330,18 @@ impl ExactIndex {
         if n / ARENA_HUGE_FACTOR >= self.huge_from {
             self.arena_pool.activate();
         }
-        self.activate_at = next_activation(n, self.huge_from);
+        if self.table.filtered() && n >= self.filter_max {
+            self.table.unfilter(&mut self.pool);
+        }
+        let filters_at = if self.table.filtered() { self.filter_max } else { usize::MAX };
+        self.activate_at = next_activation(n, self.huge_from).min(filters_at);
+    }
+
+    /// Drops the filters at `n` ids instead of `FILTER_MAX_ENTRIES`.
+    #[cfg(test)]
+    fn set_filter_max(&mut self, n: usize) {
+        self.filter_max = n;
+        self.cross_thresholds();
     }
 
     /// Bytes held by the arena and the table: their heap memory, and every
@@ -402,7 +423,7 @@ mod tests {
     #[test]
     fn filters_are_dropped_past_their_size_and_nothing_is_lost() {
         let mut ix = ExactIndex::new();
-        ix.table.set_filter_max(10_000);
+        ix.set_filter_max(10_000);
         for i in 0..50_000 {
             ix.insert(&id(i)).unwrap();
         }
@@ -701,7 +722,7 @@ mod tests {
         fn staged_and_placed_ids_are_found(seed in any::<u64>(), n in 5_000u64..60_000, filter_max in 1_000usize..80_000) {
             let mut ix = ExactIndex::new();
             // Filters are dropped past `filter_max` entries (or kept to the end).
-            ix.table.set_filter_max(filter_max);
+            ix.set_filter_max(filter_max);
             let mut x = seed | 1;
             let mut inserted: Vec<FactId> = Vec::new();
             for i in 0..n {

@@ -17,7 +17,7 @@
 /// Home buckets (of 8 slots) per filter word.
 pub(super) const BUCKETS_PER_WORD: usize = 2;
 
-/// The table drops its filters once it holds this many entries, for the
+/// The index drops the table's filters once it holds this many ids, for the
 /// 48-byte budget: the filters take ~0.75 B per id, and over a 0 → 10M run
 /// the peak was 47.3–47.5 B per id with filters to 4M, 47.9 to 8M and
 /// 48.0–48.1 to 16M (47.0–47.1 to 2M). What they buy shrinks with the

@@ -34,8 +34,8 @@
 //! so segments do not all grow at the same moment and the table's memory
 //! follows the history smoothly instead of jumping by ×`GROWTH`.
 //!
-//! **Filters and staging** (while the table holds fewer than
-//! [`FILTER_MAX_ENTRIES`] entries). Each segment keeps a filter of its keys
+//! **Filters and staging** (while the index holds fewer than
+//! `FILTER_MAX_ENTRIES` ids). Each segment keeps a filter of its keys
 //! (`filter.rs`, half a byte per slot), so that the lookup of a new fact's
 //! id reads one word of a structure 1/16 the table's size instead of the
 //! id's bucket; and inserts go through a ring of the last 16 (`staging.rs`):
@@ -53,7 +53,7 @@
 //! quarter-byte filter passing 24 % of absent keys with this ring, read
 //! before dependencies' buckets and in batches too (see the README).
 
-use super::filter::{BUCKETS_PER_WORD, FILTER_MAX_ENTRIES, Filter};
+use super::filter::{BUCKETS_PER_WORD, Filter};
 use super::staging::Staging;
 use super::prefetch_read;
 use crate::huge_pages::{HugePool, Slot};
@@ -474,16 +474,14 @@ pub(super) struct Table {
     /// placed. Their filter bits are set, and lookups read the ring before
     /// the segments.
     staging: Staging,
-    /// Segments keep filters (until `filter_max` entries)...
+    /// Segments keep filters (until [`Table::unfilter`]).
     filtered: bool,
-    /// ...[`FILTER_MAX_ENTRIES`] (tests lower it).
-    filter_max: usize,
 }
 
 impl Table {
     pub(super) fn new(seed: u64) -> Table {
         let seg = Segment::empty(MIN_BUCKETS, 0, 0, true, &mut HugePool::new());
-        Table { dir: vec![0], depth: 0, segs: vec![seg], len: 0, rng: seed | 1, rebuilds: 0, staging: Staging::new(), filtered: true, filter_max: FILTER_MAX_ENTRIES }
+        Table { dir: vec![0], depth: 0, segs: vec![seg], len: 0, rng: seed | 1, rebuilds: 0, staging: Staging::new(), filtered: true }
     }
 
     #[inline(always)]
@@ -753,12 +751,6 @@ impl Table {
         self.filtered
     }
 
-    /// Whether the table has grown past the size for filters.
-    #[inline(always)]
-    pub(super) fn outgrew_filters(&self) -> bool {
-        self.filtered && self.len >= self.filter_max
-    }
-
     /// Places the staged entries and drops every filter: from now on
     /// lookups read buckets, and inserts write where the lookup stopped.
     #[cold]
@@ -768,11 +760,6 @@ impl Table {
         for seg in &mut self.segs {
             seg.filter = Filter::new(0, false);
         }
-    }
-
-    #[cfg(test)]
-    pub(super) fn set_filter_max(&mut self, n: usize) {
-        self.filter_max = n;
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
