@@ -1234,7 +1234,7 @@ impl Writer {
         self.seg_path = path;
         self.seg_len = self.header_len;
         self.seg_written = self.seg_len;
-        self.seg_zeroed = zeroed.max(self.seg_len);
+        self.seg_zeroed = zeroed;
         Ok(())
     }
 

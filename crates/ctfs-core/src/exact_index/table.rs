@@ -274,12 +274,8 @@ impl Segment {
     }
 
     /// Sets the filter bits of every entry in a new filter (after a cut).
-    fn refilter(&mut self, on: bool) {
-        let mut f = Filter::new(self.nb, on);
-        if !on {
-            self.filter = f;
-            return;
-        }
+    fn refilter(&mut self) {
+        let mut f = Filter::new(self.nb, true);
         for bk in self.buckets.iter() {
             for &e in bk.0.iter().take_while(|&&e| e != EMPTY) {
                 let key = (e >> 32) as u32;
@@ -400,12 +396,14 @@ impl Segment {
         self.prefix <<= 1;
         // Homes keep their indexes (less `h` on the right), so with `h` a
         // whole number of words each half keeps its words of the filter.
-        if self.filter.is_on() && h.is_multiple_of(BUCKETS_PER_WORD) {
-            right.filter = self.filter.split_off(h / BUCKETS_PER_WORD);
-        } else {
-            let on = self.filter.is_on();
-            self.refilter(on);
-            right.refilter(on);
+        // (Without filters, the right half's stays off.)
+        if self.filter.is_on() {
+            if h.is_multiple_of(BUCKETS_PER_WORD) {
+                right.filter = self.filter.split_off(h / BUCKETS_PER_WORD);
+            } else {
+                self.refilter();
+                right.refilter();
+            }
         }
         Some(right)
     }
@@ -716,8 +714,10 @@ impl Table {
     /// Sets the staged entries' filter bits again (a rebuilt or cut segment
     /// has a new filter, made from its own entries).
     fn refilter_staged(&mut self) {
-        for (key, _) in self.staging.entries() {
-            let si = self.dir[((key as u64) >> (32 - self.depth)) as usize] as usize;
+        // A copy of the ring (128 bytes), so that the segments can be changed.
+        let staged = self.staging.clone();
+        for (key, _) in staged.entries() {
+            let si = self.seg_index(key);
             let seg = &mut self.segs[si];
             seg.filter.set(seg.home(key), key);
         }
