@@ -2,7 +2,7 @@ import { checkKeys, isUint8Array } from './args.ts'
 import { invalidArgType, outOfRange } from './errors.ts'
 import { FACT_ID_BYTES, checkFactId, isFactId, type FactId } from './fact-id.ts'
 import { int } from './invariants/common.ts'
-import { internalBytes } from './byte-pool.ts'
+import { EMPTY_BYTES, internalBytes } from './byte-pool.ts'
 import { FAST } from './fast-path.ts'
 
 /** One fact for `kernel.admitBatch([...])`. Any other key is a TypeError (`ERR_INVALID_ARG_VALUE`). */
@@ -38,7 +38,6 @@ export const ADMIT_OPTION_KEYS: readonly string[] = ['id', 'deps']
 export const FACT_INPUT_KEYS: readonly string[] = ['payload', 'id', 'deps']
 
 const { packFixed } = FAST
-const NO_BYTES = new Uint8Array(0)
 const HEADER_BYTES = 8
 const FLAG_HAS_ID = 1
 const MAX_BATCH_DEPS = 0xffff
@@ -76,7 +75,7 @@ export class FactBatch {
     // 0: no buffer until the first fact (fromPayloads sets its own). The
     // buffer never leaves the batch (`toBytes` copies), so a small one comes
     // from the shared slabs (see byte-pool.ts).
-    this.#buf = cap === 0 ? NO_BYTES : internalBytes(cap)
+    this.#buf = cap === 0 ? EMPTY_BYTES : internalBytes(cap)
   }
 
   /** True for a batch built by this class (`instanceof` is fooled by `Object.create(FactBatch.prototype)`). @internal */

@@ -17,6 +17,9 @@
 // Node's own Buffer pool); arrays larger than POOLED_MAX get their own
 // buffer as before, so one small live array pins at most one slab.
 
+/** The library's one empty byte array (compared by identity where it stands for "none"). @internal */
+export const EMPTY_BYTES: Uint8Array = new Uint8Array(0)
+
 /** Bytes per slab. */
 const SLAB_BYTES = 64 * 1024
 /** Largest array carved from a slab; larger ones get their own buffer. */

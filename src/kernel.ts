@@ -1,6 +1,6 @@
 import { checkKeys, isUint8Array } from './args.ts'
 import { ADMIT_OPTION_KEYS, FactBatch, type AdmitOptions, type FactInput } from './batch.ts'
-import { internalBytes, internalCopy } from './byte-pool.ts'
+import { EMPTY_BYTES as EMPTY, internalBytes, internalCopy } from './byte-pool.ts'
 import { FAST } from './fast-path.ts'
 import {
   CtfsError,
@@ -168,8 +168,6 @@ export class BatchResult {
     return this.#errors
   }
 }
-
-const EMPTY: Uint8Array = new Uint8Array(0)
 
 const { admitWithId, admitDerived, admitWithIdSeq, admitDerivedSeq, admitBatch, admitBatchSeq, admitScratch, admitScratchSeq } = FAST
 /** The thread's shared admission scratch, where the runtime offers one. */
