@@ -41,10 +41,13 @@ struct Lookahead {
     count: usize,
     /// Records without an id met so far (the ones whose id is derived).
     derived: usize,
-    /// `deps[record % PLAN_RING]`: `(record, byte range of its dependencies)`.
-    deps: [(usize, usize, usize); PLAN_RING],
+    /// `deps[record % PLAN_RING]`: `(record, byte range of its
+    /// dependencies, the ones left out)` (see `chained`).
+    deps: [(usize, usize, usize, u32); PLAN_RING],
     /// The next record whose dependencies' ids are to be requested.
     keys: usize,
+    /// The id of the record walked last (derived ones as derived ahead).
+    prev: Option<FactId>,
 }
 
 /// Records whose dependency ranges the lookahead keeps: more than it walks
@@ -105,7 +108,7 @@ fn derive_group<I: Invariant>(kernel: &Kernel<I>, buf: &[u8], pos: usize, count:
 
 impl Lookahead {
     fn new() -> Lookahead {
-        Lookahead { pos: 0, count: 0, derived: 0, deps: [(usize::MAX, 0, 0); PLAN_RING], keys: 0 }
+        Lookahead { pos: 0, count: 0, derived: 0, deps: [(usize::MAX, 0, 0, 0); PLAN_RING], keys: 0, prev: None }
     }
 
     /// Advances until it is `distance` records past record `current`,
@@ -128,24 +131,27 @@ impl Lookahead {
             match parse_record(buf, self.pos) {
                 Ok(r) => {
                     let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
+                    let left_out = chained(deps, self.prev.as_ref());
                     if r.has_id {
                         let id = FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first());
-                        kernel.prefetch(id, deps, Prefetch::Slots);
+                        kernel.prefetch(id, deps, Prefetch::Slots, left_out);
+                        self.prev = id.copied();
                     } else {
-                        let skip = self.derived.saturating_sub(derived_done) as u64;
+                        let pending = self.derived.saturating_sub(derived_done) as u64;
                         let slot = self.count % AHEAD_RING;
                         // Derived already with an earlier record's group,
                         // or now, with the next ones' when they fit.
                         let (counter, id) = match ahead[slot] {
                             Some((rec, counter, id)) if rec == self.count => (counter, id),
-                            _ => derive_group(kernel, buf, self.pos, self.count, skip, ahead)
-                                .unwrap_or_else(|| kernel.derive_ahead(skip, deps, &buf[r.payload..r.end])),
+                            _ => derive_group(kernel, buf, self.pos, self.count, pending, ahead)
+                                .unwrap_or_else(|| kernel.derive_ahead(pending, deps, &buf[r.payload..r.end])),
                         };
-                        kernel.prefetch(Some(&id), deps, Prefetch::Slots);
+                        kernel.prefetch(Some(&id), deps, Prefetch::Slots, left_out);
+                        self.prev = Some(id);
                         ahead[slot] = Some((self.count, counter, id));
                         self.derived += 1;
                     }
-                    self.deps[self.count % PLAN_RING] = (self.count, r.deps, r.payload);
+                    self.deps[self.count % PLAN_RING] = (self.count, r.deps, r.payload, left_out);
                     self.pos = r.end;
                     self.count += 1;
                 }
@@ -162,14 +168,33 @@ impl Lookahead {
     fn request_keys<I: Invariant>(&mut self, kernel: &Kernel<I>, buf: &[u8], current: usize, distance: usize) {
         let end = (current + distance + 1).min(self.count);
         while self.keys < end {
-            let (record, from, to) = self.deps[self.keys % PLAN_RING];
+            let (record, from, to, left_out) = self.deps[self.keys % PLAN_RING];
             if record == self.keys && from < to {
                 let deps = FactId::slice_from_bytes(&buf[from..to]).unwrap_or(&[]);
-                kernel.prefetch(None, deps, Prefetch::Keys);
+                kernel.prefetch(None, deps, Prefetch::Keys, left_out);
             }
             self.keys += 1;
         }
     }
+}
+
+/// The dependencies (bit `i`: `deps[i]`, the first 32) on `prev`, the
+/// record walked just before: when that record commits it is the newest fact,
+/// which the admission recognises without a lookup, and it is not in the
+/// table while the hints are issued, so requesting its lines only costs
+/// (each record depending on the one before, interleaved runs: 134-139 ns
+/// per record with those requests, 120-127 without, at 1M facts; 88-91 and
+/// 75-80 at 20K).
+#[inline]
+fn chained(deps: &[FactId], prev: Option<&FactId>) -> u32 {
+    let Some(prev) = prev else { return 0 };
+    let mut mask = 0;
+    for (i, d) in deps.iter().take(32).enumerate() {
+        if d == prev {
+            mask |= 1 << i;
+        }
+    }
+    mask
 }
 
 pub const HEADER_LEN: usize = 8;

@@ -482,20 +482,25 @@ impl<I: Invariant> Kernel<I> {
     /// dependencies; `Keys`, issued later, requests the dependencies' stored
     /// ids. Batches issue both a few records ahead, so that a record's cache
     /// misses are served while earlier records are being admitted.
+    /// Dependency `i` is left out when bit `i` of `skip` is set: a batch sets
+    /// it for a dependency on the record just before, which is the newest
+    /// fact when this one is admitted and is found without a lookup (and is
+    /// not in the table yet when the hints are issued).
     #[inline]
-    pub fn prefetch(&self, id: Option<&FactId>, deps: &[FactId], stage: Prefetch) {
+    pub fn prefetch(&self, id: Option<&FactId>, deps: &[FactId], stage: Prefetch, skip: u32) {
         if let Track::Indexed(ix) = &self.track {
+            let wanted = deps.iter().take(PREFETCH_DEPS).enumerate().filter(|&(i, _)| skip & (1 << i) == 0).map(|(_, d)| d);
             match stage {
                 Prefetch::Slots => {
                     if let Some(id) = id {
                         ix.prefetch_fresh(ix.hash(id), true);
                     }
-                    for dep in deps.iter().take(PREFETCH_DEPS) {
+                    for dep in wanted {
                         ix.prefetch(ix.hash(dep));
                     }
                 }
                 Prefetch::Keys => {
-                    for dep in deps.iter().take(PREFETCH_DEPS) {
+                    for dep in wanted {
                         ix.prefetch_key(ix.hash(dep));
                     }
                 }
