@@ -95,7 +95,10 @@ impl Bucket {
         self.0[7] != EMPTY
     }
 
-    /// Bit i set: slot i holds `key`.
+    /// Bit `2 i` set: slot `i` holds `key` (the odd bits are clear; see
+    /// [`first_slot`]). Two bits per slot because the compare yields one per
+    /// 32-bit half: gathering them into one per slot cost six dependent
+    /// instructions on every lookup and insert.
     #[inline(always)]
     fn matches(&self, key: u32) -> u32 {
         #[cfg(target_arch = "x86_64")]
@@ -108,17 +111,13 @@ impl Bucket {
             // Lanes 1 and 3 of each compare are the key halves of two slots.
             let m = |i: usize| _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(p.add(i)), k))) as u32;
             let all = m(0) | m(1) << 4 | m(2) << 8 | m(3) << 12;
-            // Gather bits 1, 3, 5, ... 15 into bits 0..8.
-            let odd = (all >> 1) & 0x5555;
-            let odd = (odd | (odd >> 1)) & 0x3333;
-            let odd = (odd | (odd >> 2)) & 0x0F0F;
-            (odd | (odd >> 4)) & 0xFF
+            (all >> 1) & 0x5555
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             let mut m = 0u32;
             for (i, &s) in self.0.iter().enumerate() {
-                m |= (((s >> 32) as u32 == key) as u32) << i;
+                m |= (((s >> 32) as u32 == key) as u32) << (2 * i);
             }
             m
         }
@@ -129,8 +128,14 @@ impl Bucket {
     /// so the key compare finds exactly the empty slots.
     #[inline(always)]
     fn first_free(&self) -> usize {
-        (self.matches(u32::MAX).trailing_zeros() as usize).min(7)
+        first_slot(self.matches(u32::MAX)).min(7)
     }
+}
+
+/// The slot of the lowest match in a [`Bucket::matches`] mask (8 for none).
+#[inline(always)]
+fn first_slot(m: u32) -> usize {
+    (m.trailing_zeros() / 2) as usize
 }
 
 /// A segment's buckets: a heap vector, or a slot of the index's
@@ -532,7 +537,7 @@ impl Table {
             let bk = unsafe { seg.buckets.get_unchecked(b) };
             let mut m = bk.matches(key);
             while m != 0 {
-                let ord = bk.0[m.trailing_zeros() as usize] as u32;
+                let ord = bk.0[first_slot(m)] as u32;
                 if is_it(ord) {
                     return Ok(ord);
                 }
@@ -604,7 +609,7 @@ impl Table {
         let seg = self.seg(key);
         let bk = &seg.buckets[seg.home(key)];
         let m = bk.matches(key);
-        (m != 0).then(|| bk.0[m.trailing_zeros() as usize] as u32)
+        (m != 0).then(|| bk.0[first_slot(m)] as u32)
     }
 
     /// Requests the bucket where `key` is looked up and inserted.
