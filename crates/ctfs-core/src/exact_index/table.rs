@@ -132,7 +132,7 @@ impl Bucket {
     }
 }
 
-/// The slot of the lowest match in a [`Bucket::matches`] mask (8 for none).
+/// The slot of the lowest match in a [`Bucket::matches`] mask (16 for none).
 #[inline(always)]
 fn first_slot(m: u32) -> usize {
     (m.trailing_zeros() / 2) as usize
