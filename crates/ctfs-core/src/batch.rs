@@ -558,6 +558,53 @@ mod tests {
     }
 
     #[test]
+    fn chained_marks_the_dependencies_on_the_record_before() {
+        assert_eq!(chained(&[id(1), id(2), id(1)], Some(&id(1))), 0b101);
+        assert_eq!(chained(&[id(1)], Some(&id(2))), 0);
+        assert_eq!(chained(&[id(1)], None), 0);
+        let many: Vec<FactId> = (0..40).map(|_| id(3)).collect();
+        assert_eq!(chained(&many, Some(&id(3))), u32::MAX);
+    }
+
+    /// A chain whose lookahead leaves out the dependency on the record
+    /// before answers as single admissions do, also when that record was
+    /// refused (then the dependency is looked up, and is missing).
+    #[test]
+    fn chains_answer_as_single_admissions_when_a_link_is_refused() {
+        let mk = || Kernel::new(TotalSupply::new(0, 0, 1_000).unwrap(), CausalityMode::Exact);
+        let (mut single, mut batch) = (mk(), mk());
+        let mut buf = Vec::new();
+        let mut expected = Vec::new();
+        // Each record depends on the one before; every 7th overdraws (refused),
+        // so the next depends on a refused fact (refused too) and the one
+        // after that on the last admitted fact, two records back.
+        let (mut prev, mut last_admitted): (Option<FactId>, Option<FactId>) = (None, None);
+        for n in 0..200u32 {
+            let me = FactId(*blake3::hash(&n.to_le_bytes()).as_bytes());
+            let delta = if n % 7 == 3 { -1_000_000 } else { 1 };
+            let dep = if n % 7 == 5 { last_admitted } else { prev };
+            let deps: Vec<FactId> = dep.into_iter().collect();
+            let payload = TotalSupply::payload(delta);
+            let r = single.admit(&me, &deps, &payload);
+            if r.is_ok() {
+                last_admitted = Some(me);
+            }
+            expected.push(r.map_err(|e| e.code() as u8));
+            encode_record(&mut buf, Some(&me), &deps, &payload);
+            prev = Some(me);
+        }
+        let count = |c: ErrorCode| expected.iter().filter(|r| **r == Err(c as u8)).count();
+        assert_eq!((count(ErrorCode::InvariantViolation), count(ErrorCode::CausalityViolation)), (29, 28));
+        let mut results = vec![0xffu8; expected.len()];
+        admit_packed(&mut batch, &mut buf, &mut results, |_, _| {});
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(results[i], want.err().unwrap_or(0), "record {i}");
+        }
+        assert_eq!(single.state(), batch.state());
+        assert_eq!(single.frontier().canonical_bytes(), batch.frontier().canonical_bytes());
+    }
+
+    #[test]
     fn admits_in_order_with_per_record_results() {
         let mut k = Kernel::new(TotalSupply::new(0, 0, 100).unwrap(), CausalityMode::Exact);
         let mut buf = Vec::new();
