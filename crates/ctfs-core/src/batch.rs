@@ -14,10 +14,10 @@
 //! stop the batch), so record *n* may depend on record *m < n*. A record whose
 //! header runs past the buffer is `MALFORMED_FACT` and ends the batch.
 
-use crate::error::{AdmitError, ErrorCode};
+use crate::error::AdmitError;
 use crate::fact::{FactId, IdDeriver};
 use crate::invariant::Invariant;
-use crate::kernel::{Kernel, Prefetch};
+use crate::kernel::{Kernel, Prefetch, deps_on};
 
 /// Records ahead of the current one whose index lines are requested.
 const SLOTS_AHEAD: usize = 8;
@@ -42,7 +42,7 @@ struct Lookahead {
     /// Records without an id met so far (the ones whose id is derived).
     derived: usize,
     /// `deps[record % PLAN_RING]`: `(record, byte range of its
-    /// dependencies, the ones left out)` (see `chained`).
+    /// dependencies, the ones left out)` (see `advance`).
     deps: [(usize, usize, usize, u32); PLAN_RING],
     /// The next record whose dependencies' ids are to be requested.
     keys: usize,
@@ -131,7 +131,14 @@ impl Lookahead {
             match parse_record(buf, self.pos) {
                 Ok(r) => {
                     let deps = FactId::slice_from_bytes(&buf[r.deps..r.payload]).unwrap_or(&[]);
-                    let left_out = chained(deps, self.prev.as_ref());
+                    // Dependencies on the record just before are left out: when
+                    // that record commits it is the newest fact, found without
+                    // a lookup, and it is not in the table while the hints are
+                    // issued (each record depending on the one before,
+                    // interleaved runs: 134-139 ns per record with those
+                    // requests, 120-127 without, at 1M facts; 88-91 and 75-80
+                    // at 20K).
+                    let left_out = deps_on(deps, self.prev.as_ref());
                     if r.has_id {
                         let id = FactId::slice_from_bytes(&buf[r.id..r.deps]).and_then(|s| s.first());
                         kernel.prefetch(id, deps, Prefetch::Slots, left_out);
@@ -176,25 +183,6 @@ impl Lookahead {
             self.keys += 1;
         }
     }
-}
-
-/// The dependencies (bit `i`: `deps[i]`, the first 32) on `prev`, the
-/// record walked just before: when that record commits it is the newest fact,
-/// which the admission recognises without a lookup, and it is not in the
-/// table while the hints are issued, so requesting its lines only costs
-/// (each record depending on the one before, interleaved runs: 134-139 ns
-/// per record with those requests, 120-127 without, at 1M facts; 88-91 and
-/// 75-80 at 20K).
-#[inline]
-fn chained(deps: &[FactId], prev: Option<&FactId>) -> u32 {
-    let Some(prev) = prev else { return 0 };
-    let mut mask = 0;
-    for (i, d) in deps.iter().take(32).enumerate() {
-        if d == prev {
-            mask |= 1 << i;
-        }
-    }
-    mask
 }
 
 pub const HEADER_LEN: usize = 8;
@@ -322,7 +310,7 @@ pub struct BatchSummary {
 }
 
 /// Admits every record of `buf` in order; `results[i]` receives the
-/// [`ErrorCode`] of record `i` (0 = admitted) and derived ids are written
+/// [`ErrorCode`](crate::error::ErrorCode) of record `i` (0 = admitted) and derived ids are written
 /// into their record's id field. `on_error` sees each refusal in detail.
 pub fn admit_packed<I: Invariant>(
     kernel: &mut Kernel<I>,
@@ -365,8 +353,7 @@ pub fn admit_packed_with<I: Invariant>(
         let rec = match parse_record(buf, pos) {
             Ok(r) => r,
             Err(reason) => {
-                results[i] = ErrorCode::MalformedFact as u8;
-                on_error(i, AdmitError::malformed(reason));
+                refuse(results, &mut on_error, i, AdmitError::malformed(reason));
                 break;
             }
         };
@@ -501,6 +488,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::error::ErrorCode;
     use crate::invariants::TotalSupply;
     use crate::kernel::CausalityMode;
 
@@ -555,15 +543,6 @@ mod tests {
 
     fn id(n: u8) -> FactId {
         FactId([n; 32])
-    }
-
-    #[test]
-    fn chained_marks_the_dependencies_on_the_record_before() {
-        assert_eq!(chained(&[id(1), id(2), id(1)], Some(&id(1))), 0b101);
-        assert_eq!(chained(&[id(1)], Some(&id(2))), 0);
-        assert_eq!(chained(&[id(1)], None), 0);
-        let many: Vec<FactId> = (0..40).map(|_| id(3)).collect();
-        assert_eq!(chained(&many, Some(&id(3))), u32::MAX);
     }
 
     /// A chain whose lookahead leaves out the dependency on the record

@@ -216,7 +216,7 @@ impl ExactIndex {
     }
 
     /// Requests the lines the lookup and insert of a new fact's id `h` read
-    /// first ([`ExactIndex::lookup_fresh`]): for a single admission, the
+    /// first (`ExactIndex::lookup_fresh`): for a single admission, the
     /// filter word while the index keeps filters (its bucket is requested
     /// when its insert is staged), else the bucket; for a `batch` (a few
     /// records ahead), the bucket and the filter word its insert sets.

@@ -204,6 +204,16 @@ pub struct KernelMetrics {
 
 /// Dependencies whose table lines are prefetched together with the id's.
 const PREFETCH_DEPS: usize = 8;
+
+/// The dependencies on `id` (bit `i`: `deps[i]`, the first 32; none without
+/// an `id`). An admission skips the lookup of a dependency on the newest
+/// admitted fact, and a batch's lookahead the index requests of one on the
+/// record just before (the newest fact by the time it is admitted).
+#[inline]
+pub(crate) fn deps_on(deps: &[FactId], id: Option<&FactId>) -> u32 {
+    let Some(id) = id else { return 0 };
+    deps.iter().take(32).enumerate().fold(0, |mask, (i, d)| if d == id { mask | 1 << i } else { mask })
+}
 /// Popcount past which the Bloom filter rejects under 1 in 3 unseen ids
 /// (false-positive rate (480/512)^3 > 0.82): not worth a hash per id.
 const BLOOM_SATURATED_BITS: u32 = 480;
@@ -352,10 +362,9 @@ impl<I: Invariant> Kernel<I> {
             Track::Indexed(ix) => {
                 let h = ix.hash(&id);
                 ix.prefetch_fresh(h, self.lookahead);
-                let newest = self.frontier.recent.recent().next();
+                on_newest = deps_on(&deps[..deps.len().min(PREFETCH_DEPS)], self.frontier.recent.recent().next());
                 for (i, (dh, dep)) in dep_hash.iter_mut().zip(deps).enumerate() {
-                    if newest == Some(dep) {
-                        on_newest |= 1 << i;
+                    if on_newest & (1 << i) != 0 {
                         continue;
                     }
                     *dh = ix.hash(dep);
@@ -653,6 +662,16 @@ mod tests {
 
     fn supply(mode: CausalityMode) -> Kernel<TotalSupply> {
         Kernel::new(TotalSupply::new(1000, 0, 1_000_000).unwrap(), mode)
+    }
+
+    #[test]
+    fn deps_on_marks_the_dependencies_on_an_id() {
+        let id = |n: u8| FactId([n; 32]);
+        assert_eq!(deps_on(&[id(1), id(2), id(1)], Some(&id(1))), 0b101);
+        assert_eq!(deps_on(&[id(1)], Some(&id(2))), 0);
+        assert_eq!(deps_on(&[id(1)], None), 0);
+        let many: Vec<FactId> = (0..40).map(|_| id(3)).collect();
+        assert_eq!(deps_on(&many, Some(&id(3))), u32::MAX);
     }
 
     const MODES: [CausalityMode; 3] =
