@@ -515,10 +515,11 @@ async function main(): Promise<void> {
   console.log(`ctfs durable benchmarks — ${new Date().toISOString()}`)
   console.log(formatMachine(machine))
 
-  const backends = (values.backends?.split(',') ?? ['io_uring', 'portable']) as Array<'io_uring' | 'portable'>
+  // The backends whose durable rows run (none with --only recovery).
+  const backends = values.only === 'recovery' ? [] : ((values.backends?.split(',') ?? ['io_uring', 'portable']) as Array<'io_uring' | 'portable'>)
   // The control is sampled in slices, 3,000 fdatasyncs in all: one slice
   // now, one after each backend's rows.
-  const slicesPlanned = values.only === 'recovery' ? 1 : 1 + backends.length
+  const slicesPlanned = 1 + backends.length
   const sliceSize = Math.ceil((quick ? 300 : 3000) / slicesPlanned)
   progress('control: raw 128 B append + fdatasync')
   const slices: FsyncSlice[] = [rawFsyncSlice(sliceSize)]
@@ -550,7 +551,7 @@ async function main(): Promise<void> {
   // Each row starts from a collected heap (npm run bench:durable passes
   // --expose-gc), so that no row pays for the garbage of the rows before it.
   const settle = (): void => (globalThis as { gc?: () => void }).gc?.()
-  for (const backend of values.only === 'recovery' ? [] : backends) {
+  for (const backend of backends) {
     for (const [p, f, n] of modes.has('single') ? configs : []) {
       progress(`durable: ${backend}, ${p} producers x ${f}`)
       settle()

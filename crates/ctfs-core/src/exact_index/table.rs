@@ -44,11 +44,10 @@
 //! admission of a fresh id. Past the threshold (chosen for the memory
 //! budget; by then the filters fall out of cache too, and buy less) the
 //! table drops them, places what is staged, and goes on reading buckets.
-//! Measured
-//! (`admit_scale`, interleaved): at a 1M-fact history, single 0-dep
-//! admissions 108–129 ns against 125–172 without, admissions of replicated
-//! facts 97–115 against 134–163; at 10M (no filters by then) unchanged. Two
-//! earlier trials on the EPYC VM brought nothing there: a byte-per-slot
+//! Measured (`admit_scale`, three interleaved pairs against the code
+//! before): at a 1M-fact history, single 0-dep admissions 94–108 ns against
+//! 137–143, admissions of replicated facts 91–111 against 138–142; at 10M
+//! (no filters by then) unchanged. Two earlier trials on the EPYC VM brought nothing there: a byte-per-slot
 //! filter alone (the insert still waited for the bucket), and a
 //! quarter-byte filter passing 24 % of absent keys with this ring, read
 //! before dependencies' buckets and in batches too (see the README).
