@@ -12,18 +12,23 @@
 //! Instead, once the active segment is a quarter full, a helper thread
 //! writes the next segment's file, [`SPARE_NAME`], full of zeros (the
 //! segment size), in chunks each synced, so that it never holds the device
-//! for long. At the roll the writer takes it if it is ready: it writes the
-//! header into blocks that exist and syncs it (no journal commit), renames
-//! the file to the segment's name and syncs the directory. A segment made
-//! from a spare needs no zeros written ahead. If the spare is not ready, or
-//! preparing one failed (e.g. the disk is full), the writer creates the
-//! segment itself, as before.
+//! for long. At the roll the writer takes it if it is ready
+//! ([`Spare::take`]): the segment's header goes into the same write as its
+//! first records, into blocks that exist, so one sync (no journal commit)
+//! makes both durable; then the writer renames the file to the segment's
+//! name and syncs the directory ([`Spare::name_as`]), and only then reports
+//! those records durable. A segment made from a spare needs no zeros
+//! written ahead. If the spare is not ready, or preparing one failed (e.g.
+//! the disk is full), the writer creates the segment itself, as before.
 //!
 //! The spare is never read as a segment: its name is not a segment's, and
 //! a named segment always has a synced header (the header is synced before
-//! the rename). An open deletes a spare left by a crash, a close deletes an
-//! unused one. The helper starts only when a log first asks for a spare,
-//! so that short-lived logs never write one.
+//! the rename). Records written into a taken spare before its rename were
+//! never reported durable, so an open deletes a spare left by a crash,
+//! whatever it holds, and a close deletes an unused one. The helper starts
+//! only when a log first asks for a spare, so that short-lived logs never
+//! write one; it prepares the next spare only when asked again, which the
+//! writer does after the taken one has its segment's name.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -32,7 +37,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::backend::{Io, Portable};
-use crate::format::{encode_segment_header, fsync_dir, segment_file_name};
+use crate::format::fsync_dir;
 
 /// The spare's file name in the log directory (not a segment's name:
 /// recovery, replay and `inspect` never look at it).
@@ -104,17 +109,20 @@ impl Spare {
         }
     }
 
-    /// Makes the spare, if one is ready, the segment starting at `first_seq`:
-    /// header written and synced, file renamed, directory synced. `Ok(None)`
-    /// when no spare is ready (the caller creates the segment).
-    pub(crate) fn install(&mut self, first_seq: u64, fingerprint: &[u8]) -> std::io::Result<Option<(PathBuf, File)>> {
-        let Some(file) = lock(&self.shared.state).ready.take() else { return Ok(None) };
-        let header = encode_segment_header(first_seq, fingerprint);
-        Portable.write_durable(&file, 0, &[&header])?;
-        let path = self.dir.join(segment_file_name(first_seq));
-        std::fs::rename(self.dir.join(SPARE_NAME), &path)?;
-        fsync_dir(&self.dir)?;
-        Ok(Some((path, file)))
+    /// The spare, if one is ready: a file of the segment size, zeroed and
+    /// synced, still under [`SPARE_NAME`]. The caller writes the segment's
+    /// header and first records into it, syncs them, then calls
+    /// [`Spare::name_as`]. `None` when no spare is ready (the caller
+    /// creates the segment).
+    pub(crate) fn take(&mut self) -> Option<File> {
+        lock(&self.shared.state).ready.take()
+    }
+
+    /// Gives the taken spare, its header synced, the segment's name `path`,
+    /// and syncs the directory.
+    pub(crate) fn name_as(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::rename(self.dir.join(SPARE_NAME), path)?;
+        fsync_dir(&self.dir)
     }
 }
 
@@ -181,6 +189,7 @@ fn zeroed_file(path: &Path, size: u64, stop: &AtomicBool) -> std::io::Result<Fil
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{encode_segment_header, segment_file_name};
     use std::time::{Duration, Instant};
 
     fn tmp(name: &str) -> PathBuf {
@@ -202,7 +211,7 @@ mod tests {
     fn nothing_is_written_until_wanted() {
         let d = tmp("idle");
         let mut s = Spare::new(d.clone(), 1 << 20);
-        assert!(s.install(1, b"fp").expect("install").is_none());
+        assert!(s.take().is_none());
         assert!(!d.join(SPARE_NAME).exists());
         drop(s);
         std::fs::remove_dir_all(&d).expect("cleanup");
@@ -216,16 +225,19 @@ mod tests {
         s.want();
         wait_ready(&s);
         assert_eq!(std::fs::metadata(d.join(SPARE_NAME)).expect("spare").len(), size);
-        let (path, _f) = s.install(42, b"fingerprint").expect("install").expect("ready");
-        assert_eq!(path, d.join(segment_file_name(42)));
+        let f = s.take().expect("ready");
+        let header = encode_segment_header(42, b"fingerprint");
+        Portable.write_durable(&f, 0, &[&header, b"records"]).expect("write");
+        let path = d.join(segment_file_name(42));
+        s.name_as(&path).expect("rename");
         assert!(!d.join(SPARE_NAME).exists());
         let bytes = std::fs::read(&path).expect("segment");
-        let header = encode_segment_header(42, b"fingerprint");
         assert_eq!(bytes.len() as u64, size);
         assert_eq!(&bytes[..header.len()], &header[..]);
-        assert!(bytes[header.len()..].iter().all(|&b| b == 0));
+        assert_eq!(&bytes[header.len()..header.len() + 7], b"records");
+        assert!(bytes[header.len() + 7..].iter().all(|&b| b == 0));
         // The next spare is prepared on the next request.
-        assert!(s.install(43, b"fingerprint").expect("install").is_none());
+        assert!(s.take().is_none());
         s.want();
         wait_ready(&s);
         drop(s);
@@ -255,7 +267,7 @@ mod tests {
             assert!(t0.elapsed() < Duration::from_secs(20));
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert!(s.install(1, b"fp").expect("install").is_none());
+        assert!(s.take().is_none());
         s.want();
         drop(s);
         std::fs::remove_dir_all(&d).expect("cleanup");

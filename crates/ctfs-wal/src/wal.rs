@@ -26,9 +26,15 @@
 //! one vectored write at the segment offset and one fdatasync (or one
 //! io_uring submission), then publishes `durable_seq`, calls the notifier
 //! once, and releases the ring space. Everything that arrives meanwhile
-//! forms the next batch: group commit without any timer. A segment roll in
-//! the middle of a batch syncs the old segment, creates the new one (header
-//! written + fsync, directory fsync) and goes on.
+//! forms the next batch: group commit without any timer. A batch that does
+//! not fit in the segment's room starts the next segment (if it is small
+//! beside a segment; a larger one fills the segment, then writes and syncs
+//! those records, and rolls inside). Made from the spare zeroed ahead (`spare.rs`),
+//! the new segment gets its header in the same write and sync as its first
+//! records, then its name and a directory sync, before any of them is
+//! reported durable; created on the spot (no spare ready), it gets its
+//! header synced and the directory synced first. Either way a named segment
+//! always has a synced header.
 //!
 //! A failed write or sync puts the log in the failed state for good:
 //! `durable_seq` never moves again, the failure callback runs once, and every
@@ -580,6 +586,8 @@ impl Wal {
             rolls: 0,
             spare: Spare::new(dir.clone(), opts.segment_size),
             spare_asked: false,
+            pending_header: Vec::new(),
+            retired: None,
         };
         let thread = std::thread::Builder::new()
             .name("ctfs-wal-writer".into())
@@ -1071,6 +1079,13 @@ struct Writer {
     spare: Spare,
     /// A spare was asked for since the last roll.
     spare_asked: bool,
+    /// The header of a segment made from the spare, not yet written: it
+    /// goes into the segment's first write, which is followed by the
+    /// spare's rename (see `roll`). Empty otherwise.
+    pending_header: Vec<u8>,
+    /// The segment before the last roll and its length: its zeros written
+    /// ahead are cut once the rolling batch is reported durable.
+    retired: Option<(File, u64)>,
 }
 
 impl Writer {
@@ -1151,13 +1166,24 @@ impl Writer {
             return Ok(());
         }
         let buf = self.shared.buf;
-        let mut slices: [&[u8]; 9] = [&[]; 9];
+        // A segment made from the spare: its header leads its first write.
+        let header = std::mem::take(&mut self.pending_header);
+        let mut lead: &[u8] = &header;
+        let mut slices: [&[u8]; 10] = [&[]; 10];
         let mut bytes = 0usize;
         let mut off = self.seg_written;
         // At most 2 runs per batch in practice (ring wrap); chunk defensively.
         for chunk in self.runs.chunks(8) {
             let mut k = 0;
             let mut len = 0;
+            let mut at = off;
+            if !lead.is_empty() {
+                debug_assert_eq!(off, lead.len() as u64, "a segment's header precedes its first record");
+                slices[0] = lead;
+                k = 1;
+                at = 0;
+                lead = &[];
+            }
             for &(o, l) in chunk {
                 // SAFETY: [o, o + l) is inside the writer's exclusive part of
                 // the ring until `tail` is released after this batch.
@@ -1183,7 +1209,7 @@ impl Writer {
                 }
             }
             let t0 = if ctfs_core::metrics::ENABLED { now_ns() } else { 0 };
-            let write = self.io.write_durable(&self.seg_file, off, &slices[..k])?;
+            let write = self.io.write_durable(&self.seg_file, at, &slices[..k])?;
             self.seg_zeroed = zeroed;
             if ctfs_core::metrics::ENABLED {
                 let total = now_ns() - t0;
@@ -1199,14 +1225,20 @@ impl Writer {
             off += len as u64;
             bytes += len;
         }
+        if !header.is_empty() {
+            // Header and records synced: now the segment gets its name.
+            self.spare.name_as(&self.seg_path)?;
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
         self.seg_written = off;
         self.shared.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
         self.runs.clear();
         Ok(())
     }
 
-    /// Cuts the zeros written ahead off the segment (at a roll and at a
-    /// clean close, so that closed segments hold exactly their records).
+    /// Cuts the zeros written ahead off the segment (at a clean close, and
+    /// after a roll, see `trim_retired`, so that closed segments hold
+    /// exactly their records).
     /// Best effort, and not synced: zeros that stay are read as the
     /// segment's clean end.
     fn trim_zeros(&mut self) {
@@ -1215,22 +1247,41 @@ impl Writer {
         }
     }
 
+    /// Cuts the zeros written ahead off the segment before the last roll
+    /// (see `trim_zeros`).
+    fn trim_retired(&mut self) {
+        if let Some((file, len)) = self.retired.take() {
+            let _ = file.set_len(len);
+        }
+    }
+
+    /// Ends the segment (its records in the batch so far written and
+    /// synced) and starts the next at `next_seq`. From the spare, the new
+    /// segment's header waits for its first records' write (`write_runs`),
+    /// which then renames the spare: one sync for header and records, one
+    /// for the directory. Without a spare, the segment is created here.
     fn roll(&mut self) -> std::io::Result<()> {
         self.write_runs()?;
-        self.trim_zeros();
-        // A spare is zeroed to the segment size: nothing to write ahead in it.
-        let (path, file, zeroed) = match self.spare.install(self.next_seq, &self.fingerprint)? {
-            Some((path, file)) => (path, file, self.seg_limit),
+        self.trim_retired();
+        let (path, file, zeroed) = match self.spare.take() {
+            Some(file) => {
+                self.pending_header = encode_segment_header(self.next_seq, &self.fingerprint);
+                // A spare is zeroed to the segment size: nothing to write ahead in it.
+                (self.dir.join(segment_file_name(self.next_seq)), file, self.seg_limit)
+            }
             None => {
                 let (path, file) = create_segment(&self.dir, self.next_seq, &self.fingerprint)?;
+                self.shared.fsyncs.fetch_add(2, Ordering::Relaxed);
                 (path, file, self.header_len)
             }
         };
-        self.shared.fsyncs.fetch_add(2, Ordering::Relaxed);
         self.shared.segments_created.fetch_add(1, Ordering::Relaxed);
         self.rolls = self.rolls.wrapping_add(1);
         self.spare_asked = false;
-        self.seg_file = file;
+        let old = std::mem::replace(&mut self.seg_file, file);
+        if self.seg_zeroed > self.seg_written {
+            self.retired = Some((old, self.seg_written));
+        }
         self.seg_path = path;
         self.seg_len = self.header_len;
         self.seg_written = self.seg_len;
@@ -1249,6 +1300,14 @@ impl Writer {
         let mut pos = self.pos;
         let first_seq = self.next_seq;
         let mut bytes = 0u64;
+        // A batch that would not fit in the segment's room, and is small
+        // beside a segment, starts the next one: the roll then syncs no
+        // records of the old segment (at most an eighth of a segment is
+        // left unused). A larger batch fills the segment and rolls inside.
+        let pending = head - pos;
+        if self.seg_len > self.header_len && self.seg_len + pending > self.seg_limit && pending <= self.seg_limit / 8 {
+            self.roll()?;
+        }
         while pos < head {
             let off = (pos % cap as u64) as usize;
             if cap - off < 4 {
@@ -1302,6 +1361,8 @@ impl Writer {
         if let Some(cb) = &self.notifier {
             cb(durable);
         }
+        // Off the acknowledgement's path: the previous segment's zeros.
+        self.trim_retired();
         if tracing {
             let t = BatchTrace {
                 picked_ns,

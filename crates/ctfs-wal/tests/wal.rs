@@ -587,11 +587,21 @@ fn rolls_use_the_spare_zeroed_ahead() {
         }
         // Its last chunk is written; let its sync finish.
         std::thread::sleep(std::time::Duration::from_millis(200));
+        // Groups of 10 records, each appended as one batch for the writer.
+        let mut syncs = 0;
         while segments(d.path()).len() < 2 {
+            let before = wal.stats().fsyncs;
+            wal.hold_wakes();
             append_n(&mut wal, next, next + 9);
+            wal.release_wakes();
             next += 10;
             wal.flush().unwrap();
+            syncs = wal.stats().fsyncs - before;
         }
+        // The batch that did not fit started the new segment: one sync for
+        // the header and its records, one for the directory, none for the
+        // old segment.
+        assert_eq!(syncs, 2, "syncs of the rolling batch");
         let segs = segments(d.path());
         assert_eq!(segs.len(), 2);
         assert!(!spare.exists(), "the spare became the second segment");
@@ -601,6 +611,8 @@ fn rolls_use_the_spare_zeroed_ahead() {
         assert!(live[end..].iter().all(|&x| x == 0));
         let first = std::fs::read(&segs[0]).unwrap();
         assert_eq!(record_offsets(&first).last().map(|(o, l)| o + l), Some(first.len()), "rolled: cut at its last record");
+        assert_eq!(record_offsets(&first).len() % 10, 0, "the old segment ends with a whole group");
+        assert_eq!(record_offsets(&live).len(), 10, "the new one starts with the group that did not fit");
         // Past a quarter of the second segment a spare is made again; a close deletes it.
         append_n(&mut wal, next, next + 2999);
         next += 3000;
@@ -615,5 +627,75 @@ fn rolls_use_the_spare_zeroed_ahead() {
         wal.close().unwrap();
         let (recs, _) = replay_all(d.path(), 1).unwrap();
         assert_eq!(recs, (1..next).map(expected).collect::<Vec<_>>());
+    }
+}
+
+/// A segment made from the spare gets its header in the same write and sync
+/// as its first records, and its name only after that sync: when that write
+/// fails (before or after reaching the disk), no segment of that name
+/// exists, nothing in it was reported durable, and the next open deletes
+/// the spare and goes on from the last segment.
+#[test]
+fn a_spare_becomes_a_segment_only_once_its_header_and_first_records_are_durable() {
+    const SIZE: u64 = 1 << 20;
+    for b in backends() {
+        for after in [false, true] {
+            let d = TempDir::new("spare-fails");
+            let armed = Arc::new(AtomicUsize::new(0));
+            let a2 = armed.clone();
+            // Offset 0 is only ever written by a roll onto the spare.
+            let hook: FaultHook = Arc::new(move |off, _| {
+                if off == 0 && a2.load(Ordering::SeqCst) == 1 {
+                    let e = std::io::Error::from_raw_os_error(5); // EIO
+                    if after { FaultAction::FailAfter(e) } else { FaultAction::FailBefore(e) }
+                } else {
+                    FaultAction::Proceed
+                }
+            });
+            let spare = d.path().join("wal-spare.tmp");
+            let (mut wal, _) = Wal::open(d.path(), WalOptions { segment_size: SIZE, fault_hook: Some(hook), ..opts(b) }).unwrap();
+            append_n(&mut wal, 1, 3000);
+            wal.flush().unwrap();
+            let t0 = std::time::Instant::now();
+            while std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0) < SIZE {
+                assert!(t0.elapsed() < Duration::from_secs(30), "no spare after 30 s");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(Duration::from_millis(200)); // its last chunk's sync
+            armed.store(1, Ordering::SeqCst);
+            let mut next = 3001u64;
+            'fill: loop {
+                assert!(next < 100_000, "the log never rolled");
+                for _ in 0..10 {
+                    let (i, dd, p, f) = rec(next);
+                    match wal.append(&i, &dd, &p, f) {
+                        Ok(seq) => assert_eq!(seq, next),
+                        Err(e) => {
+                            assert_eq!(e.code(), "WAL_FAILED", "{e}");
+                            break 'fill;
+                        }
+                    }
+                    next += 1;
+                }
+                if let Err(e) = wal.flush() {
+                    assert_eq!(e.code(), "WAL_FAILED", "{e}");
+                    break;
+                }
+            }
+            let durable = wal.durable_seq();
+            assert_eq!(segments(d.path()).len(), 1, "the failed roll named no segment");
+            let _ = wal.close();
+            drop(wal);
+            let (mut wal, rec) = Wal::open(d.path(), WalOptions { segment_size: SIZE, ..opts(b) }).unwrap();
+            assert!(!spare.exists(), "the spare, never named, is deleted");
+            assert!(rec.last_seq >= durable, "every record reported durable is there ({} < {durable})", rec.last_seq);
+            assert!(rec.last_seq < next, "records after the roll were never durable");
+            assert_eq!(segments(d.path()).len(), 1);
+            let last = rec.last_seq;
+            append_n(&mut wal, last + 1, last + 10);
+            wal.close().unwrap();
+            let (recs, _) = replay_all(d.path(), 1).unwrap();
+            assert_eq!(recs, (1..=last + 10).map(expected).collect::<Vec<_>>());
+        }
     }
 }
