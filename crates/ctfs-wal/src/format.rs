@@ -310,8 +310,16 @@ pub(crate) fn list_seq_files(dir: &Path, prefix: &str, suffix: &str) -> std::io:
     Ok(v)
 }
 
+/// Segment files of `dir`, sorted by first seq, with the spare if it holds
+/// the newest segment (a crash between a roll's sync and the spare's
+/// rename; see `spare.rs`).
 pub(crate) fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
-    list_seq_files(dir, "wal-", ".log")
+    let mut v = list_seq_files(dir, "wal-", ".log")?;
+    if let Some(s) = crate::spare::left_segment(dir)? {
+        v.push(s);
+        v.sort();
+    }
+    Ok(v)
 }
 
 /// fsync a directory so that created, renamed or deleted entries persist.

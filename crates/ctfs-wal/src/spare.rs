@@ -11,24 +11,28 @@
 //!
 //! Instead, once the active segment is a quarter full, a helper thread
 //! writes the next segment's file, [`SPARE_NAME`], full of zeros (the
-//! segment size), in chunks each synced, so that it never holds the device
-//! for long. At the roll the writer takes it if it is ready
-//! ([`Spare::take`]): the segment's header goes into the same write as its
-//! first records, into blocks that exist, so one sync (no journal commit)
-//! makes both durable; then the writer renames the file to the segment's
-//! name and syncs the directory ([`Spare::name_as`]), and only then reports
-//! those records durable. A segment made from a spare needs no zeros
-//! written ahead. If the spare is not ready, or preparing one failed (e.g.
-//! the disk is full), the writer creates the segment itself, as before.
+//! segment size), in chunks each synced, and syncs the directory, so that
+//! it never holds the device for long. At the roll the writer takes it if it
+//! is ready ([`Spare::take`]): the segment's header goes into the same write
+//! as its first records, into blocks that exist, so **one sync** (no
+//! journal commit) makes both durable, and those records are reported
+//! durable then. Right after, off the acknowledgement's path, the writer
+//! renames the file to the segment's name and syncs the directory
+//! ([`Spare::name_as`]). A segment made from a spare needs no zeros written
+//! ahead. If the spare is not ready, or preparing one failed (e.g. the disk
+//! is full), the writer creates the segment itself, as before.
 //!
-//! The spare is never read as a segment: its name is not a segment's, and
-//! a named segment always has a synced header (the header is synced before
-//! the rename). Records written into a taken spare before its rename were
-//! never reported durable, so an open deletes a spare left by a crash,
-//! whatever it holds, and a close deletes an unused one. The helper starts
-//! only when a log first asks for a spare, so that short-lived logs never
-//! write one; it prepares the next spare only when asked again, which the
-//! writer does after the taken one has its segment's name.
+//! So a crash between the sync and the rename leaves acknowledged records
+//! under the spare's name. The spare's header tells: a spare with a valid
+//! header *is* the newest segment ([`left_segment`]: listed with the
+//! segments, renamed by the next open); one whose header is not valid was
+//! never written by a roll whose sync completed, so nothing in it was
+//! acknowledged, and an open deletes it, unless its header is damaged (not
+//! zeros) and records follow it, which is corruption ([`LeftSpare::Damaged`]).
+//! A close deletes an unused spare; a taken one is never deleted. The helper
+//! starts only when a log first asks for a spare, so that short-lived logs
+//! never write one; it prepares the next spare only when asked again, which
+//! the writer does after the taken one has its segment's name.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -37,7 +41,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::backend::{Io, Portable};
-use crate::format::fsync_dir;
+use crate::checkpoint::MAX_FINGERPRINT;
+use crate::format::{fsync_dir, parse_segment_header, segment_file_name, segment_header_len, valid_record_after};
+use std::io::Read;
 
 /// The spare's file name in the log directory (not a segment's name:
 /// recovery, replay and `inspect` never look at it).
@@ -70,6 +76,9 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 pub(crate) struct Spare {
     dir: PathBuf,
     size: u64,
+    /// The writer took the spare and has not renamed it yet: it may hold
+    /// acknowledged records, so it is never deleted.
+    taken: bool,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -78,10 +87,12 @@ impl Spare {
     /// Spares of `size` bytes in `dir` (nothing starts until [`Spare::want`]).
     pub(crate) fn new(dir: PathBuf, size: u64) -> Spare {
         let shared = Arc::new(Shared { state: Mutex::new(State::default()), cv: Condvar::new(), closing: AtomicBool::new(false) });
-        Spare { dir, size, shared, thread: None }
+        Spare { dir, size, taken: false, shared, thread: None }
     }
 
-    /// Deletes a spare left in `dir` by a process that did not close its log.
+    /// Deletes a spare left in `dir` by a process that did not close its
+    /// log. Call after [`settle_left_spare`] (which renames one that holds a
+    /// segment).
     pub(crate) fn remove_stale(dir: &Path) -> std::io::Result<()> {
         match std::fs::remove_file(dir.join(SPARE_NAME)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -92,6 +103,9 @@ impl Spare {
     /// Asks for a spare (the helper starts on the first call). Returns at
     /// once.
     pub(crate) fn want(&mut self) {
+        if self.taken {
+            return; // the next spare would take the taken one's name
+        }
         let mut st = lock(&self.shared.state);
         if st.gave_up || st.ready.is_some() {
             return;
@@ -115,20 +129,23 @@ impl Spare {
     /// [`Spare::name_as`]. `None` when no spare is ready (the caller
     /// creates the segment).
     pub(crate) fn take(&mut self) -> Option<File> {
-        lock(&self.shared.state).ready.take()
+        let f = lock(&self.shared.state).ready.take();
+        self.taken |= f.is_some();
+        f
     }
 
     /// Gives the taken spare, its header synced, the segment's name `path`,
     /// and syncs the directory.
-    pub(crate) fn name_as(&self, path: &Path) -> std::io::Result<()> {
+    pub(crate) fn name_as(&mut self, path: &Path) -> std::io::Result<()> {
         std::fs::rename(self.dir.join(SPARE_NAME), path)?;
+        self.taken = false;
         fsync_dir(&self.dir)
     }
 }
 
 impl Drop for Spare {
     /// Stops the helper and deletes an unused spare (best effort: an open
-    /// deletes what is left).
+    /// deletes what is left). A taken spare stays: the next open reads it.
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
             self.shared.closing.store(true, Ordering::SeqCst);
@@ -137,7 +154,9 @@ impl Drop for Spare {
                 self.shared.cv.notify_one();
             }
             let _ = t.join();
-            let _ = std::fs::remove_file(self.dir.join(SPARE_NAME));
+            if !self.taken {
+                let _ = std::fs::remove_file(self.dir.join(SPARE_NAME));
+            }
         }
     }
 }
@@ -154,7 +173,12 @@ fn helper(shared: &Shared, path: &Path, size: u64) {
                 return;
             }
         }
-        let made = zeroed_file(path, size, &shared.closing);
+        // Synced into the directory too: records written into it are
+        // acknowledged before it is renamed (see the module docs).
+        let made = zeroed_file(path, size, &shared.closing).and_then(|f| {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            fsync_dir(dir).map(|()| f)
+        });
         let mut st = lock(&shared.state);
         st.wanted = false;
         match made {
@@ -184,6 +208,84 @@ fn zeroed_file(path: &Path, size: u64, stop: &AtomicBool) -> std::io::Result<Fil
         off += n as u64;
     }
     Ok(f)
+}
+
+/// What a spare left in a log directory holds (see the module docs).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LeftSpare {
+    /// No spare, or one that holds no segment: nothing in it was
+    /// acknowledged.
+    Unused,
+    /// A valid header: the newest segment, starting at this seq, with
+    /// acknowledged records.
+    Segment(u64),
+    /// A header that is neither valid nor zeros, followed by records.
+    Damaged(String),
+}
+
+/// Reads the spare left in `dir`, if any (see [`LeftSpare`]).
+pub(crate) fn left_spare(dir: &Path) -> std::io::Result<LeftSpare> {
+    let path = dir.join(SPARE_NAME);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Ok(LeftSpare::Unused),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LeftSpare::Unused),
+        Err(e) => return Err(e),
+    }
+    let mut f = File::open(&path)?;
+    let mut head = Vec::with_capacity(segment_header_len(MAX_FINGERPRINT));
+    (&mut f).take(segment_header_len(MAX_FINGERPRINT) as u64).read_to_end(&mut head)?;
+    let reason = match parse_segment_header(&head) {
+        Ok(h) => return Ok(LeftSpare::Segment(h.first_seq)),
+        Err(reason) => reason,
+    };
+    // Never written by a roll (zeros), or a roll whose sync did not complete.
+    let zero_header = head.iter().take(crate::format::SEGMENT_HEADER_MIN_LEN).all(|&b| b == 0);
+    if zero_header {
+        return Ok(LeftSpare::Unused);
+    }
+    let mut all = head;
+    f.read_to_end(&mut all)?;
+    Ok(match valid_record_after(&all, 0, 1) {
+        Some(_) => LeftSpare::Damaged(format!("{reason}, and records follow it")),
+        None => LeftSpare::Unused,
+    })
+}
+
+/// The segment a spare left in `dir` holds, as (first seq, path): listed
+/// with the segments (`format::list_segments`).
+pub(crate) fn left_segment(dir: &Path) -> std::io::Result<Option<(u64, PathBuf)>> {
+    Ok(match left_spare(dir)? {
+        LeftSpare::Segment(first) => Some((first, dir.join(SPARE_NAME))),
+        _ => None,
+    })
+}
+
+/// Why an open would refuse the spare left in `dir`: a damaged header
+/// with records after it, or a segment whose name another file has.
+pub(crate) fn left_spare_damage(dir: &Path) -> std::io::Result<Option<String>> {
+    Ok(match left_spare(dir)? {
+        LeftSpare::Segment(first) => {
+            let named = dir.join(segment_file_name(first));
+            named.exists().then(|| format!("it holds segment {first}, and {} exists too", named.display()))
+        }
+        LeftSpare::Damaged(reason) => Some(reason),
+        LeftSpare::Unused => None,
+    })
+}
+
+/// Before an open's recovery: a spare left holding a segment gets the
+/// segment's name (directory synced). Returns the spare's damage instead
+/// (see [`left_spare_damage`]), changing nothing.
+pub(crate) fn settle_left_spare(dir: &Path) -> std::io::Result<Option<String>> {
+    if let Some(damage) = left_spare_damage(dir)? {
+        return Ok(Some(damage));
+    }
+    if let LeftSpare::Segment(first) = left_spare(dir)? {
+        std::fs::rename(dir.join(SPARE_NAME), dir.join(segment_file_name(first)))?;
+        fsync_dir(dir)?;
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

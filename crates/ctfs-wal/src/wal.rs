@@ -476,6 +476,25 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File, WalError> {
         .map_err(|e| WalError::io(format!("open {}", p.display()), e))
 }
 
+/// A spare left by a crash (see `spare.rs`): renamed to its segment's name
+/// when it holds one; when its header is damaged and records follow it,
+/// `WAL_CORRUPT`, or with `truncate_corrupt` moved aside (returned as
+/// (new path, bytes, reason) for the report).
+fn settle_spare(dir: &Path, truncate_corrupt: bool) -> Result<Option<(PathBuf, u64, String)>, WalError> {
+    let spare = dir.join(crate::spare::SPARE_NAME);
+    let damage = crate::spare::settle_left_spare(dir).map_err(|e| WalError::io(format!("read {}", spare.display()), e))?;
+    let Some(reason) = damage else { return Ok(None) };
+    let reason = format!("the spare segment: {reason}");
+    if !truncate_corrupt {
+        return Err(WalError::corrupt(&spare, 0, reason));
+    }
+    let to = dir.join(format!("{}.0.corrupt", crate::spare::SPARE_NAME));
+    let bytes = std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0);
+    std::fs::rename(&spare, &to).map_err(|e| WalError::io(format!("move aside {}", spare.display()), e))?;
+    fsync_dir(dir).map_err(|e| WalError::io(format!("fsync dir {}", dir.display()), e))?;
+    Ok(Some((to, bytes, reason)))
+}
+
 /// Creates segment `first_seq` in `dir`: header written and fsynced, then
 /// the directory fsynced. Returns the open file.
 fn create_segment(dir: &Path, first_seq: u64, fingerprint: &[u8]) -> std::io::Result<(PathBuf, File)> {
@@ -524,6 +543,7 @@ impl Wal {
         std::fs::create_dir_all(&dir).map_err(|e| WalError::io(format!("create {}", dir.display()), e))?;
         let lock_file = lock_dir(&dir)?;
         let dir_handle = File::open(&dir).map_err(|e| WalError::io(format!("open {}", dir.display()), e))?;
+        let spare_aside = settle_spare(&dir, opts.truncate_corrupt)?;
         let scan_opts = ScanOptions {
             repair: true,
             truncate_corrupt: opts.truncate_corrupt,
@@ -533,6 +553,14 @@ impl Wal {
         let scanned = scan(&dir, &scan_opts, f)?;
         Spare::remove_stale(&dir).map_err(|e| WalError::io(format!("remove the spare segment in {}", dir.display()), e))?;
         let mut recovery = scanned.recovery;
+        if let Some((path, bytes, reason)) = spare_aside {
+            recovery.bytes_cut += bytes;
+            recovery.moved_aside.push(path.clone());
+            if recovery.truncated_at.is_none() {
+                recovery.truncated_at = Some((path, 0));
+                recovery.truncate_reason = Some(reason);
+            }
+        }
         let next_seq = recovery.last_seq + 1;
         let header_len = segment_header_len(opts.fingerprint.len()) as u64;
 
@@ -587,6 +615,7 @@ impl Wal {
             spare: Spare::new(dir.clone(), opts.segment_size),
             spare_asked: false,
             pending_header: Vec::new(),
+            unnamed: None,
             retired: None,
         };
         let thread = std::thread::Builder::new()
@@ -1080,9 +1109,11 @@ struct Writer {
     /// A spare was asked for since the last roll.
     spare_asked: bool,
     /// The header of a segment made from the spare, not yet written: it
-    /// goes into the segment's first write, which is followed by the
-    /// spare's rename (see `roll`). Empty otherwise.
+    /// goes into the segment's first write (see `roll`). Empty otherwise.
     pending_header: Vec<u8>,
+    /// The segment made from the spare is written but still has the
+    /// spare's name: renamed once its first batch is notified.
+    unnamed: Option<PathBuf>,
     /// The segment before the last roll and its length: its zeros written
     /// ahead are cut once the rolling batch is reported durable.
     retired: Option<(File, u64)>,
@@ -1226,9 +1257,8 @@ impl Writer {
             bytes += len;
         }
         if !header.is_empty() {
-            // Header and records synced: now the segment gets its name.
-            self.spare.name_as(&self.seg_path)?;
-            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+            // Header and records synced: durable, under the spare's name.
+            self.unnamed = Some(self.seg_path.clone());
         }
         self.seg_written = off;
         self.shared.bytes_written.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -1247,6 +1277,15 @@ impl Writer {
         }
     }
 
+    /// Gives a segment made from the spare its name (see `spare.rs`).
+    fn name_spare(&mut self) -> std::io::Result<()> {
+        if let Some(path) = self.unnamed.take() {
+            self.spare.name_as(&path)?;
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Cuts the zeros written ahead off the segment before the last roll
     /// (see `trim_zeros`).
     fn trim_retired(&mut self) {
@@ -1257,11 +1296,12 @@ impl Writer {
 
     /// Ends the segment (its records in the batch so far written and
     /// synced) and starts the next at `next_seq`. From the spare, the new
-    /// segment's header waits for its first records' write (`write_runs`),
-    /// which then renames the spare: one sync for header and records, one
-    /// for the directory. Without a spare, the segment is created here.
+    /// segment's header waits for its first records' write (`write_runs`):
+    /// one sync for both, and the rename after the batch is notified.
+    /// Without a spare, the segment is created here.
     fn roll(&mut self) -> std::io::Result<()> {
         self.write_runs()?;
+        self.name_spare()?;
         self.trim_retired();
         let (path, file, zeroed) = match self.spare.take() {
             Some(file) => {
@@ -1340,11 +1380,6 @@ impl Writer {
         }
         self.write_runs()?;
         let synced_ns = if tracing { monotonic_ns() } else { 0 };
-        // A quarter into the segment, the next one starts being zeroed.
-        if !self.spare_asked && self.seg_len >= self.seg_limit / 4 {
-            self.spare_asked = true;
-            self.spare.want();
-        }
         // Written and synced: the ring space can be reused.
         self.pos = pos;
         self.shared.tail.0.store(pos, Ordering::Release);
@@ -1361,13 +1396,24 @@ impl Writer {
         if let Some(cb) = &self.notifier {
             cb(durable);
         }
-        // Off the acknowledgement's path: the previous segment's zeros.
+        self.shared.wake_durable_waiters();
+        let notified_ns = if tracing { monotonic_ns() } else { 0 };
+        // Off the acknowledgement's path: the new segment's name, the
+        // previous one's zeros.
+        self.name_spare()?;
         self.trim_retired();
+        // A quarter into the segment, the next one starts being zeroed
+        // (never before the last spare has its segment's name: the helper
+        // writes the next one under the same name).
+        if !self.spare_asked && self.seg_len >= self.seg_limit / 4 {
+            self.spare_asked = true;
+            self.spare.want();
+        }
         if tracing {
             let t = BatchTrace {
                 picked_ns,
                 synced_ns,
-                notified_ns: monotonic_ns(),
+                notified_ns,
                 first_seq,
                 last_seq: durable,
                 rolls: self.rolls.wrapping_sub(rolls0),
@@ -1377,7 +1423,6 @@ impl Writer {
                 tr.push(t);
             }
         }
-        self.shared.wake_durable_waiters();
         Ok((self.next_seq - first_seq, bytes))
     }
 }

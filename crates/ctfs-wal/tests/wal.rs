@@ -489,9 +489,17 @@ fn zeros_written_ahead_are_cut_at_roll_and_close() {
         let segs = segments(d.path());
         assert!(segs.len() >= 3, "{segs:?}");
         for s in &segs[..segs.len() - 1] {
-            let bytes = std::fs::read(s).unwrap();
-            let end = record_offsets(&bytes).last().map(|(o, l)| o + l).unwrap();
-            assert_eq!(end, bytes.len(), "{s:?}: rolled, so cut at its last record");
+            // Cut right after the rolling batch is acknowledged (off its path).
+            let t0 = std::time::Instant::now();
+            loop {
+                let bytes = std::fs::read(s).unwrap();
+                let end = record_offsets(&bytes).last().map(|(o, l)| o + l).unwrap();
+                if end == bytes.len() {
+                    break;
+                }
+                assert!(t0.elapsed() < Duration::from_secs(10), "{s:?}: rolled, but not cut at its last record ({end} of {})", bytes.len());
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         // A copy taken while the log is live is what a crash leaves.
         let crashed = TempDir::new("zeros-crash");
@@ -588,20 +596,31 @@ fn rolls_use_the_spare_zeroed_ahead() {
         // Its last chunk is written; let its sync finish.
         std::thread::sleep(std::time::Duration::from_millis(200));
         // Groups of 10 records, each appended as one batch for the writer.
-        let mut syncs = 0;
-        while segments(d.path()).len() < 2 {
-            let before = wal.stats().fsyncs;
+        let created = wal.stats().segments_created;
+        let mut before = 0;
+        while wal.stats().segments_created == created {
+            before = wal.stats().fsyncs;
             wal.hold_wakes();
             append_n(&mut wal, next, next + 9);
             wal.release_wakes();
             next += 10;
             wal.flush().unwrap();
-            syncs = wal.stats().fsyncs - before;
+        }
+        // Durable once in the spare; then (after the acknowledgement) renamed,
+        // the directory synced, the old segment's zeros cut.
+        let first_cut = || {
+            let first = std::fs::read(&segments(d.path())[0]).unwrap();
+            record_offsets(&first).last().map(|(o, l)| o + l) == Some(first.len())
+        };
+        let t0 = std::time::Instant::now();
+        while spare.exists() || wal.stats().fsyncs - before < 2 || !first_cut() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "the spare was never renamed");
+            std::thread::sleep(Duration::from_millis(1));
         }
         // The batch that did not fit started the new segment: one sync for
-        // the header and its records, one for the directory, none for the
-        // old segment.
-        assert_eq!(syncs, 2, "syncs of the rolling batch");
+        // the header and its records, then one for the directory; none for
+        // the old segment.
+        assert_eq!(wal.stats().fsyncs - before, 2, "syncs of the rolling batch");
         let segs = segments(d.path());
         assert_eq!(segs.len(), 2);
         assert!(!spare.exists(), "the spare became the second segment");
@@ -631,12 +650,13 @@ fn rolls_use_the_spare_zeroed_ahead() {
 }
 
 /// A segment made from the spare gets its header in the same write and sync
-/// as its first records, and its name only after that sync: when that write
-/// fails (before or after reaching the disk), no segment of that name
-/// exists, nothing in it was reported durable, and the next open deletes
-/// the spare and goes on from the last segment.
+/// as its first records. When that write fails before reaching the disk,
+/// nothing of it is left to read; when it fails after (written and synced,
+/// but never reported durable), the spare holds a valid segment, which the
+/// next open takes as the newest segment. Either way every record reported
+/// durable is there, and the log is a prefix of what was appended.
 #[test]
-fn a_spare_becomes_a_segment_only_once_its_header_and_first_records_are_durable() {
+fn a_roll_onto_the_spare_that_fails_loses_nothing_reported_durable() {
     const SIZE: u64 = 1 << 20;
     for b in backends() {
         for after in [false, true] {
@@ -686,11 +706,12 @@ fn a_spare_becomes_a_segment_only_once_its_header_and_first_records_are_durable(
             assert_eq!(segments(d.path()).len(), 1, "the failed roll named no segment");
             let _ = wal.close();
             drop(wal);
+            assert!(spare.exists(), "a taken spare is never deleted by its log");
             let (mut wal, rec) = Wal::open(d.path(), WalOptions { segment_size: SIZE, ..opts(b) }).unwrap();
-            assert!(!spare.exists(), "the spare, never named, is deleted");
+            assert!(!spare.exists(), "the spare is taken as a segment or deleted");
+            assert_eq!(segments(d.path()).len(), if after { 2 } else { 1 }, "after = {after}");
             assert!(rec.last_seq >= durable, "every record reported durable is there ({} < {durable})", rec.last_seq);
-            assert!(rec.last_seq < next, "records after the roll were never durable");
-            assert_eq!(segments(d.path()).len(), 1);
+            assert!(rec.last_seq < next);
             let last = rec.last_seq;
             append_n(&mut wal, last + 1, last + 10);
             wal.close().unwrap();
@@ -698,4 +719,72 @@ fn a_spare_becomes_a_segment_only_once_its_header_and_first_records_are_durable(
             assert_eq!(recs, (1..=last + 10).map(expected).collect::<Vec<_>>());
         }
     }
+}
+
+/// A crash between a roll's sync and the spare's rename leaves the newest
+/// segment, records reported durable in it, under the spare's name: a
+/// read-only replay reads it, and an open gives it its name. A spare whose
+/// header is zeros was never the target of a completed sync: deleted, even
+/// with records after it. One whose header is damaged (not zeros), with
+/// records after it, is corruption.
+#[test]
+fn a_spare_left_by_a_crash_is_read_by_its_header() {
+    const SIZE: u64 = 1 << 16;
+    let d = TempDir::new("spare-left");
+    let o = || WalOptions { segment_size: SIZE, ..opts(backends()[0]) };
+    let (mut wal, _) = Wal::open(d.path(), o()).unwrap();
+    append_n(&mut wal, 1, 2000);
+    wal.close().unwrap();
+    let segs = segments(d.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    let newest = segs.last().unwrap().clone();
+    let spare = d.path().join("wal-spare.tmp");
+    let bytes = std::fs::read(&newest).unwrap();
+
+    // Valid header: the newest segment.
+    std::fs::rename(&newest, &spare).unwrap();
+    let (recs, r) = replay_all(d.path(), 1).unwrap();
+    assert_eq!((r.last_seq, recs.len()), (2000, 2000), "a read-only replay reads the spare's segment");
+    let rep = inspect(d.path(), Some(&[])).unwrap();
+    assert!(rep.is_healthy(), "{rep:?}");
+    assert_eq!((rep.last_seq, rep.segments.last().map(|s| s.path.clone())), (Some(2000), Some(spare.clone())));
+    let (mut wal, r) = Wal::open(d.path(), o()).unwrap();
+    assert_eq!((r.last_seq, r.bytes_cut), (2000, 0));
+    assert!(newest.exists() && !spare.exists(), "renamed to its segment's name");
+    append_n(&mut wal, 2001, 2010);
+    wal.close().unwrap();
+    let (recs, _) = replay_all(d.path(), 1).unwrap();
+    assert_eq!(recs, (1..=2010).map(expected).collect::<Vec<_>>());
+
+    // Zero header, records after it: never durable (the roll's one sync
+    // covers the header), deleted by the open.
+    let newest = segments(d.path()).last().unwrap().clone();
+    let first_of_newest: u64 = newest.file_name().unwrap().to_str().unwrap()[4..24].parse().unwrap();
+    let mut zeroed = std::fs::read(&newest).unwrap();
+    zeroed[..32].fill(0);
+    std::fs::remove_file(&newest).unwrap();
+    std::fs::write(&spare, &zeroed).unwrap();
+    let (wal, r) = Wal::open(d.path(), o()).unwrap();
+    assert_eq!(r.last_seq, first_of_newest - 1, "the spare's records were never durable");
+    assert!(!spare.exists());
+    drop(wal);
+
+    // Damaged header (not zeros), records after it: WAL_CORRUPT, nothing changed.
+    let mut damaged = bytes.clone();
+    damaged[20] ^= 0x40;
+    std::fs::write(&spare, &damaged).unwrap();
+    let before = std::fs::read_dir(d.path()).unwrap().count();
+    let rep = inspect(d.path(), Some(&[])).unwrap();
+    assert!(!rep.is_healthy() && rep.corruption.iter().any(|(p, _, _)| *p == spare), "{rep:?}");
+    let e = Wal::open(d.path(), o()).unwrap_err();
+    assert_eq!(e.code(), "WAL_CORRUPT", "{e}");
+    assert!(e.to_string().contains("wal-spare.tmp"), "{e}");
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), before);
+    // With truncate_corrupt: moved aside, reported.
+    let (wal, r) = Wal::open(d.path(), WalOptions { truncate_corrupt: true, ..o() }).unwrap();
+    assert!(!spare.exists());
+    assert_eq!(r.moved_aside, vec![d.path().join("wal-spare.tmp.0.corrupt")]);
+    assert_eq!(r.bytes_cut, damaged.len() as u64);
+    assert!(r.truncate_reason.as_deref().unwrap_or("").contains("spare"), "{r:?}");
+    drop(wal);
 }
