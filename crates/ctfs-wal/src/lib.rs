@@ -50,16 +50,23 @@
 //! records no fingerprint and is refused the same way until
 //! [`upgrade_format`] stamps it. A segment is
 //! rolled when the next record would take it past
-//! [`WalOptions::segment_size`] (default 64 MiB); a new segment's header is
-//! synced and the directory fsynced before any record goes into it; the
-//! previous segment is synced before the new one is created. Once the
-//! active segment is a quarter full, a helper thread zeroes the next
-//! segment's file ahead (`wal-spare.tmp`, the segment size, synced in
-//! 256 KiB chunks), so that a roll only writes a header into existing
-//! blocks, renames the file and syncs the directory, and the new segment
-//! needs no zeros written ahead (see below). The log directory therefore
-//! holds up to one segment size more than its segments; an open deletes a
-//! spare left by a crash, a close an unused one.
+//! [`WalOptions::segment_size`] (default 64 MiB); a batch that would not
+//! fit, and is under an eighth of a segment, starts the next segment whole.
+//! Once the active segment is a quarter full, a helper thread zeroes the
+//! next segment's file ahead (`wal-spare.tmp`, the segment size, synced in
+//! 256 KiB chunks, then the directory synced). A roll onto it writes the
+//! segment's header in the same write as its first records, so that **one
+//! fdatasync** makes both durable and acknowledges them; the rename to the
+//! segment's name and the directory sync follow, off the acknowledgement's
+//! path. A spare with a valid header is therefore the newest segment (a
+//! crash between that sync and the rename): recovery, replay and
+//! [`inspect`] read it as one and an open renames it; a spare whose header
+//! is zeros holds nothing acknowledged (an open deletes it, as it does an
+//! unused one; a close deletes an unused one); a damaged header with
+//! records after it is corruption. Without a spare ready, the writer
+//! creates the segment itself: header synced and directory fsynced before
+//! any record goes into it. A named segment always has a synced header.
+//! The log directory holds up to one segment size more than its segments.
 //!
 //! **Pacing** ([`Wal::set_pacing`], off by default; the Node binding turns
 //! it on and reports each durable callback processed with
