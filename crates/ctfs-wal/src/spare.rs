@@ -46,7 +46,8 @@ use crate::format::{fsync_dir, parse_segment_header, segment_file_name, segment_
 use std::io::Read;
 
 /// The spare's file name in the log directory (not a segment's name:
-/// recovery, replay and `inspect` never look at it).
+/// recovery, replay and `inspect` read it as a segment only when its
+/// header is valid; see the module docs).
 pub(crate) const SPARE_NAME: &str = "wal-spare.tmp";
 
 /// Bytes of zeros written and synced at a time.

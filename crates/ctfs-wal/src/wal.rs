@@ -29,12 +29,13 @@
 //! forms the next batch: group commit without any timer. A batch that does
 //! not fit in the segment's room starts the next segment (if it is small
 //! beside a segment; a larger one fills the segment, then writes and syncs
-//! those records, and rolls inside). Made from the spare zeroed ahead (`spare.rs`),
-//! the new segment gets its header in the same write and sync as its first
-//! records, then its name and a directory sync, before any of them is
-//! reported durable; created on the spot (no spare ready), it gets its
-//! header synced and the directory synced first. Either way a named segment
-//! always has a synced header.
+//! those records, and rolls inside). Made from the spare zeroed ahead
+//! (`spare.rs`), the new segment gets its header in the same write and sync
+//! as its first records, which are then reported durable; its name and a
+//! directory sync follow (a spare with a valid header is read as the newest
+//! segment). Created on the spot (no spare ready), it gets its header synced
+//! and the directory synced first. Either way a named segment always has a
+//! synced header.
 //!
 //! A failed write or sync puts the log in the failed state for good:
 //! `durable_seq` never moves again, the failure callback runs once, and every
