@@ -501,10 +501,12 @@ fn zeros_written_ahead_are_cut_at_roll_and_close() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        // A copy taken while the log is live is what a crash leaves.
+        // A copy taken while the log is live is what a crash leaves (the
+        // newest segment may still have the spare's name: every file).
         let crashed = TempDir::new("zeros-crash");
-        for s in &segs {
-            std::fs::copy(s, crashed.path().join(s.file_name().unwrap())).unwrap();
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, crashed.path().join(p.file_name().unwrap())).unwrap();
         }
         wal.close().unwrap();
         let bytes = std::fs::read(segs.last().unwrap()).unwrap();
