@@ -570,6 +570,17 @@ fn paced_writer_progresses_with_or_without_its_consumer() {
     }
 }
 
+/// Waits until the helper has zeroed the spare to `size` bytes, and its last
+/// chunk's sync (and the directory's) had time to finish.
+fn wait_for_spare(spare: &std::path::Path, size: u64) {
+    let t0 = std::time::Instant::now();
+    while std::fs::metadata(spare).map(|m| m.len()).unwrap_or(0) < size {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no spare after 30 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+}
+
 /// Once the active segment is a quarter full, a helper zeroes the next one
 /// (`wal-spare.tmp`, the full segment size); the roll makes it the next
 /// segment (so it holds the segment size from the start, where a segment
@@ -583,20 +594,13 @@ fn rolls_use_the_spare_zeroed_ahead() {
         let d = TempDir::new("spare");
         let o = || WalOptions { segment_size: SIZE, ..opts(b) };
         let spare = d.path().join("wal-spare.tmp");
-        let spare_len = || std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0);
         let (mut wal, _) = Wal::open(d.path(), o()).unwrap();
         let mut next = 1u64;
         // ~110 B per record: 3,000 records are past a quarter of the segment.
         append_n(&mut wal, next, next + 2999);
         next += 3000;
         wal.flush().unwrap();
-        let t0 = std::time::Instant::now();
-        while spare_len() < SIZE {
-            assert!(t0.elapsed() < std::time::Duration::from_secs(30), "no spare after 30 s");
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        // Its last chunk is written; let its sync finish.
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        wait_for_spare(&spare, SIZE);
         // Groups of 10 records, each appended as one batch for the writer.
         let created = wal.stats().segments_created;
         let mut before = 0;
@@ -678,12 +682,7 @@ fn a_roll_onto_the_spare_that_fails_loses_nothing_reported_durable() {
             let (mut wal, _) = Wal::open(d.path(), WalOptions { segment_size: SIZE, fault_hook: Some(hook), ..opts(b) }).unwrap();
             append_n(&mut wal, 1, 3000);
             wal.flush().unwrap();
-            let t0 = std::time::Instant::now();
-            while std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0) < SIZE {
-                assert!(t0.elapsed() < Duration::from_secs(30), "no spare after 30 s");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            std::thread::sleep(Duration::from_millis(200)); // its last chunk's sync
+            wait_for_spare(&spare, SIZE);
             armed.store(1, Ordering::SeqCst);
             let mut next = 3001u64;
             'fill: loop {
