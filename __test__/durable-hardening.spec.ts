@@ -347,6 +347,45 @@ test('inspect finds a missing first segment (no checkpoint): unhealthy, and `ctf
   t.is(code, 1)
 })
 
+test('a crash between a roll\'s sync and the spare\'s rename: the spare with a valid header is the newest segment', async (t) => {
+  // A roll onto the spare (`wal-spare.tmp`) acknowledges the segment's first
+  // facts after one sync of header + records, then renames it: a crash in
+  // between leaves acknowledged facts under the spare's name.
+  const dir = await thousand(t)
+  const segs = segments(dir)
+  const newest = segs.at(-1)!
+  const spare = join(dir, 'wal-spare.tmp')
+  const bytes = readFileSync(join(dir, newest))
+  const lost = copyDir(t, dir)
+  const damaged = copyDir(t, dir)
+  for (const d of [dir, lost, damaged]) unlinkSync(join(d, newest))
+  writeFileSync(spare, bytes)
+  t.true(inspect(dir).healthy, inspect(dir).damage.join('\n'))
+  const k = await DurableKernel.open({ dir, invariant: supply, backend, segmentBytes: 4096 })
+  t.is(k.stats.admitted, 1000)
+  t.is(k.contains(hid('th', 999)), 'yes')
+  t.false(existsSync(spare))
+  t.deepEqual(segments(dir), segs, 'renamed to its segment\'s name')
+  await k.close()
+  // A header of zeros: no sync of it completed, so nothing in it was acknowledged.
+  const zeroed = Buffer.from(bytes)
+  zeroed.fill(0, 0, 32)
+  writeFileSync(join(lost, 'wal-spare.tmp'), zeroed)
+  const k2 = await DurableKernel.open({ dir: lost, invariant: supply, backend, segmentBytes: 4096 })
+  t.is(k2.stats.admitted, Number(newest.slice(4, 24)) - 1)
+  t.false(existsSync(join(lost, 'wal-spare.tmp')))
+  await k2.close()
+  // A damaged header (not zeros) with records after it: corruption, found by inspect and open alike.
+  const bad = Buffer.from(bytes)
+  bad[20] = (bad[20] as number) ^ 0x40
+  writeFileSync(join(damaged, 'wal-spare.tmp'), bad)
+  const r = inspect(damaged)
+  t.false(r.healthy)
+  t.true(r.damage.some((l) => l.includes('wal-spare.tmp')), r.damage.join('\n'))
+  t.is(await codeOf(DurableKernel.open({ dir: damaged, invariant: supply, backend, segmentBytes: 4096 })), 'WAL_CORRUPT')
+  t.true(existsSync(join(damaged, 'wal-spare.tmp')), 'a refused open changes nothing')
+})
+
 test('inspect(dir).healthy === (open succeeds) on damaged directories', async (t) => {
   const plain = await thousand(t)
   const ckpt = await thousand(t, 600)
