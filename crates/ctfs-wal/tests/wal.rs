@@ -601,11 +601,14 @@ fn rolls_use_the_spare_zeroed_ahead() {
         next += 3000;
         wal.flush().unwrap();
         wait_for_spare(&spare, SIZE);
-        // Groups of 10 records, each appended as one batch for the writer.
+        // Groups of 10 records, each appended as one batch for the writer
+        // (almost always: the trace says).
+        wal.set_trace(true);
         let created = wal.stats().segments_created;
-        let mut before = 0;
+        let (mut before, mut group) = (0, 0);
         while wal.stats().segments_created == created {
             before = wal.stats().fsyncs;
+            group = next;
             wal.hold_wakes();
             append_n(&mut wal, next, next + 9);
             wal.release_wakes();
@@ -618,15 +621,24 @@ fn rolls_use_the_spare_zeroed_ahead() {
             let first = std::fs::read(&segments(d.path())[0]).unwrap();
             record_offsets(&first).last().map(|(o, l)| o + l) == Some(first.len())
         };
+        // (The trace records a batch after all of that.)
+        let mut trace = Vec::new();
         let t0 = std::time::Instant::now();
-        while spare.exists() || wal.stats().fsyncs - before < 2 || !first_cut() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "the spare was never renamed");
+        while !trace.iter().any(|t: &BatchTrace| t.first_seq >= group && t.rolls > 0) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "the rolling batch never finished");
             std::thread::sleep(Duration::from_millis(1));
+            trace.extend(wal.take_trace());
         }
+        assert!(!spare.exists() && first_cut());
         // The batch that did not fit started the new segment: one sync for
         // the header and its records, then one for the directory; none for
-        // the old segment.
-        assert_eq!(wal.stats().fsyncs - before, 2, "syncs of the rolling batch");
+        // the old segment (the group's other batches, if the writer split
+        // it, one sync each).
+        let batches: Vec<_> = trace.iter().filter(|t| t.first_seq >= group).collect();
+        let rolled: Vec<_> = batches.iter().filter(|t| t.rolls > 0).collect();
+        assert_eq!(rolled.len(), 1, "{batches:?}");
+        assert_eq!(wal.stats().fsyncs - before, batches.len() as u64 + 1, "syncs of the rolling group: {batches:?}");
+        wal.set_trace(false);
         let segs = segments(d.path());
         assert_eq!(segs.len(), 2);
         assert!(!spare.exists(), "the spare became the second segment");
@@ -636,8 +648,9 @@ fn rolls_use_the_spare_zeroed_ahead() {
         assert!(live[end..].iter().all(|&x| x == 0));
         let first = std::fs::read(&segs[0]).unwrap();
         assert_eq!(record_offsets(&first).last().map(|(o, l)| o + l), Some(first.len()), "rolled: cut at its last record");
-        assert_eq!(record_offsets(&first).len() % 10, 0, "the old segment ends with a whole group");
-        assert_eq!(record_offsets(&live).len(), 10, "the new one starts with the group that did not fit");
+        let new_first: u64 = segs[1].file_name().unwrap().to_str().unwrap()[4..24].parse().unwrap();
+        assert_eq!(new_first, rolled[0].first_seq, "the batch that did not fit starts the new segment whole");
+        assert_eq!(record_offsets(&live).len() as u64, next - new_first);
         // Past a quarter of the second segment a spare is made again; a close deletes it.
         append_n(&mut wal, next, next + 2999);
         next += 3000;
