@@ -67,6 +67,16 @@ const GROWTH: f64 = 1.5;
 /// Largest segment (home buckets of 8 slots): a rebuild moves at most ~13K slots.
 const SEG_MAX_BUCKETS: usize = 1 << 11;
 const MIN_BUCKETS: usize = 2;
+/// Bytes per entry the table may hold after a rebuild: past it, the
+/// rebuild takes the dense end of its phase range (see `grow`). With the id
+/// arena's ~32.7 B per id at its worst (100K ids, a chunk just started and
+/// the next faulted in ahead), this keeps the index under its 48-byte
+/// budget for every hash seed; without it, the random phases of a few
+/// segments rebuilt sparse at once took an index over it (48.03 and 48.27
+/// B once each in CI).
+const TABLE_CAP_PER_ENTRY: f64 = 15.0;
+/// Entries from which that cap applies (below, fixed overheads dominate).
+const CAP_FROM: usize = 50_000;
 /// Deepest directory (2^20 segments: far more than 2^32 ids need).
 const MAX_DEPTH: u32 = 20;
 
@@ -684,12 +694,18 @@ impl Table {
     /// in when they grow.
     fn phased_buckets(&mut self, n: usize) -> usize {
         let load = LOAD_MAX / GROWTH.powf(0.5 + self.phase());
+        Self::buckets_for(n, load)
+    }
+
+    /// Home buckets (even) for `n` entries at `load`.
+    fn buckets_for(n: usize, load: f64) -> usize {
         let nb = ((n as f64 / load / 8.0).ceil() as usize).max(MIN_BUCKETS);
         nb + (nb & 1)
     }
 
     /// Makes room in segment `si`: splits it (past `SEG_MAX_BUCKETS`), or
-    /// rebuilds it larger.
+    /// rebuilds it larger, at a random phase unless that would take the
+    /// table past `TABLE_CAP_PER_ENTRY`.
     #[inline(never)]
     fn grow(&mut self, si: usize, pool: &mut HugePool) {
         self.rebuilds += 1;
@@ -704,7 +720,17 @@ impl Table {
                 return;
             }
         }
-        let mut nb = self.phased_buckets(self.segs[si].len).max(self.segs[si].nb + 2);
+        let n = self.segs[si].len;
+        let mut nb = self.phased_buckets(n).max(self.segs[si].nb + 2);
+        // Past the cap, the rebuild takes the dense end of the phase range.
+        if self.len >= CAP_FROM {
+            let bytes = |nb: usize| (nb + pad_for(nb)) * std::mem::size_of::<Bucket>() + if self.filtered { nb.div_ceil(2) * 8 } else { 0 };
+            let old = self.segs[si].buckets.heap_bytes() + self.segs[si].filter.bytes();
+            if self.memory_bytes() - old + bytes(nb) > (TABLE_CAP_PER_ENTRY * self.len as f64) as usize {
+                let dense = Self::buckets_for(n, LOAD_MAX / GROWTH.sqrt());
+                nb = nb.min(dense.max(self.segs[si].nb + 2));
+            }
+        }
         let grown = loop {
             if let Some(g) = self.segs[si].rebuilt(nb, pool) {
                 break g;
