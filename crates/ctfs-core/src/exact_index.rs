@@ -553,17 +553,24 @@ mod tests {
         assert_eq!(t.find(MAX_KEY, |_| true).is_some(), keys.contains(&MAX_KEY));
     }
 
+    /// Each index draws its own hash seed and rebuild phases, and the peak
+    /// depends on them (see the module docs): a dozen indexes.
     #[test]
     fn memory_stays_under_48_bytes_per_id_while_growing() {
-        let mut ix = ExactIndex::new();
-        let mut peak = 0f64;
-        for i in 0..1_500_000u64 {
-            ix.insert(&id(i)).unwrap();
-            if i >= 100_000 && i % 4096 == 0 {
-                peak = peak.max(ix.memory_bytes() as f64 / ix.len() as f64);
+        for round in 0..12 {
+            let mut ix = ExactIndex::new();
+            let mut peak = (0f64, 0);
+            for i in 0..1_500_000u64 {
+                ix.insert(&id(i)).unwrap();
+                if i >= 100_000 && i % 4096 == 0 {
+                    let b = ix.memory_bytes() as f64 / ix.len() as f64;
+                    if b > peak.0 {
+                        peak = (b, i);
+                    }
+                }
             }
+            assert!(peak.0 <= 48.0, "index {round}: peak {} bytes per id at {} ids", peak.0, peak.1);
         }
-        assert!(peak <= 48.0, "peak {peak} bytes per id");
     }
 
     /// Inserts `n` ids into an index whose huge pages start at `huge_from`
