@@ -796,12 +796,14 @@ mod tests {
         assert_eq!(ix.len(), set.len());
     }
 }
+/// Diagnostics, run by hand: where an index's bytes go on its way to 10M ids
+/// (`cargo test --release -p ctfs-core -- --ignored memory_breakdown --nocapture`).
 #[cfg(test)]
-mod probe_mem {
+mod diagnostics {
     use super::*;
     #[test]
     #[ignore]
-    fn breakdown() {
+    fn memory_breakdown_to_ten_million() {
         let mut ix = ExactIndex::new();
         let mut peak = (0f64, 0);
         for i in 0..10_000_000u64 {
