@@ -797,7 +797,7 @@ mod tests {
     }
 }
 /// Diagnostics, run by hand: where an index's bytes go on its way to 10M ids
-/// (`cargo test --release -p ctfs-core -- --ignored memory_breakdown --nocapture`).
+/// (`cargo test --release -p ctfs-core --lib -- --ignored memory_breakdown --nocapture`).
 #[cfg(test)]
 mod diagnostics {
     use super::*;
