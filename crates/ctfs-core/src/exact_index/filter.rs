@@ -40,7 +40,17 @@ fn mask(key: u32) -> u64 {
 impl Filter {
     /// An empty filter for `nb` home buckets, or an off one.
     pub(super) fn new(nb: usize, on: bool) -> Filter {
-        Filter(if on { vec![0; nb.div_ceil(BUCKETS_PER_WORD)] } else { Vec::new() })
+        Filter(vec![0; Self::words(nb, on)])
+    }
+
+    /// Words of a filter for `nb` home buckets (none when off).
+    fn words(nb: usize, on: bool) -> usize {
+        if on { nb.div_ceil(BUCKETS_PER_WORD) } else { 0 }
+    }
+
+    /// Bytes of a new filter for `nb` home buckets.
+    pub(super) fn bytes_for(nb: usize, on: bool) -> usize {
+        Self::words(nb, on) * 8
     }
 
     pub(super) fn is_on(&self) -> bool {

@@ -275,6 +275,17 @@ fn pad_for(nb: usize) -> usize {
 }
 
 impl Segment {
+    /// Bytes of a new segment of `nb` home buckets on the heap (see
+    /// `Segment::heap_bytes`).
+    fn bytes_for(nb: usize, filtered: bool) -> usize {
+        (nb + pad_for(nb)) * std::mem::size_of::<Bucket>() + Filter::bytes_for(nb, filtered)
+    }
+
+    /// Heap bytes of its buckets (none in pool slots) and its filter.
+    fn heap_bytes(&self) -> usize {
+        self.buckets.heap_bytes() + self.filter.bytes()
+    }
+
     fn empty(nb: usize, local_depth: u32, prefix: u32, filtered: bool, pool: &mut HugePool) -> Segment {
         Segment {
             buckets: Buckets::new(nb + pad_for(nb), pool),
@@ -697,6 +708,22 @@ impl Table {
         Self::buckets_for(n, load)
     }
 
+    /// Home buckets for rebuilding segment `si` larger: at a random phase
+    /// (`phased_buckets`), or at the dense end of the range when the random
+    /// one would take the table past `TABLE_CAP_PER_ENTRY`.
+    fn rebuild_buckets(&mut self, si: usize) -> usize {
+        let (n, least) = (self.segs[si].len, self.segs[si].nb + 2);
+        let nb = self.phased_buckets(n).max(least);
+        if self.len < CAP_FROM {
+            return nb;
+        }
+        let after = self.memory_bytes() - self.segs[si].heap_bytes() + Segment::bytes_for(nb, self.filtered);
+        if after <= (TABLE_CAP_PER_ENTRY * self.len as f64) as usize {
+            return nb;
+        }
+        nb.min(Self::buckets_for(n, LOAD_MAX / GROWTH.sqrt()).max(least))
+    }
+
     /// Home buckets (even) for `n` entries at `load`.
     fn buckets_for(n: usize, load: f64) -> usize {
         let nb = ((n as f64 / load / 8.0).ceil() as usize).max(MIN_BUCKETS);
@@ -720,17 +747,7 @@ impl Table {
                 return;
             }
         }
-        let n = self.segs[si].len;
-        let mut nb = self.phased_buckets(n).max(self.segs[si].nb + 2);
-        // Past the cap, the rebuild takes the dense end of the phase range.
-        if self.len >= CAP_FROM {
-            let bytes = |nb: usize| (nb + pad_for(nb)) * std::mem::size_of::<Bucket>() + if self.filtered { nb.div_ceil(2) * 8 } else { 0 };
-            let old = self.segs[si].buckets.heap_bytes() + self.segs[si].filter.bytes();
-            if self.memory_bytes() - old + bytes(nb) > (TABLE_CAP_PER_ENTRY * self.len as f64) as usize {
-                let dense = Self::buckets_for(n, LOAD_MAX / GROWTH.sqrt());
-                nb = nb.min(dense.max(self.segs[si].nb + 2));
-            }
-        }
+        let mut nb = self.rebuild_buckets(si);
         let grown = loop {
             if let Some(g) = self.segs[si].rebuilt(nb, pool) {
                 break g;
@@ -793,7 +810,7 @@ impl Table {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        self.segs.iter().map(|s| s.buckets.heap_bytes() + s.filter.bytes()).sum::<usize>()
+        self.segs.iter().map(Segment::heap_bytes).sum::<usize>()
             + self.segs.capacity() * std::mem::size_of::<Segment>()
             + self.dir.capacity() * 4
     }
