@@ -154,10 +154,6 @@ pub fn inspect(dir: impl AsRef<Path>, expected: Option<&[u8]>) -> Result<Inspect
                 return Err(WalError::ConfigMismatch { path: c.path.clone(), found: c.fingerprint.clone(), expected: fp });
             }
         }
-        let spare = dir.join(crate::spare::SPARE_NAME);
-        if let Some(reason) = crate::spare::left_spare_damage(dir).map_err(|e| WalError::io(format!("read {}", spare.display()), e))? {
-            return Err(WalError::corrupt(&spare, 0, format!("the spare segment: {reason}")));
-        }
         let o = ScanOptions { repair: false, truncate_corrupt: false, from_seq: need, fingerprint: reference.as_deref() };
         Ok(scan(dir, &o, |_| Ok::<(), WalError>(()))?.fingerprint)
     };
@@ -172,7 +168,7 @@ pub fn inspect(dir: impl AsRef<Path>, expected: Option<&[u8]>) -> Result<Inspect
 
     // ---- every problem, listed
     let spare = dir.join(crate::spare::SPARE_NAME);
-    if let Some(reason) = crate::spare::left_spare_damage(dir).map_err(|e| WalError::io(format!("read {}", spare.display()), e))? {
+    if let crate::spare::LeftSpare::Damaged(reason) = crate::spare::left_spare(dir).map_err(|e| WalError::io(format!("read {}", spare.display()), e))? {
         rep.corruption.push((spare, 0, format!("the spare segment: {reason}")));
     }
     let segs = list_segments(dir).map_err(|e| WalError::io(format!("list {}", dir.display()), e))?;

@@ -40,8 +40,9 @@
 use crate::error::WalError;
 use crate::format::{
     RecordRef, SegmentHeader, fsync_dir, is_zero_tail, list_segments, parse_record, parse_record_checked, parse_segment_header,
-    verified_chain_end,
+    segment_file_name, verified_chain_end,
 };
+use crate::spare::{LeftSpare, SPARE_NAME, left_spare};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -206,6 +207,20 @@ where
     // Every seq from `need` on must be in the log; below it, covered.
     let need = if o.from_seq == NO_REPLAY { 1 } else { from_seq };
     let covered = need - 1;
+    // A spare left by a crash (see `spare.rs`): one holding a segment is
+    // listed with the segments (and renamed at the end of a repair); a
+    // damaged one is refused, or moved aside with `truncate_corrupt`.
+    let spare = dir.join(SPARE_NAME);
+    let mut spare_aside = None;
+    if let LeftSpare::Damaged(reason) = left_spare(dir).map_err(|e| io_err("read", &spare, e))? {
+        let reason = format!("the spare segment: {reason}");
+        if !(o.repair && o.truncate_corrupt) {
+            return Err(WalError::corrupt(&spare, 0, reason).into());
+        }
+        let len = std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0);
+        let (p, bytes) = move_aside(&spare, Err(len), 0)?;
+        spare_aside = Some((p, bytes, reason));
+    }
     let segs = list_segments(dir).map_err(|e| io_err("list", dir, e))?;
     let n = segs.len();
     let mut rec = Recovery { segments: n, ..Recovery::default() };
@@ -214,7 +229,7 @@ where
     // The seq the next valid record must have (after the previous segment).
     let mut expected: Option<u64> = None;
     let mut first_valid: Option<u64> = None;
-    let mut dir_changed = false;
+    let mut dir_changed = spare_aside.is_some();
 
     // Uncovered damage at (segment i, offset): cut there (moving the bytes
     // aside) with `truncate_corrupt`, else `WAL_CORRUPT`.
@@ -433,6 +448,23 @@ where
     }
     rec.last_seq = next - 1;
     rec.first_seq = first_valid.unwrap_or(next).min(next);
+    if let Some((p, bytes, reason)) = spare_aside {
+        rec.bytes_cut += bytes;
+        rec.moved_aside.push(p.clone());
+        if rec.truncated_at.is_none() {
+            rec.truncated_at = Some((p, 0));
+            rec.truncate_reason = Some(reason);
+        }
+    }
+    // The spare's segment (if it is still there) gets its name.
+    if o.repair && let Some((first, _)) = segs.iter().find(|(_, p)| *p == spare) && spare.exists() {
+        let named = dir.join(segment_file_name(*first));
+        std::fs::rename(&spare, &named).map_err(|e| io_err("rename", &spare, e))?;
+        if let Some((p, ..)) = active.as_mut().filter(|(p, ..)| *p == spare) {
+            *p = named;
+        }
+        dir_changed = true;
+    }
     if o.repair && dir_changed {
         fsync_dir(dir).map_err(|e| io_err("fsync dir", dir, e))?;
     }

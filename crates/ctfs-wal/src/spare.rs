@@ -92,8 +92,7 @@ impl Spare {
     }
 
     /// Deletes a spare left in `dir` by a process that did not close its
-    /// log. Call after [`settle_left_spare`] (which renames one that holds a
-    /// segment).
+    /// log. Call after recovery (which renames one that holds a segment).
     pub(crate) fn remove_stale(dir: &Path) -> std::io::Result<()> {
         match std::fs::remove_file(dir.join(SPARE_NAME)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -220,7 +219,8 @@ pub(crate) enum LeftSpare {
     /// A valid header: the newest segment, starting at this seq, with
     /// acknowledged records.
     Segment(u64),
-    /// A header that is neither valid nor zeros, followed by records.
+    /// A header that is neither valid nor zeros, followed by records; or a
+    /// segment whose name another file has.
     Damaged(String),
 }
 
@@ -237,7 +237,14 @@ pub(crate) fn left_spare(dir: &Path) -> std::io::Result<LeftSpare> {
     let mut head = Vec::with_capacity(segment_header_len(MAX_FINGERPRINT));
     (&mut f).take(segment_header_len(MAX_FINGERPRINT) as u64).read_to_end(&mut head)?;
     let reason = match parse_segment_header(&head) {
-        Ok(h) => return Ok(LeftSpare::Segment(h.first_seq)),
+        Ok(h) => {
+            let named = dir.join(segment_file_name(h.first_seq));
+            return Ok(if named.exists() {
+                LeftSpare::Damaged(format!("it holds segment {}, and {} exists too", h.first_seq, named.display()))
+            } else {
+                LeftSpare::Segment(h.first_seq)
+            });
+        }
         Err(reason) => reason,
     };
     // Never written by a roll (zeros), or a roll whose sync did not complete.
@@ -260,33 +267,6 @@ pub(crate) fn left_segment(dir: &Path) -> std::io::Result<Option<(u64, PathBuf)>
         LeftSpare::Segment(first) => Some((first, dir.join(SPARE_NAME))),
         _ => None,
     })
-}
-
-/// Why an open would refuse the spare left in `dir`: a damaged header
-/// with records after it, or a segment whose name another file has.
-pub(crate) fn left_spare_damage(dir: &Path) -> std::io::Result<Option<String>> {
-    Ok(match left_spare(dir)? {
-        LeftSpare::Segment(first) => {
-            let named = dir.join(segment_file_name(first));
-            named.exists().then(|| format!("it holds segment {first}, and {} exists too", named.display()))
-        }
-        LeftSpare::Damaged(reason) => Some(reason),
-        LeftSpare::Unused => None,
-    })
-}
-
-/// Before an open's recovery: a spare left holding a segment gets the
-/// segment's name (directory synced). Returns the spare's damage instead
-/// (see [`left_spare_damage`]), changing nothing.
-pub(crate) fn settle_left_spare(dir: &Path) -> std::io::Result<Option<String>> {
-    if let Some(damage) = left_spare_damage(dir)? {
-        return Ok(Some(damage));
-    }
-    if let LeftSpare::Segment(first) = left_spare(dir)? {
-        std::fs::rename(dir.join(SPARE_NAME), dir.join(segment_file_name(first)))?;
-        fsync_dir(dir)?;
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

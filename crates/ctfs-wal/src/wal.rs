@@ -477,25 +477,6 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File, WalError> {
         .map_err(|e| WalError::io(format!("open {}", p.display()), e))
 }
 
-/// A spare left by a crash (see `spare.rs`): renamed to its segment's name
-/// when it holds one; when its header is damaged and records follow it,
-/// `WAL_CORRUPT`, or with `truncate_corrupt` moved aside (returned as
-/// (new path, bytes, reason) for the report).
-fn settle_spare(dir: &Path, truncate_corrupt: bool) -> Result<Option<(PathBuf, u64, String)>, WalError> {
-    let spare = dir.join(crate::spare::SPARE_NAME);
-    let damage = crate::spare::settle_left_spare(dir).map_err(|e| WalError::io(format!("read {}", spare.display()), e))?;
-    let Some(reason) = damage else { return Ok(None) };
-    let reason = format!("the spare segment: {reason}");
-    if !truncate_corrupt {
-        return Err(WalError::corrupt(&spare, 0, reason));
-    }
-    let to = dir.join(format!("{}.0.corrupt", crate::spare::SPARE_NAME));
-    let bytes = std::fs::metadata(&spare).map(|m| m.len()).unwrap_or(0);
-    std::fs::rename(&spare, &to).map_err(|e| WalError::io(format!("move aside {}", spare.display()), e))?;
-    fsync_dir(dir).map_err(|e| WalError::io(format!("fsync dir {}", dir.display()), e))?;
-    Ok(Some((to, bytes, reason)))
-}
-
 /// Creates segment `first_seq` in `dir`: header written and fsynced, then
 /// the directory fsynced. Returns the open file.
 fn create_segment(dir: &Path, first_seq: u64, fingerprint: &[u8]) -> std::io::Result<(PathBuf, File)> {
@@ -544,7 +525,6 @@ impl Wal {
         std::fs::create_dir_all(&dir).map_err(|e| WalError::io(format!("create {}", dir.display()), e))?;
         let lock_file = lock_dir(&dir)?;
         let dir_handle = File::open(&dir).map_err(|e| WalError::io(format!("open {}", dir.display()), e))?;
-        let spare_aside = settle_spare(&dir, opts.truncate_corrupt)?;
         let scan_opts = ScanOptions {
             repair: true,
             truncate_corrupt: opts.truncate_corrupt,
@@ -554,14 +534,6 @@ impl Wal {
         let scanned = scan(&dir, &scan_opts, f)?;
         Spare::remove_stale(&dir).map_err(|e| WalError::io(format!("remove the spare segment in {}", dir.display()), e))?;
         let mut recovery = scanned.recovery;
-        if let Some((path, bytes, reason)) = spare_aside {
-            recovery.bytes_cut += bytes;
-            recovery.moved_aside.push(path.clone());
-            if recovery.truncated_at.is_none() {
-                recovery.truncated_at = Some((path, 0));
-                recovery.truncate_reason = Some(reason);
-            }
-        }
         let next_seq = recovery.last_seq + 1;
         let header_len = segment_header_len(opts.fingerprint.len()) as u64;
 
