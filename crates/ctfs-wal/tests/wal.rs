@@ -214,6 +214,21 @@ fn invalid_arguments() {
     assert_eq!(e.code(), "IO_ERROR");
 }
 
+/// A fault hook failing, with EIO, every durable write at an offset `at`
+/// accepts once `armed` is 1: before the write reaches the disk, or (with
+/// `after`) once it is written and synced.
+fn eio_when_armed(armed: &Arc<AtomicUsize>, after: bool, at: impl Fn(u64) -> bool + Send + Sync + 'static) -> FaultHook {
+    let armed = armed.clone();
+    Arc::new(move |off, _| {
+        if at(off) && armed.load(Ordering::SeqCst) == 1 {
+            let e = std::io::Error::from_raw_os_error(5); // EIO
+            if after { FaultAction::FailAfter(e) } else { FaultAction::FailBefore(e) }
+        } else {
+            FaultAction::Proceed
+        }
+    })
+}
+
 #[test]
 fn failed_state_is_final() {
     for b in backends() {
@@ -222,15 +237,7 @@ fn failed_state_is_final() {
             // Armed once records 1..=10 are durable (however many batches
             // the writer made of them): every later durable write fails.
             let armed = Arc::new(AtomicUsize::new(0));
-            let w2 = armed.clone();
-            let hook: FaultHook = Arc::new(move |_, _| {
-                if w2.load(Ordering::SeqCst) == 1 {
-                    let e = std::io::Error::from_raw_os_error(5); // EIO
-                    if after { FaultAction::FailAfter(e) } else { FaultAction::FailBefore(e) }
-                } else {
-                    FaultAction::Proceed
-                }
-            });
+            let hook = eio_when_armed(&armed, after, |_| true);
             let failures = Arc::new(AtomicU64::new(0));
             let f2 = failures.clone();
             let durable_calls = Arc::new(Mutex::new(Vec::new()));
@@ -681,16 +688,8 @@ fn a_roll_onto_the_spare_that_fails_loses_nothing_reported_durable() {
         for after in [false, true] {
             let d = TempDir::new("spare-fails");
             let armed = Arc::new(AtomicUsize::new(0));
-            let a2 = armed.clone();
             // Offset 0 is only ever written by a roll onto the spare.
-            let hook: FaultHook = Arc::new(move |off, _| {
-                if off == 0 && a2.load(Ordering::SeqCst) == 1 {
-                    let e = std::io::Error::from_raw_os_error(5); // EIO
-                    if after { FaultAction::FailAfter(e) } else { FaultAction::FailBefore(e) }
-                } else {
-                    FaultAction::Proceed
-                }
-            });
+            let hook = eio_when_armed(&armed, after, |off| off == 0);
             let spare = d.path().join("wal-spare.tmp");
             let (mut wal, _) = Wal::open(d.path(), WalOptions { segment_size: SIZE, fault_hook: Some(hook), ..opts(b) }).unwrap();
             append_n(&mut wal, 1, 3000);
