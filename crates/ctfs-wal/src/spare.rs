@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 
 use crate::backend::{Io, Portable};
 use crate::checkpoint::MAX_FINGERPRINT;
-use crate::format::{fsync_dir, parse_segment_header, segment_file_name, segment_header_len, valid_record_after};
+use crate::format::{SEGMENT_HEADER_MIN_LEN, fsync_dir, parse_segment_header, segment_file_name, segment_header_len, valid_record_after};
 use std::io::Read;
 
 /// The spare's file name in the log directory (not a segment's name:
@@ -234,8 +234,14 @@ pub(crate) fn left_spare(dir: &Path) -> std::io::Result<LeftSpare> {
         Err(e) => return Err(e),
     }
     let mut f = File::open(&path)?;
-    let mut head = Vec::with_capacity(segment_header_len(MAX_FINGERPRINT));
-    (&mut f).take(segment_header_len(MAX_FINGERPRINT) as u64).read_to_end(&mut head)?;
+    let mut head = Vec::new();
+    (&mut f).take(SEGMENT_HEADER_MIN_LEN as u64).read_to_end(&mut head)?;
+    // Never written by a roll (zeros), or a roll whose sync did not
+    // complete: the common case (an unused spare) reads 32 bytes.
+    if head.iter().all(|&b| b == 0) {
+        return Ok(LeftSpare::Unused);
+    }
+    (&mut f).take((segment_header_len(MAX_FINGERPRINT) - SEGMENT_HEADER_MIN_LEN) as u64).read_to_end(&mut head)?;
     let reason = match parse_segment_header(&head) {
         Ok(h) => {
             let named = dir.join(segment_file_name(h.first_seq));
@@ -247,11 +253,6 @@ pub(crate) fn left_spare(dir: &Path) -> std::io::Result<LeftSpare> {
         }
         Err(reason) => reason,
     };
-    // Never written by a roll (zeros), or a roll whose sync did not complete.
-    let zero_header = head.iter().take(crate::format::SEGMENT_HEADER_MIN_LEN).all(|&b| b == 0);
-    if zero_header {
-        return Ok(LeftSpare::Unused);
-    }
     let mut all = head;
     f.read_to_end(&mut all)?;
     Ok(match valid_record_after(&all, 0, 1) {
